@@ -1,0 +1,77 @@
+/**
+ * The `zh-llama` command: a table of sub-commands, each a thin shell over the library in its
+ * own file, loaded only when called so that `--help` stays instant.
+ */
+import { ZhLlamaError, UsageError } from "../errors.js";
+import type { CliIo, Command } from "./command.js";
+
+/** name -> one-line summary and a lazy loader for the command's module. */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  inspect: {
+    summary: "summarise a GGUF model (or print its header as JSON)",
+    load: async () => (await import("./inspect.js")).inspectCommand,
+  },
+  "dump-tensor": {
+    summary: "write one tensor, dequantized to little-endian float32",
+    load: async () => (await import("./dump-tensor.js")).dumpTensorCommand,
+  },
+  quantize: {
+    summary: "requantize a GGUF model's 2-D weights to another ggml type",
+    load: async () => (await import("./quantize.js")).quantizeCommand,
+  },
+};
+
+export function helpText(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const lines = Object.entries(commands).map(([name, { summary }]) => `  ${name.padEnd(width)}  ${summary}`);
+  return [
+    "zh-llama — the Chinese LLaMA / Alpaca family in TypeScript",
+    "",
+    "usage: zh-llama <command> [options]   (zh-llama <command> --help for details)",
+    "",
+    "commands:",
+    ...lines,
+    "",
+  ].join("\n");
+}
+
+const processIo: CliIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  isTty: Boolean(process.stderr.isTTY),
+};
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    io.stdout(helpText());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === "--version") {
+    io.stdout("zh-llama 0.1.0\n");
+    return 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    io.stderr(`zh-llama: unknown command ${JSON.stringify(name)}\n\n${helpText()}`);
+    return 2;
+  }
+  const command = await entry.load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.stdout(command.usage.endsWith("\n") ? command.usage : command.usage + "\n");
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`zh-llama ${name}: ${error.message}\n\n${command.usage}\n`);
+      return 2;
+    }
+    if (error instanceof ZhLlamaError) {
+      io.stderr(`zh-llama ${name}: ${error.name}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,5 @@
+/**
+ * zh-llama's public library API. The CLI (src/cli) is a thin shell over what is exported here.
+ */
+export * from "./errors.js";
+export * from "./formats/ggml-types.js";

@@ -3,3 +3,4 @@
  */
 export * from "./errors.js";
 export * from "./formats/ggml-types.js";
+export * from "./formats/errors.js";

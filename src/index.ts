@@ -4,3 +4,4 @@
 export * from "./errors.js";
 export * from "./formats/ggml-types.js";
 export * from "./formats/errors.js";
+export * from "./formats/gguf/index.js";

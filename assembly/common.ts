@@ -1,0 +1,104 @@
+/*
+ * Shared helpers for every kernel file: IEEE half <-> single conversion and horizontal sums.
+ *
+ * Half floats (ggml_fp16_t) are little-endian u16: 1 sign bit, 5 exponent bits (bias 15),
+ * 10 mantissa bits. Conversions round to nearest-even, as x86's F16C instructions do, because
+ * llama.cpp's CPU build uses them and we want its exact block scales.
+ *
+ * The kernels never allocate: every pointer comes from the caller, who carves tensors out of
+ * the shared memory (src/kernels/wasm/arena.ts).
+ */
+
+/** 2^112: rescales a half's exponent field (bias 15) into single precision (bias 127). */
+export const HALF_TO_SINGLE: f32 = 5.192296858534828e33;
+
+/** One half to single. Subnormal halves come out exact via the float multiply. */
+// @ts-ignore: decorator
+@inline
+export function halfToFloat(h: u32): f32 {
+  const em = h & 0x7fff;
+  let bits = reinterpret<u32>(reinterpret<f32>(em << 13) * HALF_TO_SINGLE);
+  // Inf / NaN: the multiply above cannot reach exponent 255, so set it directly.
+  if (em >= 0x7c00) bits = (em << 13) | 0x7f800000;
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16));
+}
+
+/** Single to half, round to nearest-even, overflow to inf, NaN kept NaN. */
+export function floatToHalf(f: f32): u32 {
+  const w = reinterpret<u32>(f);
+  const sign = w & 0x80000000;
+  const shl1 = w << 1;
+  // Scaling by 2^112 then 2^-110 lets the FPU do the rounding at the half's precision.
+  let base: f32 = (abs<f32>(f) * reinterpret<f32>(0x77800000)) * reinterpret<f32>(0x08800000);
+  let bias = shl1 & 0xff000000;
+  if (bias < 0x71000000) bias = 0x71000000;
+  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
+  const bits = reinterpret<u32>(base);
+  const nonsign = ((bits >> 13) & 0x7c00) + (bits & 0x0fff);
+  return (sign >> 16) | (shl1 > 0xff000000 ? 0x7e00 : nonsign);
+}
+
+/** Four halves, zero-extended into i32 lanes, to four singles (finite inputs). */
+// @ts-ignore: decorator
+@inline
+export function halves4(u: v128, magic: v128, mask: v128): v128 {
+  const sign = i32x4.shl(i32x4.shr_u(u, 15), 31);
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, mask), 13), magic);
+  return v128.or(mag, sign);
+}
+
+/** Sum of the four i32 lanes. */
+// @ts-ignore: decorator
+@inline
+export function hsumI32(v: v128): i32 {
+  const s = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
+}
+
+/** Sum of the four f32 lanes, pairwise. */
+// @ts-ignore: decorator
+@inline
+export function hsumF32(v: v128): f32 {
+  const s = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/**
+ * Integer dot product of 16 signed bytes with 16 signed bytes, as i32x4 partial sums:
+ * widen both to i16 and multiply-add pairs (i32x4.dot_i16x8_s). With relaxed SIMD and `b`
+ * known to be 0..127, one relaxed_dot_i8x16_i7x16_add does the same work.
+ */
+// @ts-ignore: decorator
+@inline
+export function dotI8(a: v128, b: v128, acc: v128): v128 {
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i32x4.add(acc, i32x4.add(lo, hi));
+}
+
+/** As dotI8 but `b` must hold 0..127 (quant codes); uses relaxed SIMD when built with it. */
+// @ts-ignore: decorator
+@inline
+export function dotI8U7(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, acc);
+  } else {
+    return dotI8(a, b, acc);
+  }
+}
+
+/** Largest absolute value among n floats (n % 4 == 0). */
+export function maxAbs(x: usize, n: i32): f32 {
+  let m = f32x4.splat(0);
+  for (let i = 0; i < n; i += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>i << 2))));
+  const s = f32x4.max(m, f32x4.shuffle(m, m, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** Round every float of x to half precision in place-out (what ggml does to F16 matmul inputs). */
+export function round_f16(x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = <usize>i << 2;
+    store<f32>(y + p, halfToFloat(floatToHalf(load<f32>(x + p))));
+  }
+}

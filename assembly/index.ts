@@ -1,0 +1,22 @@
+/*
+ * The kernel module's exports. Every function works on byte addresses in the imported shared
+ * memory; nothing here allocates, so many instances (one per worker) can share one memory.
+ * Two builds come from this source: SIMD128 (build/kernels.wasm) and SIMD128 + relaxed SIMD
+ * (build/kernels-relaxed.wasm), with identical exports; the loader picks by WebAssembly.validate.
+ */
+export { act_q8_0_bytes, act_q8_K_bytes, quantize_q8_0, quantize_q8_K } from "./quantize";
+export { round_f16 } from "./common";
+export { matmul_q4_0 } from "./q4_0";
+export { matmul_q8_0 } from "./q8_0";
+export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
+export { matmul_f16, matmul_f32 } from "./f16";
+export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";
+export { rope } from "./rope";
+export { attention, store_f16 } from "./attention";
+export { moe_route } from "./moe";
+export { stream_read } from "./bandwidth";
+
+/** 1 in the relaxed-SIMD build, 0 in the plain one. */
+export function relaxed(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}

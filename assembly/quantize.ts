@@ -1,0 +1,114 @@
+/*
+ * On-the-fly quantization of matmul INPUT activations, the way llama.cpp's CPU backend does it,
+ * so that our logits match llama.cpp's to float rounding (see ../shared/reference/README.md).
+ *
+ * Our activation rows are NOT ggml's interleaved block structs; the values are identical but the
+ * fields are split into arrays so that the dot-product loops read aligned vectors:
+ *
+ *   Q8_0 row of n floats (n % 32 == 0), at q:       Q8_K row (n % 256 == 0), at q:
+ *   +-------------------+ q                          +-------------------+ q
+ *   | qs  i8[n]         |                            | qs  i8[n]         |
+ *   | d   f32[n/32]     | q + n                      | d   f32[n/256]    | q + n
+ *   | sum i32[n/32]     | q + n + n/8                | bsum i32[n/16]    | q + n + n/64
+ *   +-------------------+                            +-------------------+
+ *
+ * Q8_0 (ggml quantize_row_q8_0, x86 path): amax = max|x|, d = fp16(amax/127),
+ *   q = round_half_even(x * (127/amax)); `sum` = sum of the block's q (used by relaxed SIMD).
+ * Q8_K (ggml quantize_row_q8_K_ref): m = the x of largest |x| (first one), s = -127/m,
+ *   q = min(127, round_half_even(s*x)), d = 1/s (f32), bsum = sums of 16 consecutive q.
+ */
+import { floatToHalf, halfToFloat, maxAbs } from "./common";
+
+/** Bytes of one quantized Q8_0 activation row of n values, rounded up to 16. */
+export function act_q8_0_bytes(n: i32): i32 {
+  return (n + (n >> 3) + (n >> 3) + 15) & ~15;
+}
+
+/** Bytes of one quantized Q8_K activation row of n values, rounded up to 16. */
+export function act_q8_K_bytes(n: i32): i32 {
+  return (n + (n >> 6) + (n >> 2) + 15) & ~15;
+}
+
+/** Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_0 activation rows at q. */
+export function quantize_q8_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
+  const stride = <usize>act_q8_0_bytes(n);
+  for (let r = r0; r < r1; r++) {
+    quantizeRowQ8_0(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
+  }
+}
+
+function quantizeRowQ8_0(x: usize, q: usize, n: i32): void {
+  const nb = n >> 5;
+  const dOut = q + <usize>n;
+  const sOut = dOut + (<usize>nb << 2);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 7);
+    const amax = maxAbs(xb, 32);
+    const d = halfToFloat(floatToHalf(amax / <f32>127.0));
+    const id: f32 = amax != 0 ? <f32>127.0 / amax : 0;
+    const mul = f32x4.splat(id);
+    let sum = i32x4.splat(0);
+    for (let j = 0; j < 32; j += 16) {
+      const p = xb + (<usize>j << 2);
+      const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul)));
+      const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul)));
+      const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul)));
+      const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul)));
+      sum = i32x4.add(sum, i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3)));
+      const w = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3));
+      v128.store(q + (<usize>b << 5) + <usize>j, w);
+    }
+    store<f32>(dOut + (<usize>b << 2), d);
+    const s2 = i32x4.add(sum, i32x4.shuffle(sum, sum, 2, 3, 0, 1));
+    store<i32>(sOut + (<usize>b << 2), i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));
+  }
+}
+
+/** Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_K activation rows at q. */
+export function quantize_q8_K(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
+  const stride = <usize>act_q8_K_bytes(n);
+  for (let r = r0; r < r1; r++) {
+    quantizeRowQ8_K(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
+  }
+}
+
+function quantizeRowQ8_K(x: usize, q: usize, n: i32): void {
+  const nb = n >> 8;
+  const dOut = q + <usize>n;
+  const sOut = dOut + (<usize>nb << 2);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 10);
+    const qb = q + (<usize>b << 8);
+    let amax: f32 = 0;
+    let m: f32 = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(xb + (<usize>j << 2));
+      const a = abs<f32>(v);
+      if (a > amax) {
+        amax = a;
+        m = v;
+      }
+    }
+    if (amax == 0) {
+      memory.fill(qb, 0, 256);
+      store<f32>(dOut + (<usize>b << 2), 0);
+      for (let j = 0; j < 16; j++) store<i32>(sOut + (<usize>(b * 16 + j) << 2), 0);
+      continue;
+    }
+    const iscale: f32 = <f32>-127.0 / m;
+    const mul = f32x4.splat(iscale);
+    const lim = i32x4.splat(127);
+    for (let j = 0; j < 256; j += 16) {
+      const p = xb + (<usize>j << 2);
+      const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul))), lim);
+      const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul))), lim);
+      const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul))), lim);
+      const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul))), lim);
+      const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
+      const s2 = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+      store<i32>(sOut + (<usize>(b * 16 + (j >> 4)) << 2), i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));
+      v128.store(qb + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
+    }
+    store<f32>(dOut + (<usize>b << 2), <f32>1.0 / iscale);
+  }
+}

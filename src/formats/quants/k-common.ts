@@ -164,8 +164,7 @@ export function makeQkx2Quants(
     mins[mi] = -min;
     return 0;
   }
-  const range = f(max - min);
-  let iscale = f(nmax / range);
+  let iscale = f(nmax / f(max - min));
   let scale = f(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
@@ -177,7 +176,8 @@ export function makeQkx2Quants(
     bestError = f(bestError + f(weights[i] * diff));
   }
   for (let is = 0; is <= nstep; is++) {
-    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / range);
+    // min moves when a trial wins, and later trials use the moved range (as ggml does)
+    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;

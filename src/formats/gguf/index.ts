@@ -6,3 +6,4 @@ export * from "./reader.js";
 export * from "./source.js";
 export * from "./writer.js";
 export { knownKeyType } from "./known-keys.js";
+export * from "./describe.js";

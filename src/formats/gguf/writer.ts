@@ -301,7 +301,7 @@ export async function writeGgufSplit(prefix: string, spec: GgufWriteSpec, option
   return paths;
 }
 
-async function writeAll(handle: import("node:fs/promises").FileHandle, data: Uint8Array, position: number): Promise<void> {
+export async function writeAll(handle: import("node:fs/promises").FileHandle, data: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);

@@ -1,0 +1,36 @@
+/** SentencePiece BPE tokenization and vocabulary merging (the Chinese LLaMA extension). */
+export { TokenizerError } from "./errors.js";
+export {
+  SentencePieceTokenizer,
+  StreamingDecoder,
+  PieceType,
+  pieceToByte,
+  byteToPiece,
+  type Vocabulary,
+  type TokenizerSettings,
+  type EncodeOptions,
+  type TokenizerOrigin,
+} from "./tokenizer.js";
+export {
+  GGUF_TOKENIZER_KEYS,
+  tokenizerFromGgufMetadata,
+  tokenizerToGgufMetadata,
+  tokenizerFromSentencePieceModel,
+  tokenizerFromSentencePieceBytes,
+  tokenizerToSentencePieceModel,
+  serializeTokenizer,
+  loadTokenizer,
+  loadTokenizerFromGguf,
+  saveTokenizerModel,
+} from "./load.js";
+export { decodeBytesLikeSentencePiece, Utf8ByteRun } from "./utf8.js";
+export {
+  SentencePieceFormatError,
+  SentencePieceModelType,
+  parseSentencePieceModel,
+  serializeSentencePieceModel,
+  type SentencePieceModelProto,
+  type SentencePieceProtoPiece,
+  type TrainerSpec,
+  type NormalizerSpec,
+} from "../formats/sentencepiece.js";

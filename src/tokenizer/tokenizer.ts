@@ -1,0 +1,547 @@
+/**
+ * SentencePiece BPE, encoding exactly as sentencepiece 0.1.97 does for LLaMA-family models
+ * (bpe_model.cc Model::SampleEncode without dropout, sentencepiece_processor.cc
+ * PopulateSentencePieceText and Decode), read in sentencepiece's source:
+ *
+ *   text -> normalizer (dummy "▁" prefix, " " -> "▁", the model's rules)
+ *        -> one symbol per code point (a user-defined piece is one frozen symbol)
+ *        -> repeatedly merge the adjacent pair whose concatenation is a piece with the highest
+ *           score; equal scores: the leftmost pair. Chinese pieces appended by the vocabulary
+ *           merge all score 0, so this tie-break decides every Chinese merge.
+ *        -> pieces to ids; a symbol that is no piece is <unk>, or with byte_fallback its
+ *           UTF-8 bytes as <0xXX> pieces; without byte_fallback a run of <unk> is one <unk>.
+ *
+ * Merging keeps the symbols in a doubly linked list over index arrays and the candidate pairs
+ * in a binary heap; stale heap entries are recognised by their recorded length, as upstream
+ * does, so each merge costs O(log n) and nothing is rescanned.
+ */
+import { PieceType } from "../formats/sentencepiece.js";
+import { PrecompiledCharsmap } from "./charsmap.js";
+import { TokenizerError } from "./errors.js";
+import { Normalizer, SPACE_SYMBOL } from "./normalizer.js";
+import { PrefixMatcher } from "./prefix-matcher.js";
+import { Utf8ByteRun, firstLoneSurrogate, decodeUtf8Strict } from "./utf8.js";
+
+export { PieceType };
+
+/** The vocabulary, one entry per id. */
+export interface Vocabulary {
+  pieces: readonly string[];
+  /** Merge priority (higher merges first); f32 values in both file formats. */
+  scores: ArrayLike<number>;
+  types: ArrayLike<PieceType>;
+}
+
+/** Everything besides the vocabulary that changes how text becomes ids and back. */
+export interface TokenizerSettings {
+  /** Unknown characters become their UTF-8 bytes as `<0xXX>` pieces (LLaMA: on). */
+  byteFallback: boolean;
+  /** Prepend "▁" to non-empty text (LLaMA: on). */
+  addDummyPrefix: boolean;
+  /** Drop leading/trailing spaces and squeeze runs of spaces (LLaMA: off). */
+  removeExtraWhitespaces: boolean;
+  /** Spaces become "▁" (always on in practice). */
+  escapeWhitespaces: boolean;
+  /** The dummy "▁" goes at the end instead of the start. */
+  treatWhitespaceAsSuffix: boolean;
+  /** The model's normalization rules (empty for LLaMA's "identity"). */
+  precompiledCharsmap?: Uint8Array;
+  /** What `<unk>` decodes to (SentencePiece's default " ⁇ "). */
+  unkSurface: string;
+  unkId: number;
+  /** -1 when the model has none. */
+  bosId: number;
+  eosId: number;
+  padId: number;
+  /** What the model declares: used when `encode` is not told otherwise. */
+  addBos: boolean;
+  addEos: boolean;
+}
+
+export interface EncodeOptions {
+  /** Prepend BOS; defaults to what the model declares. */
+  addBos?: boolean;
+  /** Append EOS; defaults to what the model declares. */
+  addEos?: boolean;
+  /**
+   * Treat control pieces written in the text ("<s>", "</s>", "<unk>", ...) as those tokens.
+   * Off by default: "<s>" typed by a user is plain text, as in SentencePiece. When on, each
+   * stretch of text between specials is encoded on its own (with its own dummy prefix), the
+   * way llama.cpp and HF's slow LlamaTokenizer do.
+   */
+  parseSpecial?: boolean;
+}
+
+/** Where the vocabulary came from, used to name it in error messages. */
+export type TokenizerOrigin = { kind: "sentencepiece" | "gguf" | "memory"; name: string };
+
+/** Grows its arrays as needed and is reused across calls: no per-symbol objects. */
+class Scratch {
+  start = new Int32Array(256);
+  end = new Int32Array(256);
+  prev = new Int32Array(256);
+  next = new Int32Array(256);
+  frozen = new Uint8Array(256);
+  pairLeft = new Int32Array(256);
+  pairRight = new Int32Array(256);
+  pairSize = new Int32Array(256);
+  pairScore = new Float64Array(256);
+  heap = new Int32Array(256);
+
+  ensureSymbols(n: number): void {
+    if (n <= this.start.length) return;
+    const size = Math.max(n, this.start.length * 2);
+    this.start = new Int32Array(size);
+    this.end = new Int32Array(size);
+    this.prev = new Int32Array(size);
+    this.next = new Int32Array(size);
+    this.frozen = new Uint8Array(size);
+  }
+
+  growPairs(): void {
+    const size = this.pairLeft.length * 2;
+    const grow = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.pairLeft = grow(this.pairLeft, (n) => new Int32Array(n));
+    this.pairRight = grow(this.pairRight, (n) => new Int32Array(n));
+    this.pairSize = grow(this.pairSize, (n) => new Int32Array(n));
+    this.pairScore = grow(this.pairScore, (n) => new Float64Array(n));
+    this.heap = grow(this.heap, (n) => new Int32Array(n));
+  }
+}
+
+export class SentencePieceTokenizer {
+  readonly settings: Readonly<TokenizerSettings>;
+  readonly origin: TokenizerOrigin;
+  private readonly pieces: readonly string[];
+  private readonly scores: Float64Array;
+  private readonly types: Uint8Array;
+  /** NORMAL, USER_DEFINED and UNUSED pieces: what merges can produce. */
+  private readonly mergeable = new Map<string, number>();
+  /** CONTROL, UNKNOWN and BYTE pieces: looked up first, as SentencePiece's PieceToId does. */
+  private readonly reserved = new Map<string, number>();
+  private readonly byteIds = new Int32Array(256).fill(-1);
+  private readonly maxPieceLength: number;
+  private readonly hasUnused: boolean;
+  private readonly userDefined?: PrefixMatcher;
+  private readonly normalizer: Normalizer;
+  /** Control (and unknown) pieces as they may be written in text, longest first per first char. */
+  private readonly specials = new Map<number, { text: string; id: number }[]>();
+  private readonly scratch = new Scratch();
+
+  constructor(vocab: Vocabulary, settings: TokenizerSettings, origin: TokenizerOrigin = { kind: "memory", name: "tokenizer" }) {
+    this.origin = origin;
+    this.settings = { ...settings };
+    const n = vocab.pieces.length;
+    const where = origin.name;
+    if (vocab.scores.length !== n || vocab.types.length !== n) {
+      throw new TokenizerError(`${where}: ${n} pieces but ${vocab.scores.length} scores and ${vocab.types.length} types (expected one of each per piece)`);
+    }
+    if (n === 0) throw new TokenizerError(`${where}: the vocabulary is empty`);
+    this.pieces = vocab.pieces;
+    this.scores = new Float64Array(n);
+    this.types = new Uint8Array(n);
+    const user: string[] = [];
+    let maxLength = 0;
+    let unused = false;
+    let unkId = -1;
+    for (let id = 0; id < n; id++) {
+      const piece = vocab.pieces[id];
+      const type = vocab.types[id];
+      const score = vocab.scores[id];
+      if (typeof piece !== "string" || piece.length === 0) throw new TokenizerError(`${where}: piece ${id} is empty (every piece needs text)`);
+      if (!(type in PieceType) || typeof type !== "number") throw new TokenizerError(`${where}: piece ${id} ${JSON.stringify(piece)} has type ${String(type)} (expected 1..6)`);
+      if (typeof score !== "number" || Number.isNaN(score)) throw new TokenizerError(`${where}: piece ${id} ${JSON.stringify(piece)} has score ${String(score)} (expected a number)`);
+      this.scores[id] = score;
+      this.types[id] = type;
+      const isMergeable = type === PieceType.Normal || type === PieceType.UserDefined || type === PieceType.Unused;
+      const map = isMergeable ? this.mergeable : this.reserved;
+      if (map.has(piece)) {
+        throw new TokenizerError(`${where}: piece ${id} ${JSON.stringify(piece)} is already defined as id ${map.get(piece)} (pieces must be unique)`);
+      }
+      map.set(piece, id);
+      if (isMergeable && piece.length > maxLength) maxLength = piece.length;
+      if (type === PieceType.UserDefined) user.push(piece);
+      if (type === PieceType.Unused) unused = true;
+      if (type === PieceType.Unknown) {
+        if (unkId >= 0) throw new TokenizerError(`${where}: pieces ${unkId} and ${id} are both of type UNKNOWN (expected exactly one <unk>)`);
+        unkId = id;
+      }
+      if (type === PieceType.Byte) {
+        const byte = pieceToByte(piece);
+        if (byte < 0) throw new TokenizerError(`${where}: byte piece ${id} is ${JSON.stringify(piece)} (expected <0x00>..<0xFF>)`);
+        if (!settings.byteFallback) throw new TokenizerError(`${where}: byte piece ${id} ${JSON.stringify(piece)} found although byte_fallback is off`);
+        this.byteIds[byte] = id;
+      }
+    }
+    if (unkId < 0) throw new TokenizerError(`${where}: no piece of type UNKNOWN (SentencePiece requires an <unk>)`);
+    if (settings.unkId !== unkId) {
+      throw new TokenizerError(`${where}: unknown-token id is ${settings.unkId} but the UNKNOWN piece is id ${unkId}`);
+    }
+    if (settings.byteFallback) {
+      const missing = this.byteIds.indexOf(-1);
+      if (missing >= 0) throw new TokenizerError(`${where}: byte_fallback is on but there is no piece <0x${hex2(missing)}> (expected all 256 byte pieces)`);
+    }
+    for (const [name, id] of [["bos", settings.bosId], ["eos", settings.eosId], ["pad", settings.padId]] as const) {
+      if (!Number.isInteger(id) || id < -1 || id >= n) throw new TokenizerError(`${where}: ${name} id ${id} is outside the vocabulary of ${n} pieces`);
+    }
+    this.maxPieceLength = maxLength;
+    this.hasUnused = unused;
+    if (user.length > 0) this.userDefined = new PrefixMatcher(user);
+    this.normalizer = new Normalizer({
+      addDummyPrefix: settings.addDummyPrefix,
+      removeExtraWhitespaces: settings.removeExtraWhitespaces,
+      escapeWhitespaces: settings.escapeWhitespaces,
+      treatWhitespaceAsSuffix: settings.treatWhitespaceAsSuffix,
+      charsmap: settings.precompiledCharsmap && settings.precompiledCharsmap.length > 0 ? new PrecompiledCharsmap(settings.precompiledCharsmap, `${where}: normalizer`) : undefined,
+      userDefined: this.userDefined,
+    });
+    for (let id = 0; id < n; id++) {
+      if (this.types[id] !== PieceType.Control && this.types[id] !== PieceType.Unknown) continue;
+      const text = this.pieces[id];
+      const first = text.charCodeAt(0);
+      const list = this.specials.get(first) ?? [];
+      list.push({ text, id });
+      list.sort((a, b) => b.text.length - a.text.length);
+      this.specials.set(first, list);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Vocabulary
+
+  get vocabSize(): number {
+    return this.pieces.length;
+  }
+  get bosId(): number {
+    return this.settings.bosId;
+  }
+  get eosId(): number {
+    return this.settings.eosId;
+  }
+  get unkId(): number {
+    return this.settings.unkId;
+  }
+  get padId(): number {
+    return this.settings.padId;
+  }
+
+  idToPiece(id: number): string {
+    this.checkId(id);
+    return this.pieces[id];
+  }
+  score(id: number): number {
+    this.checkId(id);
+    return this.scores[id];
+  }
+  pieceType(id: number): PieceType {
+    this.checkId(id);
+    return this.types[id] as PieceType;
+  }
+  /** SentencePiece's PieceToId: the id of a piece, or the unknown id. */
+  pieceToId(piece: string): number {
+    return this.reserved.get(piece) ?? this.mergeable.get(piece) ?? this.settings.unkId;
+  }
+  /** The vocabulary as plain arrays (copies). */
+  vocabulary(): { pieces: string[]; scores: Float32Array; types: Uint8Array } {
+    return { pieces: [...this.pieces], scores: Float32Array.from(this.scores), types: this.types.slice() };
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.pieces.length) {
+      throw new TokenizerError(`${this.origin.name}: token id ${id} is outside the vocabulary (0..${this.pieces.length - 1})`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Encoding
+
+  /** Text (a string, or UTF-8 bytes) to token ids. */
+  encode(text: string | Uint8Array, options: EncodeOptions = {}): number[] {
+    const str = this.checkedText(text);
+    const out: number[] = [];
+    const addBos = options.addBos ?? this.settings.addBos;
+    const addEos = options.addEos ?? this.settings.addEos;
+    if (addBos) out.push(this.requireSpecial("bos", this.settings.bosId));
+    if (options.parseSpecial && this.specials.size > 0) {
+      let from = 0;
+      for (let i = 0; i < str.length; i++) {
+        const candidates = this.specials.get(str.charCodeAt(i));
+        if (!candidates) continue;
+        const hit = candidates.find((c) => str.startsWith(c.text, i));
+        if (!hit) continue;
+        if (i > from) this.encodeFragment(str.slice(from, i), out);
+        out.push(hit.id);
+        from = i + hit.text.length;
+        i = from - 1;
+      }
+      if (from < str.length) this.encodeFragment(str.slice(from), out);
+    } else {
+      this.encodeFragment(str, out);
+    }
+    if (addEos) out.push(this.requireSpecial("eos", this.settings.eosId));
+    return out;
+  }
+
+  /** Text to pieces (the strings of the ids `encode` returns). */
+  encodeToPieces(text: string | Uint8Array, options: EncodeOptions = {}): string[] {
+    return this.encode(text, options).map((id) => this.pieces[id]);
+  }
+
+  /** The normalized form SentencePiece runs BPE on ("▁" prefix, spaces escaped, rules applied). */
+  normalize(text: string): string {
+    return this.normalizer.normalize(this.checkedText(text));
+  }
+
+  private requireSpecial(name: string, id: number): number {
+    if (id < 0) throw new TokenizerError(`${this.origin.name}: asked to add ${name.toUpperCase()} but the model has no ${name} token`);
+    return id;
+  }
+
+  private checkedText(text: string | Uint8Array): string {
+    if (typeof text === "string") {
+      const bad = firstLoneSurrogate(text);
+      if (bad >= 0) {
+        throw new TokenizerError(`input text has a lone surrogate U+${text.charCodeAt(bad).toString(16).toUpperCase()} at UTF-16 index ${bad} (expected well-formed Unicode)`);
+      }
+      return text;
+    }
+    const decoded = decodeUtf8Strict(text);
+    if ("badOffset" in decoded) {
+      throw new TokenizerError(`input is not valid UTF-8 at byte ${decoded.badOffset} (0x${hex2(text[decoded.badOffset] ?? 0)})`);
+    }
+    return decoded.text;
+  }
+
+  private encodeFragment(text: string, out: number[]): void {
+    const s = this.normalizer.normalize(text);
+    if (s.length === 0) return;
+    const sc = this.scratch;
+    sc.ensureSymbols(s.length);
+    const { start, end, prev, next, frozen } = sc;
+
+    // One symbol per code point; a user-defined piece is one symbol that never merges.
+    let count = 0;
+    for (let i = 0; i < s.length; ) {
+      let len = this.userDefined ? this.userDefined.longestMatch(s, i) : 0;
+      frozen[count] = len > 0 ? 1 : 0;
+      if (len === 0) {
+        const c = s.charCodeAt(i);
+        len = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
+      }
+      start[count] = i;
+      end[count] = i + len;
+      prev[count] = count - 1;
+      next[count] = count + 1;
+      count++;
+      i += len;
+    }
+    next[count - 1] = -1;
+
+    let heapSize = 0;
+    let pairCount = 0;
+    const revMerge = this.hasUnused ? new Map<string, [string, string]>() : undefined;
+
+    const addPair = (left: number, right: number): void => {
+      if (left < 0 || right < 0 || frozen[left] || frozen[right]) return;
+      const size = end[right] - start[left];
+      if (size > this.maxPieceLength) return;
+      const piece = s.slice(start[left], end[right]);
+      const id = this.mergeable.get(piece);
+      if (id === undefined) return;
+      if (pairCount === sc.pairLeft.length) sc.growPairs();
+      const p = pairCount++;
+      sc.pairLeft[p] = left;
+      sc.pairRight[p] = right;
+      sc.pairSize[p] = size;
+      sc.pairScore[p] = this.scores[id];
+      if (revMerge && this.types[id] === PieceType.Unused) {
+        revMerge.set(piece, [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
+      }
+      // Sift up: a pair ranks higher with a higher score, then with a smaller left index.
+      const heap = sc.heap;
+      const score = sc.pairScore;
+      const pl = sc.pairLeft;
+      let i = heapSize++;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        const q = heap[parent];
+        if (score[q] > score[p] || (score[q] === score[p] && pl[q] < pl[p])) break;
+        heap[i] = q;
+        i = parent;
+      }
+      heap[i] = p;
+    };
+
+    for (let i = 1; i < count; i++) addPair(i - 1, i);
+
+    while (heapSize > 0) {
+      const heap = sc.heap;
+      const score = sc.pairScore;
+      const pl = sc.pairLeft;
+      const top = heap[0];
+      // Pop: move the last entry down from the root.
+      const last = heap[--heapSize];
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= heapSize) break;
+        const r = child + 1;
+        if (r < heapSize) {
+          const a = heap[child];
+          const b = heap[r];
+          if (score[b] > score[a] || (score[b] === score[a] && pl[b] < pl[a])) child = r;
+        }
+        const c = heap[child];
+        if (score[last] > score[c] || (score[last] === score[c] && pl[last] < pl[c])) break;
+        heap[i] = c;
+        i = child;
+      }
+      heap[i] = last;
+
+      const left = sc.pairLeft[top];
+      const right = sc.pairRight[top];
+      const leftLen = end[left] - start[left];
+      const rightLen = end[right] - start[right];
+      // Stale: one side was merged away, or has grown since this pair was queued.
+      if (leftLen === 0 || rightLen === 0 || leftLen + rightLen !== sc.pairSize[top]) continue;
+
+      end[left] = end[right];
+      next[left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = left;
+      end[right] = start[right];
+
+      addPair(prev[left], left);
+      addPair(left, next[left]);
+    }
+
+    let prevUnk = false;
+    const emit = (piece: string): void => {
+      const id = this.pieceToId(piece);
+      if (revMerge && this.types[id] === PieceType.Unused) {
+        const parts = revMerge.get(piece);
+        if (parts) {
+          emit(parts[0]);
+          emit(parts[1]);
+          return;
+        }
+      }
+      const isUnk = id === this.settings.unkId;
+      if (isUnk && this.settings.byteFallback) {
+        pushUtf8Bytes(piece, this.byteIds, out);
+      } else if (!(isUnk && prevUnk)) {
+        // A run of unknown symbols is one <unk> (PopulateSentencePieceText).
+        out.push(id);
+      }
+      prevUnk = isUnk;
+    };
+    for (let i = 0; i !== -1; i = next[i]) emit(s.slice(start[i], end[i]));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decoding
+
+  /** Token ids to text, exactly as SentencePiece's DecodeIds. */
+  decode(ids: ArrayLike<number>): string {
+    const decoder = this.createStreamingDecoder();
+    let text = "";
+    for (let i = 0; i < ids.length; i++) text += decoder.push(ids[i]);
+    return text + decoder.flush();
+  }
+
+  /**
+   * A decoder fed one id at a time (generation): it returns text only once a UTF-8 sequence is
+   * complete, and the concatenation of everything it returns equals `decode(allIds)`.
+   */
+  createStreamingDecoder(): StreamingDecoder {
+    return new StreamingDecoder(this);
+  }
+
+  /** @internal The text of one non-byte piece (DecodeSentencePiece); [text, consumedBosSpace]. */
+  decodePiece(id: number, atStart: boolean): [string, boolean] {
+    const type = this.types[id];
+    if (type === PieceType.Control) return ["", false];
+    if (type === PieceType.Unknown) return [this.settings.unkSurface, false];
+    let piece = this.pieces[id];
+    let consumed = false;
+    if (atStart && (this.settings.addDummyPrefix || this.settings.removeExtraWhitespaces)) {
+      if (piece.startsWith(SPACE_SYMBOL)) {
+        piece = piece.slice(SPACE_SYMBOL.length);
+        // With extra whitespace removal every leading space goes, not only the first.
+        consumed = !this.settings.removeExtraWhitespaces;
+      }
+    }
+    return [piece.replaceAll(SPACE_SYMBOL, " "), consumed];
+  }
+
+  /** @internal */
+  byteOf(id: number): number {
+    this.checkId(id);
+    return this.types[id] === PieceType.Byte ? pieceToByte(this.pieces[id]) : -1;
+  }
+}
+
+/** See `SentencePieceTokenizer.createStreamingDecoder`. */
+export class StreamingDecoder {
+  private readonly bytes = new Utf8ByteRun();
+  /** SentencePiece's is_bos_ws / bos_ws_seen: the first "▁" of the output is dropped. */
+  private atStart = true;
+  private bosSpaceSeen = false;
+  private emittedText = false;
+
+  constructor(private readonly tokenizer: SentencePieceTokenizer) {}
+
+  push(id: number): string {
+    const byte = this.tokenizer.byteOf(id);
+    if (byte >= 0) {
+      const text = this.bytes.push(byte);
+      if (text.length > 0) this.emittedText = true;
+      return text;
+    }
+    let text = this.bytes.flush();
+    if (text.length > 0) this.emittedText = true;
+    if (this.bosSpaceSeen || this.emittedText) this.atStart = false;
+    const [piece, consumed] = this.tokenizer.decodePiece(id, this.atStart);
+    this.bosSpaceSeen = consumed;
+    text += piece;
+    if (piece.length > 0) this.emittedText = true;
+    return text;
+  }
+
+  /** Ends the stream: bytes still waiting for the rest of their character become U+FFFD. */
+  flush(): string {
+    const text = this.bytes.flush();
+    if (text.length > 0) this.emittedText = true;
+    return text;
+  }
+}
+
+/** "<0x41>" -> 0x41, anything else -> -1. */
+export function pieceToByte(piece: string): number {
+  if (piece.length !== 6 || !piece.startsWith("<0x") || piece[5] !== ">") return -1;
+  const hex = piece.slice(3, 5);
+  if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return -1;
+  return parseInt(hex, 16);
+}
+
+export function byteToPiece(byte: number): string {
+  return `<0x${hex2(byte)}>`;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).toUpperCase().padStart(2, "0");
+}
+
+/** Appends the byte-piece ids of a string's UTF-8 encoding, iterating code points. */
+function pushUtf8Bytes(piece: string, byteIds: Int32Array, out: number[]): void {
+  for (const ch of piece) {
+    const cp = ch.codePointAt(0) ?? 0xfffd;
+    if (cp < 0x80) out.push(byteIds[cp]);
+    else if (cp < 0x800) out.push(byteIds[0xc0 | (cp >> 6)], byteIds[0x80 | (cp & 0x3f)]);
+    else if (cp < 0x10000) out.push(byteIds[0xe0 | (cp >> 12)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
+    else out.push(byteIds[0xf0 | (cp >> 18)], byteIds[0x80 | ((cp >> 12) & 0x3f)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
+  }
+}

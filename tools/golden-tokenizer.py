@@ -180,7 +180,7 @@ def main():
         remove_extra_whitespaces=False, normalization_rule_name="identity", **common)
     # chinese_sp-like: unigram with the nmt_nfkc normalizer, to be merged into zh-bpe.
     models["zh-unigram"] = train(
-        "zh-unigram", simplified, model_type="unigram", vocab_size=4000,
+        "zh-unigram", simplified, model_type="unigram", vocab_size=8000,
         character_coverage=0.98, **common)
     # No byte fallback, nmt_nfkc, extra whitespace removed, user-defined and control pieces.
     models["zh-bpe-nfkc"] = train(
@@ -205,11 +205,16 @@ def main():
 
     rng = random.Random(11)
     for name, path in models.items():
+        if name == "zh-unigram":
+            continue  # only merged, never encoded by zh-llama (it encodes BPE models)
         sp = spm.SentencePieceProcessor(model_file=path)
         with open(os.path.join(OUT, name + ".encode.jsonl"), "w", encoding="utf-8") as f:
             for case in case_list:
                 ids = sp.encode(case["text"], out_type=int)
-                row = {"id": case["id"], "ids": ids, "decoded": sp.decode(ids)}
+                row = {"id": case["id"], "ids": ids}
+                decoded = sp.decode(ids)
+                if decoded != case["text"]:
+                    row["decoded"] = decoded
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         # Decode goldens: random id runs that mix byte, control, unknown and normal pieces.
         n = sp.get_piece_size()

@@ -34,3 +34,4 @@ export {
   type TrainerSpec,
   type NormalizerSpec,
 } from "../formats/sentencepiece.js";
+export { mergeSentencePieceModels, hfTokenizerFiles, type MergeOptions, type MergeResult, type HfTokenizerFilesOptions } from "./merge.js";

@@ -4,4 +4,5 @@
 export * from "./errors.js";
 export * from "./formats/ggml-types.js";
 export * from "./formats/errors.js";
+export * from "./formats/quants/index.js";
 export * from "./formats/gguf/index.js";

@@ -5,6 +5,7 @@
 type Suite = () => Promise<void>;
 
 const suites: Record<string, () => Promise<Suite>> = {
+  quants: async () => (await import("./quants.js")).default,
 };
 
 async function main(names: string[]): Promise<void> {

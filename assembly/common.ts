@@ -76,12 +76,16 @@ export function dotI8(a: v128, b: v128, acc: v128): v128 {
   return i32x4.add(acc, i32x4.add(lo, hi));
 }
 
-/** As dotI8 but `b` must hold 0..127 (quant codes); uses relaxed SIMD when built with it. */
+/**
+ * As dotI8 but `b` must hold 0..127 (quant codes); uses relaxed SIMD when built with it. The
+ * pairwise i16 form plus a widening add, not relaxed_dot_i8x16_i7x16_add_s: Node 20's
+ * experimental relaxed SIMD returns twice the right sum for the latter (Deno and Bun do not).
+ */
 // @ts-ignore: decorator
 @inline
 export function dotI8U7(a: v128, b: v128, acc: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, acc);
+    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b)));
   } else {
     return dotI8(a, b, acc);
   }

@@ -1,0 +1,141 @@
+/**
+ * The reference backend: the Kernels interface over the TypeScript twins. Slow and clear; it
+ * reads its inputs out of the kernel memory, computes with the twins, and writes results back.
+ */
+import { GGMLType } from "../../formats/ggml-types.js";
+import { f16ToF32, f32ToF16 } from "../../formats/quants/half.js";
+import type { KernelMemory } from "../memory.js";
+import type { Kernels } from "../types.js";
+import { attention } from "./attention.js";
+import { activationKind, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, MatmulType, rowBytes } from "./matmul.js";
+import { route } from "./moe.js";
+import { rmsnorm, silu, softmax } from "./norm.js";
+import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
+import { rope } from "./rope.js";
+
+const f = Math.fround;
+
+/** The byte sizes of the split activation layout (assembly/quantize.ts). */
+export function actBytes(type: MatmulType, cols: number): number {
+  const kind = activationKind(type);
+  // f16-rounded and f32 activations stay plain contiguous f32 rows.
+  if (kind === "f16" || kind === "f32") return 4 * cols;
+  const raw = kind === "q8_0" ? cols + cols / 8 + cols / 8 : cols + cols / 64 + cols / 4;
+  return Math.ceil(raw / 16) * 16;
+}
+
+export function createReferenceKernels(mem: KernelMemory): Kernels {
+  const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
+    const k = activationKind(type) === "q8_K";
+    const nd = k ? cols / 256 : cols / 32;
+    return { qs: mem.i8(p, cols), d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, k ? cols / 16 : cols / 32) };
+  };
+  const f16View = (p: number, n: number) => Float32Array.from(mem.u16(p, n), (h) => f16ToF32(h));
+
+  return {
+    backend: "reference",
+    build: "ts",
+    memory: mem,
+    actBytes,
+    quantize(type, x, xq, cols, t0, t1) {
+      const stride = actBytes(type, cols);
+      for (let t = t0; t < t1; t++) {
+        const xt = mem.f32(x + 4 * t * cols, cols);
+        const kind = activationKind(type);
+        if (kind === "q8_0" || kind === "q8_K") {
+          const row = kind === "q8_0" ? quantizeQ8_0(xt) : quantizeQ8_K(xt);
+          const view = q8View(type, xq + t * stride, cols);
+          view.qs.set(row.qs);
+          view.d.set(row.d);
+          view.sums.set(row.sums);
+        } else {
+          mem.f32(xq + t * stride, cols).set(kind === "f16" ? xt.map(roundF16) : xt);
+        }
+      }
+    },
+    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
+      const rb = rowBytes(type, cols);
+      const wb = mem.u8(w, rb * r1);
+      const stride = actBytes(type, cols);
+      for (let t = 0; t < nTok; t++) {
+        const out = mem.f32(y + 4 * t * ldy, ldy);
+        const kind = activationKind(type);
+        const xr = kind === "q8_0" || kind === "q8_K" ? q8View(type, xq + t * stride, cols) : undefined;
+        const xf = xr ? undefined : mem.f32(xq + t * stride, cols);
+        for (let r = r0; r < r1; r++) {
+          const o = r * rb;
+          switch (type) {
+            case GGMLType.Q4_0: out[r] = dotQ4_0(wb, o, xr!); break;
+            case GGMLType.Q8_0: out[r] = dotQ8_0(wb, o, xr!); break;
+            case GGMLType.Q4_K: out[r] = dotQ4_K(wb, o, xr!); break;
+            case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;
+            case GGMLType.Q6_K: out[r] = dotQ6_K(wb, o, xr!); break;
+            case GGMLType.F16: {
+              const wr = f16View(w + o, cols);
+              out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
+              break;
+            }
+            case GGMLType.F32: {
+              const wr = mem.f32(w + o, cols);
+              out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
+              break;
+            }
+          }
+        }
+      }
+    },
+    rmsnorm(x, w, y, n, eps, r0, r1) {
+      const rows = r1 - r0;
+      const out = rmsnorm(mem.f32(x + 4 * r0 * n, rows * n), n, eps, w ? mem.f32(w, n) : undefined);
+      mem.f32(y + 4 * r0 * n, rows * n).set(out);
+    },
+    softmax(x, y, n, r0, r1) {
+      mem.f32(y + 4 * r0 * n, (r1 - r0) * n).set(softmax(mem.f32(x + 4 * r0 * n, (r1 - r0) * n), n));
+    },
+    swiglu(g, u, out, i0, i1) {
+      const gv = mem.f32(g, i1), uv = mem.f32(u, i1), ov = mem.f32(out, i1);
+      for (let i = i0; i < i1; i++) ov[i] = f(silu(gv[i]) * uv[i]);
+    },
+    silu(x, out, i0, i1) {
+      const xv = mem.f32(x, i1), ov = mem.f32(out, i1);
+      for (let i = i0; i < i1; i++) ov[i] = silu(xv[i]);
+    },
+    add(a, b, out, i0, i1) {
+      const av = mem.f32(a, i1), bv = mem.f32(b, i1), ov = mem.f32(out, i1);
+      for (let i = i0; i < i1; i++) ov[i] = f(av[i] + bv[i]);
+    },
+    mul(a, b, out, i0, i1) {
+      const av = mem.f32(a, i1), bv = mem.f32(b, i1), ov = mem.f32(out, i1);
+      for (let i = i0; i < i1; i++) ov[i] = f(av[i] * bv[i]);
+    },
+    axpy(a, s, out, i0, i1) {
+      const av = mem.f32(a, i1), ov = mem.f32(out, i1);
+      for (let i = i0; i < i1; i++) ov[i] = f(ov[i] + f(av[i] * f(s)));
+    },
+    rope(x, _cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
+      const view = mem.f32(x, (nTok - 1) * ld + nHeads * headDim);
+      const cfg = { nDims, base: 1, neox, scaling: { type: "none" as const } };
+      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims / 2), mscale }, pos0, nTok, ld);
+    },
+    attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, scale, h0, h1) {
+      const nKv = pos0 + nTok;
+      const kvLen = nKv * nKvHead * headDim;
+      const read = (p: number) => (kvF16 ? f16View(p, kvLen) : mem.f32(p, kvLen));
+      const qRow = nHead * headDim;
+      const o = attention(mem.f32(q, nTok * qRow), read(k), read(v), { nHead, nKvHead, headDim }, pos0, nTok, scale, kvF16);
+      const ov = mem.f32(out, nTok * qRow);
+      for (let t = 0; t < nTok; t++) {
+        for (let i = h0 * headDim; i < h1 * headDim; i++) ov[t * qRow + i] = o[t * qRow + i];
+      }
+    },
+    storeF16(x, h, n) {
+      const xv = mem.f32(x, n), hv = mem.u16(h, n);
+      for (let i = 0; i < n; i++) hv[i] = f32ToF16(xv[i]);
+    },
+    moeRoute(logits, _probs, nExpert, k, norm, idx, wt) {
+      const r = route(mem.f32(logits, nExpert), k, norm);
+      mem.i32(idx, k).set(r.experts);
+      mem.f32(wt, k).set(r.weights);
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * Matrix products y = W x for every weight type the engine runs, written as the maths.
+ *
+ * W is row-major: `rows` rows of `cols` weights, each row a whole number of ggml blocks (the byte
+ * layouts are drawn in assembly/q4_0.ts, q8_0.ts, k_quants.ts, f16.ts). x holds nTok rows of
+ * `cols` floats; y gets nTok rows of `rows` floats: y[t][r] = sum_j W[r][j] * x'[t][j], where x'
+ * is x rounded as llama.cpp rounds it (quantize.ts). Integer block sums are exact; the scales
+ * multiply them once per block:
+ *
+ *   Q4_0 / Q8_0:  sum_b  dW_b * dX_b * sum_j qW_j qX_j
+ *   Q4_K / Q5_K:  sum_B  dX_B * (d_B * sum_s sc_s (qW.qX)_s  -  dmin_B * sum_s m_s * sum(qX)_s)
+ *   Q6_K:         sum_B  dX_B * d_B * sum_s sc_s * ((qW - 32).qX)_s
+ *   F16:          sum_j  W_j * f16(x_j)          F32: sum_j W_j x_j
+ */
+import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
+import { f16ToF32 } from "../../formats/quants/half.js";
+import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
+
+/** The weight types with a matmul kernel. */
+export type MatmulType = GGMLType.F32 | GGMLType.F16 | GGMLType.Q4_0 | GGMLType.Q8_0 | GGMLType.Q4_K | GGMLType.Q5_K | GGMLType.Q6_K;
+
+export const MATMUL_TYPES: readonly MatmulType[] = [
+  GGMLType.F32, GGMLType.F16, GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+];
+
+/** How a type's activations are rounded before the product. */
+export function activationKind(type: MatmulType): "q8_0" | "q8_K" | "f16" | "f32" {
+  switch (type) {
+    case GGMLType.Q4_0:
+    case GGMLType.Q8_0:
+      return "q8_0";
+    case GGMLType.Q4_K:
+    case GGMLType.Q5_K:
+    case GGMLType.Q6_K:
+      return "q8_K";
+    case GGMLType.F16:
+      return "f16";
+    case GGMLType.F32:
+      return "f32";
+  }
+}
+
+/** Bytes of one row of `cols` weights of `type`. */
+export function rowBytes(type: MatmulType, cols: number): number {
+  const { blockSize, bytesPerBlock } = GGML_TYPES[type];
+  return (cols / blockSize) * bytesPerBlock;
+}
+
+const f16 = (w: Uint8Array, o: number): number => f16ToF32(w[o] | (w[o + 1] << 8));
+
+/** 6-bit scale and min of sub-block j of a Q4_K / Q5_K super-block (12 packed bytes at s). */
+export function scaleMinK4(w: Uint8Array, s: number, j: number): [number, number] {
+  if (j < 4) return [w[s + j] & 63, w[s + j + 4] & 63];
+  return [(w[s + j + 4] & 15) | ((w[s + j - 4] >> 6) << 4), (w[s + j + 4] >> 4) | ((w[s + j] >> 6) << 4)];
+}
+
+export function dotQ4_0(w: Uint8Array, o: number, x: Q8Row): number {
+  let y = 0;
+  for (let b = 0; b < x.d.length; b++, o += 18) {
+    let sum = 0;
+    for (let j = 0; j < 16; j++) {
+      sum += ((w[o + 2 + j] & 15) - 8) * x.qs[b * 32 + j] + ((w[o + 2 + j] >> 4) - 8) * x.qs[b * 32 + 16 + j];
+    }
+    y += f16(w, o) * x.d[b] * sum;
+  }
+  return y;
+}
+
+export function dotQ8_0(w: Uint8Array, o: number, x: Q8Row): number {
+  let y = 0;
+  for (let b = 0; b < x.d.length; b++, o += 34) {
+    let sum = 0;
+    for (let j = 0; j < 32; j++) sum += ((w[o + 2 + j] << 24) >> 24) * x.qs[b * 32 + j];
+    y += f16(w, o) * x.d[b] * sum;
+  }
+  return y;
+}
+
+/** Q4_K and Q5_K share everything but the 5th bit (qh = -1 for Q4_K). */
+function dotQ45K(w: Uint8Array, o: number, x: Q8Row, blockBytes: number, qh: number): number {
+  let y = 0;
+  for (let B = 0; B < x.d.length; B++, o += blockBytes) {
+    const qs = o + (qh < 0 ? 16 : 48);
+    let dots = 0;
+    let mins = 0;
+    for (let s = 0; s < 8; s++) {
+      const [sc, m] = scaleMinK4(w, o + 4, s);
+      const c = s >> 1;
+      let sum = 0;
+      for (let l = 0; l < 32; l++) {
+        let q = s & 1 ? w[qs + 32 * c + l] >> 4 : w[qs + 32 * c + l] & 15;
+        if (qh >= 0) q |= ((w[o + 16 + l] >> s) & 1) << 4;
+        sum += q * x.qs[B * 256 + 32 * s + l];
+      }
+      dots += sc * sum;
+      mins += m * (x.sums[B * 16 + 2 * s] + x.sums[B * 16 + 2 * s + 1]);
+    }
+    y += x.d[B] * (f16(w, o) * dots - f16(w, o + 2) * mins);
+  }
+  return y;
+}
+
+export const dotQ4_K = (w: Uint8Array, o: number, x: Q8Row): number => dotQ45K(w, o, x, 144, -1);
+export const dotQ5_K = (w: Uint8Array, o: number, x: Q8Row): number => dotQ45K(w, o, x, 176, 16);
+
+/** The 6-bit code of value v (0..255) of the Q6_K super-block at o. */
+export function codeQ6K(w: Uint8Array, o: number, v: number): number {
+  const h = v >> 7;
+  const k = (v >> 5) & 3;
+  const l = v & 31;
+  const ql = w[o + 64 * h + l + (k & 1) * 32];
+  const low = k < 2 ? ql & 15 : ql >> 4;
+  const high = (w[o + 128 + 32 * h + l] >> (2 * k)) & 3;
+  return low | (high << 4);
+}
+
+export function dotQ6_K(w: Uint8Array, o: number, x: Q8Row): number {
+  let y = 0;
+  for (let B = 0; B < x.d.length; B++, o += 210) {
+    let sum = 0;
+    for (let s = 0; s < 16; s++) {
+      const sc = (w[o + 192 + s] << 24) >> 24;
+      let dot = 0;
+      for (let l = 0; l < 16; l++) dot += (codeQ6K(w, o, 16 * s + l) - 32) * x.qs[B * 256 + 16 * s + l];
+      sum += sc * dot;
+    }
+    y += x.d[B] * f16(w, o + 208) * sum;
+  }
+  return y;
+}
+
+/**
+ * y (nTok x rows) = W (rows x cols, bytes w) times x (nTok x cols), with llama.cpp's rounding
+ * of x. This is the specification the WASM kernels are tested against.
+ */
+export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: number, cols: number, nTok = 1): Float32Array {
+  const y = new Float32Array(nTok * rows);
+  const rb = rowBytes(type, cols);
+  for (let t = 0; t < nTok; t++) {
+    const xt = x.subarray(t * cols, (t + 1) * cols);
+    const kind = activationKind(type);
+    const xq = kind === "q8_0" ? quantizeQ8_0(xt) : kind === "q8_K" ? quantizeQ8_K(xt) : undefined;
+    for (let r = 0; r < rows; r++) {
+      const o = r * rb;
+      let v = 0;
+      switch (type) {
+        case GGMLType.Q4_0: v = dotQ4_0(w, o, xq!); break;
+        case GGMLType.Q8_0: v = dotQ8_0(w, o, xq!); break;
+        case GGMLType.Q4_K: v = dotQ4_K(w, o, xq!); break;
+        case GGMLType.Q5_K: v = dotQ5_K(w, o, xq!); break;
+        case GGMLType.Q6_K: v = dotQ6_K(w, o, xq!); break;
+        case GGMLType.F16:
+          for (let j = 0; j < cols; j++) v += f16(w, o + 2 * j) * roundF16(xt[j]);
+          break;
+        case GGMLType.F32: {
+          const dv = new DataView(w.buffer, w.byteOffset + o, 4 * cols);
+          for (let j = 0; j < cols; j++) v += dv.getFloat32(4 * j, true) * xt[j];
+          break;
+        }
+      }
+      y[t * rows + r] = v;
+    }
+  }
+  return y;
+}

@@ -1,0 +1,68 @@
+/**
+ * The kernel interface the model runtime codes against. Two backends implement it with the same
+ * behaviour: `reference` (the plain TypeScript twins in ./reference) and `wasm` (the SIMD build in
+ * assembly/). Both work on the same KernelMemory: tensors are byte addresses, so a forward pass
+ * written once runs on either, and tests compare them address for address.
+ *
+ * Shapes: a "row" is one token's vector; matrices are row-major with `rows` output rows of
+ * `cols` inputs. Every call with a range ([r0, r1), [i0, i1), [h0, h1)) does only that slice, which
+ * is how threads share a call.
+ */
+import type { MatmulType } from "./reference/matmul.js";
+import type { KernelMemory } from "./memory.js";
+
+export type { MatmulType };
+
+export interface Kernels {
+  readonly backend: "reference" | "wasm";
+  /** "simd" or "relaxed" for the wasm backend, "ts" for the reference. */
+  readonly build: string;
+  readonly memory: KernelMemory;
+
+  /**
+   * Bytes of one token's rounded activations for a `type` matmul with `cols` inputs
+   * (Q8_0 / Q8_K blocks, f16-rounded f32, or plain f32). Allocate nTok times this for xq.
+   */
+  actBytes(type: MatmulType, cols: number): number;
+  /** Round token rows [t0, t1) of x (rows of cols f32) into xq as llama.cpp rounds matmul inputs. */
+  quantize(type: MatmulType, x: number, xq: number, cols: number, t0: number, t1: number): void;
+  /**
+   * y[t * ldy + r] = W[r] . xq[t] for rows [r0, r1) and tokens 0..nTok-1; w holds the whole matrix
+   * (row r at w + r * rowBytes(type, cols)).
+   */
+  matmul(type: MatmulType, w: number, xq: number, y: number, cols: number, r0: number, r1: number, nTok: number, ldy: number): void;
+
+  /** RMSNorm of rows [r0, r1) of n values; w = 0 for no weight. */
+  rmsnorm(x: number, w: number, y: number, n: number, eps: number, r0: number, r1: number): void;
+  softmax(x: number, y: number, n: number, r0: number, r1: number): void;
+  /** out = silu(g) * u over elements [i0, i1). */
+  swiglu(g: number, u: number, out: number, i0: number, i1: number): void;
+  silu(x: number, out: number, i0: number, i1: number): void;
+  add(a: number, b: number, out: number, i0: number, i1: number): void;
+  mul(a: number, b: number, out: number, i0: number, i1: number): void;
+  /** out += s * a over [i0, i1). */
+  axpy(a: number, s: number, out: number, i0: number, i1: number): void;
+
+  /**
+   * Rotate nTok rows (stride ld floats) of nHeads heads in place at positions pos0.. with the
+   * frequencies at invFreq (f64[nDims/2], from ropeFrequencies) and magnitude mscale.
+   * cs: scratch of nDims f32.
+   */
+  rope(
+    x: number, cs: number, nHeads: number, headDim: number, nDims: number, pos0: number,
+    invFreq: number, mscale: number, neox: boolean, nTok: number, ld: number,
+  ): void;
+  /**
+   * Causal attention for heads [h0, h1) of nTok queries at positions pos0.. over K/V caches
+   * (rows of nKvHead*headDim, f16 when kvF16). scores: nKv f32 scratch; qh: headDim f32 scratch.
+   */
+  attention(
+    q: number, k: number, v: number, out: number, scores: number, qh: number,
+    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvF16: boolean, scale: number,
+    h0: number, h1: number,
+  ): void;
+  /** Store n f32 as f16 (writing an f16 KV cache row). */
+  storeF16(x: number, h: number, n: number): void;
+  /** Softmax -> top-k -> (renormalise): ids to idx (i32[k]), weights to wt (f32[k]). probs: nExpert f32 scratch. */
+  moeRoute(logits: number, probs: number, nExpert: number, k: number, norm: boolean, idx: number, wt: number): void;
+}

@@ -1,0 +1,70 @@
+/**
+ * The wasm backend: the Kernels interface over one instance of the SIMD build. Every worker
+ * makes its own with the same memory; the calls are thin, so the hot path is all in WASM.
+ */
+import { GGMLType } from "../../formats/ggml-types.js";
+import type { KernelMemory } from "../memory.js";
+import type { Kernels, MatmulType } from "../types.js";
+import { actBytes } from "../reference/backend.js";
+import { compileKernels, instantiateKernels, KernelBuild, KernelExports } from "./loader.js";
+
+type MatmulFn = KernelExports["matmul_q4_0"];
+
+export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, build: string): Kernels {
+  const matmuls: Record<MatmulType, MatmulFn> = {
+    [GGMLType.F32]: ex.matmul_f32,
+    [GGMLType.F16]: ex.matmul_f16,
+    [GGMLType.Q4_0]: ex.matmul_q4_0,
+    [GGMLType.Q8_0]: ex.matmul_q8_0,
+    [GGMLType.Q4_K]: ex.matmul_q4_K,
+    [GGMLType.Q5_K]: ex.matmul_q5_K,
+    [GGMLType.Q6_K]: ex.matmul_q6_K,
+  };
+  return {
+    backend: "wasm",
+    build,
+    memory: mem,
+    actBytes,
+    quantize(type, x, xq, cols, t0, t1) {
+      switch (type) {
+        case GGMLType.Q4_0:
+        case GGMLType.Q8_0:
+          return ex.quantize_q8_0(x, xq, cols, t0, t1);
+        case GGMLType.Q4_K:
+        case GGMLType.Q5_K:
+        case GGMLType.Q6_K:
+          return ex.quantize_q8_K(x, xq, cols, t0, t1);
+        case GGMLType.F16:
+          return ex.round_f16(x + 4 * t0 * cols, xq + 4 * t0 * cols, (t1 - t0) * cols);
+        case GGMLType.F32:
+          mem.u8(xq + 4 * t0 * cols, 4 * (t1 - t0) * cols).set(mem.u8(x + 4 * t0 * cols, 4 * (t1 - t0) * cols));
+      }
+    },
+    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
+      matmuls[type](w, xq, y, cols, r0, r1, nTok, ldy);
+    },
+    rmsnorm: ex.rmsnorm,
+    softmax: ex.softmax,
+    swiglu: ex.swiglu,
+    silu: ex.silu,
+    add: ex.add,
+    mul: ex.mul,
+    axpy: ex.axpy,
+    rope(x, cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
+      ex.rope(x, cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox ? 1 : 0, nTok, ld);
+    },
+    attention(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, scale, h0, h1) {
+      ex.attention(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16 ? 1 : 0, scale, h0, h1);
+    },
+    storeF16: ex.store_f16,
+    moeRoute(logits, probs, nExpert, k, norm, idx, wt) {
+      ex.moe_route(logits, probs, nExpert, k, norm ? 1 : 0, idx, wt);
+    },
+  };
+}
+
+/** Compile (once per process) and instantiate the kernels over `mem`. */
+export async function createWasmKernels(mem: KernelMemory, prefer: KernelBuild | "auto" = "auto"): Promise<Kernels> {
+  const { module, build } = await compileKernels(prefer);
+  return wasmKernelsFromExports(mem, instantiateKernels(module, mem.memory), build);
+}

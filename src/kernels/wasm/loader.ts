@@ -1,0 +1,121 @@
+/**
+ * Finding, choosing and instantiating the compiled kernels (build/kernels*.wasm, made by
+ * `npm run build:wasm`).
+ *
+ * Two builds with identical exports: plain SIMD128, and SIMD128 + relaxed SIMD. The relaxed one
+ * is used where `WebAssembly.validate` accepts it (Deno, Bun, Chromium; Node 22+, or Node 20 after
+ * `enableRelaxedSimd()`), unless the caller asks for the plain one.
+ */
+
+/** What one instance exports; every address is a byte offset in the shared memory. */
+export interface KernelExports {
+  act_q8_0_bytes(n: number): number;
+  act_q8_K_bytes(n: number): number;
+  quantize_q8_0(x: number, q: number, n: number, r0: number, r1: number): void;
+  quantize_q8_K(x: number, q: number, n: number, r0: number, r1: number): void;
+  round_f16(x: number, y: number, n: number): void;
+  matmul_q4_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q8_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q4_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q5_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q6_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_f16(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_f32(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  rmsnorm(x: number, w: number, y: number, n: number, eps: number, r0: number, r1: number): void;
+  softmax(x: number, y: number, n: number, r0: number, r1: number): void;
+  swiglu(g: number, u: number, out: number, i0: number, i1: number): void;
+  silu(x: number, out: number, i0: number, i1: number): void;
+  add(a: number, b: number, out: number, i0: number, i1: number): void;
+  mul(a: number, b: number, out: number, i0: number, i1: number): void;
+  axpy(a: number, s: number, out: number, i0: number, i1: number): void;
+  rope(
+    x: number, cs: number, nHeads: number, headDim: number, nDims: number, pos0: number,
+    invFreq: number, mscale: number, neox: number, nTok: number, ld: number,
+  ): void;
+  attention(
+    q: number, k: number, v: number, out: number, scores: number, qh: number,
+    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvF16: number, scale: number,
+    h0: number, h1: number,
+  ): void;
+  store_f16(x: number, h: number, n: number): void;
+  moe_route(logits: number, probs: number, nExpert: number, k: number, norm: number, idx: number, wt: number): void;
+  stream_read(p: number, bytes: number): number;
+  relaxed(): number;
+}
+
+export type KernelBuild = "simd" | "relaxed";
+
+const FILES: Record<KernelBuild, string> = { simd: "kernels.wasm", relaxed: "kernels-relaxed.wasm" };
+
+/**
+ * build/ sits at the package root; this file is src/kernels/wasm/loader.ts when run from sources
+ * and dist/kernels/wasm/loader.js when compiled: three levels down either way.
+ */
+export function kernelUrl(build: KernelBuild): URL {
+  return new URL(`../../../build/${FILES[build]}`, import.meta.url);
+}
+
+async function readBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
+  if (url.protocol === "file:") {
+    const { readFile } = await import("node:fs/promises");
+    return new Uint8Array(await readFile(url));
+  }
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`cannot load kernels from ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/**
+ * Node 20 ships relaxed SIMD behind a V8 flag; setting it before the first compile turns it on
+ * for the process and its worker threads. Returns whether relaxed SIMD now validates. A no-op
+ * outside Node.
+ */
+export async function enableRelaxedSimd(): Promise<boolean> {
+  const proc = (globalThis as { process?: { versions?: { node?: string; bun?: string; deno?: string } } }).process;
+  if (proc?.versions?.node && !proc.versions.bun && !proc.versions.deno) {
+    const v8 = await import("node:v8");
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  }
+  return WebAssembly.validate(await readBytes(kernelUrl("relaxed")));
+}
+
+export interface CompiledKernels {
+  module: WebAssembly.Module;
+  build: KernelBuild;
+}
+
+const cache = new Map<string, Promise<CompiledKernels>>();
+
+/**
+ * Compile the kernels once per process. `prefer: "relaxed"` (default "auto" = relaxed where it
+ * validates) or "simd" forces the plain build, e.g. to test both.
+ */
+export function compileKernels(prefer: KernelBuild | "auto" = "auto"): Promise<CompiledKernels> {
+  let p = cache.get(prefer);
+  if (!p) {
+    p = (async () => {
+      if (prefer !== "simd") {
+        const relaxed = await readBytes(kernelUrl("relaxed"));
+        if (WebAssembly.validate(relaxed)) return { module: await WebAssembly.compile(relaxed), build: "relaxed" as const };
+        if (prefer === "relaxed") throw new Error("relaxed SIMD is not available in this runtime");
+      }
+      const bytes = await readBytes(kernelUrl("simd"));
+      return { module: await WebAssembly.compile(bytes), build: "simd" as const };
+    })();
+    cache.set(prefer, p);
+  }
+  return p;
+}
+
+/** Instantiate over a shared memory (synchronously: Module is already compiled). */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory,
+      abort: (_msg: number, _file: number, line: number, col: number) => {
+        throw new Error(`kernel abort at ${line}:${col}`);
+      },
+    },
+  });
+  return instance.exports as unknown as KernelExports;
+}

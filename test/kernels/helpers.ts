@@ -1,0 +1,76 @@
+/** Shared test helpers: a seeded RNG and random-but-valid ggml weight blocks. */
+import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
+import { f32ToF16 } from "../../src/formats/quants/index.js";
+import type { MatmulType } from "../../src/kernels/index.js";
+
+/** mulberry32: small, seeded, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomF32(r: () => number, n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+}
+
+function putF16(b: Uint8Array, o: number, v: number): void {
+  const h = f32ToF16(v);
+  b[o] = h & 255;
+  b[o + 1] = h >> 8;
+}
+
+/**
+ * `rows` rows of random weights of `type`: random code bytes (every bit pattern the kernels must
+ * handle) with finite, modest f16 scales written over the scale fields.
+ */
+export function randomWeights(type: MatmulType, rows: number, cols: number, r: () => number): Uint8Array {
+  const { blockSize, bytesPerBlock } = GGML_TYPES[type];
+  const nBlocks = (rows * cols) / blockSize;
+  const b = new Uint8Array(nBlocks * bytesPerBlock);
+  if (type === GGMLType.F32) {
+    new Float32Array(b.buffer).set(randomF32(r, rows * cols));
+    return b;
+  }
+  if (type === GGMLType.F16) {
+    for (let i = 0; i < rows * cols; i++) putF16(b, 2 * i, r() * 2 - 1);
+    return b;
+  }
+  for (let i = 0; i < b.length; i++) b[i] = Math.floor(r() * 256);
+  for (let k = 0; k < nBlocks; k++) {
+    const o = k * bytesPerBlock;
+    switch (type) {
+      case GGMLType.Q4_0:
+        putF16(b, o, (r() * 2 - 1) * 0.02);
+        break;
+      case GGMLType.Q8_0:
+        putF16(b, o, (r() * 2 - 1) * 0.002);
+        // ggml's quantizer never writes -128 (|q| <= 127); the relaxed build relies on it.
+        for (let j = 2; j < 34; j++) if (b[o + j] === 0x80) b[o + j] = 0x81;
+        break;
+      case GGMLType.Q4_K:
+      case GGMLType.Q5_K:
+        putF16(b, o, r() * 0.002);
+        putF16(b, o + 2, r() * 0.002);
+        break;
+      case GGMLType.Q6_K:
+        putF16(b, o + 208, (r() * 2 - 1) * 0.002);
+        break;
+    }
+  }
+  return b;
+}
+
+/** Largest |a - b| relative to the largest |b| (plus a floor). */
+export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-6): number {
+  let m = 0;
+  let s = floor;
+  for (let i = 0; i < b.length; i++) s = Math.max(s, Math.abs(b[i]));
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m / s;
+}

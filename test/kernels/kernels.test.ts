@@ -1,0 +1,248 @@
+/**
+ * WASM kernels against their TypeScript twins, on random data, odd sizes and tails, for both
+ * builds (plain SIMD and relaxed SIMD) with the same suite.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { GGMLType } from "../../src/formats/ggml-types.js";
+import { dequantize } from "../../src/formats/quants/index.js";
+import {
+  createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, Kernels, MATMUL_TYPES,
+  MatmulType, ropeFrequencies, RopeConfig, rowBytes,
+} from "../../src/kernels/index.js";
+import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
+import { maxRelDiff, randomF32, randomWeights, rng } from "./helpers.js";
+
+const relaxedAvailable = await enableRelaxedSimd();
+const builds = relaxedAvailable ? (["simd", "relaxed"] as const) : (["simd"] as const);
+
+describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
+  let mem: KernelMemory;
+  let wasm: Kernels;
+  let ref: Kernels;
+  beforeAll(async () => {
+    mem = KernelMemory.create({ initialBytes: 32 << 20 });
+    wasm = await createWasmKernels(mem, build);
+    ref = createReferenceKernels(mem);
+    expect(wasm.build).toBe(build);
+  });
+
+  function withMark<T>(fn: () => T): T {
+    const m = mem.mark();
+    try {
+      return fn();
+    } finally {
+      mem.release(m);
+    }
+  }
+
+  const shapes: Record<MatmulType, Array<[rows: number, cols: number]>> = {
+    [GGMLType.F32]: [[1, 1], [5, 7], [9, 33], [4, 100]],
+    [GGMLType.F16]: [[1, 1], [5, 7], [9, 33], [4, 100]],
+    [GGMLType.Q4_0]: [[1, 32], [7, 96], [13, 320]],
+    [GGMLType.Q8_0]: [[1, 32], [7, 96], [13, 320]],
+    [GGMLType.Q4_K]: [[1, 256], [5, 768]],
+    [GGMLType.Q5_K]: [[1, 256], [5, 768]],
+    [GGMLType.Q6_K]: [[1, 256], [5, 768]],
+  };
+
+  for (const type of MATMUL_TYPES) {
+    it(`matmul ${GGMLType[type]}: quantized activations are bit-identical, products agree`, () => {
+      const r = rng(type + 17);
+      for (const [rows, cols] of shapes[type]) {
+        for (const nTok of [1, 3]) {
+          withMark(() => {
+            const w = mem.put(randomWeights(type, rows, cols, r));
+            const x = mem.put(randomF32(r, nTok * cols, 3));
+            const ab = wasm.actBytes(type, cols);
+            const xqW = mem.alloc(ab * nTok);
+            const xqR = mem.alloc(ab * nTok);
+            mem.u8(xqW, ab * nTok).fill(0);
+            mem.u8(xqR, ab * nTok).fill(0);
+            wasm.quantize(type, x, xqW, cols, 0, nTok);
+            ref.quantize(type, x, xqR, cols, 0, nTok);
+            expect(Array.from(mem.u8(xqW, ab * nTok))).toEqual(Array.from(mem.u8(xqR, ab * nTok)));
+            const yW = mem.alloc(4 * rows * nTok);
+            const yR = mem.alloc(4 * rows * nTok);
+            // Two slices, split at an odd row, as two threads would.
+            const mid = rows >> 1;
+            wasm.matmul(type, w, xqW, yW, cols, 0, mid, nTok, rows);
+            wasm.matmul(type, w, xqW, yW, cols, mid, rows, nTok, rows);
+            ref.matmul(type, w, xqR, yR, cols, 0, rows, nTok, rows);
+            expect(maxRelDiff(mem.f32(yW, rows * nTok), mem.f32(yR, rows * nTok))).toBeLessThan(3e-6);
+          });
+        }
+      }
+    });
+  }
+
+  it("activation quantization rounds ties to even like x86 ggml", () => {
+    withMark(() => {
+      // amax 127 gives scale 1: x*1 lands exactly on .5 for these values.
+      const xs = new Float32Array(256);
+      const ties = [127, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5, -126.5];
+      xs.set(ties);
+      for (let i = 32; i < 256; i++) xs[i] = ((i % 9) - 4) * 0.5;
+      xs[32] = -127;
+      const x = mem.put(xs);
+      for (const type of [GGMLType.Q8_0, GGMLType.Q4_K] as const) {
+        const ab = wasm.actBytes(type, 256);
+        const a = mem.alloc(ab);
+        const b = mem.alloc(ab);
+        mem.u8(a, ab).fill(0);
+        mem.u8(b, ab).fill(0);
+        wasm.quantize(type, x, a, 256, 0, 1);
+        ref.quantize(type, x, b, 256, 0, 1);
+        expect(Array.from(mem.u8(a, ab))).toEqual(Array.from(mem.u8(b, ab)));
+      }
+      expect(Array.from(quantizeQ8_0(xs).qs.slice(0, 8))).toEqual([127, 2, -4, 0, 0, 2, 126, -126]);
+      expect(Array.from(quantizeQ8_K(xs).qs.slice(0, 8))).toEqual([-127, -2, 4, 0, 0, -2, -126, 126]);
+    });
+  });
+
+  it("element-wise kernels: rmsnorm, softmax, swiglu, silu, add, mul, axpy, storeF16", () => {
+    const r = rng(5);
+    for (const n of [1, 3, 8, 37, 128]) {
+      withMark(() => {
+        const rows = 3;
+        const x = mem.put(randomF32(r, rows * n, 4));
+        const w = mem.put(randomF32(r, n));
+        const b = mem.put(randomF32(r, rows * n));
+        const outs = () => [mem.alloc(4 * rows * n), mem.alloc(4 * rows * n)];
+        const check = (run: (k: Kernels, out: number) => void, tol: number) => {
+          const [o1, o2] = outs();
+          mem.f32(o1, rows * n).fill(0.25);
+          mem.f32(o2, rows * n).fill(0.25);
+          run(wasm, o1);
+          run(ref, o2);
+          expect(maxRelDiff(mem.f32(o1, rows * n), mem.f32(o2, rows * n))).toBeLessThanOrEqual(tol);
+        };
+        check((k, o) => k.rmsnorm(x, w, o, n, 1e-5, 0, rows), 1e-6);
+        check((k, o) => k.rmsnorm(x, 0, o, n, 1e-6, 1, rows), 1e-6);
+        check((k, o) => k.softmax(x, o, n, 0, rows), 1e-6);
+        check((k, o) => k.swiglu(x, b, o, 1, rows * n), 1e-6);
+        check((k, o) => k.silu(x, o, 0, rows * n), 1e-6);
+        check((k, o) => k.add(x, b, o, 0, rows * n - 1), 0);
+        check((k, o) => k.mul(x, b, o, 2, rows * n), 0);
+        check((k, o) => k.axpy(x, 0.37, o, 1, rows * n), 0);
+        const [h1, h2] = outs();
+        wasm.storeF16(x, h1, rows * n);
+        ref.storeF16(x, h2, rows * n);
+        expect(Array.from(mem.u16(h1, rows * n))).toEqual(Array.from(mem.u16(h2, rows * n)));
+      });
+    }
+  });
+
+  const ropeCases: Array<[string, RopeConfig]> = [
+    ["none", { nDims: 64, base: 10000, neox: false, scaling: { type: "none" } }],
+    ["linear", { nDims: 64, base: 10000, neox: true, scaling: { type: "linear", factor: 4 } }],
+    ["ntk fixed", { nDims: 32, base: 10000, neox: false, scaling: { type: "ntk", alpha: 2 } }],
+    ["ntk auto", { nDims: 32, base: 10000, neox: false, scaling: { type: "ntk", alpha: "auto", maxPositions: 64 } }],
+    ["yarn", { nDims: 64, base: 10000, neox: false, scaling: { type: "yarn", factor: 16, originalContext: 4096 } }],
+    ["partial neox", { nDims: 16, base: 1e6, neox: true, scaling: { type: "none" } }],
+  ];
+  for (const [name, cfg] of ropeCases) {
+    it(`rope ${name}`, () => {
+      const r = rng(9);
+      withMark(() => {
+        const headDim = 64, nHeads = 3, nTok = 4, ld = nHeads * headDim + 8;
+        const freqs = ropeFrequencies(cfg, 200);
+        const inv = mem.put(freqs.invFreq, 8);
+        const cs = mem.alloc(4 * cfg.nDims);
+        const data = randomF32(r, nTok * ld);
+        const a = mem.put(data);
+        const b = mem.put(data);
+        wasm.rope(a, cs, nHeads, headDim, cfg.nDims, 1000, inv, freqs.mscale, cfg.neox, nTok, ld);
+        ref.rope(b, cs, nHeads, headDim, cfg.nDims, 1000, inv, freqs.mscale, cfg.neox, nTok, ld);
+        expect(maxRelDiff(mem.f32(a, nTok * ld), mem.f32(b, nTok * ld))).toBeLessThan(1e-6);
+      });
+    });
+  }
+
+  for (const kvF16 of [false, true]) {
+    it(`attention, ${kvF16 ? "f16" : "f32"} cache, grouped-query heads, several queries`, () => {
+      const r = rng(kvF16 ? 3 : 4);
+      withMark(() => {
+        const nHead = 6, nKvHead = 2, headDim = 20, pos0 = 9, nTok = 3, nKv = pos0 + nTok;
+        const kv = nKv * nKvHead * headDim;
+        const q = mem.put(randomF32(r, nTok * nHead * headDim));
+        const kf = randomF32(r, kv), vf = randomF32(r, kv);
+        let k: number, v: number;
+        if (kvF16) {
+          const kx = mem.put(kf), vx = mem.put(vf);
+          k = mem.alloc(2 * kv);
+          v = mem.alloc(2 * kv);
+          wasm.storeF16(kx, k, kv);
+          wasm.storeF16(vx, v, kv);
+        } else {
+          k = mem.put(kf);
+          v = mem.put(vf);
+        }
+        const scores = mem.alloc(4 * nKv), qh = mem.alloc(4 * headDim);
+        const o1 = mem.alloc(4 * nTok * nHead * headDim), o2 = mem.alloc(4 * nTok * nHead * headDim);
+        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 0, 4);
+        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 4, 6);
+        ref.attention(q, k, v, o2, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 0, 6);
+        expect(maxRelDiff(mem.f32(o1, nTok * nHead * headDim), mem.f32(o2, nTok * nHead * headDim))).toBeLessThan(2e-6);
+      });
+    });
+  }
+
+  it("MoE routing: softmax, top-k, renormalised weights", () => {
+    const r = rng(11);
+    withMark(() => {
+      for (const [n, k] of [[8, 2], [4, 1], [16, 4]]) {
+        const logits = mem.put(randomF32(r, n, 3));
+        const probs = mem.alloc(4 * n);
+        const i1 = mem.alloc(4 * k), w1 = mem.alloc(4 * k), i2 = mem.alloc(4 * k), w2 = mem.alloc(4 * k);
+        wasm.moeRoute(logits, probs, n, k, true, i1, w1);
+        ref.moeRoute(logits, probs, n, k, true, i2, w2);
+        expect(Array.from(mem.i32(i1, k))).toEqual(Array.from(mem.i32(i2, k)));
+        expect(maxRelDiff(mem.f32(w1, k), mem.f32(w2, k))).toBeLessThan(1e-6);
+        expect(mem.f32(w1, k).reduce((s, v) => s + v, 0)).toBeCloseTo(1, 6);
+      }
+      // A tie goes to the lower expert id.
+      const logits = mem.put(Float32Array.from([0, 1, 1, 0.5]));
+      const idx = mem.alloc(8), wt = mem.alloc(8), probs = mem.alloc(16);
+      wasm.moeRoute(logits, probs, 4, 2, true, idx, wt);
+      expect(Array.from(mem.i32(idx, 2))).toEqual([1, 2]);
+    });
+  });
+});
+
+describe("reference matmul against the ggml dequantizer (src/formats/quants)", () => {
+  for (const type of MATMUL_TYPES) {
+    it(`${GGMLType[type]}: integer block sums equal dequantized weights times dequantized activations`, () => {
+      const r = rng(100 + type);
+      const mem = KernelMemory.create({ initialBytes: 4 << 20 });
+      const k = createReferenceKernels(mem);
+      const rows = 4, cols = 512;
+      const wb = randomWeights(type, rows, cols, r);
+      const xs = randomF32(r, cols, 2);
+      const w = mem.put(wb), x = mem.put(xs);
+      const xq = mem.alloc(k.actBytes(type, cols)), y = mem.alloc(4 * rows);
+      k.quantize(type, x, xq, cols, 0, 1);
+      k.matmul(type, w, xq, y, cols, 0, rows, 1, rows);
+      // Activations as the weights' product sees them.
+      let xa: Float32Array;
+      if (type === GGMLType.F32) xa = xs;
+      else if (type === GGMLType.F16) xa = mem.f32(xq, cols).slice();
+      else {
+        const kq = type === GGMLType.Q4_0 || type === GGMLType.Q8_0 ? quantizeQ8_0(xs) : quantizeQ8_K(xs);
+        const bs = cols / kq.d.length;
+        xa = Float32Array.from(kq.qs, (q, j) => q * kq.d[Math.floor(j / bs)]);
+      }
+      const wf = dequantize(type, wb, rows * cols);
+      const rb = rowBytes(type, cols);
+      expect(rb * rows).toBe(wb.length);
+      for (let i = 0; i < rows; i++) {
+        let s = 0;
+        let mag = 0;
+        for (let j = 0; j < cols; j++) {
+          s += wf[i * cols + j] * xa[j];
+          mag += Math.abs(wf[i * cols + j] * xa[j]);
+        }
+        expect(Math.abs(mem.f32(y, rows)[i] - s)).toBeLessThan(1e-5 * mag + 1e-7);
+      }
+    });
+  }
+});

@@ -219,7 +219,7 @@ const WIRE_FIXED32 = 5;
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A bounds-checked cursor over one message body; every error names the file and offset. */
 class ProtoReader {

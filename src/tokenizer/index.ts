@@ -35,3 +35,4 @@ export {
   type NormalizerSpec,
 } from "../formats/sentencepiece.js";
 export { mergeSentencePieceModels, hfTokenizerFiles, type MergeOptions, type MergeResult, type HfTokenizerFilesOptions } from "./merge.js";
+export { buildLlamaTokenizerModel, LLAMA_TOKENIZER_MODEL_SHA256, LLAMA_VOCAB_SIZE } from "./llama.js";

@@ -23,7 +23,8 @@ export interface NormalizerOptions {
 }
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+// ignoreBOM: a leading U+FEFF is text (LLaMA even has it as a piece), not a byte-order mark.
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const SPACE_SYMBOL_BYTES = utf8.encode(SPACE_SYMBOL);
 const REPLACEMENT_BYTES = utf8.encode("\ufffd");
 

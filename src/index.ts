@@ -4,5 +4,6 @@
 export * from "./errors.js";
 export * from "./formats/ggml-types.js";
 export * from "./formats/errors.js";
+export * from "./tokenizer/index.js";
 export * from "./formats/quants/index.js";
 export * from "./formats/gguf/index.js";

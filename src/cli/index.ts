@@ -7,6 +7,22 @@ import type { CliIo, Command } from "./command.js";
 
 /** name -> one-line summary and a lazy loader for the command's module. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  tokenize: {
+    summary: "text to token ids, exactly as SentencePiece (GGUF or tokenizer.model)",
+    load: async () => (await import("./tokenize.js")).tokenizeCommand,
+  },
+  detokenize: {
+    summary: "token ids to text",
+    load: async () => (await import("./detokenize.js")).detokenizeCommand,
+  },
+  "merge-tokenizer": {
+    summary: "extend a SentencePiece vocabulary with Chinese pieces (Chinese-LLaMA style)",
+    load: async () => (await import("./merge-tokenizer.js")).mergeTokenizerCommand,
+  },
+  "tokenizer-stats": {
+    summary: "tokens per character of a corpus under one or more tokenizers",
+    load: async () => (await import("./tokenizer-stats.js")).tokenizerStatsCommand,
+  },
   inspect: {
     summary: "summarise a GGUF model (or print its header as JSON)",
     load: async () => (await import("./inspect.js")).inspectCommand,

@@ -1,0 +1,90 @@
+import { readFile } from "node:fs/promises";
+import { UsageError } from "../errors.js";
+import { loadTokenizer, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { parseCommandArgs, type Command } from "./command.js";
+
+export const tokenizeCommand: Command = {
+  usage: `usage: zh-llama tokenize --model MODEL TEXT [--json] [--no-bos] [--eos] [--parse-special]
+       zh-llama tokenize --model MODEL --jsonl IN.jsonl [--no-bos] [--eos] [--parse-special]
+
+Tokenizes text exactly as SentencePiece does. MODEL is a GGUF model or a SentencePiece
+tokenizer.model. BOS is added as the model declares (GGUF tokenizer.ggml.add_bos_token;
+always for a tokenizer.model that has <s>).
+
+  --json            print {"ids":[...],"pieces":[...]} instead of comma-separated ids
+  --jsonl FILE      one JSON object {"text": ...} per line (FILE "-" reads stdin);
+                    prints one {"ids":[...]} line for each
+  --no-bos          do not add BOS
+  --eos             add EOS
+  --parse-special   read "<s>", "</s>" and other control pieces written in the text as those
+                    tokens (by default they are plain text)`,
+
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        model: { type: "string", short: "m" },
+        json: { type: "boolean" },
+        jsonl: { type: "string" },
+        "no-bos": { type: "boolean" },
+        eos: { type: "boolean" },
+        "parse-special": { type: "boolean" },
+      },
+    });
+    if (!values.model) throw new UsageError("--model is required");
+    if (values.jsonl !== undefined && positionals.length > 0) throw new UsageError("give either TEXT or --jsonl, not both");
+    if (values.jsonl === undefined && positionals.length !== 1) throw new UsageError("expected exactly one TEXT argument (quote it), or --jsonl FILE");
+    if (values.jsonl !== undefined && values.json) throw new UsageError("--json applies to a single TEXT; --jsonl output is already JSON");
+    const tokenizer = await loadTokenizer(values.model);
+    const options = {
+      addBos: values["no-bos"] ? false : undefined,
+      addEos: values.eos ? true : undefined,
+      parseSpecial: values["parse-special"] ?? false,
+    };
+    if (values.jsonl !== undefined) {
+      const text = values.jsonl === "-" ? await readStdin() : await readFile(values.jsonl, "utf8");
+      tokenizeJsonl(tokenizer, text, values.jsonl, options, io.stdout);
+      return 0;
+    }
+    const ids = tokenizer.encode(positionals[0]!, options);
+    if (values.json) io.stdout(JSON.stringify({ ids, pieces: ids.map((id) => tokenizer.idToPiece(id)) }) + "\n");
+    else io.stdout(ids.join(",") + "\n");
+    return 0;
+  },
+};
+
+function tokenizeJsonl(
+  tokenizer: SentencePieceTokenizer,
+  text: string,
+  name: string,
+  options: { addBos?: boolean; addEos?: boolean; parseSpecial: boolean },
+  write: (text: string) => void,
+): void {
+  const lines = text.split("\n");
+  let chunk = "";
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line.length === 0) continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch (error) {
+      throw new UsageError(`${name}:${i + 1}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    }
+    const value = typeof row === "object" && row !== null ? (row as Record<string, unknown>).text : undefined;
+    if (typeof value !== "string") throw new UsageError(`${name}:${i + 1}: expected an object with a string "text" field`);
+    chunk += JSON.stringify({ ids: tokenizer.encode(value, options) }) + "\n";
+    if (chunk.length > 1 << 16) {
+      write(chunk);
+      chunk = "";
+    }
+  }
+  if (chunk.length > 0) write(chunk);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -7,3 +7,4 @@ export * from "./formats/errors.js";
 export * from "./tokenizer/index.js";
 export * from "./formats/quants/index.js";
 export * from "./formats/gguf/index.js";
+export * from "./model/index.js";

@@ -1,0 +1,10 @@
+import { ZhLlamaError } from "../errors.js";
+
+/**
+ * A model file that cannot run as a LLaMA-family model: a missing key or tensor, a shape that
+ * disagrees with the hyper-parameters, an unsupported architecture. The message names it.
+ */
+export class ModelError extends ZhLlamaError {}
+
+/** A request the loaded model cannot serve, such as a prompt longer than the context. */
+export class ContextOverflowError extends ZhLlamaError {}

@@ -1,0 +1,234 @@
+/**
+ * A loaded LLaMA-family model on the main thread: the weights and the KV cache in kernel
+ * memory, and `evaluate(ids)` running the forward pass over new tokens, reusing what the cache
+ * already holds (a chat's earlier turns are never evaluated twice).
+ */
+import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
+import { dequantize } from "../formats/quants/index.js";
+import { InvalidArgumentError } from "../errors.js";
+import { createKernels, KernelMemory, ropeFrequencies, type Kernels, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { ContextOverflowError } from "./errors.js";
+import { readHParams, type LlamaHParams } from "./hparams.js";
+import { forward, SINGLE_THREAD, type RunState } from "./llama.js";
+import { loadWeights, weightBytes, type LlamaWeights } from "./weights.js";
+
+export type KvCacheType = "f32" | "f16";
+export type Backend = "wasm" | "reference";
+
+/** Overrides of the model's RoPE settings (metadata gives the defaults). */
+export interface RopeOverrides {
+  /** none | linear | yarn | ntk; `ntkAlpha` alone implies ntk. */
+  scaling?: "none" | "linear" | "yarn";
+  /** Linear / YaRN factor (llama.cpp --rope-scale). */
+  scale?: number;
+  /** rope_theta (llama.cpp --rope-freq-base). */
+  freqBase?: number;
+  /** YaRN original context (llama.cpp --yarn-orig-ctx). */
+  yarnOrigCtx?: number;
+  /** NTK-aware scaling as in the Chinese-LLaMA-Alpaca patches: a fixed alpha or "auto". */
+  ntkAlpha?: number | "auto";
+  /** Formula for ntkAlpha "auto": v2 (default) alpha = L/(n_ctx_train/2) - 1, v1 alpha = (L/1024 - 1) * 1.1. */
+  ntkAutoFormula?: "v1" | "v2";
+}
+
+export interface LoadOptions {
+  backend?: Backend;
+  /** KV cache length in tokens (default: the training context). */
+  nCtx?: number;
+  kvCacheType?: KvCacheType;
+  /** Tokens per forward call when evaluating a prompt (llama.cpp's micro-batch). */
+  batchSize?: number;
+  rope?: RopeOverrides;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EvaluateOptions {
+  /** Return logits for every new token (perplexity), not just the last. */
+  allLogits?: boolean;
+}
+
+/** The rope scaling in effect: the model's own, then the caller's overrides. */
+export function resolveRope(hp: LlamaHParams, o: RopeOverrides = {}): RopeConfig {
+  const base = o.freqBase ?? hp.ropeFreqBase;
+  let scaling: RopeScaling = hp.ropeScaling;
+  if (o.scaling === "none") scaling = { type: "none" };
+  if (o.scaling === "linear" || (o.scaling === undefined && o.scale !== undefined && scaling.type !== "yarn")) {
+    scaling = { type: "linear", factor: o.scale ?? (scaling.type === "linear" ? scaling.factor : 1) };
+  }
+  if (o.scaling === "yarn" || (scaling.type === "yarn" && (o.scale !== undefined || o.yarnOrigCtx !== undefined))) {
+    const prior = scaling.type === "yarn" ? scaling : undefined;
+    scaling = { ...prior, type: "yarn", factor: o.scale ?? prior?.factor ?? 1, originalContext: o.yarnOrigCtx ?? prior?.originalContext ?? hp.nCtxTrain };
+  }
+  if (o.ntkAlpha !== undefined) {
+    const factor = scaling.type === "linear" ? scaling.factor : 1;
+    scaling =
+      o.ntkAutoFormula === "v1"
+        ? { type: "ntk", alpha: o.ntkAlpha, maxPositions: 2048, coeff: 1.1, factor }
+        : { type: "ntk", alpha: o.ntkAlpha, maxPositions: hp.nCtxTrain, coeff: 1, factor };
+  }
+  return { nDims: hp.nRot, base, neox: false, scaling };
+}
+
+export class LlamaModel {
+  /** Ids whose keys and values are in the cache, in order. */
+  private cached: number[] = [];
+  private ropeSeqLen = -1;
+
+  private constructor(
+    readonly file: GgufFile,
+    readonly hp: LlamaHParams,
+    readonly kernels: Kernels,
+    readonly weights: LlamaWeights,
+    readonly state: RunState,
+    readonly rope: RopeConfig,
+  ) {}
+
+  static async load(input: ByteInput | GgufFile, options: LoadOptions = {}): Promise<LlamaModel> {
+    const file = input instanceof GgufFile ? input : await openGguf(input);
+    const hp = readHParams(file.metadata);
+    const nCtx = options.nCtx ?? hp.nCtxTrain;
+    if (!Number.isInteger(nCtx) || nCtx < 1) throw new InvalidArgumentError(`context length must be a positive integer, got ${nCtx}`);
+    const batch = Math.min(options.batchSize ?? 64, nCtx);
+    const kvF16 = (options.kvCacheType ?? "f16") === "f16";
+    const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, batch, kvF16) + (1 << 20) });
+    const kernels = await createKernels(mem, options.backend ?? "wasm");
+    const weights = await loadWeights(file, hp, mem, options.onProgress);
+    const state = allocateState(kernels, hp, weights, nCtx, batch, kvF16, 1);
+    return new LlamaModel(file, hp, kernels, weights, state, resolveRope(hp, options.rope));
+  }
+
+  get nCtx(): number {
+    return this.state.nCtx;
+  }
+
+  /** Tokens currently in the KV cache. */
+  get nPast(): number {
+    return this.cached.length;
+  }
+
+  get cachedTokens(): readonly number[] {
+    return this.cached;
+  }
+
+  /** Forget everything after the first n cached tokens. */
+  truncate(n: number): void {
+    this.cached.length = Math.max(0, Math.min(n, this.cached.length));
+  }
+
+  reset(): void {
+    this.cached = [];
+  }
+
+  /**
+   * Makes the cache hold exactly `ids`, evaluating only the part after the longest prefix the
+   * cache already has, and returns the logits after the last id.
+   */
+  async evaluateSequence(ids: readonly number[]): Promise<Float32Array> {
+    let common = 0;
+    while (common < ids.length && common < this.cached.length && ids[common] === this.cached[common]) common++;
+    // The last token must be evaluated to produce its logits.
+    if (common === ids.length) common = ids.length - 1;
+    this.truncate(common);
+    return this.evaluate(ids.slice(common));
+  }
+
+  /** Appends `ids` to the cache; returns the last token's logits (or every new token's). */
+  async evaluate(ids: readonly number[], options: EvaluateOptions = {}): Promise<Float32Array> {
+    const { hp, state: s, kernels: k } = this;
+    if (ids.length === 0) throw new InvalidArgumentError("evaluate() needs at least one token");
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= hp.nVocab) throw new InvalidArgumentError(`token id ${id} is outside the vocabulary (0..${hp.nVocab - 1})`);
+    }
+    if (this.cached.length + ids.length > s.nCtx) {
+      throw new ContextOverflowError(`${this.cached.length} cached + ${ids.length} new tokens exceed the context of ${s.nCtx} tokens`);
+    }
+    const out = new Float32Array(options.allLogits ? ids.length * hp.nVocab : hp.nVocab);
+    for (let start = 0; start < ids.length; start += s.maxTok) {
+      const chunk = ids.slice(start, start + s.maxTok);
+      const pos0 = this.cached.length;
+      this.prepareRope(pos0 + chunk.length);
+      this.embed(chunk);
+      const last = start + chunk.length === ids.length;
+      const logitsFrom = options.allLogits ? 0 : last ? chunk.length - 1 : chunk.length;
+      forward(k, hp, this.weights, s, { pos0, nTok: chunk.length, logitsFrom }, SINGLE_THREAD);
+      const rows = chunk.length - logitsFrom;
+      if (rows > 0) {
+        const logits = k.memory.f32(s.logits, rows * hp.nVocab);
+        out.set(logits, options.allLogits ? start * hp.nVocab : 0);
+      }
+      this.cached.push(...chunk);
+    }
+    return out;
+  }
+
+  /** Writes the token embeddings (one dequantized row per id) into x. */
+  private embed(ids: readonly number[]): void {
+    const { tokEmbd } = this.weights;
+    const mem = this.kernels.memory;
+    const n = this.hp.nEmbd;
+    ids.forEach((id, t) => {
+      const row = mem.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
+      dequantize(tokEmbd.type, row, n, mem.f32(this.state.x + 4 * t * n, n));
+    });
+  }
+
+  /** RoPE frequencies change with the sequence only under NTK "auto". */
+  private prepareRope(seqLen: number): void {
+    const auto = this.rope.scaling.type === "ntk" && this.rope.scaling.alpha === "auto";
+    if (this.ropeSeqLen >= 0 && !auto) return;
+    const f = ropeFrequencies(this.rope, seqLen);
+    this.kernels.memory.f64(this.state.invFreq, f.invFreq.length).set(f.invFreq);
+    this.state.mscale = f.mscale;
+    this.ropeSeqLen = seqLen;
+  }
+
+  async dispose(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+function stateBytes(hp: LlamaHParams, nCtx: number, maxTok: number, kvF16: boolean): number {
+  const qDim = hp.nHead * hp.headDim;
+  const kvDim = hp.nHeadKv * hp.headDim;
+  const wide = Math.max(hp.nEmbd, hp.nFf, qDim);
+  const perTok = 4 * (3 * hp.nEmbd + 2 * qDim + 2 * kvDim + 2 * hp.nFf + hp.nVocab) + 2 * (wide * 2 + 64);
+  const cache = 2 * hp.nLayer * nCtx * kvDim * (kvF16 ? 2 : 4);
+  return maxTok * perTok + cache + 8 * (4 * nCtx + hp.nRot + hp.headDim) + 64 * 64;
+}
+
+/** Carves the run state out of kernel memory (once; nothing is allocated per token). */
+export function allocateState(k: Kernels, hp: LlamaHParams, w: LlamaWeights, nCtx: number, maxTok: number, kvF16: boolean, threads: number): RunState {
+  const mem = k.memory;
+  const qDim = hp.nHead * hp.headDim;
+  const kvDim = hp.nHeadKv * hp.headDim;
+  const f32 = (n: number) => mem.alloc(4 * n);
+  const matrices = [w.output, ...w.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])];
+  const xqRow = Math.max(...matrices.map((m) => k.actBytes(m.type, m.cols)));
+  const cache = () => Array.from({ length: hp.nLayer }, () => mem.alloc(nCtx * kvDim * (kvF16 ? 2 : 4)));
+  return {
+    maxTok,
+    nCtx,
+    kvF16,
+    x: f32(maxTok * hp.nEmbd),
+    xb: f32(maxTok * hp.nEmbd),
+    xb2: f32(maxTok * hp.nEmbd),
+    q: f32(maxTok * qDim),
+    k: f32(maxTok * kvDim),
+    v: f32(maxTok * kvDim),
+    att: f32(maxTok * qDim),
+    hb: f32(maxTok * hp.nFf),
+    hb2: f32(maxTok * hp.nFf),
+    xq: mem.alloc(maxTok * xqRow),
+    xq2: mem.alloc(xqRow),
+    logits: f32(maxTok * hp.nVocab),
+    kCache: cache(),
+    vCache: cache(),
+    invFreq: mem.alloc(8 * (hp.nRot / 2)),
+    mscale: 1,
+    scratch: Array.from({ length: threads }, () => ({ scores: f32(nCtx), qh: f32(hp.headDim), cs: f32(hp.nRot) })),
+    moe:
+      hp.nExpert > 0
+        ? { logits: f32(maxTok * hp.nExpert), probs: f32(maxTok * hp.nExpert), idx: mem.alloc(4 * maxTok * hp.nExpertUsed), wt: f32(maxTok * hp.nExpertUsed), out: f32(hp.nEmbd) }
+        : undefined,
+  };
+}

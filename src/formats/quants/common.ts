@@ -22,11 +22,9 @@ export const F_0_1 = f(0.1);
  * blocks) the same bit trick is replayed so NaN -> 0 and infinity -> -2^22 as in ggml.
  */
 export function nearestInt(x: number): number {
-  if (x >= -4194304 && x < 4194303.5) {
-    let r = Math.round(x);
-    if (r - x === 0.5 && (r & 1) !== 0) r -= 1; // Math.round sends ties up; ggml sends them to even
-    return r | 0;
-  }
+  // In range the float32 sum has a unit last place, so it is x rounded to an integer (ties
+  // to even), and subtracting the constant back is exact.
+  if (x >= -4194304 && x < 4194303.5) return (f(x + 12582912) - 12582912) | 0;
   return (f32Bits(x + 12582912) & 0x007fffff) - 0x00400000;
 }
 

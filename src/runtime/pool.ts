@@ -1,0 +1,201 @@
+/**
+ * The worker pool: N workers, each with the kernels instantiated over the shared memories, that
+ * run a graph step together.
+ *
+ *   run(program):      one task per worker per step; inside the step the workers split every op
+ *                      (rows, heads, elements) and meet at an Atomics barrier after each op.
+ *   runPerOp(program): the alternative, one message round per op, no barrier; kept to measure
+ *                      against (src/bench/kernels.ts) — barriers win, see the README.
+ *
+ * Memory layouts:
+ *   one memory, T threads:          every worker reads the same weights and splits rows.
+ *   M memories, T threads each:     tensor parallelism for weights beyond one 4 GiB wasm32 memory;
+ *                                   memory m holds its own row slice of each matrix, runs its own
+ *                                   program, and `gather` ops copy result slices to the others.
+ *
+ * Backends: Piscina (Node, Deno, Bun) or Web Workers (browsers, or Deno/Bun natively), chosen
+ * automatically. Workers load compiled JS from dist/ (see workerUrl). create/dispose pairs:
+ * always `await pool.dispose()`.
+ */
+import type { KernelMemory } from "../kernels/memory.js";
+import { compileKernels, type KernelBuild } from "../kernels/wasm/loader.js";
+import { BARRIER_WORDS, DEFAULT_SPINS } from "./barrier.js";
+import type { EncodedProgram } from "./program.js";
+import { CONTROL_BYTES, CONTROL_REGS, type WorkerInit, type WorkerTask } from "./worker-core.js";
+
+export type PoolBackend = "piscina" | "web";
+
+export interface PoolOptions {
+  /** One memory (threads share it) or one per tensor-parallel slice. */
+  memories: readonly (KernelMemory | WebAssembly.Memory)[];
+  /** Threads per memory (default 1). */
+  threadsPerMemory?: number;
+  /** Kernel build (default: relaxed SIMD where it validates). */
+  build?: KernelBuild | "auto";
+  /** Barrier spins before Atomics.wait. */
+  spins?: number;
+  /** Default: Piscina where `process.versions.node` exists (Node, Deno, Bun), else Web Workers. */
+  backend?: PoolBackend;
+}
+
+export interface Pool {
+  readonly backend: PoolBackend;
+  readonly build: string;
+  /** Total workers = memories x threadsPerMemory. */
+  readonly threads: number;
+  readonly threadsPerMemory: number;
+  readonly memories: readonly WebAssembly.Memory[];
+  /**
+   * Run one step: programs[m] on memory m's threads (one program for a single memory), with
+   * registers 0.. set from `regs`.
+   */
+  run(programs: EncodedProgram | readonly EncodedProgram[], regs?: readonly number[]): Promise<void>;
+  /** The same with one message round per op instead of barriers. */
+  runPerOp(programs: EncodedProgram | readonly EncodedProgram[], regs?: readonly number[]): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export class PoolError extends Error {
+  override name = "PoolError";
+}
+
+/** The worker script, compiled: a sibling when running from dist/, dist/runtime/ from sources. */
+export function workerUrl(name: "worker-piscina" | "worker-web"): URL {
+  const here = import.meta.url;
+  return here.endsWith(".ts") ? new URL(`../../dist/runtime/${name}.js`, here) : new URL(`./${name}.js`, here);
+}
+
+interface Transport {
+  send(worker: number, task: WorkerTask): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function piscinaTransport(n: number, init: WorkerInit): Promise<Transport> {
+  const { Piscina } = await import("piscina");
+  const pool = new Piscina({
+    filename: workerUrl("worker-piscina").href,
+    minThreads: n,
+    maxThreads: n,
+    // A step's tasks wait for each other at barriers: each needs a worker of its own.
+    concurrentTasksPerWorker: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    maxQueue: n * 4,
+    workerData: init,
+  });
+  return {
+    send: async (_w, task) => {
+      await pool.run(task);
+    },
+    close: () => pool.destroy(),
+  };
+}
+
+interface WebWorkerLike {
+  postMessage(m: unknown): void;
+  terminate(): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+  onerror: ((e: unknown) => void) | null;
+}
+
+async function webTransport(n: number, init: WorkerInit): Promise<Transport> {
+  const W = (globalThis as unknown as { Worker?: new (u: URL, o: { type: "module" }) => WebWorkerLike }).Worker;
+  if (!W) throw new PoolError("no Worker in this runtime");
+  const workers: WebWorkerLike[] = [];
+  const pending: Array<{ resolve: () => void; reject: (e: Error) => void } | undefined> = [];
+  const reply = (i: number, data: { ok?: boolean; error?: string }) => {
+    const p = pending[i];
+    pending[i] = undefined;
+    if (!p) return;
+    if (data.error) p.reject(new PoolError(`worker ${i}: ${data.error}`));
+    else p.resolve();
+  };
+  const post = (i: number, m: unknown) =>
+    new Promise<void>((resolve, reject) => {
+      pending[i] = { resolve, reject };
+      workers[i].postMessage(m);
+    });
+  for (let i = 0; i < n; i++) {
+    const w = new W(workerUrl("worker-web"), { type: "module" });
+    w.onmessage = (e) => reply(i, e.data as { ok?: boolean; error?: string });
+    w.onerror = (e) => reply(i, { error: String((e as { message?: string })?.message ?? e) });
+    workers.push(w);
+  }
+  await Promise.all(workers.map((_, i) => post(i, { init })));
+  return {
+    send: (i, task) => post(i, { task }),
+    close: async () => workers.forEach((w) => w.terminate()),
+  };
+}
+
+function detectBackend(): PoolBackend {
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return proc?.versions?.node ? "piscina" : "web";
+}
+
+export async function createPool(options: PoolOptions): Promise<Pool> {
+  const memories = options.memories.map((m) => ("memory" in m ? m.memory : m));
+  if (memories.length === 0) throw new PoolError("a pool needs at least one memory");
+  const threadsPerMemory = options.threadsPerMemory ?? 1;
+  const threads = memories.length * threadsPerMemory;
+  const { module, build } = await compileKernels(options.build ?? "auto");
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  if (CONTROL_REGS < BARRIER_WORDS * 4) throw new PoolError("control layout");
+  const regs = new Float64Array(control, CONTROL_REGS, 16);
+  const init: WorkerInit = {
+    module, build, memories, control, parties: threads, threadsPerMemory, spins: options.spins ?? DEFAULT_SPINS,
+  };
+  const backend = options.backend ?? detectBackend();
+  const transport = backend === "piscina" ? await piscinaTransport(threads, init) : await webTransport(threads, init);
+  let disposed = false;
+  let busy = false;
+
+  const programsFor = (p: EncodedProgram | readonly EncodedProgram[]): readonly EncodedProgram[] => {
+    const list = "sab" in p ? [p] : p;
+    if (list.length !== memories.length) {
+      throw new PoolError(`${list.length} programs for ${memories.length} memories`);
+    }
+    return list;
+  };
+  const begin = (r?: readonly number[]) => {
+    if (disposed) throw new PoolError("pool is disposed");
+    if (busy) throw new PoolError("a step is already running");
+    busy = true;
+    if (r) regs.set(r);
+  };
+  const all = (from: number, to: number, list: readonly EncodedProgram[], barrier: boolean) =>
+    Promise.all(
+      Array.from({ length: threads }, (_, w) => {
+        const memory = Math.floor(w / threadsPerMemory);
+        const task: WorkerTask = { program: list[memory].sab, from, to, memory, thread: w % threadsPerMemory, barrier };
+        return transport.send(w, task);
+      }),
+    );
+
+  return {
+    backend, build, threads, threadsPerMemory, memories,
+    async run(p, r) {
+      const list = programsFor(p);
+      begin(r);
+      try {
+        await all(0, Math.max(...list.map((x) => x.length)), list, true);
+      } finally {
+        busy = false;
+      }
+    },
+    async runPerOp(p, r) {
+      const list = programsFor(p);
+      begin(r);
+      try {
+        const n = Math.max(...list.map((x) => x.length));
+        for (let op = 0; op < n; op++) await all(op, op + 1, list, false);
+      } finally {
+        busy = false;
+      }
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await transport.close();
+    },
+  };
+}

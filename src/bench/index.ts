@@ -5,6 +5,7 @@
 type Suite = () => Promise<void>;
 
 const suites: Record<string, () => Promise<Suite>> = {
+  tokenizer: async () => (await import("./tokenizer.js")).default,
   quants: async () => (await import("./quants.js")).default,
 };
 

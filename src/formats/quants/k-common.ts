@@ -123,8 +123,6 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: numbe
   return suml2 > 0 ? f(sumlx / suml2) : 0;
 }
 
-const xm = new Float32Array(32); // x - min for the group being searched
-
 /**
  * Asymmetric search (ggml make_qkx2_quants): x ~ scale * L - min with L in 0..nmax and
  * min >= 0. Starts from the range [min(x, 0), max x], then tries nstep + 1 widened ranges
@@ -171,38 +169,26 @@ export function makeQkx2Quants(
   let bestError = 0;
   for (let i = 0; i < n; i++) {
     const xi = x[xo + i];
-    xm[i] = xi - min;
-    const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * xm[i]))));
+    const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * f(xi - min)))));
     L[lo + i] = l;
     let diff = f(f(f(scale * l) + min) - xi);
     diff = useMad ? Math.abs(diff) : f(diff * diff);
     bestError = f(bestError + f(weights[i] * diff));
   }
-  // A trial that rounds every value to the same level as the trial before it (with the same
-  // min) reproduces that trial's sums exactly and cannot win, so it is skipped.
-  let havePrevious = false;
   for (let is = 0; is <= nstep; is++) {
     // min moves when a trial wins, and later trials use the moved range (as ggml does)
     iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
-    let same = havePrevious;
-    for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * xm[i]))));
-      if (l !== Laux[i]) {
-        Laux[i] = l;
-        same = false;
-      }
-    }
-    if (same) continue;
-    havePrevious = true;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const l = Laux[i];
+      const xi = x[xo + i];
+      const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * f(xi - min)))));
+      Laux[i] = l;
       const wl = f(weights[i] * l);
       sumL = f(sumL + wl);
       sumL2 = f(sumL2 + f(wl * l));
-      sumXL = f(sumXL + f(wl * x[xo + i]));
+      sumXL = f(sumXL + f(wl * xi));
     }
     const D = f(f(sumW * sumL2) - f(sumL * sumL));
     if (D > 0) {
@@ -222,11 +208,7 @@ export function makeQkx2Quants(
         for (let i = 0; i < n; i++) L[lo + i] = Laux[i];
         bestError = curError;
         scale = thisScale;
-        if (thisMin !== min) {
-          min = thisMin;
-          for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
-          havePrevious = false;
-        }
+        min = thisMin;
       }
     }
   }

@@ -7,4 +7,5 @@ export * from "./formats/errors.js";
 export * from "./tokenizer/index.js";
 export * from "./formats/quants/index.js";
 export * from "./formats/gguf/index.js";
+export * from "./generate/index.js";
 export * from "./model/index.js";

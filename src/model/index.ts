@@ -4,3 +4,4 @@ export * from "./hparams.js";
 export * from "./weights.js";
 export * from "./llama.js";
 export * from "./model.js";
+export * from "./synthetic.js";

@@ -82,10 +82,13 @@ class Scratch {
   prev = new Int32Array(256);
   next = new Int32Array(256);
   frozen = new Uint8Array(256);
+  /** Piece id of each symbol's current text, -1 when it is no mergeable piece. */
+  symId = new Int32Array(256);
   pairLeft = new Int32Array(256);
   pairRight = new Int32Array(256);
   pairSize = new Int32Array(256);
   pairScore = new Float64Array(256);
+  pairId = new Int32Array(256);
   heap = new Int32Array(256);
 
   ensureSymbols(n: number): void {
@@ -96,6 +99,7 @@ class Scratch {
     this.prev = new Int32Array(size);
     this.next = new Int32Array(size);
     this.frozen = new Uint8Array(size);
+    this.symId = new Int32Array(size);
   }
 
   growPairs(): void {
@@ -109,6 +113,7 @@ class Scratch {
     this.pairRight = grow(this.pairRight, (n) => new Int32Array(n));
     this.pairSize = grow(this.pairSize, (n) => new Int32Array(n));
     this.pairScore = grow(this.pairScore, (n) => new Float64Array(n));
+    this.pairId = grow(this.pairId, (n) => new Int32Array(n));
     this.heap = grow(this.heap, (n) => new Int32Array(n));
   }
 }
@@ -125,6 +130,16 @@ export class SentencePieceTokenizer {
   private readonly reserved = new Map<string, number>();
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly maxPieceLength: number;
+  /**
+   * (left id * vocabSize + right id) -> id of the piece they concatenate to, for every way of
+   * cutting every mergeable piece into two mergeable pieces. Looking pairs up by id avoids a
+   * substring per candidate pair; symbols that are no piece fall back to the string lookup.
+   */
+  private readonly pairIds: PairTable;
+  /** Piece id per BMP code unit (-2: not looked up yet, -1: none). */
+  private readonly charIds = new Int32Array(0x10000).fill(-2);
+  /** Some mergeable piece is also a control/unknown/byte piece: PieceToId must see strings. */
+  private readonly reservedOverlap: boolean;
   private readonly hasUnused: boolean;
   private readonly userDefined?: PrefixMatcher;
   private readonly normalizer: Normalizer;
@@ -189,6 +204,22 @@ export class SentencePieceTokenizer {
       if (!Number.isInteger(id) || id < -1 || id >= n) throw new TokenizerError(`${where}: ${name} id ${id} is outside the vocabulary of ${n} pieces`);
     }
     this.maxPieceLength = maxLength;
+    let overlap = false;
+    for (const piece of this.reserved.keys()) if (piece.length <= 2) overlap = true;
+    const pairs: number[] = [];
+    for (const [piece, id] of this.mergeable) {
+      if (this.reserved.has(piece)) overlap = true;
+      for (let i = 1; i < piece.length; i++) {
+        const c = piece.charCodeAt(i);
+        if (c >= 0xdc00 && c <= 0xdfff) continue; // never cut a surrogate pair
+        const left = this.mergeable.get(piece.slice(0, i));
+        if (left === undefined) continue;
+        const right = this.mergeable.get(piece.slice(i));
+        if (right !== undefined) pairs.push(left, right, id);
+      }
+    }
+    this.pairIds = new PairTable(pairs);
+    this.reservedOverlap = overlap;
     this.hasUnused = unused;
     if (user.length > 0) this.userDefined = new PrefixMatcher(user);
     this.normalizer = new Normalizer({
@@ -321,7 +352,7 @@ export class SentencePieceTokenizer {
     if (s.length === 0) return;
     const sc = this.scratch;
     sc.ensureSymbols(s.length);
-    const { start, end, prev, next, frozen } = sc;
+    const { start, end, prev, next, frozen, symId } = sc;
 
     // One symbol per code point; a user-defined piece is one symbol that never merges.
     let count = 0;
@@ -330,7 +361,17 @@ export class SentencePieceTokenizer {
       frozen[count] = len > 0 ? 1 : 0;
       if (len === 0) {
         const c = s.charCodeAt(i);
-        len = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
+        if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+          len = 2;
+          symId[count] = this.mergeable.get(s.slice(i, i + 2)) ?? -1;
+        } else {
+          len = 1;
+          let id = this.charIds[c];
+          if (id === -2) id = this.charIds[c] = this.mergeable.get(s[i]) ?? -1;
+          symId[count] = id;
+        }
+      } else {
+        symId[count] = this.mergeable.get(s.slice(i, i + len)) ?? -1;
       }
       start[count] = i;
       end[count] = i + len;
@@ -349,17 +390,19 @@ export class SentencePieceTokenizer {
       if (left < 0 || right < 0 || frozen[left] || frozen[right]) return;
       const size = end[right] - start[left];
       if (size > this.maxPieceLength) return;
-      const piece = s.slice(start[left], end[right]);
-      const id = this.mergeable.get(piece);
-      if (id === undefined) return;
+      const idL = symId[left];
+      const idR = symId[right];
+      const id = idL >= 0 && idR >= 0 ? this.pairIds.get(idL, idR) : (this.mergeable.get(s.slice(start[left], end[right])) ?? -1);
+      if (id < 0) return;
       if (pairCount === sc.pairLeft.length) sc.growPairs();
       const p = pairCount++;
       sc.pairLeft[p] = left;
       sc.pairRight[p] = right;
       sc.pairSize[p] = size;
       sc.pairScore[p] = this.scores[id];
+      sc.pairId[p] = id;
       if (revMerge && this.types[id] === PieceType.Unused) {
-        revMerge.set(piece, [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
+        revMerge.set(this.pieces[id], [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
       }
       // Sift up: a pair ranks higher with a higher score, then with a smaller left index.
       const heap = sc.heap;
@@ -410,6 +453,7 @@ export class SentencePieceTokenizer {
       if (leftLen === 0 || rightLen === 0 || leftLen + rightLen !== sc.pairSize[top]) continue;
 
       end[left] = end[right];
+      symId[left] = sc.pairId[top];
       next[left] = next[right];
       if (next[right] >= 0) prev[next[right]] = left;
       end[right] = start[right];
@@ -438,7 +482,19 @@ export class SentencePieceTokenizer {
       }
       prevUnk = isUnk;
     };
-    for (let i = 0; i !== -1; i = next[i]) emit(s.slice(start[i], end[i]));
+    const direct = !this.reservedOverlap && !revMerge;
+    for (let i = 0; i !== -1; i = next[i]) {
+      if (direct && symId[i] >= 0) {
+        out.push(symId[i]);
+        prevUnk = false;
+      } else if (direct && this.settings.byteFallback) {
+        // Not a piece, never merged: one code point, which falls back to its UTF-8 bytes.
+        pushCodePointBytes(s.codePointAt(start[i])!, this.byteIds, out);
+        prevUnk = true;
+      } else {
+        emit(s.slice(start[i], end[i]));
+      }
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -537,11 +593,56 @@ function hex2(n: number): string {
 
 /** Appends the byte-piece ids of a string's UTF-8 encoding, iterating code points. */
 function pushUtf8Bytes(piece: string, byteIds: Int32Array, out: number[]): void {
-  for (const ch of piece) {
-    const cp = ch.codePointAt(0) ?? 0xfffd;
-    if (cp < 0x80) out.push(byteIds[cp]);
-    else if (cp < 0x800) out.push(byteIds[0xc0 | (cp >> 6)], byteIds[0x80 | (cp & 0x3f)]);
-    else if (cp < 0x10000) out.push(byteIds[0xe0 | (cp >> 12)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
-    else out.push(byteIds[0xf0 | (cp >> 18)], byteIds[0x80 | ((cp >> 12) & 0x3f)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
+  for (const ch of piece) pushCodePointBytes(ch.codePointAt(0)!, byteIds, out);
+}
+
+function pushCodePointBytes(cp: number, byteIds: Int32Array, out: number[]): void {
+  if (cp < 0x80) out.push(byteIds[cp]);
+  else if (cp < 0x800) out.push(byteIds[0xc0 | (cp >> 6)], byteIds[0x80 | (cp & 0x3f)]);
+  else if (cp < 0x10000) out.push(byteIds[0xe0 | (cp >> 12)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
+  else out.push(byteIds[0xf0 | (cp >> 18)], byteIds[0x80 | ((cp >> 12) & 0x3f)], byteIds[0x80 | ((cp >> 6) & 0x3f)], byteIds[0x80 | (cp & 0x3f)]);
+}
+
+/**
+ * Open-addressing hash table (left id, right id) -> merged id over typed arrays: no boxed
+ * keys, one probe sequence per candidate pair.
+ */
+class PairTable {
+  private readonly left: Int32Array;
+  private readonly right: Int32Array;
+  private readonly merged: Int32Array;
+  private readonly mask: number;
+
+  /** `triples`: left, right, merged, repeated. */
+  constructor(triples: readonly number[]) {
+    const count = triples.length / 3;
+    let capacity = 16;
+    while (capacity < count * 2) capacity *= 2;
+    this.mask = capacity - 1;
+    this.left = new Int32Array(capacity).fill(-1);
+    this.right = new Int32Array(capacity);
+    this.merged = new Int32Array(capacity);
+    for (let t = 0; t < triples.length; t += 3) {
+      let slot = this.slot(triples[t], triples[t + 1]);
+      while (this.left[slot] !== -1) slot = (slot + 1) & this.mask;
+      this.left[slot] = triples[t];
+      this.right[slot] = triples[t + 1];
+      this.merged[slot] = triples[t + 2];
+    }
+  }
+
+  private slot(l: number, r: number): number {
+    return (Math.imul(l, 0x9e3779b1) ^ Math.imul(r + 0x7f4a7c15, 0x85ebca77)) & this.mask;
+  }
+
+  /** The merged id, or -1. */
+  get(l: number, r: number): number {
+    let slot = this.slot(l, r);
+    for (;;) {
+      const k = this.left[slot];
+      if (k === -1) return -1;
+      if (k === l && this.right[slot] === r) return this.merged[slot];
+      slot = (slot + 1) & this.mask;
+    }
   }
 }

@@ -138,13 +138,32 @@ describe("dequantize matches ggml's dequantize_row_*", () => {
   });
 });
 
+/**
+ * For an IQ4_NL block whose values are all (near) zero ggml packs index bytes it never wrote
+ * (stale stack memory) next to d = 0; ours are 0. Check our d and indices there, then take
+ * ggml's bytes so the rest of the comparison is exact.
+ */
+function zeroBlocksAsGgml(got: Uint8Array, want: Uint8Array): void {
+  for (let b = 0; b < input.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(input[32 * b + j]));
+    if (amax >= 1e-15) continue;
+    expect([got[18 * b], got[18 * b + 1], want[18 * b], want[18 * b + 1]]).toEqual([0, 0, 0, 0]);
+    expect(got.subarray(18 * b + 2, 18 * b + 18).every((v) => v === 0)).toBe(true);
+    got.set(want.subarray(18 * b, 18 * b + 18), 18 * b);
+  }
+}
+
 describe("quantize matches ggml's quantize_row_*_ref", () => {
   for (const [name, entry] of Object.entries(manifest.types)) {
     const type = typeOf(name);
     if (!entry.quant || !canQuantize(type)) continue;
     const quant = entry.quant;
     it(`${name}: bytes`, () => {
-      expect(byteMismatches(quantize(type, input), bytes(quant.bin))).toEqual([]);
+      const got = quantize(type, input);
+      const want = bytes(quant.bin);
+      if (type === GGMLType.IQ4_NL) zeroBlocksAsGgml(got, want);
+      expect(byteMismatches(got, want)).toEqual([]);
     });
   }
   for (const name of ["F16", "BF16"]) {
@@ -196,10 +215,10 @@ describe("bad input", () => {
   it("names unsupported and unknown types", () => {
     expect(() => dequantize(GGMLType.IQ2_XXS, new Uint8Array(66), 256)).toThrow(UnsupportedTensorTypeError);
     expect(() => dequantize(GGMLType.IQ2_XXS, new Uint8Array(66), 256)).toThrow(/IQ2_XXS/);
-    expect(() => quantize(GGMLType.IQ4_NL, new Float32Array(32))).toThrow(UnsupportedTensorTypeError);
+    expect(() => quantize(GGMLType.IQ2_XXS, new Float32Array(256))).toThrow(UnsupportedTensorTypeError);
     expect(() => dequantize(4 as GGMLType, new Uint8Array(0), 0)).toThrow(/unknown ggml type id 4/);
     expect(canDequantize(99 as GGMLType)).toBe(false);
-    expect(canQuantize(GGMLType.IQ4_XS)).toBe(false);
+    expect(canQuantize(GGMLType.IQ2_XS)).toBe(false);
   });
   it("handles empty tensors", () => {
     expect(dequantize(GGMLType.Q4_K, new Uint8Array(0), 0).length).toBe(0);

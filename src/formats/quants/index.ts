@@ -20,9 +20,9 @@ import { dequantizeQ4_K, quantizeQ4_K } from "./q4_k.js";
 import { dequantizeQ5_K, quantizeQ5_K } from "./q5_k.js";
 import { dequantizeQ6_K, quantizeQ6_K } from "./q6_k.js";
 import { dequantizeQ8_K, quantizeQ8_K } from "./q8_k.js";
-import { dequantizeIQ4_NL, dequantizeIQ4_XS } from "./iq4.js";
-import { dequantizeTQ1_0, dequantizeTQ2_0 } from "./tq.js";
-import { dequantizeMXFP4 } from "./mxfp4.js";
+import { dequantizeIQ4_NL, dequantizeIQ4_XS, quantizeIQ4_NL, quantizeIQ4_XS } from "./iq4.js";
+import { dequantizeTQ1_0, dequantizeTQ2_0, quantizeTQ1_0, quantizeTQ2_0 } from "./tq.js";
+import { dequantizeMXFP4, quantizeMXFP4 } from "./mxfp4.js";
 
 export { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from "./half.js";
 
@@ -63,6 +63,11 @@ const QUANTIZERS: Partial<Record<GGMLType, BlockQuantizer>> = {
   [GGMLType.Q5_K]: quantizeQ5_K,
   [GGMLType.Q6_K]: quantizeQ6_K,
   [GGMLType.Q8_K]: quantizeQ8_K,
+  [GGMLType.IQ4_NL]: quantizeIQ4_NL,
+  [GGMLType.IQ4_XS]: quantizeIQ4_XS,
+  [GGMLType.TQ1_0]: quantizeTQ1_0,
+  [GGMLType.TQ2_0]: quantizeTQ2_0,
+  [GGMLType.MXFP4]: quantizeMXFP4,
 };
 
 function supported(table: Partial<Record<GGMLType, unknown>>): readonly GGMLType[] {

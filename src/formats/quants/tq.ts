@@ -13,9 +13,10 @@
  *     qs[32..47]: trit n of qs[32 + m] -> value 160 + 16n + m (values 160..239)
  *     qh[0..3]:   trit n of qh[j] -> value 240 + 4n + j     (values 240..255)
  *
- * Dequantize only (ggml dequantize_row_tq1_0 / _tq2_0).
+ * Quantize (ggml quantize_row_tq1_0_ref / _tq2_0_ref): d = max |x|, t = roundf(x / d).
  */
-import { readF16 } from "./common.js";
+import { f, readF16, roundf, writeU16 } from "./common.js";
+import { f32ToF16 } from "./half.js";
 import { QK_K } from "../ggml-types.js";
 
 const POW3 = [1, 3, 9, 27, 81, 243];
@@ -45,6 +46,70 @@ export function dequantizeTQ2_0(src: Uint8Array, out: Float32Array, nBlocks: num
     for (let h = 0; h < 2; h++) {
       for (let s = 0; s < 4; s++) {
         for (let m = 0; m < 32; m++) out[y++] = (((src[o + 32 * h + m] >>> (2 * s)) & 3) - 1) * d;
+      }
+    }
+  }
+}
+
+/** d = max |x| of the 256 values at x[x0..]; writes it as F16 at out[o] and returns 1/d. */
+function ternaryScale(x: Float32Array, x0: number, out: Uint8Array, o: number): number {
+  let amax = 0;
+  for (let j = 0; j < QK_K; j++) {
+    const a = Math.abs(x[x0 + j]);
+    if (amax < a) amax = a;
+  }
+  writeU16(out, o, f32ToF16(amax));
+  return amax !== 0 ? f(1 / amax) : 0;
+}
+
+/**
+ * Trit code 0..2 of x (ggml: `int xi = lroundf(x * id) + 1`). When 1/d overflowed (d tiny),
+ * x * id is infinite or NaN; glibc's lroundf then returns LONG_MIN, and the int keeps the low
+ * 32 bits of LONG_MIN + 1, i.e. 1 (a zero trit). That is reproduced so such blocks match too.
+ */
+function code(x: number, id: number): number {
+  const v = f(x * id);
+  return Math.abs(v) < 2147483648 ? roundf(v) + 1 : 1;
+}
+
+/** Base-3 digits t[0..k) (t[0] most significant) as the TQ1_0 byte ceil(T * 256 / 243). */
+function packTrits(T: number): number {
+  return Math.floor(((T & 0xff) * 256 + 242) / 243) & 0xff;
+}
+
+export function quantizeTQ1_0(src: Float32Array, out: Uint8Array, nBlocks: number): void {
+  for (let b = 0; b < nBlocks; b++) {
+    const o = b * 54;
+    const x0 = b * QK_K;
+    const id = ternaryScale(src, x0, out, o + 52);
+    for (let m = 0; m < 32; m++) {
+      let T = 0;
+      for (let n = 0; n < 5; n++) T = (T * 3 + code(src[x0 + m + 32 * n], id)) & 0xff;
+      out[o + m] = packTrits(T);
+    }
+    for (let m = 0; m < 16; m++) {
+      let T = 0;
+      for (let n = 0; n < 5; n++) T = (T * 3 + code(src[x0 + 160 + m + 16 * n], id)) & 0xff;
+      out[o + 32 + m] = packTrits(T);
+    }
+    for (let j = 0; j < 4; j++) {
+      let T = 0;
+      for (let m = 0; m < 4; m++) T = (T * 3 + code(src[x0 + 240 + j + 4 * m], id)) & 0xff;
+      out[o + 48 + j] = packTrits((T * 3) & 0xff); // the first of 4 trits sits in the top digit
+    }
+  }
+}
+
+export function quantizeTQ2_0(src: Float32Array, out: Uint8Array, nBlocks: number): void {
+  for (let b = 0; b < nBlocks; b++) {
+    const o = b * 66;
+    const x0 = b * QK_K;
+    const id = ternaryScale(src, x0, out, o + 64);
+    for (let h = 0; h < 2; h++) {
+      for (let m = 0; m < 32; m++) {
+        let q = 0;
+        for (let s = 0; s < 4; s++) q += (code(src[x0 + 128 * h + m + 32 * s], id) & 3) << (2 * s);
+        out[o + 32 * h + m] = q & 0xff;
       }
     }
   }

@@ -9,3 +9,4 @@ export * from "./formats/quants/index.js";
 export * from "./formats/gguf/index.js";
 export * from "./generate/index.js";
 export * from "./model/index.js";
+export * from "./eval/index.js";

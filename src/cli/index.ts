@@ -35,6 +35,22 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "requantize a GGUF model's 2-D weights to another ggml type",
     load: async () => (await import("./quantize.js")).quantizeCommand,
   },
+  run: {
+    summary: "generate text from a prompt (streams to stdout; --json for a summary)",
+    load: async () => (await import("./run.js")).runCommand,
+  },
+  logits: {
+    summary: "write the last position's logits for a prompt as float32",
+    load: async () => (await import("./logits.js")).logitsCommand,
+  },
+  perplexity: {
+    summary: "perplexity of a text, by llama.cpp's method",
+    load: async () => (await import("./perplexity.js")).perplexityCommand,
+  },
+  bench: {
+    summary: "prompt-processing and decode tokens/s",
+    load: async () => (await import("./bench.js")).benchCommand,
+  },
 };
 
 export function helpText(): string {

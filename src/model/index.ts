@@ -5,3 +5,4 @@ export * from "./weights.js";
 export * from "./llama.js";
 export * from "./model.js";
 export * from "./synthetic.js";
+export * from "./generate.js";

@@ -1,0 +1,76 @@
+/**
+ * Flags shared by every command that loads a model (run, logits, perplexity, bench, chat,
+ * serve), mapped onto LoadOptions. Metadata gives the defaults; flags override.
+ */
+import { UsageError } from "../errors.js";
+import type { Backend, KvCacheType, LoadOptions, RopeOverrides } from "../model/index.js";
+import { numberOption } from "./command.js";
+
+export const MODEL_OPTIONS = {
+  model: { type: "string", short: "m" },
+  backend: { type: "string" },
+  threads: { type: "string", short: "t" },
+  ctx: { type: "string", short: "c" },
+  "kv-type": { type: "string" },
+  batch: { type: "string", short: "b" },
+  "rope-scaling": { type: "string" },
+  "rope-scale": { type: "string" },
+  "rope-freq-base": { type: "string" },
+  "yarn-orig-ctx": { type: "string" },
+  "ntk-alpha": { type: "string" },
+  "ntk-formula": { type: "string" },
+} as const;
+
+export const MODEL_OPTIONS_USAGE = `model options:
+  -m, --model FILE        GGUF model (split models: the first part)
+  --backend wasm|reference  kernels: WebAssembly SIMD (default) or the plain TypeScript reference
+  -t, --threads N         worker threads (default: all cores)
+  -c, --ctx N             context length in tokens (default: the model's training context)
+  --kv-type f16|f32       KV cache type (default f16, as llama.cpp)
+  -b, --batch N           prompt tokens per forward pass (default 64)
+  --rope-scaling none|linear|yarn   override the model's RoPE scaling
+  --rope-scale F          linear / YaRN factor
+  --rope-freq-base F      RoPE base frequency (rope_theta)
+  --yarn-orig-ctx N       YaRN original context
+  --ntk-alpha F|auto      NTK-aware scaling (Chinese-LLaMA-Alpaca): base' = base * alpha^(d/(d-2));
+                          auto grows alpha with the sequence once it passes the trained context
+  --ntk-formula v2|v1     auto alpha: v2 L/(n_ctx_train/2) - 1 (default), v1 (L/1024 - 1) * 1.1`;
+
+type Values = { [K in keyof typeof MODEL_OPTIONS]?: string };
+
+export function modelPath(values: Values): string {
+  if (!values.model) throw new UsageError("-m MODEL.gguf is required");
+  return values.model;
+}
+
+export function loadOptionsFrom(values: Values): LoadOptions & { threads?: number } {
+  const backend = values.backend ?? "wasm";
+  if (backend !== "wasm" && backend !== "reference") throw new UsageError(`--backend must be wasm or reference, got ${JSON.stringify(backend)}`);
+  const kv = values["kv-type"] ?? "f16";
+  if (kv !== "f16" && kv !== "f32") throw new UsageError(`--kv-type must be f16 or f32, got ${JSON.stringify(kv)}`);
+  const scaling = values["rope-scaling"];
+  if (scaling !== undefined && scaling !== "none" && scaling !== "linear" && scaling !== "yarn") {
+    throw new UsageError(`--rope-scaling must be none, linear or yarn, got ${JSON.stringify(scaling)}`);
+  }
+  const rope: RopeOverrides = {
+    scaling,
+    scale: values["rope-scale"] === undefined ? undefined : numberOption("rope-scale", values["rope-scale"], 1, 1e-6, 1e6),
+    freqBase: values["rope-freq-base"] === undefined ? undefined : numberOption("rope-freq-base", values["rope-freq-base"], 10000, 1e-6, 1e12),
+    yarnOrigCtx: values["yarn-orig-ctx"] === undefined ? undefined : numberOption("yarn-orig-ctx", values["yarn-orig-ctx"], 0, 1, 1 << 24),
+  };
+  const alpha = values["ntk-alpha"];
+  if (alpha !== undefined) rope.ntkAlpha = alpha === "auto" ? "auto" : numberOption("ntk-alpha", alpha, 1, 1, 1e6);
+  const formula = values["ntk-formula"];
+  if (formula !== undefined) {
+    if (formula !== "v1" && formula !== "v2") throw new UsageError(`--ntk-formula must be v1 or v2, got ${JSON.stringify(formula)}`);
+    rope.ntkAutoFormula = formula;
+  }
+  return {
+    backend: backend as Backend,
+    kvCacheType: kv as KvCacheType,
+    nCtx: values.ctx === undefined ? undefined : numberOption("ctx", values.ctx, 0, 1, 1 << 24),
+    batchSize: values.batch === undefined ? undefined : numberOption("batch", values.batch, 64, 1, 4096),
+    threads: values.threads === undefined ? undefined : numberOption("threads", values.threads, 1, 1, 256),
+    rope,
+  };
+}

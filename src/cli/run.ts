@@ -1,0 +1,126 @@
+import { UsageError } from "../errors.js";
+import { toJson } from "../formats/json.js";
+import { LlamaModel, generate, type GenerationResult } from "../model/index.js";
+import { UPSTREAM_DEFAULTS } from "../generate/index.js";
+import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
+import { numberOption, parseCommandArgs, type Command } from "./command.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+
+export function parseIds(text: string, flag: string): number[] {
+  const ids = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (ids.length === 0 || ids.some((id) => !Number.isInteger(id) || id < 0)) throw new UsageError(`${flag} expects comma-separated token ids, got ${JSON.stringify(text)}`);
+  return ids;
+}
+
+export const SAMPLING_OPTIONS = {
+  temp: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  "min-p": { type: "string" },
+  "typical-p": { type: "string" },
+  "repeat-penalty": { type: "string" },
+  "presence-penalty": { type: "string" },
+  "frequency-penalty": { type: "string" },
+  "sampler-order": { type: "string" },
+  seed: { type: "string", short: "s" },
+} as const;
+
+export const SAMPLING_USAGE = `sampling (defaults: the upstream Chinese-Alpaca scripts):
+  --temp T                temperature, 0 = greedy (default ${UPSTREAM_DEFAULTS.temperature})
+  --top-k K               (default ${UPSTREAM_DEFAULTS.topK}; 0 = off)
+  --top-p P               (default ${UPSTREAM_DEFAULTS.topP})
+  --min-p M, --typical-p P
+  --repeat-penalty R      HF repetition penalty over the whole context (default ${UPSTREAM_DEFAULTS.repetitionPenalty})
+  --presence-penalty F, --frequency-penalty F   OpenAI-style, over generated tokens
+  --sampler-order hf|llama.cpp   HF: penalties, temperature, top-k, top-p (default)
+  -s, --seed S            PRNG seed (default: random)`;
+
+type SamplingValues = { [K in keyof typeof SAMPLING_OPTIONS]?: string };
+
+export function samplingFrom(v: SamplingValues) {
+  const order = v["sampler-order"] ?? "hf";
+  if (order !== "hf" && order !== "llama.cpp") throw new UsageError(`--sampler-order must be hf or llama.cpp, got ${JSON.stringify(order)}`);
+  return {
+    temperature: numberOption("temp", v.temp, UPSTREAM_DEFAULTS.temperature, 0, 100),
+    topK: numberOption("top-k", v["top-k"], UPSTREAM_DEFAULTS.topK, 0, 1e9),
+    topP: numberOption("top-p", v["top-p"], UPSTREAM_DEFAULTS.topP, 1e-9, 1),
+    minP: numberOption("min-p", v["min-p"], 0, 0, 1),
+    typicalP: numberOption("typical-p", v["typical-p"], 1, 1e-9, 1),
+    repetitionPenalty: numberOption("repeat-penalty", v["repeat-penalty"], UPSTREAM_DEFAULTS.repetitionPenalty, 1e-6, 100),
+    presencePenalty: numberOption("presence-penalty", v["presence-penalty"], 0, -100, 100),
+    frequencyPenalty: numberOption("frequency-penalty", v["frequency-penalty"], 0, -100, 100),
+    order: order as "hf" | "llama.cpp",
+    seed: v.seed === undefined ? undefined : numberOption("seed", v.seed, 0, 0, 2 ** 53),
+  };
+}
+
+export const runCommand: Command = {
+  usage: `usage: zh-llama run -m MODEL.gguf (-p TEXT | --prompt-ids 1,2,3) [-n 128] [sampling] [--json]
+
+Generates a continuation and streams it to stdout. -p text is tokenized with BOS as the model
+declares; --prompt-ids are used verbatim.
+  -p, --prompt TEXT       prompt text
+  --prompt-ids IDS        prompt as comma-separated token ids
+  -n, --n-predict N       tokens to generate (default 128)
+  --stop TEXT             stop string (repeatable)
+  --ignore-eos            keep generating past end-of-sequence
+  --json                  print one object at the end instead of streaming:
+                          {"prompt_ids","generated_ids","text","first_top_logits","timings"}
+${SAMPLING_USAGE}
+${MODEL_OPTIONS_USAGE}`,
+
+  async run(args, io) {
+    const { values } = parseCommandArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        ...MODEL_OPTIONS,
+        ...SAMPLING_OPTIONS,
+        prompt: { type: "string", short: "p" },
+        "prompt-ids": { type: "string" },
+        "n-predict": { type: "string", short: "n" },
+        stop: { type: "string", multiple: true },
+        "ignore-eos": { type: "boolean" },
+        json: { type: "boolean" },
+      },
+    });
+    if ((values.prompt === undefined) === (values["prompt-ids"] === undefined)) throw new UsageError("give exactly one of -p TEXT or --prompt-ids IDS");
+    const nPredict = numberOption("n-predict", values["n-predict"], 128, 0, 1 << 20);
+    const sampling = samplingFrom(values);
+    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    try {
+      const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+      const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(values.prompt!);
+      let result: GenerationResult | undefined;
+      for await (const event of generate(model, tokenizer, promptIds, { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] })) {
+        if (event.type === "token") {
+          if (!values.json) io.stdout(event.text);
+        } else result = event.result;
+      }
+      const r = result!;
+      if (values.json) {
+        io.stdout(
+          toJson({
+            prompt_ids: r.promptIds,
+            generated_ids: r.generatedIds,
+            text: r.text,
+            first_top_logits: r.firstTopLogits,
+            timings: {
+              prompt_tokens: r.timings.promptTokens,
+              prompt_tokens_per_s: r.timings.promptTokensPerS,
+              generated_tokens: r.timings.generatedTokens,
+              decode_tokens_per_s: r.timings.decodeTokensPerS,
+            },
+          }) + "\n",
+        );
+      } else {
+        io.stdout("\n");
+        const t = r.timings;
+        io.stderr(`[${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s, ${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s, ${r.finishReason}]\n`);
+      }
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};

@@ -1,0 +1,156 @@
+/**
+ * Text generation over a loaded model: prompt -> logits -> sampler -> token -> text, streamed
+ * as an async iterator, with stop strings and ids, a token budget, abort, and timings.
+ */
+import { StopMatcher, createSampler, type SamplerOptions } from "../generate/index.js";
+import type { SentencePieceTokenizer } from "../tokenizer/index.js";
+import { ContextOverflowError } from "./errors.js";
+import type { LlamaModel } from "./model.js";
+
+export interface GenerateOptions extends Omit<SamplerOptions, "vocabSize"> {
+  /** Most tokens to generate (default 400, the upstream max_new_tokens). */
+  maxTokens?: number;
+  /** Strings that end generation (never emitted). */
+  stop?: readonly string[];
+  /** Ids that end generation besides EOS. */
+  stopIds?: readonly number[];
+  /** Keep going past EOS. */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+  /** How many of the first step's top logits to report (default 10). */
+  topLogits?: number;
+}
+
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface GenerationResult {
+  promptIds: number[];
+  generatedIds: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** The first generated position's highest logits, before sampling. */
+  firstTopLogits: Array<{ id: number; logit: number }>;
+  timings: {
+    /** Prompt tokens actually evaluated (cached ones are not). */
+    promptTokens: number;
+    promptMs: number;
+    generatedTokens: number;
+    decodeMs: number;
+    promptTokensPerS: number;
+    decodeTokensPerS: number;
+  };
+}
+
+export type GenerationEvent = { type: "token"; id: number; text: string } | { type: "done"; result: GenerationResult };
+
+function topLogits(logits: Float32Array, n: number): Array<{ id: number; logit: number }> {
+  const top: Array<{ id: number; logit: number }> = [];
+  for (let id = 0; id < logits.length; id++) {
+    const logit = logits[id]!;
+    if (top.length < n || logit > top[top.length - 1]!.logit) {
+      top.push({ id, logit });
+      top.sort((a, b) => b.logit - a.logit || a.id - b.id);
+      if (top.length > n) top.pop();
+    }
+  }
+  return top;
+}
+
+/**
+ * Streams the continuation of `promptIds`. The model's KV cache is reused for the longest
+ * prefix it already holds (a chat's earlier turns), so only new tokens are evaluated.
+ */
+export async function* generate(model: LlamaModel, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+  const maxTokens = options.maxTokens ?? 400;
+  if (promptIds.length === 0) throw new ContextOverflowError("the prompt is empty: at least one token (e.g. BOS) is needed");
+  if (promptIds.length >= model.nCtx) {
+    throw new ContextOverflowError(`the prompt has ${promptIds.length} tokens, but the context holds ${model.nCtx}: shorten it or raise --ctx`);
+  }
+  const sampler = createSampler({ ...options, vocabSize: model.hp.nVocab });
+  const stopIds = new Set(options.stopIds ?? []);
+  if (!options.ignoreEos) stopIds.add(tokenizer.eosId);
+  const stop = new StopMatcher({ strings: options.stop ?? [], ids: stopIds });
+  const decoder = tokenizer.createStreamingDecoder();
+  const context = [...promptIds];
+  const generated: number[] = [];
+  let text = "";
+  let finishReason: FinishReason = "length";
+
+  // evaluateSequence re-evaluates at least the last prompt token, to get its logits.
+  const reused = Math.min(commonPrefix(model.cachedTokens, promptIds, Math.min(model.nPast, promptIds.length)), promptIds.length - 1);
+  const promptTokens = promptIds.length - reused;
+  const t0 = performance.now();
+  let logits = await model.evaluateSequence(promptIds);
+  const promptMs = performance.now() - t0;
+  const firstTopLogits = topLogits(logits, options.topLogits ?? 10);
+  const t1 = performance.now();
+
+  while (generated.length < maxTokens) {
+    if (options.signal?.aborted) {
+      finishReason = "abort";
+      break;
+    }
+    const id = sampler.sample(logits, context, promptIds.length);
+    generated.push(id);
+    context.push(id);
+    if (stop.isStopId(id)) {
+      finishReason = "stop";
+      break;
+    }
+    const piece = stop.push(decoder.push(id));
+    if (piece.emit) {
+      text += piece.emit;
+      yield { type: "token", id, text: piece.emit };
+    }
+    if (piece.stopped) {
+      finishReason = "stop";
+      break;
+    }
+    if (generated.length >= maxTokens) break;
+    if (model.nPast >= model.nCtx) break; // the context is full: stop with "length"
+    logits = await model.evaluate([id]);
+  }
+  if (finishReason !== "stop") {
+    const rest = stop.push(decoder.flush()).emit + stop.flush();
+    if (rest) {
+      text += rest;
+      yield { type: "token", id: -1, text: rest };
+    }
+  }
+  const decodeMs = performance.now() - t1;
+  // Decode speed counts the tokens that needed a forward pass (the last one did not).
+  const decoded = Math.max(0, generated.length - 1);
+  yield {
+    type: "done",
+    result: {
+      promptIds: [...promptIds],
+      generatedIds: generated,
+      text,
+      finishReason,
+      firstTopLogits,
+      timings: {
+        promptTokens,
+        promptMs,
+        generatedTokens: generated.length,
+        decodeMs,
+        promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
+        decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
+      },
+    },
+  };
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[], limit: number): number {
+  let n = 0;
+  while (n < limit && a[n] === b[n]) n++;
+  return n;
+}
+
+/** Runs generate() to the end and returns its result, calling onText for each piece. */
+export async function generateText(model: LlamaModel, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}, onText?: (text: string) => void): Promise<GenerationResult> {
+  for await (const event of generate(model, tokenizer, promptIds, options)) {
+    if (event.type === "token") onText?.(event.text);
+    else return event.result;
+  }
+  throw new Error("generate() ended without a result");
+}

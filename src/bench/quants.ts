@@ -4,7 +4,7 @@
  * as MB of quantized bytes read and as MB of float32 written; quantize as MB of float32 read.
  */
 import { Bench } from "tinybench";
-import { GGML_TYPES, GGMLType, ggmlTypeName } from "../formats/ggml-types.js";
+import { GGML_TYPES, ggmlTypeName } from "../formats/ggml-types.js";
 import { DEQUANTIZE_TYPES, canQuantize, dequantize, quantize } from "../formats/quants/index.js";
 
 const COUNT = 1 << 22;
@@ -38,7 +38,7 @@ async function seconds(name: string, fn: () => void): Promise<number> {
   return r.latency.mean / 1000;
 }
 
-const mbps = (bytes: number, s: number): string => (bytes / s / 1e6).toFixed(0).padStart(8);
+const mbps = (bytes: number, s: number): string => (bytes / s / 1e6).toFixed(0);
 
 export default async function run(): Promise<void> {
   const src = weights(COUNT);
@@ -47,41 +47,19 @@ export default async function run(): Promise<void> {
   console.log("| type   | dequant MB/s (quantized in) | dequant MB/s (f32 out) | quantize MB/s (f32 in) |");
   console.log("|--------|----------------------------:|-----------------------:|-----------------------:|");
   for (const type of DEQUANTIZE_TYPES) {
+    const name = ggmlTypeName(type);
     const { blockSize, bytesPerBlock } = GGML_TYPES[type];
     const nBytes = (COUNT / blockSize) * bytesPerBlock;
-    const qout = new Uint8Array(nBytes);
-    let q: Uint8Array;
+    const q = new Uint8Array(nBytes);
+    let quant = "-";
     if (canQuantize(type)) {
-      q = quantize(type, src, qout);
+      const tq = await seconds(`quantize ${name}`, () => quantize(type, src, q));
+      quant = mbps(COUNT * 4, tq);
     } else {
-      // No quantizer here (IQ4_*, TQ*, MXFP4): dequantize bytes with random-looking codes and
-      // small finite scales; the speed of these loops does not depend on the values.
-      q = qout;
+      // dequantize-only type: any bytes will do, the loops do not branch on the values
       for (let i = 0; i < nBytes; i++) q[i] = (i * 2654435761) >>> 24;
-      patchScales(type, q);
     }
-    const name = ggmlTypeName(type);
-    const tq = canQuantize(type) ? await seconds(`quantize ${name}`, () => quantize(type, src, qout)) : NaN;
-    if (canQuantize(type)) q = quantize(type, src, qout);
     const td = await seconds(`dequantize ${name}`, () => dequantize(type, q, COUNT, out));
-    const quant = Number.isNaN(tq) ? "       -" : mbps(COUNT * 4, tq);
     console.log(`| ${name.padEnd(6)} | ${mbps(nBytes, td).padStart(27)} | ${mbps(COUNT * 4, td).padStart(22)} | ${quant.padStart(22)} |`);
-  }
-}
-
-/** Give every block of a dequantize-only type an F16 scale of 1.0 (0x3C00) where it has one. */
-function patchScales(type: GGMLType, q: Uint8Array): void {
-  const at: Partial<Record<GGMLType, number>> = {
-    [GGMLType.IQ4_NL]: 0,
-    [GGMLType.IQ4_XS]: 0,
-    [GGMLType.TQ1_0]: 52,
-    [GGMLType.TQ2_0]: 64,
-  };
-  const o = at[type];
-  if (o === undefined) return;
-  const step = GGML_TYPES[type].bytesPerBlock;
-  for (let b = o; b < q.length; b += step) {
-    q[b] = 0x00;
-    q[b + 1] = 0x3c;
   }
 }

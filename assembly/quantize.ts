@@ -12,6 +12,16 @@
  *   | sum i32[n/32]     | q + n + n/8                | bsum i32[n/16]    | q + n + n/64
  *   +-------------------+                            +-------------------+
  *
+ * For Q4_0 and Q8_0 weights the codes are stored widened to i16 and permuted so that the
+ * weight side needs no byte shuffles (see q4_0.ts, q8_0.ts); per block of 32 codes c[0..31]:
+ *   Q4_0 order: c0 c2 .. c14 | c16 c18 .. c30 | c1 c3 .. c15 | c17 c19 .. c31
+ *   Q8_0 order: c0 c2 .. c14 | c1 c3 .. c15   | c16 c18 .. c30 | c17 c19 .. c31
+ *   +-------------------+ q
+ *   | qs  i16[n]        |
+ *   | d   f32[n/32]     | q + 2n
+ *   | sum i32[n/32]     | q + 2n + n/8
+ *   +-------------------+
+ *
  * Q8_0 (ggml quantize_row_q8_0, x86 path): amax = max|x|, d = fp16(amax/127),
  *   q = round_half_even(x * (127/amax)); `sum` = sum of the block's q (used by relaxed SIMD).
  * Q8_K (ggml quantize_row_q8_K_ref): m = the x of largest |x| (first one), s = -127/m,
@@ -61,6 +71,65 @@ function quantizeRowQ8_0(x: usize, q: usize, n: i32): void {
     store<f32>(dOut + (<usize>b << 2), d);
     const s2 = i32x4.add(sum, i32x4.shuffle(sum, sum, 2, 3, 0, 1));
     store<i32>(sOut + (<usize>b << 2), i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));
+  }
+}
+
+/** Bytes of one Q8_0 activation row widened to i16 (for Q4_0 / Q8_0 weights), rounded up to 16. */
+export function act_q8_0_i16_bytes(n: i32): i32 {
+  return ((n << 1) + (n >> 3) + (n >> 3) + 15) & ~15;
+}
+
+/**
+ * Quantize rows [r0, r1) of x to Q8_0 codes widened to i16 in the order Q4_0 (order = 4) or
+ * Q8_0 (order = 8) weights read them.
+ */
+export function quantize_q8_0_i16(x: usize, q: usize, n: i32, r0: i32, r1: i32, order: i32): void {
+  const stride = <usize>act_q8_0_i16_bytes(n);
+  for (let r = r0; r < r1; r++) {
+    quantizeRowQ8_0i16(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n, order);
+  }
+}
+
+function quantizeRowQ8_0i16(x: usize, q: usize, n: i32, order: i32): void {
+  const nb = n >> 5;
+  const dOut = q + (<usize>n << 1);
+  const sOut = dOut + (<usize>nb << 2);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 7);
+    const amax = maxAbs(xb, 32);
+    const d = halfToFloat(floatToHalf(amax / <f32>127.0));
+    const id: f32 = amax != 0 ? <f32>127.0 / amax : 0;
+    const mul = f32x4.splat(id);
+    const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), mul)));
+    const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), mul)));
+    const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 32), mul)));
+    const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 48), mul)));
+    const i4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 64), mul)));
+    const i5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 80), mul)));
+    const i6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 96), mul)));
+    const i7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 112), mul)));
+    const s = i32x4.add(i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3)), i32x4.add(i32x4.add(i4, i5), i32x4.add(i6, i7)));
+    const s2 = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+    store<i32>(sOut + (<usize>b << 2), i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));
+    store<f32>(dOut + (<usize>b << 2), d);
+    const c0 = i16x8.narrow_i32x4_s(i0, i1); // codes 0..7
+    const c1 = i16x8.narrow_i32x4_s(i2, i3); // 8..15
+    const c2 = i16x8.narrow_i32x4_s(i4, i5); // 16..23
+    const c3 = i16x8.narrow_i32x4_s(i6, i7); // 24..31
+    const e01 = i16x8.shuffle(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14);
+    const o01 = i16x8.shuffle(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15);
+    const e23 = i16x8.shuffle(c2, c3, 0, 2, 4, 6, 8, 10, 12, 14);
+    const o23 = i16x8.shuffle(c2, c3, 1, 3, 5, 7, 9, 11, 13, 15);
+    const qb = q + (<usize>b << 6);
+    v128.store(qb, e01);
+    if (order == 4) {
+      v128.store(qb, e23, 16);
+      v128.store(qb, o01, 32);
+    } else {
+      v128.store(qb, o01, 16);
+      v128.store(qb, e23, 32);
+    }
+    v128.store(qb, o23, 48);
   }
 }
 

@@ -15,20 +15,53 @@ import { rope } from "./rope.js";
 
 const f = Math.fround;
 
-/** The byte sizes of the split activation layout (assembly/quantize.ts). */
+/**
+ * Bytes of one token's rounded activations in the kernels' layout (assembly/quantize.ts):
+ *   Q4_0 / Q8_0 weights: codes widened to i16 and permuted per block (ORDER_Q4_0 / ORDER_Q8_0),
+ *                        then f32 scales, then i32 block sums;
+ *   k-quants:            i8 codes, f32 scales, i32 sums of 16;
+ *   F16 / F32:           plain f32 rows (f16-rounded for F16).
+ */
 export function actBytes(type: MatmulType, cols: number): number {
   const kind = activationKind(type);
-  // f16-rounded and f32 activations stay plain contiguous f32 rows.
   if (kind === "f16" || kind === "f32") return 4 * cols;
-  const raw = kind === "q8_0" ? cols + cols / 8 + cols / 8 : cols + cols / 64 + cols / 4;
+  const raw = kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8 : cols + cols / 64 + cols / 4;
   return Math.ceil(raw / 16) * 16;
 }
 
+/** Position of code j (0..31) of a block in the i16 layout each weight type reads. */
+export const ORDER_Q4_0: readonly number[] = Array.from({ length: 32 }, (_, s) => {
+  const part = s >> 3, k = s & 7;
+  return [2 * k, 2 * k + 16, 2 * k + 1, 2 * k + 17][part];
+}).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
+export const ORDER_Q8_0: readonly number[] = Array.from({ length: 32 }, (_, s) => {
+  const part = s >> 3, k = s & 7;
+  return [2 * k, 2 * k + 1, 2 * k + 16, 2 * k + 17][part];
+}).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
+
 export function createReferenceKernels(mem: KernelMemory): Kernels {
+  const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
+  const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
+    if (activationKind(type) === "q8_K") {
+      mem.i8(p, cols).set(row.qs);
+      mem.f32(p + cols, cols / 256).set(row.d);
+      mem.i32(p + cols + cols / 64, cols / 16).set(row.sums);
+      return;
+    }
+    const codes = mem.u16(p, cols);
+    const pos = order(type);
+    for (let j = 0; j < cols; j++) codes[(j & ~31) + pos[j & 31]] = row.qs[j] & 0xffff;
+    mem.f32(p + 2 * cols, cols / 32).set(row.d);
+    mem.i32(p + 2 * cols + cols / 8, cols / 32).set(row.sums);
+  };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
-    const k = activationKind(type) === "q8_K";
-    const nd = k ? cols / 256 : cols / 32;
-    return { qs: mem.i8(p, cols), d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, k ? cols / 16 : cols / 32) };
+    if (activationKind(type) === "q8_K") {
+      return { qs: mem.i8(p, cols), d: mem.f32(p + cols, cols / 256), sums: mem.i32(p + cols + cols / 64, cols / 16) };
+    }
+    const codes = new Int16Array(mem.buffer, p, cols);
+    const pos = order(type);
+    const qs = Int8Array.from({ length: cols }, (_, j) => codes[(j & ~31) + pos[j & 31]]);
+    return { qs, d: mem.f32(p + 2 * cols, cols / 32), sums: mem.i32(p + 2 * cols + cols / 8, cols / 32) };
   };
   const f16View = (p: number, n: number) => Float32Array.from(mem.u16(p, n), (h) => f16ToF32(h));
 
@@ -43,11 +76,7 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
         const xt = mem.f32(x + 4 * t * cols, cols);
         const kind = activationKind(type);
         if (kind === "q8_0" || kind === "q8_K") {
-          const row = kind === "q8_0" ? quantizeQ8_0(xt) : quantizeQ8_K(xt);
-          const view = q8View(type, xq + t * stride, cols);
-          view.qs.set(row.qs);
-          view.d.set(row.d);
-          view.sums.set(row.sums);
+          q8Write(type, xq + t * stride, cols, kind === "q8_0" ? quantizeQ8_0(xt) : quantizeQ8_K(xt));
         } else {
           mem.f32(xq + t * stride, cols).set(kind === "f16" ? xt.map(roundF16) : xt);
         }

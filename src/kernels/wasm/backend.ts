@@ -28,8 +28,9 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     quantize(type, x, xq, cols, t0, t1) {
       switch (type) {
         case GGMLType.Q4_0:
+          return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 4);
         case GGMLType.Q8_0:
-          return ex.quantize_q8_0(x, xq, cols, t0, t1);
+          return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
         case GGMLType.Q4_K:
         case GGMLType.Q5_K:
         case GGMLType.Q6_K:

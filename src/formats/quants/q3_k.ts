@@ -38,7 +38,7 @@ export function dequantizeQ3_K(src: Uint8Array, out: Float32Array, nBlocks: numb
     const hm = o;
     let y = b * QK_K;
     let is = 0;
-    let m = 1;
+    let bit = 0; // hmask bit of the current 32 values
     for (let h = 0; h < 2; h++) {
       const q = o + 32 + 32 * h;
       for (let shift = 0; shift < 8; shift += 2) {
@@ -46,11 +46,12 @@ export function dequantizeQ3_K(src: Uint8Array, out: Float32Array, nBlocks: numb
           const dl = f(dAll * scaleQ3(src, o + 96, is++));
           for (let l = 0; l < 16; l++) {
             const low = (src[q + half + l] >>> shift) & 3;
-            out[y + l] = dl * (low - (src[hm + half + l] & m ? 0 : 4));
+            const minus4 = ((~src[hm + half + l] >>> bit) & 1) << 2; // high bit clear: q - 4
+            out[y + l] = dl * (low - minus4);
           }
           y += 16;
         }
-        m <<= 1;
+        bit++;
       }
     }
   }

@@ -31,14 +31,13 @@ export function dequantizeQ5_K(src: Uint8Array, out: Float32Array, nBlocks: numb
       const m1 = f(dmin * minK4(src, o + 4, 2 * c));
       const d2 = f(d * scaleK4(src, o + 4, 2 * c + 1));
       const m2 = f(dmin * minK4(src, o + 4, 2 * c + 1));
-      const u1 = 1 << (2 * c);
-      const u2 = 2 << (2 * c);
+      const s1 = 2 * c; // qh bit of sub-block 2c; bit 2c+1 is sub-block 2c+1's
       const q = o + 48 + 32 * c;
       for (let l = 0; l < 32; l++) {
-        out[y + l] = f(d1 * ((src[q + l] & 0xf) + (src[qh + l] & u1 ? 16 : 0))) - m1;
+        out[y + l] = f(d1 * ((src[q + l] & 0xf) | (((src[qh + l] >>> s1) & 1) << 4))) - m1;
       }
       for (let l = 0; l < 32; l++) {
-        out[y + 32 + l] = f(d2 * ((src[q + l] >>> 4) + (src[qh + l] & u2 ? 16 : 0))) - m2;
+        out[y + 32 + l] = f(d2 * ((src[q + l] >>> 4) | (((src[qh + l] >>> (s1 + 1)) & 1) << 4))) - m2;
       }
       y += 64;
     }

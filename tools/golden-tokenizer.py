@@ -71,13 +71,15 @@ def corpus():
 
 
 def train(name, lines, **options):
+    # Relative paths inside WORK, so the trainer_spec the model records is the same every run.
     os.makedirs(WORK, exist_ok=True)
-    text_path = os.path.join(WORK, name + ".txt")
-    with open(text_path, "w", encoding="utf-8") as f:
+    os.chdir(WORK)
+    with open(name + ".txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+    spm.set_random_generator_seed(1)
     spm.SentencePieceTrainer.train(
-        input=text_path,
-        model_prefix=os.path.join(WORK, name),
+        input=name + ".txt",
+        model_prefix=name,
         num_threads=1,
         seed_sentencepiece_size=200000,
         minloglevel=2,
@@ -152,10 +154,16 @@ def cases(simplified, traditional):
         add("whitespace", text)
     for text in [
         "<s>", "</s>", "<unk>", "<s>你好</s>", "Hello <s> world </s>", "<pad>", "<0x41>", "▁", "▁▁你好", "<<s>>",
+        "<|user|>你好<|assistant|>", "用户说：你好", "<s>x", "<sep>分隔<cls>", " <|user|> ",
     ]:
         add("literal_special", text)
     for text in ["a", "中", "A", "1", "0.5", "12345678901234567890", "-1e-9"]:
         add("short", text)
+    for text in [
+        "\ufeff开头的BOM", "\ufeff", "a\rb", "\x00\x01\x1f控制字符", "不\u00a0换行空格", "行\u2028分隔",
+        "ﬁ ligature ㍿ ㈱ ①②", "Ａ　Ｂ　Ｃ", "ｈｅｌｌｏ　ｗｏｒｌｄ", "\u200b零宽\u200c", "e\u0301 é",
+    ]:
+        add("controls_nfkc", text)
     long_zh = "".join(rng.sample(simplified, 400))
     add("long", long_zh)
     add("long", ("重复的文字" * 2000))

@@ -68,6 +68,29 @@ for (const c of cases) {
     [result] = await sequence.controlledEvaluate([[best, { generateNext: { logits: true } }]]);
     logits = logitsOf(result);
   }
+  // Perplexity by llama.cpp's method (chunks of c.perplexity.ctx starting with BOS, second
+  // half scored), computed here in float64 from llama.cpp's logits at every position.
+  let ppl;
+  if (c.perplexity) {
+    const { ctx: pctx, tokens } = c.perplexity;
+    let nll = 0, scored = 0;
+    for (let chunkStart = 0; chunkStart + pctx <= tokens.length; chunkStart += pctx) {
+      const chunk = tokens.slice(chunkStart, chunkStart + pctx);
+      chunk[0] = 1;
+      await sequence.clearHistory();
+      const results = await sequence.controlledEvaluate(chunk.map((t) => [t, { generateNext: { logits: true } }]));
+      for (let j = pctx / 2; j < pctx - 1; j++) {
+        const row = logitsOf(results[j]);
+        let max = -Infinity;
+        for (const v of row) max = Math.max(max, v);
+        let sum = 0;
+        for (const v of row) sum += Math.exp(v - max);
+        nll -= row[chunk[j + 1]] - max - Math.log(sum);
+        scored++;
+      }
+    }
+    ppl = { ctx: pctx, tokens, ppl: Math.exp(nll / scored), tokens_scored: scored };
+  }
   const golden = {
     made_by: `tools/golden-llama.mjs with llama.cpp ${build.buildOptions.llamaCpp.release} (npm node-llama-cpp ${nlcVersion}, prebuilt CPU build), 1 thread, KV cache ${c.kv}, flash attention off`,
     case: c.name,
@@ -76,6 +99,7 @@ for (const c of cases) {
     prompt,
     first_logits_f32le_base64: first,
     greedy,
+    perplexity: ppl,
   };
   const out = join(root, "fixtures/golden/llama", `${c.name}.json`);
   writeFileSync(out + ".tmp", JSON.stringify(golden, null, 1) + "\n");

@@ -5,7 +5,7 @@
 import { StopMatcher, createSampler, type SamplerOptions } from "../generate/index.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ContextOverflowError } from "./errors.js";
-import type { LlamaModel } from "./model.js";
+import { LlamaModel, type LlamaSession } from "./model.js";
 
 export interface GenerateOptions extends Omit<SamplerOptions, "vocabSize"> {
   /** Most tokens to generate (default 400, the upstream max_new_tokens). */
@@ -60,13 +60,14 @@ function topLogits(logits: Float32Array, n: number): Array<{ id: number; logit: 
  * Streams the continuation of `promptIds`. The model's KV cache is reused for the longest
  * prefix it already holds (a chat's earlier turns), so only new tokens are evaluated.
  */
-export async function* generate(model: LlamaModel, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+export async function* generate(target: LlamaModel | LlamaSession, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+  const model = target instanceof LlamaModel ? target.session : target;
   const maxTokens = options.maxTokens ?? 400;
   if (promptIds.length === 0) throw new ContextOverflowError("the prompt is empty: at least one token (e.g. BOS) is needed");
   if (promptIds.length >= model.nCtx) {
     throw new ContextOverflowError(`the prompt has ${promptIds.length} tokens, but the context holds ${model.nCtx}: shorten it or raise --ctx`);
   }
-  const sampler = createSampler({ ...options, vocabSize: model.hp.nVocab });
+  const sampler = createSampler({ ...options, vocabSize: model.model.hp.nVocab });
   const stopIds = new Set(options.stopIds ?? []);
   if (!options.ignoreEos) stopIds.add(tokenizer.eosId);
   const stop = new StopMatcher({ strings: options.stop ?? [], ids: stopIds });
@@ -147,7 +148,7 @@ function commonPrefix(a: readonly number[], b: readonly number[], limit: number)
 }
 
 /** Runs generate() to the end and returns its result, calling onText for each piece. */
-export async function generateText(model: LlamaModel, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}, onText?: (text: string) => void): Promise<GenerationResult> {
+export async function generateText(model: LlamaModel | LlamaSession, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateOptions = {}, onText?: (text: string) => void): Promise<GenerationResult> {
   for await (const event of generate(model, tokenizer, promptIds, options)) {
     if (event.type === "token") onText?.(event.text);
     else return event.result;

@@ -69,33 +69,110 @@ export function resolveRope(hp: LlamaHParams, o: RopeOverrides = {}): RopeConfig
   return { nDims: hp.nRot, base, neox: false, scaling };
 }
 
+export interface SessionOptions {
+  /** KV cache length in tokens (default: the model's training context, or the load-time value). */
+  nCtx?: number;
+  kvCacheType?: KvCacheType;
+  /** Tokens per forward call when evaluating a prompt (llama.cpp's micro-batch). */
+  batchSize?: number;
+}
+
+/**
+ * The weights of a LLaMA-family model in kernel memory. Text is evaluated in sessions
+ * (`createSession`), each with its own KV cache: a chat, a CFG's negative prompt, a server's
+ * parallel slot. `model.session` is a default one for simple use.
+ */
 export class LlamaModel {
-  /** Ids whose keys and values are in the cache, in order. */
-  private cached: number[] = [];
-  private ropeSeqLen = -1;
+  /** Forward passes of all sessions take turns: the kernels and threads are shared. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly idle: LlamaSession[] = [];
+  readonly session: LlamaSession;
 
   private constructor(
     readonly file: GgufFile,
     readonly hp: LlamaHParams,
     readonly kernels: Kernels,
     readonly weights: LlamaWeights,
-    readonly state: RunState,
     readonly rope: RopeConfig,
-  ) {}
+    readonly defaults: Required<SessionOptions>,
+  ) {
+    this.session = this.createSession();
+  }
 
   static async load(input: ByteInput | GgufFile, options: LoadOptions = {}): Promise<LlamaModel> {
     const file = input instanceof GgufFile ? input : await openGguf(input);
-    const hp = readHParams(file.metadata);
-    const nCtx = options.nCtx ?? hp.nCtxTrain;
-    if (!Number.isInteger(nCtx) || nCtx < 1) throw new InvalidArgumentError(`context length must be a positive integer, got ${nCtx}`);
-    const batch = Math.min(options.batchSize ?? 64, nCtx);
-    const kvF16 = (options.kvCacheType ?? "f16") === "f16";
-    const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, batch, kvF16) + (1 << 20) });
-    const kernels = await createKernels(mem, options.backend ?? "wasm");
-    const weights = await loadWeights(file, hp, mem, options.onProgress);
-    const state = allocateState(kernels, hp, weights, nCtx, batch, kvF16, 1);
-    return new LlamaModel(file, hp, kernels, weights, state, resolveRope(hp, options.rope));
+    try {
+      const hp = readHParams(file.metadata);
+      const nCtx = options.nCtx ?? hp.nCtxTrain;
+      if (!Number.isInteger(nCtx) || nCtx < 1) throw new InvalidArgumentError(`context length must be a positive integer, got ${nCtx}`);
+      const defaults = { nCtx, kvCacheType: options.kvCacheType ?? "f16", batchSize: Math.min(options.batchSize ?? 64, nCtx) } as const;
+      const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, defaults.kvCacheType === "f16") + (1 << 20) });
+      const kernels = await createKernels(mem, options.backend ?? "wasm");
+      const weights = await loadWeights(file, hp, mem, options.onProgress);
+      return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults);
+    } catch (error) {
+      if (!(input instanceof GgufFile)) await file.close();
+      throw error;
+    }
   }
+
+  /**
+   * A session with its own KV cache. Memory cannot be returned to a WebAssembly memory, so
+   * released sessions (`session.release()`) are kept and handed out again.
+   */
+  createSession(options: SessionOptions = {}): LlamaSession {
+    const o = { ...this.defaults, ...options };
+    const reusable = this.idle.findIndex((s) => s.nCtx === o.nCtx && s.state.maxTok === Math.min(o.batchSize, o.nCtx) && s.state.kvF16 === (o.kvCacheType === "f16"));
+    if (reusable >= 0) {
+      const session = this.idle.splice(reusable, 1)[0]!;
+      session.reset();
+      return session;
+    }
+    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), o.kvCacheType === "f16", 1);
+    return new LlamaSession(this, state, (s) => this.idle.push(s));
+  }
+
+  /** Runs `work` when no other session's forward pass is running. */
+  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Shortcuts to the default session. */
+  get nCtx(): number {
+    return this.session.nCtx;
+  }
+  get nPast(): number {
+    return this.session.nPast;
+  }
+  get cachedTokens(): readonly number[] {
+    return this.session.cachedTokens;
+  }
+  evaluate(ids: readonly number[], options?: EvaluateOptions): Promise<Float32Array> {
+    return this.session.evaluate(ids, options);
+  }
+  evaluateSequence(ids: readonly number[]): Promise<Float32Array> {
+    return this.session.evaluateSequence(ids);
+  }
+  reset(): void {
+    this.session.reset();
+  }
+  truncate(n: number): void {
+    this.session.truncate(n);
+  }
+
+  async dispose(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+/** One sequence's KV cache and scratch over a model's weights. */
+export class LlamaSession {
+  /** Ids whose keys and values are in the cache, in order. */
+  private cached: number[] = [];
+
+  constructor(readonly model: LlamaModel, readonly state: RunState, private readonly onRelease: (s: LlamaSession) => void) {}
 
   get nCtx(): number {
     return this.state.nCtx;
@@ -119,6 +196,12 @@ export class LlamaModel {
     this.cached = [];
   }
 
+  /** Hands the session back to its model for reuse. */
+  release(): void {
+    this.reset();
+    this.onRelease(this);
+  }
+
   /**
    * Makes the cache hold exactly `ids`, evaluating only the part after the longest prefix the
    * cache already has, and returns the logits after the last id.
@@ -133,15 +216,22 @@ export class LlamaModel {
   }
 
   /** Appends `ids` to the cache; returns the last token's logits (or every new token's). */
-  async evaluate(ids: readonly number[], options: EvaluateOptions = {}): Promise<Float32Array> {
-    const { hp, state: s, kernels: k } = this;
-    if (ids.length === 0) throw new InvalidArgumentError("evaluate() needs at least one token");
+  evaluate(ids: readonly number[], options: EvaluateOptions = {}): Promise<Float32Array> {
+    const { hp } = this.model;
+    const s = this.state;
+    if (ids.length === 0) return Promise.reject(new InvalidArgumentError("evaluate() needs at least one token"));
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= hp.nVocab) throw new InvalidArgumentError(`token id ${id} is outside the vocabulary (0..${hp.nVocab - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= hp.nVocab) return Promise.reject(new InvalidArgumentError(`token id ${id} is outside the vocabulary (0..${hp.nVocab - 1})`));
     }
     if (this.cached.length + ids.length > s.nCtx) {
-      throw new ContextOverflowError(`${this.cached.length} cached + ${ids.length} new tokens exceed the context of ${s.nCtx} tokens`);
+      return Promise.reject(new ContextOverflowError(`${this.cached.length} cached + ${ids.length} new tokens exceed the context of ${s.nCtx} tokens`));
     }
+    return this.model.exclusive(() => this.run(ids, options));
+  }
+
+  private run(ids: readonly number[], options: EvaluateOptions): Float32Array {
+    const { hp, kernels: k, weights } = this.model;
+    const s = this.state;
     const out = new Float32Array(options.allLogits ? ids.length * hp.nVocab : hp.nVocab);
     for (let start = 0; start < ids.length; start += s.maxTok) {
       const chunk = ids.slice(start, start + s.maxTok);
@@ -150,12 +240,9 @@ export class LlamaModel {
       this.embed(chunk);
       const last = start + chunk.length === ids.length;
       const logitsFrom = options.allLogits ? 0 : last ? chunk.length - 1 : chunk.length;
-      forward(k, hp, this.weights, s, { pos0, nTok: chunk.length, logitsFrom }, SINGLE_THREAD);
+      forward(k, hp, weights, s, { pos0, nTok: chunk.length, logitsFrom }, SINGLE_THREAD);
       const rows = chunk.length - logitsFrom;
-      if (rows > 0) {
-        const logits = k.memory.f32(s.logits, rows * hp.nVocab);
-        out.set(logits, options.allLogits ? start * hp.nVocab : 0);
-      }
+      if (rows > 0) out.set(k.memory.f32(s.logits, rows * hp.nVocab), options.allLogits ? start * hp.nVocab : 0);
       this.cached.push(...chunk);
     }
     return out;
@@ -163,27 +250,26 @@ export class LlamaModel {
 
   /** Writes the token embeddings (one dequantized row per id) into x. */
   private embed(ids: readonly number[]): void {
-    const { tokEmbd } = this.weights;
-    const mem = this.kernels.memory;
-    const n = this.hp.nEmbd;
+    const { tokEmbd } = this.model.weights;
+    const mem = this.model.kernels.memory;
+    const n = this.model.hp.nEmbd;
     ids.forEach((id, t) => {
       const row = mem.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
       dequantize(tokEmbd.type, row, n, mem.f32(this.state.x + 4 * t * n, n));
     });
   }
 
+  private ropeSeqLen = -1;
+
   /** RoPE frequencies change with the sequence only under NTK "auto". */
   private prepareRope(seqLen: number): void {
-    const auto = this.rope.scaling.type === "ntk" && this.rope.scaling.alpha === "auto";
+    const rope = this.model.rope;
+    const auto = rope.scaling.type === "ntk" && rope.scaling.alpha === "auto";
     if (this.ropeSeqLen >= 0 && !auto) return;
-    const f = ropeFrequencies(this.rope, seqLen);
-    this.kernels.memory.f64(this.state.invFreq, f.invFreq.length).set(f.invFreq);
+    const f = ropeFrequencies(rope, seqLen);
+    this.model.kernels.memory.f64(this.state.invFreq, f.invFreq.length).set(f.invFreq);
     this.state.mscale = f.mscale;
     this.ropeSeqLen = seqLen;
-  }
-
-  async dispose(): Promise<void> {
-    await this.file.close();
   }
 }
 

@@ -17,6 +17,7 @@ import {
   mergeSentencePieceModels,
   parseSentencePieceModel,
   serializeSentencePieceModel,
+  serializeTokenizer,
   tokenizerFromGgufMetadata,
   tokenizerFromSentencePieceBytes,
   tokenizerFromSentencePieceModel,
@@ -84,6 +85,13 @@ describe("LLaMA tokenizer.model rebuilt from llama-tokenizer-js", () => {
     expect(wrong).toEqual([]);
     const decoded = spmLive(llamaBytes, [], live.ids).decoded;
     live.ids.forEach((ids, i) => expect(llama.decode(ids)).toBe(decoded[i]));
+  });
+
+  it.skipIf(!python)("a tokenizer.model saved from GGUF metadata loads in SentencePiece and encodes the same (live)", () => {
+    const fromGguf = tokenizerFromGgufMetadata(tokenizerToGgufMetadata(llama), "llama.gguf");
+    const saved = serializeTokenizer(fromGguf);
+    const live = spmLive(saved, cases);
+    cases.forEach((t, i) => expect(live.ids[i]).toEqual(llama.encode(t, { addBos: false })));
   });
 
   it.skipIf(!python)("extended with the chinese_sp-like fixture, tokenizes as SentencePiece does (live)", () => {

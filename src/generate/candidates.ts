@@ -195,20 +195,24 @@ export class Candidates {
   }
 
   /**
-   * HF TemperatureLogitsWarper: s / T, T > 0. A T so small that a logit overflows to +Infinity
-   * leaves only the overflowed tokens, at equal odds: the limit of the distribution as T -> 0.
+   * HF TemperatureLogitsWarper: s / T, T > 0. When T is so small that the largest logit would
+   * overflow to ±Infinity, only the tokens at the maximum are kept (at equal odds, logit 0):
+   * the limit of softmax(s / T) as T -> 0. Lesser logits may still overflow to -Infinity, which
+   * is their limit too.
    */
   applyTemperature(t: number): void {
     const { x } = this;
-    let overflow = false;
-    if (this.all) {
-      for (let i = 0; i < x.length; i++) if ((x[i] /= t) === Infinity) overflow = true;
-    } else {
-      for (let j = 0; j < this.n; j++) if ((x[this.ids[j]] /= t) === Infinity) overflow = true;
-    }
-    if (overflow) {
-      this.keepWhere((v) => v === Infinity);
+    const m = this.max();
+    if (m === -Infinity) return;
+    if (!Number.isFinite(m / t)) {
+      this.keepWhere((v) => v === m);
       for (let j = 0; j < this.n; j++) x[this.ids[j]] = 0;
+      return;
+    }
+    if (this.all) {
+      for (let i = 0; i < x.length; i++) x[i] /= t;
+    } else {
+      for (let j = 0; j < this.n; j++) x[this.ids[j]] /= t;
     }
   }
 

@@ -1,0 +1,96 @@
+/**
+ * Model I/O for the trainer: a fresh model from a config (seeded), weights from and to GGUF F32
+ * files that LlamaModel runs as they are, and the kernels the trainer computes with.
+ */
+import { GGMLType } from "../formats/ggml-types.js";
+import { openGguf, writeGguf, type ByteInput, type GgufFile, type GgufTensorInput, type GgufValue } from "../formats/gguf/index.js";
+import { InvalidArgumentError } from "../errors.js";
+import { createKernels, KernelMemory, type KernelBackend, type Kernels } from "../kernels/index.js";
+import { readHParams } from "../model/hparams.js";
+import { tokenizerToGgufMetadata, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { configFromHParams, configToGgufMetadata, type TrainModelConfig } from "./config.js";
+import { TrainableLlama, type TrainModelOptions } from "./model.js";
+import { initLlamaParams, llamaParamSpecs, type ParameterSet } from "./params.js";
+import { TrainRng } from "./rng.js";
+
+export class TrainError extends InvalidArgumentError {}
+
+/** Kernel memory sized for the model and micro-batch (it grows if the estimate is short). */
+export async function createTrainKernels(cfg: TrainModelConfig, options: Pick<TrainModelOptions, "batch" | "seq">, backend: KernelBackend = "wasm"): Promise<Kernels> {
+  const params = llamaParamSpecs(cfg).reduce((n, s) => n + s.rows * s.cols, 0);
+  const N = options.batch * options.seq;
+  const wide = Math.max(cfg.nEmbd, cfg.nFf, cfg.nHead * cfg.headDim);
+  // values + grads + cached transposes, per-layer activations, head chunk and scratch.
+  const floats = 3 * params + cfg.nLayer * N * (6 * wide + 6 * cfg.nEmbd) + 4 * N * wide + 2 * cfg.nVocab * cfg.nEmbd + 64 * cfg.nVocab;
+  const mem = KernelMemory.create({ initialBytes: 4 * floats + (16 << 20) });
+  return createKernels(mem, backend);
+}
+
+/** A model with deterministic random weights (initLlamaParams) from `seed`. */
+export async function initModel(cfg: TrainModelConfig, options: TrainModelOptions, seed: number, backend: KernelBackend = "wasm"): Promise<TrainableLlama> {
+  const k = await createTrainKernels(cfg, options, backend);
+  const rng = new TrainRng(seed);
+  const model = new TrainableLlama(k, cfg, options, rng);
+  initLlamaParams(model.base, cfg, rng);
+  return model;
+}
+
+/** The trainable config of a GGUF model (tied when it has no output.weight). */
+export function configFromGguf(file: GgufFile): TrainModelConfig {
+  return configFromHParams(readHParams(file.metadata), !file.has("output.weight"));
+}
+
+/** Loads a GGUF model (any tensor type; dequantized to F32) into a trainable model. */
+export async function loadModel(input: ByteInput | GgufFile, options: TrainModelOptions, seed: number, backend: KernelBackend = "wasm"): Promise<{ model: TrainableLlama; metadata: Record<string, GgufValue> }> {
+  const file = typeof input === "object" && "tensors" in input && "metadata" in input ? (input as GgufFile) : await openGguf(input as ByteInput);
+  try {
+    const cfg = configFromGguf(file);
+    const k = await createTrainKernels(cfg, options, backend);
+    const model = new TrainableLlama(k, cfg, options, new TrainRng(seed));
+    await loadWeightsInto(model.base, file);
+    return { model, metadata: file.metadata };
+  } finally {
+    await file.close();
+  }
+}
+
+/** Fills a parameter set from a GGUF file's tensors of the same names and shapes. */
+export async function loadWeightsInto(set: ParameterSet, file: GgufFile): Promise<void> {
+  for (const p of set.params) {
+    if (!file.has(p.name)) throw new TrainError(`${file.name}: missing tensor ${JSON.stringify(p.name)}`);
+    const info = file.tensor(p.name);
+    const want = p.rows === 1 ? [p.cols] : [p.cols, p.rows];
+    if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
+      throw new TrainError(`${file.name}: tensor ${p.name} has shape [${info.shape.join(", ")}], the config needs [${want.join(", ")}]`);
+    }
+    p.value.data.set(await file.readTensorF32(info));
+  }
+}
+
+/** GGUF tensors (F32) of a parameter set: ne[0] = cols first, vectors 1-D. */
+export function ggufTensors(set: ParameterSet): GgufTensorInput[] {
+  return set.params.map((p) => ({
+    name: p.name,
+    type: GGMLType.F32,
+    shape: p.rows === 1 ? [p.cols] : [p.cols, p.rows],
+    data: () => new Uint8Array(p.value.data.slice().buffer),
+  }));
+}
+
+export interface SaveGgufOptions {
+  name?: string;
+  tokenizer?: SentencePieceTokenizer;
+  /** Extra metadata (e.g. training notes); overrides nothing the format needs. */
+  metadata?: Record<string, GgufValue>;
+  overwrite?: boolean;
+}
+
+/** Writes the model as an F32 GGUF (atomically) that LlamaModel.load and llama.cpp read. */
+export async function saveModelGguf(path: string, model: TrainableLlama, options: SaveGgufOptions = {}): Promise<void> {
+  const metadata: Record<string, GgufValue> = {
+    ...options.metadata,
+    ...configToGgufMetadata(model.cfg, options.name ?? "zh-llama-trained"),
+    ...(options.tokenizer ? tokenizerToGgufMetadata(options.tokenizer) : {}),
+  };
+  await writeGguf(path, { metadata, tensors: ggufTensors(model.base) }, { overwrite: options.overwrite ?? true });
+}

@@ -156,7 +156,7 @@ export class SentencePieceTokenizer {
       throw new TokenizerError(`${where}: ${n} pieces but ${vocab.scores.length} scores and ${vocab.types.length} types (expected one of each per piece)`);
     }
     if (n === 0) throw new TokenizerError(`${where}: the vocabulary is empty`);
-    this.pieces = vocab.pieces;
+    this.pieces = Array.from(vocab.pieces);
     this.scores = new Float64Array(n);
     this.types = new Uint8Array(n);
     const user: string[] = [];
@@ -204,22 +204,10 @@ export class SentencePieceTokenizer {
       if (!Number.isInteger(id) || id < -1 || id >= n) throw new TokenizerError(`${where}: ${name} id ${id} is outside the vocabulary of ${n} pieces`);
     }
     this.maxPieceLength = maxLength;
-    let overlap = false;
-    for (const piece of this.reserved.keys()) if (piece.length <= 2) overlap = true;
-    const pairs: number[] = [];
-    for (const [piece, id] of this.mergeable) {
-      if (this.reserved.has(piece)) overlap = true;
-      for (let i = 1; i < piece.length; i++) {
-        const c = piece.charCodeAt(i);
-        if (c >= 0xdc00 && c <= 0xdfff) continue; // never cut a surrogate pair
-        const left = this.mergeable.get(piece.slice(0, i));
-        if (left === undefined) continue;
-        const right = this.mergeable.get(piece.slice(i));
-        if (right !== undefined) pairs.push(left, right, id);
-      }
-    }
-    this.pairIds = new PairTable(pairs);
-    this.reservedOverlap = overlap;
+    this.pairIds = PairTable.fromPieces(this.mergeable);
+    // A reserved piece short enough to be one symbol, or equal to a mergeable one, changes what
+    // PieceToId answers for a symbol; then ids are looked up by string, as upstream does.
+    this.reservedOverlap = [...this.reserved.keys()].some((piece) => piece.length <= 2 || this.mergeable.has(piece));
     this.hasUnused = unused;
     if (user.length > 0) this.userDefined = new PrefixMatcher(user);
     this.normalizer = new Normalizer({
@@ -612,6 +600,22 @@ class PairTable {
   private readonly right: Int32Array;
   private readonly merged: Int32Array;
   private readonly mask: number;
+
+  /** Every way of cutting every piece into two pieces (never inside a surrogate pair). */
+  static fromPieces(mergeable: ReadonlyMap<string, number>): PairTable {
+    const triples: number[] = [];
+    for (const [piece, id] of mergeable) {
+      for (let i = 1; i < piece.length; i++) {
+        const c = piece.charCodeAt(i);
+        if (c >= 0xdc00 && c <= 0xdfff) continue;
+        const left = mergeable.get(piece.slice(0, i));
+        if (left === undefined) continue;
+        const right = mergeable.get(piece.slice(i));
+        if (right !== undefined) triples.push(left, right, id);
+      }
+    }
+    return new PairTable(triples);
+  }
 
   /** `triples`: left, right, merged, repeated. */
   constructor(triples: readonly number[]) {

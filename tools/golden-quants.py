@@ -173,6 +173,11 @@ def main():
         entry = {"id": TYPES[name]}
         if name != "F32":
             q = quantize(name, x)
+            if name == "IQ4_NL":
+                # For a block of zeros ggml packs index bytes it never wrote (stack contents);
+                # store zeros there so the file is reproducible (d is 0 in those blocks).
+                zero = np.abs(x.reshape(-1, 32)).max(1) < 1e-15
+                q.reshape(-1, 18)[zero, 2:] = 0
             q.tofile(os.path.join(OUT, f"{name}.quant.bin"))
             dequantize(name, q, x.size).tofile(os.path.join(OUT, f"{name}.quant.f32"))
             entry["quant"] = {"bin": f"{name}.quant.bin", "f32": f"{name}.quant.f32", "count": int(x.size)}

@@ -3,6 +3,10 @@
  * a deterministic reference quantizer for, bit for bit as ggml does (ggml-quants.c
  * dequantize_row_* and quantize_row_*_ref). One file per format, each starting with its block
  * layout; this file is the dispatch table and the size checks.
+ *
+ * How the float32 arithmetic is replayed is explained in common.ts. Float32Array views are
+ * read and written in the host's byte order, which is little-endian on every JS engine in use,
+ * as GGUF is.
  */
 import { GGML_TYPES, GGMLType, ggmlTypeName, isGGMLType } from "../ggml-types.js";
 import { FormatError, UnsupportedTensorTypeError } from "../errors.js";

@@ -72,7 +72,7 @@ function code(x: number, id: number): number {
   return Math.abs(v) < 2147483648 ? roundf(v) + 1 : 1;
 }
 
-/** Base-3 digits t[0..k) (t[0] most significant) as the TQ1_0 byte ceil(T * 256 / 243). */
+/** The base-3 number T (first trit most significant) as the TQ1_0 byte ceil(T * 256 / 243). */
 function packTrits(T: number): number {
   return Math.floor(((T & 0xff) * 256 + 242) / 243) & 0xff;
 }

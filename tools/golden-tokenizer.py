@@ -111,6 +111,24 @@ def merge_like_upstream(base_path, add_path, out_path):
     return before, len(base.pieces)
 
 
+def mark_unused(path, out_path):
+    """zh-bpe with every 5th multi-character piece marked UNUSED: SentencePiece still merges
+    through such a piece but then splits it back into the two pieces it was made of."""
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2_model
+
+    m = sp_pb2_model.ModelProto()
+    m.ParseFromString(open(path, "rb").read())
+    k = 0
+    for p in m.pieces:
+        if p.type == sp_pb2_model.ModelProto.SentencePiece.NORMAL and len(p.piece) > 1:
+            k += 1
+            if k % 5 == 0:
+                p.type = sp_pb2_model.ModelProto.SentencePiece.UNUSED
+    with open(out_path, "wb") as f:
+        f.write(m.SerializeToString())
+    return out_path
+
+
 def cases(simplified, traditional):
     rng = random.Random(7)
     out = []
@@ -200,6 +218,8 @@ def main():
         "zh-bpe-suffix", lines, model_type="bpe", vocab_size=5000, character_coverage=0.98, byte_fallback=True,
         treat_whitespace_as_suffix=True, remove_extra_whitespaces=False,
         normalization_rule_name="identity", **common)
+
+    models["zh-bpe-unused"] = mark_unused(models["zh-bpe"], os.path.join(OUT, "zh-bpe-unused.model"))
 
     merged = os.path.join(OUT, "zh-merged.model")
     before, after = merge_like_upstream(models["zh-bpe"], models["zh-unigram"], merged)

@@ -21,7 +21,7 @@ interface Case { id: number; category: string; text: string }
 interface Golden { id: number; ids: number[]; decoded?: string }
 interface DecodeGolden { ids: number[]; decoded: string }
 
-const MODELS = ["zh-bpe", "zh-bpe-nfkc", "zh-bpe-suffix", "zh-merged"] as const;
+const MODELS = ["zh-bpe", "zh-bpe-nfkc", "zh-bpe-suffix", "zh-bpe-unused", "zh-merged"] as const;
 const cases = readJsonl<Case>(join(FIXTURES, "cases.jsonl"));
 const bytesOf = (name: string): Uint8Array => new Uint8Array(readFileSync(join(FIXTURES, `${name}.model`)));
 

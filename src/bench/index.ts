@@ -7,6 +7,7 @@ type Suite = () => Promise<void>;
 const suites: Record<string, () => Promise<Suite>> = {
   tokenizer: async () => (await import("./tokenizer.js")).default,
   quants: async () => (await import("./quants.js")).default,
+  kernels: async () => (await import("./kernels.js")).default,
 };
 
 async function main(names: string[]): Promise<void> {

@@ -63,6 +63,8 @@ export interface Kernels {
   ): void;
   /** Store n f32 as f16 (writing an f16 KV cache row). */
   storeF16(x: number, h: number, n: number): void;
+  /** Read [p, p + bytes) as fast as the SIMD loads go (the bandwidth yardstick); returns a checksum. */
+  streamRead(p: number, bytes: number): number;
   /** Softmax -> top-k -> (renormalise): ids to idx (i32[k]), weights to wt (f32[k]). probs: nExpert f32 scratch. */
   moeRoute(logits: number, probs: number, nExpert: number, k: number, norm: boolean, idx: number, wt: number): void;
 }

@@ -117,6 +117,13 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       }
       return;
     }
+    case OPCODES.streamRead: {
+      // 64-byte granules so every thread's slice stays aligned.
+      const units = Math.floor(a[1] / 64);
+      const u0 = lo(units);
+      k.streamRead(a[0] + 64 * u0, 64 * (hi(units) - u0));
+      return;
+    }
     default:
       throw new Error(`unknown opcode ${code}`);
   }

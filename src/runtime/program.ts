@@ -42,11 +42,13 @@ export type Op = (
   | { op: "moeRoute"; logits: Arg; probs: Arg; nExpert: number; k: number; norm: boolean; idx: Arg; wt: Arg }
   /** Tensor parallelism: copy nRows chunks of `bytes` at ptr + i*stride from this memory to the others. */
   | { op: "gather"; ptr: Arg; bytes: number; nRows: Arg; stride: number }
+  /** Read [ptr, ptr + bytes) split among the threads: the memory-bandwidth yardstick. */
+  | { op: "streamRead"; ptr: Arg; bytes: number }
 ) & { sync?: boolean };
 
 export const OPCODES = {
   quantize: 1, matmul: 2, rmsnorm: 3, softmax: 4, swiglu: 5, add: 6, mul: 7, silu: 8, axpy: 9,
-  rope: 10, attention: 11, copy: 12, storeF16: 13, moeRoute: 14, gather: 15,
+  rope: 10, attention: 11, copy: 12, storeF16: 13, moeRoute: 14, gather: 15, streamRead: 16,
 } as const satisfies Record<Op["op"], number>;
 
 export const MAX_ARGS = 20;
@@ -74,6 +76,7 @@ export const ARG_ORDER: { [K in Op["op"]]: readonly string[] } = {
   storeF16: ["x", "h", "n"],
   moeRoute: ["logits", "probs", "nExpert", "k", "norm", "idx", "wt"],
   gather: ["ptr", "bytes", "nRows", "stride"],
+  streamRead: ["ptr", "bytes"],
 };
 
 export class ProgramError extends Error {

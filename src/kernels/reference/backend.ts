@@ -161,6 +161,9 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
       const xv = mem.f32(x, n), hv = mem.u16(h, n);
       for (let i = 0; i < n; i++) hv[i] = f32ToF16(xv[i]);
     },
+    streamRead(p, bytes) {
+      return mem.u8(p, bytes).reduce((a, b) => a | b, 0);
+    },
     moeRoute(logits, _probs, nExpert, k, norm, idx, wt) {
       const r = route(mem.f32(logits, nExpert), k, norm);
       mem.i32(idx, k).set(r.experts);

@@ -58,6 +58,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
       ex.attention(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16 ? 1 : 0, scale, h0, h1);
     },
     storeF16: ex.store_f16,
+    streamRead: ex.stream_read,
     moeRoute(logits, probs, nExpert, k, norm, idx, wt) {
       ex.moe_route(logits, probs, nExpert, k, norm ? 1 : 0, idx, wt);
     },

@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
 import {
@@ -9,6 +9,7 @@ import {
   tokenizerFromSentencePieceModel,
 } from "../tokenizer/index.js";
 import { parseCommandArgs, type Command } from "./command.js";
+import { readInputFile } from "./tokenize.js";
 
 export const mergeTokenizerCommand: Command = {
   usage: `usage: zh-llama merge-tokenizer --base llama.model --add chinese.model --out merged.model
@@ -49,8 +50,8 @@ the upstream script's.
     if (values["hf-pad-token"] !== undefined && values["hf-dir"] === undefined) throw new UsageError("--hf-pad-token needs --hf-dir");
     if (!values.force && (await exists(values.out))) throw new UsageError(`${values.out} exists (use --force to overwrite)`);
 
-    const base = parseSentencePieceModel(new Uint8Array(await readFile(values.base)), values.base);
-    const add = parseSentencePieceModel(new Uint8Array(await readFile(values.add)), values.add);
+    const base = parseSentencePieceModel(await readInputFile(values.base, "--base model", true), values.base);
+    const add = parseSentencePieceModel(await readInputFile(values.add, "--add model", true), values.add);
     const result = mergeSentencePieceModels(base, add, { padPiece: values.pad, padFirst: values["pad-first"] });
     // Refuse to write a model SentencePiece itself would reject.
     tokenizerFromSentencePieceModel(result.model, values.out);

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../errors.js";
+import { InvalidArgumentError, UsageError } from "../errors.js";
 import { loadTokenizer, type SentencePieceTokenizer } from "../tokenizer/index.js";
 import { parseCommandArgs, type Command } from "./command.js";
 
@@ -43,7 +43,7 @@ always for a tokenizer.model that has <s>).
       parseSpecial: values["parse-special"] ?? false,
     };
     if (values.jsonl !== undefined) {
-      const text = values.jsonl === "-" ? await readStdin() : await readFile(values.jsonl, "utf8");
+      const text = values.jsonl === "-" ? await readStdin() : await readInputFile(values.jsonl, "--jsonl file");
       tokenizeJsonl(tokenizer, text, values.jsonl, options, io.stdout);
       return 0;
     }
@@ -81,6 +81,17 @@ function tokenizeJsonl(
     }
   }
   if (chunk.length > 0) write(chunk);
+}
+
+/** Reads a file named on the command line; a missing or unreadable one is a clear error. */
+export async function readInputFile(path: string, what: string): Promise<string>;
+export async function readInputFile(path: string, what: string, binary: true): Promise<Uint8Array>;
+export async function readInputFile(path: string, what: string, binary?: true): Promise<string | Uint8Array> {
+  try {
+    return binary ? new Uint8Array(await readFile(path)) : await readFile(path, "utf8");
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read ${what} ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }
 
 async function readStdin(): Promise<string> {

@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { UsageError } from "../errors.js";
 import { loadTokenizer } from "../tokenizer/index.js";
 import { parseCommandArgs, type Command } from "./command.js";
+import { readInputFile } from "./tokenize.js";
 
 export interface TokenizerStats {
   model: string;
@@ -37,7 +37,7 @@ characters are Unicode code points, newlines not counted. MODEL: GGUF or tokeniz
     if (models.length === 0) throw new UsageError("at least one --model is required");
     if (files.length === 0) throw new UsageError("at least one --file is required");
     const lines: string[] = [];
-    for (const file of files) for (const line of (await readFile(file, "utf8")).split("\n")) if (line.length > 0) lines.push(line);
+    for (const file of files) for (const line of (await readInputFile(file, "corpus")).split("\n")) if (line.length > 0) lines.push(line);
     let characters = 0;
     for (const line of lines) for (const _ of line) characters++;
 

@@ -272,7 +272,12 @@ const GGUF_MAGIC_BYTES = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
  */
 export async function loadTokenizer(path: string): Promise<SentencePieceTokenizer> {
   const { readFile, open } = await import("node:fs/promises");
-  const handle = await open(path, "r");
+  let handle: import("node:fs/promises").FileHandle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    throw new TokenizerError(`cannot open tokenizer ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   let isGguf = false;
   try {
     const head = new Uint8Array(4);

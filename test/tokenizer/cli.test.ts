@@ -93,3 +93,18 @@ describe("zh-llama merge-tokenizer / tokenizer-stats", () => {
     expect(table.out).toMatch(/tokens\/char/);
   });
 });
+
+describe("missing files", () => {
+  it("are reported, not thrown", async () => {
+    for (const argv of [
+      ["tokenize", "--model", "/nonexistent/m.model", "x"],
+      ["tokenize", "--model", model, "--jsonl", "/nonexistent/in.jsonl"],
+      ["merge-tokenizer", "--base", "/nonexistent/a.model", "--add", model, "--out", join(tmpdir(), "never.model")],
+      ["tokenizer-stats", "--model", model, "--file", "/nonexistent/corpus.txt"],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code, argv.join(" ")).toBe(1);
+      expect(r.err).toMatch(/nonexistent/);
+    }
+  });
+});

@@ -7,15 +7,20 @@
  * The linear layers (y = x W^T) are in linear.ts, on the WASM matmul kernel.
  */
 
+/**
+ * Float32 in training; the gradient checks run the same code in float64 (test/train).
+ */
+export type Floats = Float32Array | Float64Array;
+
 // ---------------------------------------------------------------------------------------------
 // Embedding: out[t] = table[ids[t]]
 
-export function embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, N: number, C: number): void {
+export function embeddingForward(out: Floats, ids: Int32Array, table: Floats, N: number, C: number): void {
   for (let t = 0; t < N; t++) out.set(table.subarray(ids[t]! * C, ids[t]! * C + C), t * C);
 }
 
 /** dtable[ids[t]] += dout[t] */
-export function embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, N: number, C: number): void {
+export function embeddingBackward(dtable: Floats, dout: Floats, ids: Int32Array, N: number, C: number): void {
   for (let t = 0; t < N; t++) {
     const o = ids[t]! * C;
     const i = t * C;
@@ -26,14 +31,14 @@ export function embeddingBackward(dtable: Float32Array, dout: Float32Array, ids:
 // ---------------------------------------------------------------------------------------------
 // RMSNorm: out = x * rstd * w,  rstd = 1 / sqrt(mean(x^2) + eps)   (llama.cpp: x*scale, then *w)
 
-export function rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array, N: number, C: number, eps: number): void {
+export function rmsnormForward(out: Floats, rstd: Floats, x: Floats, w: Floats, N: number, C: number, eps: number): void {
   for (let r = 0; r < N; r++) {
     const o = r * C;
     let ss = 0;
     for (let j = 0; j < C; j++) ss += x[o + j]! * x[o + j]!;
     const s = 1 / Math.sqrt(ss / C + eps);
     rstd[r] = s;
-    for (let j = 0; j < C; j++) out[o + j] = Math.fround(x[o + j]! * s) * w[j]!;
+    for (let j = 0; j < C; j++) out[o + j] = x[o + j]! * s * w[j]!;
   }
 }
 
@@ -42,7 +47,7 @@ export function rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32
  * g = dout * w. dx is accumulated (the residual stream's gradient flows through it).
  */
 export function rmsnormBackward(
-  dx: Float32Array, dw: Float32Array | null, dout: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, N: number, C: number,
+  dx: Floats, dw: Floats | null, dout: Floats, x: Floats, w: Floats, rstd: Floats, N: number, C: number,
 ): void {
   for (let r = 0; r < N; r++) {
     const o = r * C;
@@ -79,16 +84,16 @@ export function ropeTables(T: number, nRot: number, invFreq: Float64Array, mscal
 }
 
 /** In place: (a, b) -> (a c - b s, a s + b c). */
-export function ropeForward(x: Float32Array, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Float32Array, sin: Float32Array): void {
+export function ropeForward(x: Floats, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Floats, sin: Floats): void {
   rotate(x, N, T, nHeads, headDim, nRot, cos, sin, 1);
 }
 
 /** The rotation is orthogonal (times mscale), so its backward is the transposed rotation: turn by -theta. */
-export function ropeBackward(dx: Float32Array, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Float32Array, sin: Float32Array): void {
+export function ropeBackward(dx: Floats, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Floats, sin: Floats): void {
   rotate(dx, N, T, nHeads, headDim, nRot, cos, sin, -1);
 }
 
-function rotate(x: Float32Array, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Float32Array, sin: Float32Array, sign: number): void {
+function rotate(x: Floats, N: number, T: number, nHeads: number, headDim: number, nRot: number, cos: Floats, sin: Floats, sign: number): void {
   const half = nRot / 2;
   const ld = nHeads * headDim;
   for (let r = 0; r < N; r++) {
@@ -122,7 +127,7 @@ export interface AttentionShape {
   scale: number;
 }
 
-export function attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, a: AttentionShape): void {
+export function attentionForward(out: Floats, probs: Floats, q: Floats, k: Floats, v: Floats, a: AttentionShape): void {
   const { B, T, nHead, nHeadKv, headDim: hd, scale } = a;
   const group = nHead / nHeadKv;
   const qLd = nHead * hd;
@@ -167,8 +172,8 @@ export function attentionForward(out: Float32Array, probs: Float32Array, q: Floa
  * dq, dk, dv are overwritten (zeroed here first). dp: scratch of T floats.
  */
 export function attentionBackward(
-  dq: Float32Array, dk: Float32Array, dv: Float32Array, dp: Float32Array,
-  dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array, a: AttentionShape,
+  dq: Floats, dk: Floats, dv: Floats, dp: Floats,
+  dout: Floats, q: Floats, k: Floats, v: Floats, probs: Floats, a: AttentionShape,
 ): void {
   const { B, T, nHead, nHeadKv, headDim: hd, scale } = a;
   const group = nHead / nHeadKv;
@@ -211,7 +216,7 @@ export function attentionBackward(
 // ---------------------------------------------------------------------------------------------
 // SwiGLU: out = silu(g) * u,  silu(g) = g * sigmoid(g)
 
-export function swigluForward(out: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+export function swigluForward(out: Floats, g: Floats, u: Floats, n: number): void {
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
     out[i] = (x / (1 + Math.exp(-x))) * u[i]!;
@@ -219,7 +224,7 @@ export function swigluForward(out: Float32Array, g: Float32Array, u: Float32Arra
 }
 
 /** dg = dout * u * silu'(g),  silu'(g) = sig(g) (1 + g (1 - sig(g)));  du = dout * silu(g). Overwrites. */
-export function swigluBackward(dg: Float32Array, du: Float32Array, dout: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+export function swigluBackward(dg: Floats, du: Floats, dout: Floats, g: Floats, u: Floats, n: number): void {
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
     const sig = 1 / (1 + Math.exp(-x));
@@ -237,7 +242,7 @@ export function swigluBackward(dg: Float32Array, du: Float32Array, dout: Float32
  * rows. With `gradScale` set, logits are replaced by dloss/dlogits = (softmax - onehot) * gradScale
  * (zeros on skipped rows).
  */
-export function crossEntropy(logits: Float32Array, targets: Int32Array, targetFrom: number, rows: number, V: number, gradScale: number | null): number {
+export function crossEntropy(logits: Floats, targets: Int32Array, targetFrom: number, rows: number, V: number, gradScale: number | null): number {
   let total = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * V;

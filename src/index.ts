@@ -10,3 +10,5 @@ export * from "./formats/gguf/index.js";
 export * from "./generate/index.js";
 export * from "./model/index.js";
 export * from "./eval/index.js";
+export * as kernels from "./kernels/index.js";
+export * as runtime from "./runtime/index.js";

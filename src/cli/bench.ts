@@ -57,7 +57,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const model = await LlamaModel.load(source, { ...load, nCtx, batchSize: load.batchSize ?? Math.min(promptTokens, 512) });
     try {
       const r = await benchModel(model, { promptTokens, genTokens, repetitions });
-      const threads = 1;
+      const threads = model.threads;
       if (values.json) {
         io.stdout(toJson({ model: name, backend: load.backend, threads, prompt_tokens: promptTokens, prompt_tokens_per_s: r.promptTokensPerS, gen_tokens: genTokens, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
       } else {

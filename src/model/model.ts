@@ -9,7 +9,8 @@ import { InvalidArgumentError } from "../errors.js";
 import { createKernels, KernelMemory, ropeFrequencies, type Kernels, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
-import { forward, SINGLE_THREAD, type RunState } from "./llama.js";
+import { forwardProgram, REG_POS, type RunState } from "./llama.js";
+import { createPool, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
 import { loadWeights, weightBytes, type LlamaWeights } from "./weights.js";
 
 export type KvCacheType = "f32" | "f16";
@@ -33,6 +34,12 @@ export interface RopeOverrides {
 
 export interface LoadOptions {
   backend?: Backend;
+  /**
+   * Worker threads for the wasm backend (default: all cores). 1 runs on the calling thread;
+   * more run each forward step on a worker pool meeting at barriers over shared memory.
+   * The reference backend always runs on the calling thread.
+   */
+  threads?: number;
   /** KV cache length in tokens (default: the training context). */
   nCtx?: number;
   kvCacheType?: KvCacheType;
@@ -95,8 +102,15 @@ export class LlamaModel {
     readonly weights: LlamaWeights,
     readonly rope: RopeConfig,
     readonly defaults: Required<SessionOptions>,
+    /** The worker pool running forward steps, or undefined to run them on this thread. */
+    readonly pool: Pool | undefined,
   ) {
     this.session = this.createSession();
+  }
+
+  /** Threads a forward step runs on. */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
   }
 
   static async load(input: ByteInput | GgufFile, options: LoadOptions = {}): Promise<LlamaModel> {
@@ -107,9 +121,13 @@ export class LlamaModel {
       if (!Number.isInteger(nCtx) || nCtx < 1) throw new InvalidArgumentError(`context length must be a positive integer, got ${nCtx}`);
       const defaults = { nCtx, kvCacheType: options.kvCacheType ?? "f16", batchSize: Math.min(options.batchSize ?? 64, nCtx) } as const;
       const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, defaults.kvCacheType === "f16") + (1 << 20) });
-      const kernels = await createKernels(mem, options.backend ?? "wasm");
+      const backend = options.backend ?? "wasm";
+      const kernels = await createKernels(mem, backend);
       const weights = await loadWeights(file, hp, mem, options.onProgress);
-      return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults);
+      const threads = backend === "reference" ? 1 : (options.threads ?? defaultThreads());
+      if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
+      const pool = threads > 1 ? await createPool({ memories: [mem], threadsPerMemory: threads }) : undefined;
+      return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults, pool);
     } catch (error) {
       if (!(input instanceof GgufFile)) await file.close();
       throw error;
@@ -128,7 +146,8 @@ export class LlamaModel {
       session.reset();
       return session;
     }
-    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), o.kvCacheType === "f16", 1);
+    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), o.kvCacheType === "f16", this.threads);
+    state.mscale = ropeFrequencies(this.rope, 0).mscale;
     return new LlamaSession(this, state, (s) => this.idle.push(s));
   }
 
@@ -163,8 +182,15 @@ export class LlamaModel {
   }
 
   async dispose(): Promise<void> {
+    await this.pool?.dispose();
     await this.file.close();
   }
+}
+
+/** All cores: what llama.cpp uses by default too. */
+function defaultThreads(): number {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return Math.max(1, Math.min(nav?.hardwareConcurrency ?? 1, 64));
 }
 
 /** One sequence's KV cache and scratch over a model's weights. */
@@ -229,8 +255,30 @@ export class LlamaSession {
     return this.model.exclusive(() => this.run(ids, options));
   }
 
-  private run(ids: readonly number[], options: EvaluateOptions): Float32Array {
-    const { hp, kernels: k, weights } = this.model;
+  /** Encoded forward programs by step shape: a decode step's program is built once. */
+  private readonly programs = new Map<string, EncodedProgram>();
+  private readonly registers = new Float64Array(REGISTERS);
+
+  private program(nTok: number, logitsFrom: number): EncodedProgram {
+    const key = `${nTok}:${logitsFrom}`;
+    let program = this.programs.get(key);
+    if (!program) {
+      program = encodeProgram(forwardProgram(this.model.hp, this.model.weights, this.state, { nTok, logitsFrom }));
+      this.programs.set(key, program);
+    }
+    return program;
+  }
+
+  private async step(pos0: number, nTok: number, logitsFrom: number): Promise<void> {
+    const program = this.program(nTok, logitsFrom);
+    this.registers[REG_POS] = pos0;
+    const pool = this.model.pool;
+    if (pool) await pool.run(program, [pos0]);
+    else execute(this.model.kernels, new Float64Array(program.sab), 0, program.length, this.registers, { thread: 0, threads: 1, peers: [] }, undefined);
+  }
+
+  private async run(ids: readonly number[], options: EvaluateOptions): Promise<Float32Array> {
+    const { hp, kernels: k } = this.model;
     const s = this.state;
     const out = new Float32Array(options.allLogits ? ids.length * hp.nVocab : hp.nVocab);
     for (let start = 0; start < ids.length; start += s.maxTok) {
@@ -240,7 +288,7 @@ export class LlamaSession {
       this.embed(chunk);
       const last = start + chunk.length === ids.length;
       const logitsFrom = options.allLogits ? 0 : last ? chunk.length - 1 : chunk.length;
-      forward(k, hp, weights, s, { pos0, nTok: chunk.length, logitsFrom }, SINGLE_THREAD);
+      await this.step(pos0, chunk.length, logitsFrom);
       const rows = chunk.length - logitsFrom;
       if (rows > 0) out.set(k.memory.f32(s.logits, rows * hp.nVocab), options.allLogits ? start * hp.nVocab : 0);
       this.cached.push(...chunk);
@@ -311,7 +359,11 @@ export function allocateState(k: Kernels, hp: LlamaHParams, w: LlamaWeights, nCt
     vCache: cache(),
     invFreq: mem.alloc(8 * (hp.nRot / 2)),
     mscale: 1,
-    scratch: Array.from({ length: threads }, () => ({ scores: f32(nCtx), qh: f32(hp.headDim), cs: f32(hp.nRot) })),
+    scores: f32(threads * nCtx),
+    qh: f32(threads * hp.headDim),
+    cs: f32(hp.nRot),
+    threads,
+    zeros: f32(maxTok * hp.nEmbd),
     moe:
       hp.nExpert > 0
         ? { logits: f32(maxTok * hp.nExpert), probs: f32(maxTok * hp.nExpert), idx: mem.alloc(4 * maxTok * hp.nExpertUsed), wt: f32(maxTok * hp.nExpertUsed), out: f32(hp.nEmbd) }

@@ -53,7 +53,7 @@ describe.each(MODELS)("%s vs SentencePiece", (name) => {
 
   it("re-serializes the tokenizer.model byte for byte", () => {
     const bytes = bytesOf(name);
-    expect(serializeSentencePieceModel(parseSentencePieceModel(bytes))).toEqual(bytes);
+    expect(Buffer.from(serializeSentencePieceModel(parseSentencePieceModel(bytes))).equals(bytes)).toBe(true);
   });
 
   it("encodes the same after tokenizer.model -> save -> load", () => {
@@ -73,7 +73,7 @@ describe("vocabulary merge", () => {
     const result = mergeSentencePieceModels(parseSentencePieceModel(bytesOf("zh-bpe")), parseSentencePieceModel(bytesOf("zh-unigram")));
     expect(result.before).toBe(spec.before);
     expect(result.after).toBe(spec.after);
-    expect(serializeSentencePieceModel(result.model)).toEqual(bytesOf("zh-merged"));
+    expect(Buffer.from(serializeSentencePieceModel(result.model)).equals(bytesOf("zh-merged"))).toBe(true);
   });
 
   it("keeps the base ids and shortens Chinese text", () => {

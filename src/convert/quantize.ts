@@ -18,7 +18,7 @@ import { openGguf, writeGguf, type GgufFile, type GgufTensorInfo, GgufValueType,
 import { canDequantize, canQuantize, dequantize, quantize } from "../formats/quants/index.js";
 
 /** llama.cpp's `llama_ftype` ids, stored as general.file_type. */
-const FILE_TYPE: Partial<Record<GGMLType, number>> = {
+export const FILE_TYPE: Partial<Record<GGMLType, number>> = {
   [GGMLType.F32]: 0,
   [GGMLType.F16]: 1,
   [GGMLType.Q4_0]: 2,

@@ -10,5 +10,6 @@ export * from "./formats/gguf/index.js";
 export * from "./generate/index.js";
 export * from "./model/index.js";
 export * from "./eval/index.js";
+export * from "./chat/index.js";
 export * as kernels from "./kernels/index.js";
 export * as runtime from "./runtime/index.js";

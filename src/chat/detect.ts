@@ -1,0 +1,30 @@
+/**
+ * Picks a chat template for a model: its own Jinja `tokenizer.chat_template` when the GGUF has
+ * one, else a built-in template recognised from `general.name` (llama.cpp's convert script
+ * writes the HF repository name there, e.g. "chinese-alpaca-2-7b"), else plain completion.
+ */
+import type { GgufValue } from "../formats/gguf/index.js";
+import { jinjaTemplate } from "./jinja.js";
+import { getTemplate, type ChatTemplate } from "./templates.js";
+
+/** general.name patterns, first match wins (lower-cased name). */
+const NAME_RULES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/alpaca[-_ ]?2|llama[-_ ]?2[-_ ].*chat/, "alpaca-2"],
+  [/mixtral.*instruct|chinese[-_ ]?mixtral[-_ ]?instruct/, "mixtral"],
+  [/alpaca/, "alpaca"],
+  [/linly|chatflow/, "linly"],
+];
+
+/** The template name `general.name` suggests, or undefined. */
+export function templateNameFromModelName(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return NAME_RULES.find(([pattern]) => pattern.test(lower))?.[1];
+}
+
+export function detectTemplate(metadata: Record<string, GgufValue>): ChatTemplate {
+  const source = metadata["tokenizer.chat_template"];
+  if (typeof source === "string" && source.trim() !== "") return jinjaTemplate(source);
+  const name = metadata["general.name"];
+  const guess = typeof name === "string" ? templateNameFromModelName(name) : undefined;
+  return getTemplate(guess ?? "plain");
+}

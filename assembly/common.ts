@@ -47,6 +47,24 @@ export function halves4(u: v128, magic: v128, mask: v128): v128 {
   return v128.or(mag, sign);
 }
 
+/**
+ * The f16 scales at p, p+stride, p+2*stride, p+3*stride as f32x4. Each half lands in the top
+ * 16 bits of its i32 lane (sign at bit 31); an arithmetic shift by 3 puts exponent and mantissa
+ * where a single's go (bits 13..27), the mask drops the sign copies, and 2^112 rebiases.
+ */
+// @ts-ignore: decorator
+@inline
+export function scales4(p: usize, stride: usize, magic: v128, mask: v128): v128 {
+  let h = v128.load16_lane(p, i32x4.splat(0), 1);
+  h = v128.load16_lane(p + stride, h, 3);
+  h = v128.load16_lane(p + 2 * stride, h, 5);
+  h = v128.load16_lane(p + 3 * stride, h, 7);
+  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), mask), magic);
+}
+
+/** Mask for scales4: sign bit and the 15 exponent/mantissa bits shifted to 13..27. */
+export const SCALES4_MASK: i32 = 0x8fffe000;
+
 /** Sum of the four i32 lanes. */
 // @ts-ignore: decorator
 @inline

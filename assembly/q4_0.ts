@@ -17,7 +17,7 @@
  * each block is 4 i32x4.dot_i16x8_s. Four blocks share one f16->f32 conversion of their scales
  * and one float multiply-add.
  */
-import { halfToFloat, halves4, hsumI32, HALF_TO_SINGLE } from "./common";
+import { halfToFloat, hsumI32, scales4, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes } from "./quantize";
 
 // @ts-ignore: decorator
@@ -46,7 +46,7 @@ function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   const dx = q + (<usize>n << 1);
   const sx = dx + (<usize>nb << 2);
   const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(0x7fff);
+  const mask = i32x4.splat(SCALES4_MASK);
   // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
   const m = i16x8.splat(15);
   let acc = f32x4.splat(0);
@@ -65,11 +65,7 @@ function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
     const s3 = blockDot(wb + 54, qb + 192, m);
     const s = transposeSum(s0, s1, s2, s3);
     const isum = i32x4.sub(s, i32x4.shl(v128.load(sx + (<usize>b << 2)), 3));
-    let h = i32x4.splat(<i32>load<u16>(wb));
-    h = i32x4.replace_lane(h, 1, <i32>load<u16>(wb, 18));
-    h = i32x4.replace_lane(h, 2, <i32>load<u16>(wb, 36));
-    h = i32x4.replace_lane(h, 3, <i32>load<u16>(wb, 54));
-    const d = f32x4.mul(halves4(h, magic, mask), v128.load(dx + (<usize>b << 2)));
+    const d = f32x4.mul(scales4(wb, 18, magic, mask), v128.load(dx + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), d));
   }
   const a = f32x4.add(acc, f32x4.shuffle(acc, acc, 2, 3, 0, 1));

@@ -10,7 +10,7 @@
  * widened to i16, evens then odds per 16 (quantize.ts, "Q8_0 order"); four blocks share one scale
  * conversion and float multiply-add.
  */
-import { halfToFloat, halves4, hsumI32, HALF_TO_SINGLE } from "./common";
+import { halfToFloat, hsumI32, scales4, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes } from "./quantize";
 import { transposeSum } from "./q4_0";
 
@@ -31,7 +31,7 @@ function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 5;
   const dx = q + (<usize>n << 1);
   const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(0x7fff);
+  const mask = i32x4.splat(SCALES4_MASK);
   let acc = f32x4.splat(0);
   let b = 0;
   for (; b + 3 < nb; b += 4) {
@@ -47,11 +47,7 @@ function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
     v128.store32_lane(yp, s2, 0);
     const s3 = blockDot(wb + 102, qb + 192);
     const isum = transposeSum(s0, s1, s2, s3);
-    let h = i32x4.splat(<i32>load<u16>(wb));
-    h = i32x4.replace_lane(h, 1, <i32>load<u16>(wb, 34));
-    h = i32x4.replace_lane(h, 2, <i32>load<u16>(wb, 68));
-    h = i32x4.replace_lane(h, 3, <i32>load<u16>(wb, 102));
-    const d = f32x4.mul(halves4(h, magic, mask), v128.load(dx + (<usize>b << 2)));
+    const d = f32x4.mul(scales4(wb, 34, magic, mask), v128.load(dx + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), d));
   }
   const a = f32x4.add(acc, f32x4.shuffle(acc, acc, 2, 3, 0, 1));

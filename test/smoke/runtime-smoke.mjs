@@ -40,6 +40,20 @@ try {
     typed = error instanceof zh.GgufFormatError;
   }
   check("bad input gives GgufFormatError", typed);
+
+  // The committed fixture model: parse it, then run the forward pass on the WASM kernels,
+  // on the calling thread and on a 2-worker pool; both must give the same logits.
+  const fixture = new URL("../../fixtures/models/tiny-random-q8_0.gguf", import.meta.url);
+  const gguf = await zh.openGguf(fixture);
+  check("fixture GGUF parses", gguf.tensors.length === 21 && gguf.metadata["general.name"] === "tiny-random-q8_0");
+  await gguf.close();
+  const logits = [];
+  for (const threads of [1, 2]) {
+    const model = await zh.LlamaModel.load(fixture, { threads, nCtx: 32 });
+    logits.push(await model.evaluate([1, 5, 6, 7]));
+    await model.dispose();
+  }
+  check("forward pass on 1 and 2 threads agrees", logits[0].length === 300 && logits[0].every((v, i) => Number.isFinite(v) && v === logits[1][i]));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,0 +1,76 @@
+/**
+ * Grammar-constrained decoding: before each sample, tokens the grammar cannot take next get
+ * -Infinity logits; after it, the grammar moves past the chosen token. EOS is offered only
+ * where the grammar may end, and is the only choice once it must.
+ */
+import type { SentencePieceTokenizer } from "../tokenizer/index.js";
+import { GrammarError } from "./errors.js";
+import type { Grammar, GrammarMatcher } from "./grammar.js";
+import { TokenTrie, maskLogits, tokenBytes } from "./vocab.js";
+
+/** Restricts which token may come next; `generateConstrained` calls it around the sampler. */
+export interface TokenConstraint {
+  /** Sets the logits of tokens that may not come next to -Infinity. */
+  mask(logits: Float32Array): void;
+  /** Moves past the chosen token. */
+  accept(id: number): void;
+}
+
+export class GrammarConstraint implements TokenConstraint {
+  readonly matcher: GrammarMatcher;
+  private readonly trie: TokenTrie;
+  private readonly allowedIds: Uint8Array;
+  /** No text generated yet: SentencePiece will drop the first piece's leading space. */
+  private atStart: boolean;
+
+  constructor(
+    grammar: Grammar,
+    private readonly tokenizer: SentencePieceTokenizer,
+  ) {
+    this.matcher = grammar.matcher();
+    this.trie = TokenTrie.of(tokenizer);
+    this.allowedIds = new Uint8Array(tokenizer.vocabSize);
+    this.atStart = dropsLeadingSpace(tokenizer);
+  }
+
+  /** Token ids allowed next (1) or not (0); a view, valid until the next call. */
+  allowed(): Uint8Array {
+    const n = this.trie.allowed(this.matcher, this.allowedIds, this.atStart);
+    if (n === 0) throw new GrammarError("no token of the vocabulary can continue the grammar here (the vocabulary lacks the characters it needs)");
+    return this.allowedIds;
+  }
+
+  mask(logits: Float32Array): void {
+    maskLogits(logits, this.allowed());
+  }
+
+  accept(id: number): void {
+    if (id === this.tokenizer.eosId) {
+      if (!this.matcher.canEnd) throw new GrammarError(`end of sequence (token ${id}) before the grammar is complete`);
+      return;
+    }
+    const bytes = tokenBytes(this.tokenizer, id, this.atStart);
+    if (!this.matcher.acceptBytes(bytes)) throw new GrammarError(`token ${id} (${JSON.stringify(this.tokenizer.idToPiece(id))}) does not fit the grammar here`);
+    if (bytes.length > 0) this.atStart = false;
+  }
+}
+
+const dropCache = new WeakMap<SentencePieceTokenizer, boolean>();
+
+/** Whether the tokenizer's decoder drops the leading space of the first piece (dummy prefix). */
+function dropsLeadingSpace(tokenizer: SentencePieceTokenizer): boolean {
+  let known = dropCache.get(tokenizer);
+  if (known === undefined) {
+    known = false;
+    const { pieces } = tokenizer.vocabulary();
+    for (let id = 0; id < pieces.length; id++) {
+      const p = pieces[id]!;
+      if (p.length > 1 && p.startsWith("\u2581") && tokenBytes(tokenizer, id, false).length > 1) {
+        known = !tokenizer.decode([id]).startsWith(" ");
+        break;
+      }
+    }
+    dropCache.set(tokenizer, known);
+  }
+  return known;
+}

@@ -1,0 +1,199 @@
+/**
+ * Token masking: which vocabulary tokens may come next under a grammar.
+ *
+ * Each token's text is its UTF-8 bytes (computed once per tokenizer). The tokens go into a
+ * byte trie, so the walk from the grammar's state visits each shared prefix once and drops a
+ * whole subtree as soon as the grammar rejects its prefix:
+ *
+ *   root ─"{"─ • (token "{")
+ *        ─" "─ • (token "▁") ─"t"─ • ─"r"─ ...
+ *
+ * Byte-fallback tokens (<0xXX>) are one byte each and tried directly. Control tokens have no
+ * text and are never allowed, except EOS when the grammar may end. SentencePiece drops the
+ * leading space of the first piece of a generation (the decoder's dummy-prefix rule), so on
+ * the first step a piece's leading "▁" consumes nothing, as the decoded text will show.
+ */
+import { PieceType, pieceToByte, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { stepByte, type GrammarMatcher } from "./grammar.js";
+
+const SPACE_SYMBOL = "\u2581";
+
+export class TokenTrie {
+  /** Trie nodes: first child, next sibling, edge byte, and the first token ending here. */
+  private readonly firstChild: Int32Array;
+  private readonly nextSibling: Int32Array;
+  private readonly edge: Uint8Array;
+  private readonly tokenAt: Int32Array;
+  /** Further tokens ending at the same node (a linked list through token ids). */
+  private readonly nextToken: Int32Array;
+  /** Byte-fallback tokens: the id for each byte, or -1. */
+  private readonly byteToken: Int32Array;
+  readonly vocabSize: number;
+  readonly eosId: number;
+
+  private constructor(parts: { firstChild: Int32Array; nextSibling: Int32Array; edge: Uint8Array; tokenAt: Int32Array; nextToken: Int32Array; byteToken: Int32Array; vocabSize: number; eosId: number }) {
+    this.firstChild = parts.firstChild;
+    this.nextSibling = parts.nextSibling;
+    this.edge = parts.edge;
+    this.tokenAt = parts.tokenAt;
+    this.nextToken = parts.nextToken;
+    this.byteToken = parts.byteToken;
+    this.vocabSize = parts.vocabSize;
+    this.eosId = parts.eosId;
+  }
+
+  private static cache = new WeakMap<SentencePieceTokenizer, TokenTrie>();
+
+  /** The trie of a tokenizer's vocabulary (built once per tokenizer). */
+  static of(tokenizer: SentencePieceTokenizer): TokenTrie {
+    let trie = TokenTrie.cache.get(tokenizer);
+    if (!trie) {
+      trie = TokenTrie.build(tokenizer);
+      TokenTrie.cache.set(tokenizer, trie);
+    }
+    return trie;
+  }
+
+  static build(tokenizer: SentencePieceTokenizer): TokenTrie {
+    const { pieces, types } = tokenizer.vocabulary();
+    const encoder = new TextEncoder();
+    const firstChild: number[] = [-1];
+    const nextSibling: number[] = [-1];
+    const edge: number[] = [0];
+    const tokenAt: number[] = [-1];
+    const nextToken = new Int32Array(pieces.length).fill(-1);
+    const byteToken = new Int32Array(256).fill(-1);
+    const child = (node: number, b: number): number => {
+      for (let c = firstChild[node]!; c >= 0; c = nextSibling[c]!) if (edge[c] === b) return c;
+      const c = firstChild.length;
+      firstChild.push(-1);
+      nextSibling.push(firstChild[node]!);
+      edge.push(b);
+      tokenAt.push(-1);
+      firstChild[node] = c;
+      return c;
+    };
+    pieces.forEach((piece, id) => {
+      const type = types[id];
+      if (type === PieceType.Byte) {
+        const b = pieceToByte(piece);
+        if (b >= 0 && byteToken[b]! < 0) byteToken[b] = id;
+        return;
+      }
+      if (type === PieceType.Control || type === PieceType.Unknown || type === PieceType.Unused) return;
+      const bytes = encoder.encode(piece.replaceAll(SPACE_SYMBOL, " "));
+      if (bytes.length === 0) return;
+      let node = 0;
+      for (const b of bytes) node = child(node, b);
+      nextToken[id] = tokenAt[node]!;
+      tokenAt[node] = id;
+    });
+    return new TokenTrie({
+      firstChild: Int32Array.from(firstChild),
+      nextSibling: Int32Array.from(nextSibling),
+      edge: Uint8Array.from(edge),
+      tokenAt: Int32Array.from(tokenAt),
+      nextToken,
+      byteToken,
+      vocabSize: pieces.length,
+      eosId: tokenizer.eosId,
+    });
+  }
+
+  get nodeCount(): number {
+    return this.edge.length;
+  }
+
+  /**
+   * Marks allowed[id] = 1 for every token the grammar accepts next from the matcher's state
+   * (0 for the rest). `atStart`: the first generated token, whose leading space is dropped.
+   * Returns how many are allowed.
+   */
+  allowed(m: GrammarMatcher, allowed: Uint8Array, atStart: boolean): number {
+    allowed.fill(0);
+    let count = 0;
+    const { value, left } = m.partial;
+    const state = m.state;
+    const mark = (node: number): void => {
+      for (let id = this.tokenAt[node]!; id >= 0; id = this.nextToken[id]!) {
+        allowed[id] = 1;
+        count++;
+      }
+    };
+    const walk = (node: number, s: number, v: number, l: number): void => {
+      for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) {
+        const r = stepByte(m, s, v, l, this.edge[c]!);
+        if (r === null) continue;
+        mark(c);
+        walk(c, r[0], r[1], r[2]);
+      }
+    };
+    if (atStart && left === 0) {
+      // Pieces starting with "▁": the space is dropped, the rest must match from here.
+      for (let c = this.firstChild[0]!; c >= 0; c = this.nextSibling[c]!) {
+        if (this.edge[c] !== 0x20) continue;
+        walkStart(c);
+      }
+    }
+    function walkStart(this: void, _c: number): void {}
+    walk(0, state, value, left);
+    if (atStart && left === 0) {
+      const space = this.childOf(0, 0x20);
+      if (space >= 0) {
+        // Undo the marks the normal walk made under " " and redo them with the space skipped.
+        this.clearSubtree(space, allowed);
+        this.markSubtreeSkippingSpace(space, m, state, allowed, walk);
+      }
+      count = 0;
+      for (let i = 0; i < allowed.length; i++) count += allowed[i]!;
+    }
+    for (let b = 0; b < 256; b++) {
+      const id = this.byteToken[b]!;
+      if (id >= 0 && stepByte(m, state, value, left, b) !== null) {
+        if (!allowed[id]) count++;
+        allowed[id] = 1;
+      }
+    }
+    if (this.eosId >= 0 && this.eosId < allowed.length && m.canEnd) {
+      if (!allowed[this.eosId]) count++;
+      allowed[this.eosId] = 1;
+    }
+    return count;
+  }
+
+  private childOf(node: number, b: number): number {
+    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) if (this.edge[c] === b) return c;
+    return -1;
+  }
+
+  private clearSubtree(node: number, allowed: Uint8Array): void {
+    for (let id = this.tokenAt[node]!; id >= 0; id = this.nextToken[id]!) allowed[id] = 0;
+    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) this.clearSubtree(c, allowed);
+  }
+
+  /** Below the root's " " edge, at the start: walk on as if the space were not there. */
+  private markSubtreeSkippingSpace(space: number, m: GrammarMatcher, state: number, allowed: Uint8Array, walk: (node: number, s: number, v: number, l: number) => void): void {
+    // The lone "▁" piece decodes to nothing at the start: not allowed (it would not advance).
+    walk(space, state, 0, 0);
+    void m;
+    void allowed;
+  }
+}
+
+/** Sets logits of tokens not allowed to -Infinity. */
+export function maskLogits(logits: Float32Array, allowed: Uint8Array): void {
+  const n = Math.min(logits.length, allowed.length);
+  for (let i = 0; i < n; i++) if (!allowed[i]) logits[i] = -Infinity;
+  for (let i = n; i < logits.length; i++) logits[i] = -Infinity;
+}
+
+/** The UTF-8 bytes a token adds to the generated text (`atStart`: first token, leading space dropped). */
+export function tokenBytes(tokenizer: SentencePieceTokenizer, id: number, atStart: boolean): Uint8Array {
+  const type = tokenizer.pieceType(id);
+  const piece = tokenizer.idToPiece(id);
+  if (type === PieceType.Byte) return Uint8Array.of(pieceToByte(piece));
+  if (type === PieceType.Control || type === PieceType.Unknown || type === PieceType.Unused) return new Uint8Array(0);
+  let text = piece.replaceAll(SPACE_SYMBOL, " ");
+  if (atStart && text.startsWith(" ")) text = text.slice(1);
+  return new TextEncoder().encode(text);
+}

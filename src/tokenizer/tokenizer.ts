@@ -146,6 +146,8 @@ export class SentencePieceTokenizer {
   /** Control (and unknown) pieces as they may be written in text, longest first per first char. */
   private readonly specials = new Map<number, { text: string; id: number }[]>();
   private readonly scratch = new Scratch();
+  /** Decoded text per id, filled as ids are met. */
+  private readonly texts: (string | undefined)[] = [];
 
   constructor(vocab: Vocabulary, settings: TokenizerSettings, origin: TokenizerOrigin = { kind: "memory", name: "tokenizer" }) {
     this.origin = origin;
@@ -491,9 +493,13 @@ export class SentencePieceTokenizer {
   /** Token ids to text, exactly as SentencePiece's DecodeIds. */
   decode(ids: ArrayLike<number>): string {
     const decoder = this.createStreamingDecoder();
-    let text = "";
-    for (let i = 0; i < ids.length; i++) text += decoder.push(ids[i]);
-    return text + decoder.flush();
+    const parts: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const piece = decoder.push(ids[i]);
+      if (piece.length > 0) parts.push(piece);
+    }
+    parts.push(decoder.flush());
+    return parts.join("");
   }
 
   /**
@@ -502,6 +508,13 @@ export class SentencePieceTokenizer {
    */
   createStreamingDecoder(): StreamingDecoder {
     return new StreamingDecoder(this);
+  }
+
+  /** @internal What a non-byte piece decodes to away from the start of the text (cached). */
+  pieceText(id: number): string {
+    let text = this.texts[id];
+    if (text === undefined) text = this.texts[id] = this.decodePiece(id, false)[0];
+    return text;
   }
 
   /** @internal The text of one non-byte piece (DecodeSentencePiece); [text, consumedBosSpace]. */
@@ -548,8 +561,12 @@ export class StreamingDecoder {
     let text = this.bytes.flush();
     if (text.length > 0) this.emittedText = true;
     if (this.bosSpaceSeen || this.emittedText) this.atStart = false;
-    const [piece, consumed] = this.tokenizer.decodePiece(id, this.atStart);
-    this.bosSpaceSeen = consumed;
+    let piece: string;
+    if (this.atStart) {
+      [piece, this.bosSpaceSeen] = this.tokenizer.decodePiece(id, true);
+    } else {
+      piece = this.tokenizer.pieceText(id);
+    }
     text += piece;
     if (piece.length > 0) this.emittedText = true;
     return text;

@@ -1,5 +1,5 @@
 import { UsageError } from "../errors.js";
-import { benchModel, benchmarkModelShape } from "../eval/index.js";
+import { benchModel, benchmarkModelShape, compareMarkdown, compareSvg, compareWithLlamaCpp } from "../eval/index.js";
 import { encodeGguf } from "../formats/gguf/index.js";
 import { GGMLType, ggmlTypeFromName } from "../formats/ggml-types.js";
 import { toJson } from "../formats/json.js";
@@ -19,6 +19,9 @@ single-token decode steps; the median of -r runs after a warm-up.
                       ffn 2048, vocab 32000) with random weights instead of loading -m
   --type T            weight type of the synthetic model (f32, f16, q8_0, q4_0, q4_k, q6_k; default q4_0)
   --json              {"model","backend","threads","prompt_tokens","prompt_tokens_per_s","gen_tokens","decode_tokens_per_s"}
+  --vs llama.cpp      also run llama.cpp native (npm node-llama-cpp; tools/install-llama-cpp.sh installs it)
+                      on the same file and threads, alternating runs, and print both with the ratio
+  --svg FILE          with --vs: write a bar chart of the ratios
 ${MODEL_OPTIONS_USAGE}`,
 
   async run(args, io) {
@@ -33,8 +36,11 @@ ${MODEL_OPTIONS_USAGE}`,
         synthetic: { type: "boolean" },
         type: { type: "string" },
         json: { type: "boolean" },
+        vs: { type: "string" },
+        svg: { type: "string" },
       },
     });
+    if (values.vs !== undefined && values.vs !== "llama.cpp") throw new UsageError(`--vs accepts only llama.cpp, got ${JSON.stringify(values.vs)}`);
     const promptTokens = numberOption("n-prompt", values["n-prompt"], 128, 1, 1 << 16);
     const genTokens = numberOption("n-gen", values["n-gen"], 64, 0, 1 << 16);
     const repetitions = numberOption("repetitions", values.repetitions, 3, 1, 1000);
@@ -52,6 +58,33 @@ ${MODEL_OPTIONS_USAGE}`,
       if (!values.model) throw new UsageError("give -m MODEL.gguf or --synthetic");
       source = values.model;
       name = values.model;
+    }
+    if (values.vs) {
+      let path = values.model;
+      let cleanup = async () => {};
+      if (typeof source !== "string") {
+        const { mkdtemp, rm } = await import("node:fs/promises");
+        const { tmpdir } = await import("node:os");
+        const { join } = await import("node:path");
+        const dir = await mkdtemp(join(tmpdir(), "zh-bench-"));
+        path = join(dir, `${name}.gguf`);
+        const { writeFile } = await import("node:fs/promises");
+        await writeFile(path, source);
+        cleanup = () => rm(dir, { recursive: true, force: true });
+      }
+      try {
+        const threads = load.threads ?? (globalThis.navigator?.hardwareConcurrency ?? 1);
+        const row = await compareWithLlamaCpp(path!, name, { threads, promptTokens, genTokens, repetitions }, (line) => io.stderr(line + "\n"));
+        if (values.json) io.stdout(toJson(row) + "\n");
+        else io.stdout(compareMarkdown([row]) + `\n(peer: llama.cpp via ${row.peer}; medians of ${repetitions} alternating runs)\n`);
+        if (values.svg) {
+          const { writeAtomically, writeAll } = await import("../formats/gguf/index.js");
+          await writeAtomically(values.svg, true, (h) => writeAll(h, new TextEncoder().encode(compareSvg([row], "zh-llama / llama.cpp")), 0));
+        }
+      } finally {
+        await cleanup();
+      }
+      return 0;
     }
     const nCtx = Math.max(promptTokens + genTokens + 1, 16);
     const model = await LlamaModel.load(source, { ...load, nCtx, batchSize: load.batchSize ?? Math.min(promptTokens, 512) });

@@ -11,6 +11,8 @@ export interface BenchOptions {
   genTokens: number;
   repetitions: number;
   seed?: number;
+  /** One unmeasured run first (default true). */
+  warmup?: boolean;
 }
 
 export interface BenchResult {
@@ -37,7 +39,7 @@ export async function benchModel(model: LlamaModel, o: BenchOptions): Promise<Be
   const random = mulberry32(o.seed ?? 42);
   const prompt = Array.from({ length: o.promptTokens }, () => 3 + Math.floor(random() * (model.hp.nVocab - 3)));
   const runs: BenchResult["runs"] = [];
-  for (let r = -1; r < o.repetitions; r++) {
+  for (let r = o.warmup === false ? 0 : -1; r < o.repetitions; r++) {
     model.reset();
     const t0 = performance.now();
     let logits = await model.evaluate(prompt);
@@ -51,6 +53,7 @@ export async function benchModel(model: LlamaModel, o: BenchOptions): Promise<Be
     if (r >= 0) runs.push({ promptMs: t1 - t0, decodeMs: t2 - t1 }); // r = -1 is the warm-up
   }
   model.reset();
+  if (runs.length === 0) return { promptTokens: o.promptTokens, genTokens: o.genTokens, promptTokensPerS: 0, decodeTokensPerS: 0, runs };
   return {
     promptTokens: o.promptTokens,
     genTokens: o.genTokens,

@@ -1,3 +1,5 @@
 /** Evaluation: perplexity (llama.cpp's method). */
 export * from "./perplexity.js";
 export * from "./bench.js";
+export * from "./llama-cpp-peer.js";
+export * from "./compare.js";

@@ -35,6 +35,22 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "requantize a GGUF model's 2-D weights to another ggml type",
     load: async () => (await import("./quantize.js")).quantizeCommand,
   },
+  "merge-lora": {
+    summary: "merge PEFT LoRA adapters (stacked, in order) into HF or GGUF weights",
+    load: async () => (await import("./merge-lora.js")).mergeLoraCommand,
+  },
+  convert: {
+    summary: "convert an HF LLaMA / Llama-2 / Mixtral checkpoint to GGUF",
+    load: async () => (await import("./convert.js")).convertCommand,
+  },
+  "export-hf": {
+    summary: "write a GGUF model as an HF safetensors directory",
+    load: async () => (await import("./export-hf.js")).exportHfCommand,
+  },
+  verify: {
+    summary: "check a model directory or file against its SHA-256 manifest",
+    load: async () => (await import("./verify.js")).verifyCommand,
+  },
   run: {
     summary: "generate text from a prompt (streams to stdout; --json for a summary)",
     load: async () => (await import("./run.js")).runCommand,

@@ -13,7 +13,7 @@ import type { LlamaConfig } from "../formats/hf-config.js";
 import { SAFETENSORS_DTYPE_BYTES, type SafetensorsDtype } from "../formats/safetensors.js";
 import { chooseTensorType, FILE_TYPE } from "./quantize.js";
 import { hfToGgufName, isIgnoredHfTensor, parseExpertName, permuteRopeRows, ropePermuteHeads } from "./llama-layout.js";
-import { elementCount, readF32, type ModelSource, type ModelTensor } from "./model-source.js";
+import { readF32, type ModelSource, type ModelTensor } from "./model-source.js";
 import { ggufTokenizerFromHfFiles } from "./gguf-tokenizer.js";
 import { FormatError } from "../formats/errors.js";
 
@@ -187,4 +187,3 @@ export async function writeModelAsGguf(source: ModelSource, path: string, option
   return { path, tensors: plan.length, types, warnings };
 }
 
-export { elementCount };

@@ -21,10 +21,9 @@ import type { SafetensorsFloatDtype } from "../formats/safetensors.js";
 import { fromFloat32, toFloat32 } from "../formats/safetensors.js";
 import { parseLlamaConfig } from "../formats/hf-config.js";
 import { hfTokenizerSize, VocabularyMismatchError } from "../convert/gguf-tokenizer.js";
-import { elementCount, readF32, type ModelSource, type ModelTensor } from "../convert/model-source.js";
+import { elementCount, type ModelSource, type ModelTensor } from "../convert/model-source.js";
 import { LoraAdapterError, type LoraAdapter } from "./adapter.js";
 
-export { VocabularyMismatchError };
 
 const VOCAB_TENSORS = new Set(["model.embed_tokens.weight", "lm_head.weight"]);
 const FLOAT = new Set(["F32", "F16", "BF16"]);
@@ -81,7 +80,7 @@ export interface MergeReport {
   warnings: string[];
 }
 
-export interface MergeOptions {
+export interface LoraMergeOptions {
   /** dtype of merged tensors (default: each base tensor's own). */
   dtype?: SafetensorsFloatDtype;
 }
@@ -99,7 +98,7 @@ function vocabAdvice(): string {
  * Plans the merge of `adapters` (in order) into `base`, checking every target, shape and
  * vocabulary first. Returns the merged model (lazy) and a report. Nothing is read yet.
  */
-export function mergeLora(base: ModelSource, adapters: readonly LoraAdapter[], options: MergeOptions = {}): { source: ModelSource; report: MergeReport } {
+export function mergeLora(base: ModelSource, adapters: readonly LoraAdapter[], options: LoraMergeOptions = {}): { source: ModelSource; report: MergeReport } {
   const baseByName = new Map(base.tensors.map((t) => [t.name, t]));
   const warnings: string[] = [];
   const report: MergeReport = { merged: 0, replaced: 0, vocabBefore: 0, vocabAfter: 0, adapters: [], warnings };
@@ -253,4 +252,3 @@ export function mergeLora(base: ModelSource, adapters: readonly LoraAdapter[], o
   return { source, report };
 }
 
-export { readF32 };

@@ -452,33 +452,48 @@ export function walkBytes(m: GrammarMatcher, state: number, value: number, left:
   return [state, value, left];
 }
 
-/** One byte through the UTF-8 decoder and, when it completes a character, the grammar. */
+/** Smallest code point of a UTF-8 sequence of 2, 3, 4 bytes (shorter forms are overlong). */
+const UTF8_MIN = [0, 0, 0x80, 0x800, 0x10000];
+
+/**
+ * One byte through the UTF-8 decoder and, when it completes a character, the grammar.
+ * `left` packs the continuation bytes still due (low 2 bits) and the sequence length (<< 2);
+ * it is 0 between characters. Overlong forms and surrogates are rejected.
+ */
 export function stepByte(m: GrammarMatcher, state: number, value: number, left: number, b: number): [number, number, number] | null {
-  if (left > 0) {
+  let due = left & 3;
+  let length = left >> 2;
+  if (due > 0) {
     if ((b & 0xc0) !== 0x80) return null;
     value = (value << 6) | (b & 0x3f);
-    left--;
+    due--;
   } else if (b < 0x80) {
     value = b;
+    length = 1;
   } else if ((b & 0xe0) === 0xc0 && b >= 0xc2) {
     value = b & 0x1f;
-    left = 1;
+    due = 1;
+    length = 2;
   } else if ((b & 0xf0) === 0xe0) {
     value = b & 0x0f;
-    left = 2;
+    due = 2;
+    length = 3;
   } else if ((b & 0xf8) === 0xf0 && b <= 0xf4) {
     value = b & 0x07;
-    left = 3;
+    due = 3;
+    length = 4;
   } else {
     return null;
   }
-  if (left > 0) {
+  if (due > 0) {
     // Only go on if some character starting with these bytes could still match.
-    const lo = value << (6 * left);
-    const hi = lo | ((1 << (6 * left)) - 1);
-    return m.mayStep(state, lo, Math.min(hi, 0x10ffff)) ? [state, value, left] : null;
+    const rawLo = value << (6 * due);
+    const lo = Math.max(rawLo, UTF8_MIN[length]!);
+    const hi = Math.min(rawLo | ((1 << (6 * due)) - 1), 0x10ffff);
+    if (lo > hi || (lo >= 0xd800 && hi <= 0xdfff)) return null;
+    return m.mayStep(state, lo, hi) ? [state, value, due | (length << 2)] : null;
   }
-  if (value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return null;
+  if (value < UTF8_MIN[length]! || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return null;
   const next = m.step(state, value);
   return next < 0 ? null : [next, 0, 0];
 }

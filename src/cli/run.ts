@@ -1,8 +1,10 @@
+import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, generate, type GenerationResult } from "../model/index.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
+import { Grammar, GrammarConstraint, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
 
@@ -64,6 +66,8 @@ declares; --prompt-ids are used verbatim.
   -n, --n-predict N       tokens to generate (default 128)
   --stop TEXT             stop string (repeatable)
   --ignore-eos            keep generating past end-of-sequence
+  --grammar FILE          constrain the output to a GBNF grammar (llama.cpp's format)
+  --json-schema FILE      constrain the output to JSON matching a JSON Schema
   --json                  print one object at the end instead of streaming:
                           {"prompt_ids","generated_ids","text","first_top_logits","timings"}
 ${SAMPLING_USAGE}
@@ -81,18 +85,23 @@ ${MODEL_OPTIONS_USAGE}`,
         "n-predict": { type: "string", short: "n" },
         stop: { type: "string", multiple: true },
         "ignore-eos": { type: "boolean" },
+        grammar: { type: "string" },
+        "json-schema": { type: "string" },
         json: { type: "boolean" },
       },
     });
     if ((values.prompt === undefined) === (values["prompt-ids"] === undefined)) throw new UsageError("give exactly one of -p TEXT or --prompt-ids IDS");
     const nPredict = numberOption("n-predict", values["n-predict"], 128, 0, 1 << 20);
     const sampling = samplingFrom(values);
+    const grammar = await grammarFrom(values.grammar, values["json-schema"]);
     const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
     try {
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
       const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(values.prompt!);
       let result: GenerationResult | undefined;
-      for await (const event of generate(model, tokenizer, promptIds, { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] })) {
+      const options = { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] };
+      const events = grammar ? generateConstrained(model.session, tokenizer, promptIds, { ...options, constraint: new GrammarConstraint(grammar, tokenizer) }) : generate(model, tokenizer, promptIds, options);
+      for await (const event of events) {
         if (event.type === "token") {
           if (!values.json) io.stdout(event.text);
         } else result = event.result;
@@ -124,3 +133,18 @@ ${MODEL_OPTIONS_USAGE}`,
     }
   },
 };
+
+/** The grammar of --grammar FILE (GBNF) or --json-schema FILE, if either is given. */
+async function grammarFrom(grammarFile: string | undefined, schemaFile: string | undefined): Promise<Grammar | undefined> {
+  if (grammarFile !== undefined && schemaFile !== undefined) throw new UsageError("give at most one of --grammar and --json-schema");
+  if (grammarFile !== undefined) return Grammar.parse(await readFile(grammarFile, "utf8"));
+  if (schemaFile === undefined) return undefined;
+  const text = await readFile(schemaFile, "utf8");
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (error) {
+    throw new JsonSchemaError(`${schemaFile}: not JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return jsonSchemaGrammar(schema);
+}

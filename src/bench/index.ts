@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   tokenizer: async () => (await import("./tokenizer.js")).default,
   quants: async () => (await import("./quants.js")).default,
   kernels: async () => (await import("./kernels.js")).default,
+  sampling: async () => (await import("./sampling.js")).default,
 };
 
 async function main(names: string[]): Promise<void> {

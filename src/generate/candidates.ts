@@ -24,9 +24,15 @@ import { InvalidArgumentError } from "../errors.js";
 import { SamplingError } from "./errors.js";
 import type { Rng } from "./rng.js";
 
-/** How many best tokens top-p / typical-p pick first; multiplied by WIDEN when not enough. */
+/** How many best tokens top-p / typical-p pick with the heap before falling back to buckets. */
 const FIRST_PICK = 64;
-const WIDEN = 8;
+/**
+ * Buckets for wide nuclei: scores within BUCKETS / BUCKETS_PER_UNIT = 64 of the best get
+ * quarter-unit buckets (a unit is a logit for top-p, a nat for typical-p); everything further
+ * shares the last one.
+ */
+const BUCKETS = 256;
+const BUCKETS_PER_UNIT = 4;
 
 export class Candidates {
   /** Working logits, indexed by token id. */
@@ -39,6 +45,8 @@ export class Candidates {
 
   /** Per-id sort keys for typical-p (negated distance from the entropy). */
   private readonly key: Float64Array;
+  /** Probability mass per bucket (smallestPrefix). */
+  private readonly mass = new Float64Array(BUCKETS + 1);
   /** Bounded heap of ids, then the picked ids in order. */
   private readonly heap: Int32Array;
   private readonly pick: Int32Array;
@@ -48,6 +56,8 @@ export class Candidates {
   private readonly counts: Int32Array;
   private readonly distinct: Int32Array;
   private epoch = 0;
+  /** Set by pickTop: the best score among the survivors it left out. */
+  private outMax = -Infinity;
 
   constructor(readonly vocabSize: number) {
     if (!Number.isSafeInteger(vocabSize) || vocabSize < 1) {
@@ -70,15 +80,14 @@ export class Candidates {
       throw new InvalidArgumentError(`logits have ${logits.length} entries, the sampler was made for a vocabulary of ${this.vocabSize}`);
     }
     const x = this.x;
-    if (logits instanceof Float32Array || logits instanceof Float64Array) x.set(logits);
-    else for (let i = 0; i < x.length; i++) x[i] = logits[i];
+    // One pass that copies and checks: NaN and +Infinity both fail `v < Infinity`.
     for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      // One comparison per entry in the common case: NaN and +Infinity both fail `v < Infinity`.
+      const v = logits[i];
       if (!(v < Infinity)) {
         if (v !== v) throw new SamplingError(`logits[${i}] is NaN`);
         throw new SamplingError(`logits[${i}] is +Infinity`);
       }
+      x[i] = v;
     }
     this.all = true;
     this.sorted = false;
@@ -88,11 +97,6 @@ export class Candidates {
   /** How many tokens survive. */
   count(): number {
     return this.all ? this.vocabSize : this.n;
-  }
-
-  /** The id of the i-th survivor. */
-  id(i: number): number {
-    return this.all ? i : this.ids[i];
   }
 
   /** max x over the survivors; -Infinity when every survivor is banned. */
@@ -205,7 +209,7 @@ export class Candidates {
     const m = this.max();
     if (m === -Infinity) return;
     if (!Number.isFinite(m / t)) {
-      this.keepWhere((v) => v === m);
+      this.keepAtLeast(x, m, 0);
       for (let j = 0; j < this.n; j++) x[this.ids[j]] = 0;
       return;
     }
@@ -231,20 +235,20 @@ export class Candidates {
     }
     this.pickTop(this.x, k);
     const kth = this.x[this.pick[k - 1]];
-    // Ties with the k-th outside the pick: rare, but HF keeps them; count before rebuilding.
-    let atLeast = 0;
+    if (this.outMax !== kth) {
+      this.commitPick(k);
+      return;
+    }
+    // Tokens tied with the k-th were left out: rare, but HF keeps them. Count, then pick again.
     const { x } = this;
+    let atLeast = 0;
     if (this.all) {
       for (let i = 0; i < x.length; i++) if (x[i] >= kth) atLeast++;
     } else {
       for (let j = 0; j < this.n; j++) if (x[this.ids[j]] >= kth) atLeast++;
     }
-    if (atLeast === k) {
-      this.commitPick(k);
-    } else {
-      this.pickTop(this.x, atLeast);
-      this.commitPick(atLeast);
-    }
+    this.pickTop(this.x, atLeast);
+    this.commitPick(atLeast);
   }
 
   /** With ids sorted, the end of the run of logits equal to ids[k-1]'s. */
@@ -264,22 +268,7 @@ export class Candidates {
     if (p >= 1) return;
     const m = this.max();
     if (m === -Infinity) return;
-    const target = p * this.sumExp(m);
-    const { x } = this;
-    const count = this.count();
-    for (let size = Math.min(count, FIRST_PICK); ; size = Math.min(count, size * WIDEN)) {
-      const order = this.sortedPrefix(size);
-      let cum = 0;
-      for (let j = 0; j < size; j++) {
-        cum += Math.exp(x[order[j]] - m);
-        if (cum >= target) {
-          this.commitPrefix(order, j + 1);
-          return;
-        }
-      }
-      // Rounding can leave the full sum a hair under p * Z when p is close to 1: keep all.
-      if (size === count) return;
-    }
+    this.smallestPrefix(this.x, m, m + Math.log(this.sumExp(m)), p, false);
   }
 
   /**
@@ -290,8 +279,7 @@ export class Candidates {
     if (minP <= 0) return;
     const m = this.max();
     if (m === -Infinity) return;
-    const lnP = Math.log(minP);
-    this.keepWhere((v) => v - m >= lnP);
+    this.keepAtLeast(this.x, Math.log(minP), m);
   }
 
   /**
@@ -303,77 +291,81 @@ export class Candidates {
     if (mass >= 1) return;
     const m = this.max();
     if (m === -Infinity) return;
-    const { x, key } = this;
+    const { x, key, ids } = this;
     const count = this.count();
+    const all = this.all;
     const logZ = m + Math.log(this.sumExp(m));
     let h = 0;
     for (let j = 0; j < count; j++) {
-      const lp = x[this.id(j)] - logZ;
+      const lp = x[all ? j : ids[j]] - logZ;
       if (lp > -Infinity) h -= Math.exp(lp) * lp;
     }
     for (let j = 0; j < count; j++) {
-      const id = this.id(j);
+      const id = all ? j : ids[j];
       const lp = x[id] - logZ;
-      // Negated so that "more typical" is "larger", for the same top-m pick as the others.
+      // Negated, so that more typical is larger, as smallestPrefix wants.
       key[id] = lp > -Infinity ? -Math.abs(-lp - h) : -Infinity;
     }
-    for (let size = Math.min(count, FIRST_PICK); ; size = Math.min(count, size * WIDEN)) {
-      const got = this.pickTop(key, size);
-      let cum = 0;
-      let last = -1;
-      for (let j = 0; j < got; j++) {
-        cum += Math.exp(x[this.pick[j]] - logZ);
-        if (cum >= mass) {
-          last = j;
-          break;
-        }
-      }
-      if (last < 0 && size < count) continue;
-      if (last < 0) last = count - 1;
-      const limit = key[this.pick[last]];
-      this.keepWhere((_, id) => key[id] >= limit);
-      return;
-    }
+    this.smallestPrefix(key, 0, logZ, mass, true);
   }
 
   // ---- the last step -------------------------------------------------------------------------
 
   /** argmax of x over the survivors, lowest id on ties. */
   argmax(): number {
-    const { x } = this;
+    const { x, ids } = this;
     let best = -1;
     let m = -Infinity;
-    for (let j = 0, count = this.count(); j < count; j++) {
-      const id = this.id(j);
-      const v = x[id];
-      if (v > m || (v === m && best >= 0 && id < best)) {
-        m = v;
-        best = id;
+    if (this.all) {
+      // Ascending ids: a strict > keeps the lowest id of a tie.
+      for (let i = 0; i < x.length; i++) {
+        if (x[i] > m) {
+          m = x[i];
+          best = i;
+        }
+      }
+    } else {
+      for (let j = 0; j < this.n; j++) {
+        const id = ids[j];
+        const v = x[id];
+        if (v > m || (v === m && v > -Infinity && id < best)) {
+          m = v;
+          best = id;
+        }
       }
     }
     if (best < 0) throw new SamplingError("every token was ruled out (all logits are -Infinity after penalties and bias)");
     return best;
   }
 
-  /** Draws an id from softmax(x) over the survivors, walking them in their order. */
+  /**
+   * Draws an id from softmax(x) over the survivors, walking them in their order. The
+   * exponentials are kept in `key` so each is computed once.
+   */
   draw(rng: Rng): number {
     const m = this.max();
     if (m === -Infinity) throw new SamplingError("every token was ruled out (all logits are -Infinity after processing)");
-    const { x } = this;
+    const { x, ids, key: w } = this;
     const count = this.count();
-    const target = rng.nextFloat() * this.sumExp(m);
+    const all = this.all;
+    let z = 0;
+    for (let j = 0; j < count; j++) {
+      const e = Math.exp(x[all ? j : ids[j]] - m);
+      w[j] = e;
+      z += e;
+    }
+    const target = rng.nextFloat() * z;
     let cum = 0;
     let last = -1;
     for (let j = 0; j < count; j++) {
-      const id = this.id(j);
-      const w = Math.exp(x[id] - m);
-      if (w === 0) continue;
-      cum += w;
-      last = id;
-      if (cum > target) return id;
+      if (w[j] === 0) continue;
+      cum += w[j];
+      last = j;
+      if (cum > target) break;
     }
-    // Only reachable when the running sum rounds below the total: the last possible token.
-    return last;
+    // last is only short of the target when the running sum rounds below z: then the last
+    // token with any weight.
+    return all ? last : ids[last];
   }
 
   /** Writes the survivors' logits into a dense vector, -Infinity elsewhere. */
@@ -410,89 +402,139 @@ export class Candidates {
 
   // ---- selection helpers ---------------------------------------------------------------------
 
-  /** Keeps the survivors for which keep(x[id], id) holds, in their current order. */
-  private keepWhere(keep: (v: number, id: number) => boolean): void {
+  /**
+   * Shrinks the survivors to the shortest prefix, in order of `score` descending (ties: lower
+   * id first), whose probabilities exp(x - logZ) sum to at least `target`; with `keepTies`,
+   * also every survivor scoring the same as the last one of that prefix. `top` bounds the
+   * scores from above.
+   *
+   * Usually the prefix lies within the FIRST_PICK best, found with the bounded heap. When it
+   * does not (a flat distribution), the survivors are bucketed by how far their score lies below
+   * `top`: whole buckets are in or out by their summed probability, and only the bucket where
+   * the sum crosses `target` is sorted. Nothing sorts the whole vocabulary.
+   */
+  private smallestPrefix(score: Float64Array, top: number, logZ: number, target: number, keepTies: boolean): void {
     const { x, ids } = this;
+    const count = this.count();
+    const inOrder = this.sorted && score === x;
+    const size = inOrder ? count : Math.min(count, FIRST_PICK);
+    if (!inOrder) this.pickTop(score, size);
+    const order = inOrder ? ids : this.pick;
+    let cum = 0;
+    for (let j = 0; j < size; j++) {
+      cum += Math.exp(x[order[j]] - logZ);
+      if (cum >= target) {
+        if (keepTies) this.keepAtLeast(score, score[order[j]], 0);
+        else this.commitPrefix(order, j + 1, score === x);
+        return;
+      }
+    }
+    // Everything seen and the sum still a hair under target (rounding, target near 1): keep all.
+    if (size === count) return;
+
+    const { mass } = this;
+    const all = this.all;
+    mass.fill(0);
+    for (let j = 0; j < count; j++) {
+      const id = all ? j : ids[j];
+      const d = (top - score[id]) * BUCKETS_PER_UNIT;
+      mass[d < BUCKETS ? d | 0 : BUCKETS] += Math.exp(x[id] - logZ);
+    }
+    cum = 0;
+    let cut = 0;
+    while (cut <= BUCKETS && cum + mass[cut] < target) cum += mass[cut++];
+    if (cut > BUCKETS) return;
+    // Buckets before the cut are in; the cut bucket's survivors go to `pick` to be sorted.
+    let k = 0;
+    let edge = 0;
+    for (let j = 0; j < count; j++) {
+      const id = all ? j : ids[j];
+      const d = (top - score[id]) * BUCKETS_PER_UNIT;
+      const b = d < BUCKETS ? d | 0 : BUCKETS;
+      if (b < cut) ids[k++] = id; // k <= j: compacting ids in place is safe
+      else if (b === cut) this.pick[edge++] = id;
+    }
+    const edgeIds = this.pick.subarray(0, edge).sort((a, b) => score[b] - score[a] || a - b);
+    let j = 0;
+    while (j < edge) {
+      const id = edgeIds[j++];
+      ids[k++] = id;
+      cum += Math.exp(x[id] - logZ);
+      if (cum >= target) break;
+    }
+    if (keepTies) {
+      const limit = score[ids[k - 1]];
+      while (j < edge && score[edgeIds[j]] === limit) ids[k++] = edgeIds[j++];
+    }
+    this.n = k;
+    this.all = false;
+    this.sorted = false;
+  }
+
+  /** Keeps the survivors with score[id] - offset >= limit, in their current order. */
+  private keepAtLeast(score: Float64Array, limit: number, offset: number): void {
+    const { ids } = this;
     let k = 0;
     if (this.all) {
-      for (let i = 0; i < x.length; i++) if (keep(x[i], i)) ids[k++] = i;
+      for (let i = 0; i < score.length; i++) if (score[i] - offset >= limit) ids[k++] = i;
       this.all = false;
       this.sorted = false;
     } else {
       for (let j = 0; j < this.n; j++) {
         const id = ids[j];
-        if (keep(x[id], id)) ids[k++] = id;
+        if (score[id] - offset >= limit) ids[k++] = id;
       }
     }
     this.n = k;
   }
 
-  /**
-   * The first `size` survivors in order of x descending: ids itself when already sorted,
-   * otherwise picked into `pick`.
-   */
-  private sortedPrefix(size: number): Int32Array {
-    if (this.sorted) return this.ids;
-    this.pickTop(this.x, size);
-    return this.pick;
-  }
-
-  /** Makes order[0..k) the survivors, known to be sorted. */
-  private commitPrefix(order: Int32Array, k: number): void {
+  /** Makes order[0..k) the survivors; `byX`: in order of x descending. */
+  private commitPrefix(order: Int32Array, k: number, byX: boolean): void {
     if (order !== this.ids) this.ids.set(order.subarray(0, k));
     this.n = k;
     this.all = false;
-    this.sorted = true;
+    this.sorted = byX;
   }
 
   private commitPick(k: number): void {
-    this.commitPrefix(this.pick, k);
+    this.commitPrefix(this.pick, k, true);
   }
 
   /**
    * Writes into pick[0..m) the m survivors with the largest score (ties: lower id first),
    * in that order; returns m (capped at the survivor count). A min-heap of the m best so far
-   * is kept at the front of `heap`; most candidates lose to its root in one comparison.
+   * sits at the front of `heap`, its root the worst of them; most candidates lose to the root
+   * in one comparison. Also sets `outMax`, the best score left out of the pick (-Infinity when
+   * none was), which top-k needs to see ties with its k-th token.
    */
   private pickTop(score: Float64Array, m: number): number {
     const count = this.count();
     if (m > count) m = count;
-    const heap = this.heap;
-    // "a is worse than b": lower score, or equal score and higher id.
-    const worse = (a: number, b: number): boolean => score[a] < score[b] || (score[a] === score[b] && a > b);
-    const siftDown = (size: number): void => {
-      let i = 0;
-      const item = heap[0];
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= size) break;
-        const r = l + 1;
-        const c = r < size && worse(heap[r], heap[l]) ? r : l;
-        if (!worse(heap[c], item)) break;
-        heap[i] = heap[c];
-        i = c;
-      }
-      heap[i] = item;
-    };
+    const { heap, ids } = this;
+    const all = this.all;
     let size = 0;
+    let rootId = -1;
+    let rootScore = Infinity;
+    let outMax = -Infinity;
     for (let j = 0; j < count; j++) {
-      const id = this.all ? j : this.ids[j];
-      if (size < m) {
-        // Sift up.
-        let i = size++;
-        while (i > 0) {
-          const parent = (i - 1) >> 1;
-          if (!worse(id, heap[parent])) break;
-          heap[i] = heap[parent];
-          i = parent;
+      const id = all ? j : ids[j];
+      const s = score[id];
+      if (size === m) {
+        if (s < rootScore || (s === rootScore && id > rootId)) {
+          // Whatever is left out with the root's score may tie the final k-th.
+          if (s === rootScore) outMax = s;
+          continue;
         }
-        heap[i] = id;
-      } else if (m > 0) {
-        const root = heap[0];
-        const s = score[id];
-        if (s > score[root] || (s === score[root] && id < root)) {
-          heap[0] = id;
-          siftDown(size);
+        outMax = rootScore;
+        heap[0] = id;
+        siftDown(heap, score, size);
+        rootId = heap[0];
+        rootScore = score[rootId];
+      } else {
+        siftUp(heap, score, size++, id);
+        if (size === m) {
+          rootId = heap[0];
+          rootScore = score[rootId];
         }
       }
     }
@@ -500,8 +542,42 @@ export class Candidates {
     for (let k = size - 1; k >= 0; k--) {
       this.pick[k] = heap[0];
       heap[0] = heap[k];
-      siftDown(k);
+      siftDown(heap, score, k);
     }
+    this.outMax = outMax;
     return m;
   }
+}
+
+/** "a is worse than b": lower score, or equal score and higher id. */
+function worse(score: Float64Array, a: number, b: number): boolean {
+  return score[a] < score[b] || (score[a] === score[b] && a > b);
+}
+
+/** Puts `id` into the min-heap heap[0..size] (size entries before), worst at the root. */
+function siftUp(heap: Int32Array, score: Float64Array, size: number, id: number): void {
+  let i = size;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!worse(score, id, heap[parent])) break;
+    heap[i] = heap[parent];
+    i = parent;
+  }
+  heap[i] = id;
+}
+
+/** Moves heap[0] down to its place in the min-heap heap[0..size). */
+function siftDown(heap: Int32Array, score: Float64Array, size: number): void {
+  const item = heap[0];
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) break;
+    const r = l + 1;
+    const c = r < size && worse(score, heap[r], heap[l]) ? r : l;
+    if (!worse(score, heap[c], item)) break;
+    heap[i] = heap[c];
+    i = c;
+  }
+  heap[i] = item;
 }

@@ -197,7 +197,7 @@ function naiveTypical(x: ArrayLike<number>, mass: number): number[] {
 
 describe("typical-p", () => {
   it("matches the full sort, small and 55296-entry vocabularies", () => {
-    for (const [n, sd, mass] of [[200, 2, 0.5], [200, 1, 0.9], [55296, 3, 0.3], [55296, 0.7, 0.2]] as const) {
+    for (const [n, sd, mass] of [[200, 2, 0.5], [200, 1, 0.9], [55296, 3, 0.3], [55296, 0.7, 0.2], [55296, 0.5, 0.9]] as const) {
       const x = randomLogits(n, 19 + n + mass, sd);
       expect(keptIds(processed("typical_p", x, { typicalP: mass }))).toEqual(naiveTypical(x, mass));
     }
@@ -214,6 +214,15 @@ describe("chain order", () => {
     expect(keptIds(cpp)).toEqual(naiveTopP(x, 0.9));
     expect(keptIds(cpp).length).toBeGreaterThan(keptIds(hf).length);
     for (const i of keptIds(cpp)) expect(cpp[i]).toBe(x[i] / 0.5);
+  });
+
+  it("llama.cpp order: typical-p, then top-p over what typical left (unsorted survivors)", () => {
+    const x = randomLogits(55296, 31, 0.8);
+    const s = createSampler({ vocabSize: x.length, order: "llama.cpp", temperature: 1, topK: 0, typicalP: 0.9, topP: 0.8, repetitionPenalty: 1, seed: 1 });
+    const out = s.process(x, [], 0, new Float64Array(x.length));
+    const typical = new Set(naiveTypical(x, 0.9));
+    const masked = Array.from(x, (v, i) => (typical.has(i) ? v : -Infinity));
+    expect(keptIds(out)).toEqual(naiveTopP(masked, 0.8));
   });
 
   it("the upstream default chain equals penalty -> /T -> top-k -> top-p written out", () => {

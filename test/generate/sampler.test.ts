@@ -78,19 +78,19 @@ describe("seeded sampling", () => {
     // Same logits, same seed, default chain except temperature 1: recorded from this implementation,
     // whose PRNG stream the golden test holds against an independent Python version.
     expect(draw(2026, 12)).toEqual(PINNED);
-    // and 200 tokens through every filter, llama.cpp order, folded into a hash. The same two
+    // and 50 tokens through every filter, llama.cpp order, folded into a hash. The same two
     // values come out of Bun 1.4 (JavaScriptCore) and Deno 2.9 running src/ directly.
     const context = [1, 2, 3, ...PINNED];
     const t = createSampler({
       vocabSize: V, seed: 7, temperature: 0.9, topK: 0, topP: 0.95, minP: 0.01, typicalP: 0.9, frequencyPenalty: 0.1, order: "llama.cpp",
     });
     let h = 0;
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 50; i++) {
       const id = t.sample(x, context);
       context.push(id);
       h = (Math.imul(h, 31) + id) >>> 0;
     }
-    expect(h).toBe(3282809047);
+    expect(h).toBe(1926808089);
   });
 
   it("draws in proportion to the probabilities (chi-square, fixed seed)", () => {

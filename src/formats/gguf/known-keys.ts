@@ -30,6 +30,8 @@ const generalKeys: Record<string, GgufType> = {
   "tokenizer.ggml.add_bos_token": T.BOOL,
   "tokenizer.ggml.add_eos_token": T.BOOL,
   "tokenizer.ggml.add_space_prefix": T.BOOL,
+  "tokenizer.ggml.remove_extra_whitespaces": T.BOOL,
+  "tokenizer.ggml.precompiled_charsmap": { array: T.UINT8 },
   "tokenizer.chat_template": T.STRING,
   "adapter.type": T.STRING,
   "adapter.lora.alpha": T.FLOAT32,

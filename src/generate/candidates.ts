@@ -268,7 +268,9 @@ export class Candidates {
     if (p >= 1) return;
     const m = this.max();
     if (m === -Infinity) return;
-    this.smallestPrefix(this.x, m, m + Math.log(this.sumExp(m)), p, false);
+    // Z and the bucket masses in one pass; the buckets are only used for a wide nucleus.
+    const z = this.bucketMasses(this.x, m, m);
+    this.smallestPrefix(this.x, m, m, p * z, false, true);
   }
 
   /**
@@ -306,7 +308,7 @@ export class Candidates {
       // Negated, so that more typical is larger, as smallestPrefix wants.
       key[id] = lp > -Infinity ? -Math.abs(-lp - h) : -Infinity;
     }
-    this.smallestPrefix(key, 0, logZ, mass, true);
+    this.smallestPrefix(key, 0, logZ, mass, true, false);
   }
 
   // ---- the last step -------------------------------------------------------------------------
@@ -403,17 +405,37 @@ export class Candidates {
   // ---- selection helpers ---------------------------------------------------------------------
 
   /**
+   * Sums exp(x - shift) over the survivors into `mass`, bucketed by (top - score) in
+   * 1 / BUCKETS_PER_UNIT steps, the last bucket taking everything further; returns the total.
+   */
+  private bucketMasses(score: Float64Array, top: number, shift: number): number {
+    const { x, ids, mass } = this;
+    const all = this.all;
+    const count = this.count();
+    mass.fill(0);
+    let z = 0;
+    for (let j = 0; j < count; j++) {
+      const id = all ? j : ids[j];
+      const d = (top - score[id]) * BUCKETS_PER_UNIT;
+      const e = Math.exp(x[id] - shift);
+      mass[d < BUCKETS ? d | 0 : BUCKETS] += e;
+      z += e;
+    }
+    return z;
+  }
+
+  /**
    * Shrinks the survivors to the shortest prefix, in order of `score` descending (ties: lower
-   * id first), whose probabilities exp(x - logZ) sum to at least `target`; with `keepTies`,
-   * also every survivor scoring the same as the last one of that prefix. `top` bounds the
-   * scores from above.
+   * id first), whose weights exp(x - shift) sum to at least `target`; with `keepTies`, also
+   * every survivor scoring the same as the last one of that prefix. `top` bounds the scores
+   * from above; `massesReady`: bucketMasses(score, top, shift) has already run.
    *
    * Usually the prefix lies within the FIRST_PICK best, found with the bounded heap. When it
    * does not (a flat distribution), the survivors are bucketed by how far their score lies below
-   * `top`: whole buckets are in or out by their summed probability, and only the bucket where
-   * the sum crosses `target` is sorted. Nothing sorts the whole vocabulary.
+   * `top`: whole buckets are in or out by their summed weight, and only the bucket where the
+   * sum crosses `target` is sorted. Nothing sorts the whole vocabulary.
    */
-  private smallestPrefix(score: Float64Array, top: number, logZ: number, target: number, keepTies: boolean): void {
+  private smallestPrefix(score: Float64Array, top: number, shift: number, target: number, keepTies: boolean, massesReady: boolean): void {
     const { x, ids } = this;
     const count = this.count();
     const inOrder = this.sorted && score === x;
@@ -422,7 +444,7 @@ export class Candidates {
     const order = inOrder ? ids : this.pick;
     let cum = 0;
     for (let j = 0; j < size; j++) {
-      cum += Math.exp(x[order[j]] - logZ);
+      cum += Math.exp(x[order[j]] - shift);
       if (cum >= target) {
         if (keepTies) this.keepAtLeast(score, score[order[j]], 0);
         else this.commitPrefix(order, j + 1, score === x);
@@ -432,14 +454,9 @@ export class Candidates {
     // Everything seen and the sum still a hair under target (rounding, target near 1): keep all.
     if (size === count) return;
 
+    if (!massesReady) this.bucketMasses(score, top, shift);
     const { mass } = this;
     const all = this.all;
-    mass.fill(0);
-    for (let j = 0; j < count; j++) {
-      const id = all ? j : ids[j];
-      const d = (top - score[id]) * BUCKETS_PER_UNIT;
-      mass[d < BUCKETS ? d | 0 : BUCKETS] += Math.exp(x[id] - logZ);
-    }
     cum = 0;
     let cut = 0;
     while (cut <= BUCKETS && cum + mass[cut] < target) cum += mass[cut++];
@@ -459,7 +476,7 @@ export class Candidates {
     while (j < edge) {
       const id = edgeIds[j++];
       ids[k++] = id;
-      cum += Math.exp(x[id] - logZ);
+      cum += Math.exp(x[id] - shift);
       if (cum >= target) break;
     }
     if (keepTies) {

@@ -19,3 +19,4 @@ export * from "./eval/index.js";
 export * from "./chat/index.js";
 export * as kernels from "./kernels/index.js";
 export * as runtime from "./runtime/index.js";
+export * as train from "./train/index.js";

@@ -17,9 +17,10 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Kernels } from "../kernels/index.js";
 import { ropeFrequencies } from "../kernels/index.js";
 import type { TrainModelConfig } from "./config.js";
+import { LmHead } from "./head.js";
 import { allocLinearScratch, kernelEngine, Linear, rowsOf, type LoraAdapter, type MatmulEngine } from "./linear.js";
 import {
-  attentionBackward, attentionForward, crossEntropy, embeddingBackward, embeddingForward, rmsnormBackward,
+  attentionBackward, attentionForward, embeddingBackward, embeddingForward, rmsnormBackward,
   rmsnormForward, ropeBackward, ropeForward, ropeTables, swigluBackward, swigluForward, type AttentionShape,
 } from "./ops.js";
 import { allocTensor, llamaParamSpecs, ParameterSet, type Param, type ParamSpec, type Tensor } from "./params.js";
@@ -87,16 +88,17 @@ export interface LossResult {
 export class TrainableLlama {
   readonly base: ParameterSet;
   readonly lora: ParameterSet | null;
+  /** The adapter's settings (null: full fine-tuning). */
+  readonly loraSettings: LoraSettings | null;
   readonly B: number;
   readonly T: number;
   readonly N: number;
   private readonly linears: LayerLinears[];
-  private readonly output: Linear;
+  private readonly output: LmHead;
   private readonly acts: LayerActs[];
   private readonly resid: Tensor[];
   private readonly lnf: Tensor;
   private readonly rstdf: Float32Array;
-  private readonly logits: Tensor;
   private readonly headChunk: number;
   private readonly proj: Tensor;
   private readonly g: {
@@ -121,6 +123,7 @@ export class TrainableLlama {
 
     this.base = new ParameterSet(mem, llamaParamSpecs(c));
     const lora = options.lora;
+    this.loraSettings = lora ? { rank: lora.rank, alpha: lora.alpha, targets: [...lora.targets], modulesToSave: [...lora.modulesToSave] } : null;
     this.lora = lora ? new ParameterSet(mem, loraParamSpecs(c, lora)) : null;
     if (lora) {
       for (const p of this.base.params) p.trainable = false;
@@ -130,14 +133,13 @@ export class TrainableLlama {
       initLora(this.lora!, rng);
     }
 
-    this.headChunk = Math.min(N, options.headChunk ?? 64);
+    this.headChunk = Math.min(N, options.headChunk ?? 256);
     const r = lora?.rank ?? 1;
     const wide = Math.max(C, qDim, F);
-    const hc = this.headChunk;
     const scratch = allocLinearScratch(k, {
       xT: N * Math.max(wide, r),
-      dyT: Math.max(N * wide, hc * c.nVocab),
-      tmp: Math.max(wide * wide, c.nVocab * C, N * wide),
+      dyT: N * wide,
+      tmp: Math.max(wide * wide, N * wide),
       u: N * r,
       loraT: r * wide,
     });
@@ -182,10 +184,9 @@ export class TrainableLlama {
       });
       this.resid.push(t(N * C));
     }
-    this.output = new Linear(k, engine, scratch, this.outputWeight(), C, c.nVocab, null);
+    this.output = new LmHead(k, engine, this.outputWeight(), c.nVocab, C, this.headChunk);
     this.lnf = t(N * C);
     this.rstdf = new Float32Array(N);
-    this.logits = t(this.headChunk * c.nVocab);
     this.proj = t(N * C);
     this.g = {
       resid: t(N * C), ln: t(N * C), att: t(N * qDim), q: t(N * qDim), k: t(N * kvDim), v: t(N * kvDim),
@@ -239,8 +240,8 @@ export class TrainableLlama {
     const out = new Float32Array(N * V);
     for (let r0 = 0; r0 < N; r0 += headChunk) {
       const n = Math.min(headChunk, N - r0);
-      this.output.forward(this.logits, rowsOf(this.lnf, r0, n, C), n);
-      out.set(this.logits.data.subarray(0, n * V), r0 * V);
+      this.output.forward(rowsOf(this.lnf, r0, n, C), n);
+      this.output.gather(out, r0, n);
     }
     return out;
   }
@@ -293,9 +294,9 @@ export class TrainableLlama {
     for (let r0 = 0; r0 < N; r0 += headChunk) {
       const n = Math.min(headChunk, N - r0);
       const x = rowsOf(this.lnf, r0, n, C);
-      this.output.forward(this.logits, x, n);
-      sum += crossEntropy(this.logits.data, targets, r0, n, V, backward ? gradScale : null);
-      if (backward) this.output.backward(rowsOf(this.g.lnf, r0, n, C), false, rowsOf(this.logits, 0, n, V), x, n);
+      this.output.forward(x, n);
+      sum += this.output.crossEntropy(targets, r0, n, backward ? gradScale : null);
+      if (backward) this.output.backward(rowsOf(this.g.lnf, r0, n, C), x, n);
     }
     return { sum, count: countTargets(targets, N) };
   }

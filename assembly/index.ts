@@ -4,7 +4,10 @@
  * Two builds come from this source: SIMD128 (build/kernels.wasm) and SIMD128 + relaxed SIMD
  * (build/kernels-relaxed.wasm), with identical exports; the loader picks by WebAssembly.validate.
  */
-export { act_q8_0_bytes, act_q8_0_i16_bytes, act_q8_K_bytes, quantize_q8_0, quantize_q8_0_i16, quantize_q8_K } from "./quantize";
+export {
+  act_q8_0_bytes, act_q8_0_i16_bytes, act_q8_K_bytes, act_q8_K_i16_bytes,
+  quantize_q8_0, quantize_q8_0_i16, quantize_q8_K, quantize_q8_K_i16,
+} from "./quantize";
 export { round_f16 } from "./common";
 export { matmul_q4_0 } from "./q4_0";
 export { matmul_q8_0 } from "./q8_0";

@@ -21,97 +21,116 @@
  * Inner products are exact integers; codes are 0..63 so relaxed SIMD applies directly.
  */
 import { halfToFloat, hsumI32, dotI8U7 } from "./common";
-import { act_q8_K_bytes } from "./quantize";
+import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
+import { transposeSum } from "./q4_0";
 
+
+
+
+/**
+ * Q4_K / Q5_K scales and mins of one super-block, decoded with 32-bit ops (12 packed bytes at s),
+ * as one vector of bytes: sc0..3 | sc4..7 | m0..3 | m4..7.
+ */
 // @ts-ignore: decorator
 @inline
-function scaleK4(s: usize, j: i32): i32 {
-  return j < 4
-    ? <i32>load<u8>(s + <usize>j) & 63
-    : (<i32>load<u8>(s + <usize>j + 4) & 15) | ((<i32>load<u8>(s + <usize>j - 4) >> 6) << 4);
+function scalesMinsK4(s: usize): v128 {
+  const a = load<u32>(s);
+  const b = load<u32>(s, 4);
+  const c = load<u32>(s, 8);
+  let v = i32x4.splat(<i32>(a & 0x3f3f3f3f));
+  v = i32x4.replace_lane(v, 1, <i32>((c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030)));
+  v = i32x4.replace_lane(v, 2, <i32>(b & 0x3f3f3f3f));
+  return i32x4.replace_lane(v, 3, <i32>(((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030)));
 }
 
+/** Sub-block A (low nibbles, 5th bit 2c) of 16 code bytes v against its 16 activations at x. */
 // @ts-ignore: decorator
 @inline
-function minK4(s: usize, j: i32): i32 {
-  return j < 4
-    ? <i32>load<u8>(s + <usize>j + 4) & 63
-    : (<i32>load<u8>(s + <usize>j + 4) >> 4) | ((<i32>load<u8>(s + <usize>j) >> 6) << 4);
-}
-
-/** Sub-block (32 values) integer dot of codes lo/hi-vector pair with activations at qx. */
-// @ts-ignore: decorator
-@inline
-function dot32(qx: usize, c0: v128, c1: v128): v128 {
-  return dotI8U7(v128.load(qx, 16), c1, dotI8U7(v128.load(qx), c0, i32x4.splat(0)));
-}
-
-function dotRowQ4K(w: usize, q: usize, n: i32): f32 {
-  const nb = n >> 8;
-  const dxs = q + <usize>n;
-  const bs = dxs + (<usize>nb << 2);
-  const low = i8x16.splat(0x0f);
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + <usize>b * 144;
-    const qb = q + (<usize>b << 8);
-    const sc = wb + 4;
-    const qs = wb + 16;
-    let acc = i32x4.splat(0);
-    let mins = 0;
-    for (let c = 0; c < 4; c++) {
-      const v0 = v128.load(qs + (<usize>c << 5));
-      const v1 = v128.load(qs + (<usize>c << 5), 16);
-      const ja = c << 1;
-      const ia = dot32(qb + (<usize>c << 6), v128.and(v0, low), v128.and(v1, low));
-      const ib = dot32(qb + (<usize>c << 6) + 32, i8x16.shr_u(v0, 4), i8x16.shr_u(v1, 4));
-      acc = i32x4.add(acc, i32x4.mul(ia, i32x4.splat(scaleK4(sc, ja))));
-      acc = i32x4.add(acc, i32x4.mul(ib, i32x4.splat(scaleK4(sc, ja + 1))));
-      const bsb = bs + (<usize>(b * 16 + ja * 2) << 2);
-      mins += minK4(sc, ja) * (load<i32>(bsb) + load<i32>(bsb, 4));
-      mins += minK4(sc, ja + 1) * (load<i32>(bsb, 8) + load<i32>(bsb, 12));
-    }
-    const dx = load<f32>(dxs + (<usize>b << 2));
-    sum += dx * halfToFloat(load<u16>(wb)) * <f32>hsumI32(acc) - dx * halfToFloat(load<u16>(wb, 2)) * <f32>mins;
+function dotA(v: v128, hq: v128, hq4: v128, x: usize, high: bool, c: i32): v128 {
+  let c0 = v128.and(v, i16x8.splat(15));
+  let c1 = v128.and(i16x8.shr_u(v, 8), i16x8.splat(15));
+  if (high) {
+    c0 = v128.or(c0, v128.and(i16x8.shr_u(hq4, 2 * c), i16x8.splat(16)));
+    c1 = v128.or(c1, v128.and(i16x8.shr_u(hq, 4 + 2 * c), i16x8.splat(16)));
   }
-  return sum;
+  return i32x4.add(i32x4.dot_i16x8_s(c0, v128.load(x)), i32x4.dot_i16x8_s(c1, v128.load(x, 16)));
 }
 
-function dotRowQ5K(w: usize, q: usize, n: i32): f32 {
+/** Sub-block B (high nibbles, 5th bit 2c+1). */
+// @ts-ignore: decorator
+@inline
+function dotB(v: v128, hq: v128, hq4: v128, x: usize, high: bool, c: i32): v128 {
+  let c2 = v128.and(i16x8.shr_u(v, 4), i16x8.splat(15));
+  let c3 = i16x8.shr_u(v, 12);
+  if (high) {
+    c2 = v128.or(c2, v128.and(i16x8.shr_u(hq4, 2 * c + 1), i16x8.splat(16)));
+    c3 = v128.or(c3, v128.and(i16x8.shr_u(hq, 5 + 2 * c), i16x8.splat(16)));
+  }
+  return i32x4.add(i32x4.dot_i16x8_s(c2, v128.load(x, 32)), i32x4.dot_i16x8_s(c3, v128.load(x, 48)));
+}
+
+/**
+ * One super-block of Q4_K (qh = 0) or Q5_K (qh = address of its 32 high-bit bytes) against
+ * i16-widened Q8_K codes (quantize.ts): the Q4_0 trick per 16 code bytes, eight sub-block sums
+ * gathered by two transposes and weighted by the decoded scales in one multiply.
+ */
+// @ts-ignore: decorator
+@inline
+function superDotK45(qs: usize, qh: usize, hasHigh: bool, qx: usize, sm: v128, sums: usize, dd: f32, dmin: f32, yp: usize): f32 {
+  let sub0 = i32x4.splat(0), sub1 = i32x4.splat(0), sub2 = i32x4.splat(0), sub3 = i32x4.splat(0);
+  let sub4 = i32x4.splat(0), sub5 = i32x4.splat(0), sub6 = i32x4.splat(0), sub7 = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const hq = hasHigh ? v128.load(qh + (<usize>h << 4)) : i32x4.splat(0);
+    const hq4 = i16x8.shl(hq, 4);
+    const xh = qx + (<usize>h << 6);
+    const qsh = qs + (<usize>h << 4);
+    // Chunks unrolled so every shift count is a constant; the lane stores are ordering fences
+    // (see q4_0.ts).
+    let v = v128.load(qsh);
+    sub0 = i32x4.add(sub0, dotA(v, hq, hq4, xh, hasHigh, 0));
+    sub1 = i32x4.add(sub1, dotB(v, hq, hq4, xh, hasHigh, 0));
+    v128.store32_lane(yp, sub1, 0);
+    v = v128.load(qsh, 32);
+    sub2 = i32x4.add(sub2, dotA(v, hq, hq4, xh + 128, hasHigh, 1));
+    sub3 = i32x4.add(sub3, dotB(v, hq, hq4, xh + 128, hasHigh, 1));
+    v128.store32_lane(yp, sub3, 0);
+    v = v128.load(qsh, 64);
+    sub4 = i32x4.add(sub4, dotA(v, hq, hq4, xh + 256, hasHigh, 2));
+    sub5 = i32x4.add(sub5, dotB(v, hq, hq4, xh + 256, hasHigh, 2));
+    v128.store32_lane(yp, sub5, 0);
+    v = v128.load(qsh, 96);
+    sub6 = i32x4.add(sub6, dotA(v, hq, hq4, xh + 384, hasHigh, 3));
+    sub7 = i32x4.add(sub7, dotB(v, hq, hq4, xh + 384, hasHigh, 3));
+  }
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  const mn = i16x8.extend_high_i8x16_u(sm);
+  const dots = i32x4.add(
+    i32x4.mul(transposeSum(sub0, sub1, sub2, sub3), i32x4.extend_low_i16x8_u(sc)),
+    i32x4.mul(transposeSum(sub4, sub5, sub6, sub7), i32x4.extend_high_i16x8_u(sc)),
+  );
+  const mins = i32x4.add(
+    i32x4.mul(v128.load(sums), i32x4.extend_low_i16x8_u(mn)),
+    i32x4.mul(v128.load(sums, 16), i32x4.extend_high_i16x8_u(mn)),
+  );
+  return dd * <f32>hsumI32(dots) - dmin * <f32>hsumI32(mins);
+}
+
+// @ts-ignore: decorator
+@inline
+function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool, yp: usize): f32 {
   const nb = n >> 8;
-  const dxs = q + <usize>n;
-  const bs = dxs + (<usize>nb << 2);
-  const low = i8x16.splat(0x0f);
-  const one = i8x16.splat(1);
+  const dxs = q + (<usize>n << 1);
+  const sums = dxs + (<usize>nb << 2);
   let sum: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const wb = w + <usize>b * 176;
-    const qb = q + (<usize>b << 8);
-    const sc = wb + 4;
-    const h0 = v128.load(wb, 16);
-    const h1 = v128.load(wb, 32);
-    const qs = wb + 48;
-    let acc = i32x4.splat(0);
-    let mins = 0;
-    for (let c = 0; c < 4; c++) {
-      const v0 = v128.load(qs + (<usize>c << 5));
-      const v1 = v128.load(qs + (<usize>c << 5), 16);
-      const ja = c << 1;
-      // Fifth bit: (qh >> bit) & 1, moved to bit 4.
-      const a0 = v128.or(v128.and(v0, low), i8x16.shl(v128.and(i8x16.shr_u(h0, ja), one), 4));
-      const a1 = v128.or(v128.and(v1, low), i8x16.shl(v128.and(i8x16.shr_u(h1, ja), one), 4));
-      const b0 = v128.or(i8x16.shr_u(v0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, ja + 1), one), 4));
-      const b1 = v128.or(i8x16.shr_u(v1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, ja + 1), one), 4));
-      const ia = dot32(qb + (<usize>c << 6), a0, a1);
-      const ib = dot32(qb + (<usize>c << 6) + 32, b0, b1);
-      acc = i32x4.add(acc, i32x4.mul(ia, i32x4.splat(scaleK4(sc, ja))));
-      acc = i32x4.add(acc, i32x4.mul(ib, i32x4.splat(scaleK4(sc, ja + 1))));
-      const bsb = bs + (<usize>(b * 16 + ja * 2) << 2);
-      mins += minK4(sc, ja) * (load<i32>(bsb) + load<i32>(bsb, 4));
-      mins += minK4(sc, ja + 1) * (load<i32>(bsb, 8) + load<i32>(bsb, 12));
-    }
+    const wb = w + <usize>b * blockBytes;
     const dx = load<f32>(dxs + (<usize>b << 2));
-    sum += dx * halfToFloat(load<u16>(wb)) * <f32>hsumI32(acc) - dx * halfToFloat(load<u16>(wb, 2)) * <f32>mins;
+    const qh: usize = hasHigh ? wb + 16 : 0;
+    const qs = wb + (hasHigh ? 48 : 16);
+    sum += superDotK45(
+      qs, qh, hasHigh, q + (<usize>b << 9), scalesMinsK4(wb + 4), sums + (<usize>b << 5),
+      dx * halfToFloat(load<u16>(wb)), dx * halfToFloat(load<u16>(wb, 2)), yp,
+    );
   }
   return sum;
 }
@@ -163,20 +182,22 @@ function dotRowQ6K(w: usize, q: usize, n: i32): f32 {
 
 export function matmul_q4_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 144;
-  const qStride = <usize>act_q8_K_bytes(n);
+  const qStride = <usize>act_q8_K_i16_bytes(n);
   for (let r = r0; r < r1; r++) {
     for (let t = 0; t < nTok; t++) {
-      store<f32>(y + ((<usize>t * <usize>ldy + <usize>r) << 2), dotRowQ4K(w + <usize>r * rowBytes, q + <usize>t * qStride, n));
+      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
+      store<f32>(yp, dotRowK45(w + <usize>r * rowBytes, q + <usize>t * qStride, n, 144, false, yp));
     }
   }
 }
 
 export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 176;
-  const qStride = <usize>act_q8_K_bytes(n);
+  const qStride = <usize>act_q8_K_i16_bytes(n);
   for (let r = r0; r < r1; r++) {
     for (let t = 0; t < nTok; t++) {
-      store<f32>(y + ((<usize>t * <usize>ldy + <usize>r) << 2), dotRowQ5K(w + <usize>r * rowBytes, q + <usize>t * qStride, n));
+      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
+      store<f32>(yp, dotRowK45(w + <usize>r * rowBytes, q + <usize>t * qStride, n, 176, true, yp));
     }
   }
 }

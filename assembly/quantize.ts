@@ -22,6 +22,15 @@
  *   | sum i32[n/32]     | q + 2n + n/8
  *   +-------------------+
  *
+ * For Q4_K and Q5_K weights, Q8_K codes are widened to i16 the same way; per 64-value chunk
+ * (sub-blocks A = values 0..31, B = 32..63 of the chunk) and half h (values 16h..16h+15 of each):
+ *   A even, A odd, B even, B odd   (8 codes each; "even" = values 16h + 0, 2, .., 14)
+ *   +-------------------+ q
+ *   | qs  i16[n]        |
+ *   | d   f32[n/256]    | q + 2n
+ *   | sum i32[n/32]     | q + 2n + n/64     (sums of each 32-value sub-block)
+ *   +-------------------+
+ *
  * Q8_0 (ggml quantize_row_q8_0, x86 path): amax = max|x|, d = fp16(amax/127),
  *   q = round_half_even(x * (127/amax)); `sum` = sum of the block's q (used by relaxed SIMD).
  * Q8_K (ggml quantize_row_q8_K_ref): m = the x of largest |x| (first one), s = -127/m,
@@ -179,5 +188,63 @@ function quantizeRowQ8_K(x: usize, q: usize, n: i32): void {
       v128.store(qb + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
     }
     store<f32>(dOut + (<usize>b << 2), <f32>1.0 / iscale);
+  }
+}
+
+/** Bytes of one Q8_K activation row widened to i16 (for Q4_K / Q5_K weights), rounded up to 16. */
+export function act_q8_K_i16_bytes(n: i32): i32 {
+  return ((n << 1) + (n >> 6) + (n >> 3) + 15) & ~15;
+}
+
+/** Quantize rows [r0, r1) of x to Q8_K codes widened to i16 in the order Q4_K / Q5_K read them. */
+export function quantize_q8_K_i16(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
+  const stride = <usize>act_q8_K_i16_bytes(n);
+  for (let r = r0; r < r1; r++) {
+    quantizeRowQ8_Ki16(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
+  }
+}
+
+function quantizeRowQ8_Ki16(x: usize, q: usize, n: i32): void {
+  const nb = n >> 8;
+  const dOut = q + (<usize>n << 1);
+  const sOut = dOut + (<usize>nb << 2);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 10);
+    const qb = q + (<usize>b << 9);
+    let amax: f32 = 0;
+    let m: f32 = 0;
+    for (let j = 0; j < 256; j++) {
+      const v = load<f32>(xb + (<usize>j << 2));
+      const a = abs<f32>(v);
+      if (a > amax) {
+        amax = a;
+        m = v;
+      }
+    }
+    const iscale: f32 = amax == 0 ? 0 : <f32>-127.0 / m;
+    const mul = f32x4.splat(iscale);
+    const lim = i32x4.splat(127);
+    let sum32 = 0;
+    for (let j = 0; j < 256; j += 16) {
+      const p = xb + (<usize>j << 2);
+      const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul))), lim);
+      const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul))), lim);
+      const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul))), lim);
+      const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul))), lim);
+      const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
+      const s2 = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+      sum32 += i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1);
+      if (j & 16) {
+        store<i32>(sOut + (<usize>(b * 8 + (j >> 5)) << 2), sum32);
+        sum32 = 0;
+      }
+      const c0 = i16x8.narrow_i32x4_s(i0, i1);
+      const c1 = i16x8.narrow_i32x4_s(i2, i3);
+      // value j..j+15: chunk j/64, sub-block B if bit 5, half h = bit 4
+      const base = qb + (<usize>(j & ~63) << 1) + (<usize>(j & 16) << 2) + (j & 32 ? 32 : 0);
+      v128.store(base, i16x8.shuffle(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14));
+      v128.store(base, i16x8.shuffle(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15), 16);
+    }
+    store<f32>(dOut + (<usize>b << 2), amax == 0 ? 0 : <f32>1.0 / iscale);
   }
 }

@@ -25,7 +25,10 @@ const f = Math.fround;
 export function actBytes(type: MatmulType, cols: number): number {
   const kind = activationKind(type);
   if (kind === "f16" || kind === "f32") return 4 * cols;
-  const raw = kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8 : cols + cols / 64 + cols / 4;
+  const raw =
+    kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
+    : type === GGMLType.Q6_K ? cols + cols / 64 + cols / 4
+    : 2 * cols + cols / 64 + cols / 8;
   return Math.ceil(raw / 16) * 16;
 }
 
@@ -38,14 +41,27 @@ export const ORDER_Q8_0: readonly number[] = Array.from({ length: 32 }, (_, s) =
   const part = s >> 3, k = s & 7;
   return [2 * k, 2 * k + 1, 2 * k + 16, 2 * k + 17][part];
 }).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
+/** Q4_K / Q5_K: per 64-value chunk and half h, A even, A odd, B even, B odd (A = values 0..31). */
+export const ORDER_Q4_K: readonly number[] = Array.from({ length: 64 }, (_, s) => {
+  const h = s >> 5, part = (s >> 3) & 3, k = s & 7;
+  return [16 * h + 2 * k, 16 * h + 2 * k + 1, 32 + 16 * h + 2 * k, 32 + 16 * h + 2 * k + 1][part];
+}).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
 
 export function createReferenceKernels(mem: KernelMemory): Kernels {
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
-    if (activationKind(type) === "q8_K") {
+    if (type === GGMLType.Q6_K) {
       mem.i8(p, cols).set(row.qs);
       mem.f32(p + cols, cols / 256).set(row.d);
       mem.i32(p + cols + cols / 64, cols / 16).set(row.sums);
+      return;
+    }
+    if (activationKind(type) === "q8_K") {
+      const codes = mem.u16(p, cols);
+      for (let j = 0; j < cols; j++) codes[(j & ~63) + ORDER_Q4_K[j & 63]] = row.qs[j] & 0xffff;
+      mem.f32(p + 2 * cols, cols / 256).set(row.d);
+      const sums = mem.i32(p + 2 * cols + cols / 64, cols / 32);
+      for (let s = 0; s < cols / 32; s++) sums[s] = row.sums[2 * s] + row.sums[2 * s + 1];
       return;
     }
     const codes = mem.u16(p, cols);
@@ -55,8 +71,15 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
     mem.i32(p + 2 * cols + cols / 8, cols / 32).set(row.sums);
   };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
-    if (activationKind(type) === "q8_K") {
+    if (type === GGMLType.Q6_K) {
       return { qs: mem.i8(p, cols), d: mem.f32(p + cols, cols / 256), sums: mem.i32(p + cols + cols / 64, cols / 16) };
+    }
+    if (activationKind(type) === "q8_K") {
+      const codes = new Int16Array(mem.buffer, p, cols);
+      const qs = Int8Array.from({ length: cols }, (_, j) => codes[(j & ~63) + ORDER_Q4_K[j & 63]]);
+      const sums = new Int32Array(cols / 16);
+      qs.forEach((v, j) => (sums[j >> 4] += v));
+      return { qs, d: mem.f32(p + 2 * cols, cols / 256), sums };
     }
     const codes = new Int16Array(mem.buffer, p, cols);
     const pos = order(type);

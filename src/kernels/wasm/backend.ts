@@ -33,6 +33,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
         case GGMLType.Q4_K:
         case GGMLType.Q5_K:
+          return ex.quantize_q8_K_i16(x, xq, cols, t0, t1);
         case GGMLType.Q6_K:
           return ex.quantize_q8_K(x, xq, cols, t0, t1);
         case GGMLType.F16:

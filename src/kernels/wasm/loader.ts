@@ -12,6 +12,8 @@ export interface KernelExports {
   act_q8_0_bytes(n: number): number;
   act_q8_K_bytes(n: number): number;
   act_q8_0_i16_bytes(n: number): number;
+  act_q8_K_i16_bytes(n: number): number;
+  quantize_q8_K_i16(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0_i16(x: number, q: number, n: number, r0: number, r1: number, order: number): void;
   quantize_q8_K(x: number, q: number, n: number, r0: number, r1: number): void;

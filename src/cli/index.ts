@@ -55,6 +55,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "generate text from a prompt (streams to stdout; --json for a summary)",
     load: async () => (await import("./run.js")).runCommand,
   },
+  chat: {
+    summary: "chat with a model in the terminal (templates, history, CFG, speculative decoding)",
+    load: async () => (await import("./chat.js")).chatCommand,
+  },
   logits: {
     summary: "write the last position's logits for a prompt as float32",
     load: async () => (await import("./logits.js")).logitsCommand,
@@ -67,6 +71,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "prompt-processing and decode tokens/s",
     load: async () => (await import("./bench.js")).benchCommand,
   },
+  serve: { summary: "OpenAI-compatible HTTP server (chat, completions, embeddings; Node, Deno, Bun)", load: async () => (await import("./serve.js")).serveCommand },
   "eval-choice": {
     summary: "C-Eval / CMMLU-style multiple-choice accuracy (upstream constrained scoring)",
     load: async () => (await import("./eval-choice.js")).evalChoiceCommand,

@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors.js";
 import { toJson } from "../formats/json.js";
-import { LlamaModel, generate, type GenerationResult } from "../model/index.js";
+import { LlamaModel, generate, type GenerationResult, type LoadOptions } from "../model/index.js";
+import type { SpeculativeResult } from "../model/speculative.js";
+import { generateWith } from "../chat/session.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { Grammar, GrammarConstraint, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
@@ -56,6 +58,58 @@ export function samplingFrom(v: SamplingValues) {
   };
 }
 
+/** Decoding extras (CFG, speculative decoding), shared with `chat`. */
+export const DECODING_OPTIONS = {
+  "negative-prompt": { type: "string" },
+  "cfg-scale": { type: "string" },
+  "draft-model": { type: "string" },
+  "draft-k": { type: "string" },
+} as const;
+
+export const DECODING_USAGE = `decoding extras:
+  --negative-prompt TEXT  classifier-free guidance away from TEXT (in chat it takes the system
+                          prompt's place in the template); without it, the prompt's last token
+                          alone is the unconditional context, as upstream
+  --cfg-scale S           out = S*(logsoftmax(cond) - logsoftmax(uncond)) + logsoftmax(uncond);
+                          1 = off (default), > 1 guides
+  --draft-model FILE      speculative decoding with a small GGUF model of the same vocabulary
+  --draft-k N             tokens drafted per round (default: adaptive, start 4, +2 after a fully
+                          accepted round, else -1)`;
+
+type DecodingValues = { [K in keyof typeof DECODING_OPTIONS]?: string };
+
+export interface DecodingFlags {
+  negativePrompt?: string;
+  cfgScale: number;
+  draftModel?: string;
+  draftK?: number;
+}
+
+export function decodingFrom(v: DecodingValues): DecodingFlags {
+  const cfgScale = numberOption("cfg-scale", v["cfg-scale"], 1, -100, 100);
+  if (v["negative-prompt"] !== undefined && v["cfg-scale"] === undefined) throw new UsageError("--negative-prompt takes effect with --cfg-scale S (S > 1 guides away from it)");
+  if (v["draft-k"] !== undefined && v["draft-model"] === undefined) throw new UsageError("--draft-k needs --draft-model FILE");
+  if (v["draft-model"] !== undefined && cfgScale !== 1) throw new UsageError("--draft-model and --cfg-scale cannot be combined");
+  const draftK = v["draft-k"] === undefined ? undefined : numberOption("draft-k", v["draft-k"], 4, 1, 64);
+  if (draftK !== undefined && !Number.isInteger(draftK)) throw new UsageError(`--draft-k expects an integer, got ${JSON.stringify(v["draft-k"])}`);
+  return { negativePrompt: v["negative-prompt"], cfgScale, draftModel: v["draft-model"], draftK };
+}
+
+/** Loads the draft model with the target's load options, checking that their vocabularies agree. */
+export async function loadDraft(flags: DecodingFlags, target: LlamaModel, options: LoadOptions): Promise<LlamaModel | undefined> {
+  if (flags.draftModel === undefined) return undefined;
+  const draft = await LlamaModel.load(flags.draftModel, { ...options, nCtx: target.nCtx });
+  if (draft.hp.nVocab !== target.hp.nVocab) {
+    await draft.dispose();
+    throw new UsageError(`--draft-model ${flags.draftModel} has ${draft.hp.nVocab} tokens, the model ${target.hp.nVocab}: they must share one vocabulary`);
+  }
+  return draft;
+}
+
+function speculativeJson({ speculative: s }: SpeculativeResult) {
+  return { rounds: s.rounds, drafted: s.drafted, accepted: s.accepted, acceptance_rate: s.acceptanceRate, tokens_per_target_pass: s.tokensPerTargetPass };
+}
+
 export const runCommand: Command = {
   usage: `usage: zh-llama run -m MODEL.gguf (-p TEXT | --prompt-ids 1,2,3) [-n 128] [sampling] [--json]
 
@@ -71,6 +125,7 @@ declares; --prompt-ids are used verbatim.
   --json                  print one object at the end instead of streaming:
                           {"prompt_ids","generated_ids","text","first_top_logits","timings"}
 ${SAMPLING_USAGE}
+${DECODING_USAGE}
 ${MODEL_OPTIONS_USAGE}`,
 
   async run(args, io) {
@@ -80,6 +135,7 @@ ${MODEL_OPTIONS_USAGE}`,
       options: {
         ...MODEL_OPTIONS,
         ...SAMPLING_OPTIONS,
+        ...DECODING_OPTIONS,
         prompt: { type: "string", short: "p" },
         "prompt-ids": { type: "string" },
         "n-predict": { type: "string", short: "n" },
@@ -94,13 +150,22 @@ ${MODEL_OPTIONS_USAGE}`,
     const nPredict = numberOption("n-predict", values["n-predict"], 128, 0, 1 << 20);
     const sampling = samplingFrom(values);
     const grammar = await grammarFrom(values.grammar, values["json-schema"]);
+    const decoding = decodingFrom(values);
+    if (grammar && (decoding.cfgScale !== 1 || decoding.draftModel !== undefined)) throw new UsageError("--grammar / --json-schema cannot be combined with --cfg-scale or --draft-model");
     const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    let draft: LlamaModel | undefined;
     try {
+      draft = await loadDraft(decoding, model, loadOptionsFrom(values));
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
       const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(values.prompt!);
       let result: GenerationResult | undefined;
       const options = { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] };
-      const events = grammar ? generateConstrained(model.session, tokenizer, promptIds, { ...options, constraint: new GrammarConstraint(grammar, tokenizer) }) : generate(model, tokenizer, promptIds, options);
+      const negativePromptIds = decoding.negativePrompt === undefined ? undefined : tokenizer.encode(decoding.negativePrompt);
+      const events = grammar
+        ? generateConstrained(model.session, tokenizer, promptIds, { ...options, constraint: new GrammarConstraint(grammar, tokenizer) })
+        : decoding.cfgScale !== 1 || draft
+          ? generateWith(model, tokenizer, promptIds, { ...options, cfgScale: decoding.cfgScale, negativePromptIds, draft, draftK: decoding.draftK })
+          : generate(model, tokenizer, promptIds, options);
       for await (const event of events) {
         if (event.type === "token") {
           if (!values.json) io.stdout(event.text);
@@ -120,15 +185,19 @@ ${MODEL_OPTIONS_USAGE}`,
               generated_tokens: r.timings.generatedTokens,
               decode_tokens_per_s: r.timings.decodeTokensPerS,
             },
+            ...("speculative" in r ? { speculative: speculativeJson(r as SpeculativeResult) } : {}),
           }) + "\n",
         );
       } else {
         io.stdout("\n");
         const t = r.timings;
-        io.stderr(`[${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s, ${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s, ${r.finishReason}]\n`);
+        const s = "speculative" in r ? (r as SpeculativeResult).speculative : undefined;
+        const drafted = s ? `, draft acceptance ${(100 * s.acceptanceRate).toFixed(1)}% (${s.accepted}/${s.drafted}), ${s.tokensPerTargetPass.toFixed(2)} tokens per target pass` : "";
+        io.stderr(`[${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s, ${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s, ${r.finishReason}${drafted}]\n`);
       }
       return 0;
     } finally {
+      await draft?.dispose();
       await model.dispose();
     }
   },

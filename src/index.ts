@@ -20,3 +20,6 @@ export * from "./chat/index.js";
 export * as kernels from "./kernels/index.js";
 export * as runtime from "./runtime/index.js";
 export * as train from "./train/index.js";
+export * from "./grammar/index.js";
+export * from "./server/index.js";
+export { embed } from "./model/embed.js";

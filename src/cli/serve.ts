@@ -1,0 +1,73 @@
+import { UsageError } from "../errors.js";
+import { TEMPLATE_NAMES, detectTemplate, getTemplate } from "../chat/index.js";
+import { LlamaModel } from "../model/index.js";
+import { createServer, serve } from "../server/index.js";
+import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
+import { numberOption, parseCommandArgs, type Command } from "./command.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+
+export const serveCommand: Command = {
+  usage: `usage: zh-llama serve -m MODEL.gguf [--host 127.0.0.1] [--port 19327] [--api-key KEY] [--parallel N] [--template NAME]
+
+An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions
+(stream: true as server-sent events), POST /v1/embeddings, GET /health. Runs under Node, Deno and Bun.
+  --host ADDR             address to listen on (default 127.0.0.1; the upstream demo used 0.0.0.0)
+  --port N                port (default 19327, the upstream server's; 0 picks a free one)
+  --api-key KEY           require "Authorization: Bearer KEY" (default: none; also ZH_LLAMA_API_KEY)
+  --parallel N            sequences generated at once, one KV cache each (default 1)
+  --queue N               requests that may wait for a sequence before 429 (default 64)
+  --template NAME         chat template: ${TEMPLATE_NAMES.join(", ")} (default: from the model)
+  --model-name NAME       the model id clients use (default: the GGUF general.name)
+  --max-tokens N          largest max_tokens a request may ask for (default: the context length)
+  --max-body BYTES        largest request body (default 1048576)
+${MODEL_OPTIONS_USAGE}`,
+
+  async run(args, io) {
+    const { values } = parseCommandArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        ...MODEL_OPTIONS,
+        host: { type: "string" },
+        port: { type: "string" },
+        "api-key": { type: "string" },
+        parallel: { type: "string" },
+        queue: { type: "string" },
+        template: { type: "string" },
+        "model-name": { type: "string" },
+        "max-tokens": { type: "string" },
+        "max-body": { type: "string" },
+      },
+    });
+    const host = values.host ?? "127.0.0.1";
+    const port = numberOption("port", values.port, 19327, 0, 65535);
+    const parallel = numberOption("parallel", values.parallel, 1, 1, 64);
+    const maxQueue = numberOption("queue", values.queue, 64, 0, 1 << 20);
+    if (!Number.isInteger(port) || !Number.isInteger(parallel) || !Number.isInteger(maxQueue)) throw new UsageError("--port, --parallel and --queue take integers");
+    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+    const template = values.template !== undefined ? getTemplate(values.template) : detectTemplate(model.file.metadata);
+    const app = createServer({
+      model,
+      tokenizer,
+      template,
+      modelName: values["model-name"],
+      apiKey: values["api-key"] ?? (globalThis.process?.env?.ZH_LLAMA_API_KEY || undefined),
+      parallel,
+      maxQueue,
+      maxTokensLimit: values["max-tokens"] === undefined ? undefined : numberOption("max-tokens", values["max-tokens"], 0, 1, 1 << 24),
+      maxBodyBytes: values["max-body"] === undefined ? undefined : numberOption("max-body", values["max-body"], 0, 1024, 1 << 30),
+    });
+    const handle = await serve(app.fetch, { hostname: host, port });
+    io.stderr(`zh-llama serve: ${app.modelName} (template ${template.name}, ${parallel} parallel, ctx ${model.session.nCtx}) listening on http://${host.includes(":") ? `[${host}]` : host}:${handle.port} (${handle.runtime})\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      globalThis.process?.once?.("SIGINT", stop);
+      globalThis.process?.once?.("SIGTERM", stop);
+    });
+    io.stderr("zh-llama serve: shutting down\n");
+    await handle.close();
+    await model.dispose();
+    return 0;
+  },
+};

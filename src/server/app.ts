@@ -1,0 +1,433 @@
+/**
+ * The OpenAI-compatible API as one web-standard function, `fetch(Request) -> Response`
+ * (Hono's shape): the per-runtime adapters (node.ts, runtime.ts) only move bytes between a
+ * socket and it, and tests call it directly, without a socket.
+ *
+ *   GET  /health                 {status, slots, queue}
+ *   GET  /v1/models              the served model
+ *   POST /v1/completions         prompt -> text (stream: server-sent events)
+ *   POST /v1/chat/completions    messages -> reply through the chat template (stream: SSE)
+ *   POST /v1/embeddings          mean-pooled, L2-normalised last hidden state
+ *
+ * Generation runs on a pool of `parallel` sessions (one KV cache each) in FIFO order with a
+ * bounded queue (429 when full); the request's AbortSignal (the client hanging up) or the
+ * response stream's cancellation stops its generation and frees its session.
+ */
+import type { ChatTemplate } from "../chat/index.js";
+import { ZhLlamaError } from "../errors.js";
+import { Grammar, GrammarConstraint, GrammarError, JSON_OBJECT_GBNF, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
+import type { GenerationEvent, GenerationResult, LlamaModel, LlamaSession } from "../model/index.js";
+import { embed } from "../model/embed.js";
+import type { SentencePieceTokenizer } from "../tokenizer/index.js";
+import { ApiError, badRequest } from "./errors.js";
+import { SessionPool } from "./pool.js";
+import { isObject, parseChatRequest, parseCompletionRequest, parseEmbeddingRequest, type GenerationRequest, type Json, type JsonObject, type ResponseFormat } from "./requests.js";
+
+export interface ServerOptions {
+  model: LlamaModel;
+  tokenizer: SentencePieceTokenizer;
+  /** How /v1/chat/completions turns messages into a prompt. */
+  template: ChatTemplate;
+  /** The id in /v1/models and responses (default: the GGUF general.name). */
+  modelName?: string;
+  /** Other names requests may use for the model (e.g. the upstream "chinese-llama-alpaca-2"). */
+  aliases?: readonly string[];
+  /** Required as `Authorization: Bearer KEY` when set. */
+  apiKey?: string;
+  /** Sequences generating at once, each with its own KV cache (default 1). */
+  parallel?: number;
+  /** Requests that may wait for a sequence before the server answers 429 (default 64). */
+  maxQueue?: number;
+  /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Largest max_tokens a request may ask for (default: the context length). */
+  maxTokensLimit?: number;
+  /** max_tokens when a request gives none (default 512, the upstream server's), capped by the context left. */
+  defaultMaxTokens?: number;
+}
+
+export interface ServerStats {
+  parallel: number;
+  busy: number;
+  idle: number;
+  queued: number;
+  /** Streams still open. */
+  streams: number;
+  requests: number;
+}
+
+export interface ServerApp {
+  fetch(request: Request): Promise<Response>;
+  readonly pool: SessionPool;
+  readonly modelName: string;
+  stats(): ServerStats;
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "access-control-allow-origin": "*" };
+const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "access-control-allow-origin": "*", "x-accel-buffering": "no" };
+
+const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+const errorResponse = (e: ApiError): Response => json(e.body(), e.status);
+
+/** Grammars compiled for response_format, kept for repeated schemas. */
+const GRAMMAR_CACHE_SIZE = 32;
+
+export function createServer(options: ServerOptions): ServerApp {
+  const { model, tokenizer, template } = options;
+  const nameMeta = model.file.metadata["general.name"];
+  const modelName = options.modelName ?? (typeof nameMeta === "string" && nameMeta ? nameMeta : "zh-llama");
+  const names = new Set([modelName, ...(options.aliases ?? [])]);
+  const parallel = options.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new ApiError(500, `parallel must be a positive integer, got ${parallel}`, "server_error");
+  const pool = new SessionPool(model, parallel, options.maxQueue ?? 64);
+  const nCtx = model.session.nCtx;
+  const maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
+  const maxTokensLimit = options.maxTokensLimit ?? nCtx;
+  const defaultMaxTokens = options.defaultMaxTokens ?? 512;
+  const created = Math.floor(Date.now() / 1000);
+  const grammars = new Map<string, Grammar>();
+  let streams = 0;
+  let requests = 0;
+
+  function checkModel(name: string | undefined): void {
+    if (name !== undefined && !names.has(name)) {
+      throw new ApiError(404, `The model '${name}' does not exist; this server serves '${modelName}'`, "invalid_request_error", "model", "model_not_found");
+    }
+  }
+
+  function checkAuth(request: Request): void {
+    if (options.apiKey === undefined) return;
+    const header = request.headers.get("authorization") ?? "";
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (!m) throw new ApiError(401, "You didn't provide an API key: send it as 'Authorization: Bearer KEY'", "authentication_error", null, "missing_api_key");
+    if (!timingSafeEqual(m[1]!.trim(), options.apiKey)) throw new ApiError(401, "Incorrect API key provided", "authentication_error", null, "invalid_api_key");
+  }
+
+  async function readJson(request: Request): Promise<JsonObject> {
+    const declared = Number(request.headers.get("content-length") ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) throw new ApiError(413, `the request body is ${declared} bytes; the limit is ${maxBodyBytes}`, "invalid_request_error", null, "request_too_large");
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (request.body) {
+      const reader = request.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > maxBodyBytes) {
+          await reader.cancel().catch(() => undefined);
+          throw new ApiError(413, `the request body is over the limit of ${maxBodyBytes} bytes`, "invalid_request_error", null, "request_too_large");
+        }
+        chunks.push(value);
+      }
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
+    let body: Json;
+    try {
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as Json;
+    } catch (error) {
+      throw badRequest(`the request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`, null, "invalid_json");
+    }
+    if (!isObject(body)) throw badRequest("the request body must be a JSON object", null, "invalid_json");
+    return body;
+  }
+
+  function grammarFor(format: ResponseFormat): Grammar | undefined {
+    if (format.type === "text") return undefined;
+    const key = format.type === "json_schema" ? `s${JSON.stringify(format.schema)}` : format.type === "grammar" ? `g${format.grammar}` : "json_object";
+    let g = grammars.get(key);
+    if (!g) {
+      try {
+        g = format.type === "json_object" ? Grammar.parse(JSON_OBJECT_GBNF) : format.type === "json_schema" ? jsonSchemaGrammar(format.schema) : Grammar.parse(format.grammar);
+      } catch (error) {
+        if (error instanceof GrammarError || error instanceof JsonSchemaError) throw badRequest(error.message, format.type === "grammar" ? "grammar" : "response_format");
+        throw error;
+      }
+      if (grammars.size >= GRAMMAR_CACHE_SIZE) grammars.delete(grammars.keys().next().value!);
+      grammars.set(key, g);
+    }
+    return g;
+  }
+
+  /** Runs one generation on a pooled session; the session goes back when the events end. */
+  async function startGeneration(req: GenerationRequest, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<{ events: AsyncGenerator<GenerationEvent>; abort: () => void }> {
+    if (promptIds.length >= nCtx) {
+      throw badRequest(`This model's maximum context length is ${nCtx} tokens; the prompt has ${promptIds.length}. Please shorten it.`, param, "context_length_exceeded");
+    }
+    for (const id of promptIds) if (id >= tokenizer.vocabSize) throw badRequest(`token id ${id} is outside the vocabulary (0..${tokenizer.vocabSize - 1})`, param);
+    for (const id of req.logitBias.keys()) if (id >= tokenizer.vocabSize) throw badRequest(`'logit_bias' token id ${id} is outside the vocabulary (0..${tokenizer.vocabSize - 1})`, "logit_bias");
+    const room = nCtx - promptIds.length;
+    if (req.maxTokens !== undefined && req.maxTokens > room) {
+      throw badRequest(
+        `This model's maximum context length is ${nCtx} tokens. However, you requested ${promptIds.length + req.maxTokens} tokens (${promptIds.length} in the prompt, ${req.maxTokens} for the completion). Please reduce the prompt or max_tokens.`,
+        "max_tokens",
+        "context_length_exceeded",
+      );
+    }
+    const maxTokens = req.maxTokens ?? Math.min(defaultMaxTokens, room);
+    const grammar = grammarFor(req.responseFormat);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    let session: LlamaSession;
+    try {
+      session = await pool.acquire(controller.signal, promptIds);
+    } catch (error) {
+      signal.removeEventListener("abort", onAbort);
+      throw error;
+    }
+    const topP = req.topP === 0 ? undefined : req.topP;
+    const topK = req.topP === 0 ? 1 : req.topK;
+    let inner: AsyncGenerator<GenerationEvent>;
+    try {
+      inner = generateConstrained(session, tokenizer, promptIds, {
+        maxTokens,
+        temperature: req.temperature,
+        topP,
+        topK,
+        repetitionPenalty: req.repetitionPenalty,
+        presencePenalty: req.presencePenalty,
+        frequencyPenalty: req.frequencyPenalty,
+        seed: req.seed === undefined ? undefined : req.seed >>> 0,
+        logitBias: req.logitBias,
+        stop: [...req.stop, ...extraStop],
+        signal: controller.signal,
+        constraint: grammar ? new GrammarConstraint(grammar, tokenizer) : undefined,
+      });
+    } catch (error) {
+      pool.release(session);
+      signal.removeEventListener("abort", onAbort);
+      throw error;
+    }
+    async function* leased(): AsyncGenerator<GenerationEvent> {
+      try {
+        yield* inner;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        pool.release(session);
+      }
+    }
+    return { events: leased(), abort: onAbort };
+  }
+
+  async function collect(events: AsyncGenerator<GenerationEvent>): Promise<GenerationResult> {
+    for await (const e of events) if (e.type === "done") return e.result;
+    throw new ApiError(500, "generation ended without a result", "server_error");
+  }
+
+  const finishReason = (r: GenerationResult): "stop" | "length" => (r.finishReason === "length" ? "length" : "stop");
+  const usage = (r: GenerationResult) => {
+    const last = r.generatedIds[r.generatedIds.length - 1];
+    const completion = r.generatedIds.length - (r.finishReason === "stop" && last === tokenizer.eosId ? 1 : 0);
+    return { prompt_tokens: r.promptIds.length, completion_tokens: completion, total_tokens: r.promptIds.length + completion };
+  };
+
+  /** Server-sent events from generation events; `chunk(text | null, result?)` shapes each one. */
+  function sse(run: { events: AsyncGenerator<GenerationEvent>; abort: () => void }, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean): Response {
+    const encoder = new TextEncoder();
+    const line = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+    let finished = false;
+    streams++;
+    const finish = () => {
+      if (!finished) {
+        finished = true;
+        streams--;
+      }
+    };
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        if (first !== undefined) controller.enqueue(line(first));
+      },
+      async pull(controller) {
+        try {
+          const next = await run.events.next();
+          if (next.done) {
+            finish();
+            controller.close();
+            return;
+          }
+          const e = next.value;
+          if (e.type === "token") {
+            controller.enqueue(line(chunk(e.text)));
+          } else {
+            controller.enqueue(line(chunk(null, e.result)));
+            if (includeUsage) controller.enqueue(line({ ...(chunk(null) as object), choices: [], usage: usage(e.result) }));
+            controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          }
+        } catch (error) {
+          const apiError = toApiError(error);
+          controller.enqueue(line(apiError.body()));
+          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          finish();
+          controller.close();
+        }
+      },
+      async cancel() {
+        run.abort();
+        await run.events.return(undefined).catch(() => undefined);
+        finish();
+      },
+    });
+    return new Response(body, { status: 200, headers: SSE_HEADERS });
+  }
+
+  async function chatCompletions(request: Request): Promise<Response> {
+    const req = parseChatRequest(await readJson(request), maxTokensLimit);
+    checkModel(req.model);
+    let promptIds: number[];
+    try {
+      promptIds = template.render(req.messages, tokenizer);
+    } catch (error) {
+      if (error instanceof ZhLlamaError) throw badRequest(error.message, "messages");
+      throw error;
+    }
+    const run = await startGeneration(req, promptIds, "messages", request.signal, template.stop);
+    const id = `chatcmpl-${randomId()}`;
+    const createdAt = Math.floor(Date.now() / 1000);
+    const base = { id, object: "chat.completion.chunk", created: createdAt, model: modelName, system_fingerprint: null };
+    if (req.stream) {
+      const first = { ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] };
+      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage);
+    }
+    const r = await collect(run.events);
+    return json({
+      id,
+      object: "chat.completion",
+      created: createdAt,
+      model: modelName,
+      system_fingerprint: null,
+      choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: null, finish_reason: finishReason(r) }],
+      usage: usage(r),
+    });
+  }
+
+  async function completions(request: Request): Promise<Response> {
+    const req = parseCompletionRequest(await readJson(request), maxTokensLimit);
+    checkModel(req.model);
+    const promptIds = typeof req.prompt === "string" ? tokenizer.encode(req.prompt) : req.prompt;
+    if (promptIds.length === 0) throw badRequest("'prompt' gives no tokens", "prompt");
+    const run = await startGeneration(req, promptIds, "prompt", request.signal, []);
+    const id = `cmpl-${randomId()}`;
+    const createdAt = Math.floor(Date.now() / 1000);
+    const base = { id, object: "text_completion", created: createdAt, model: modelName, system_fingerprint: null };
+    const echo = req.echo ? (typeof req.prompt === "string" ? req.prompt : tokenizer.decode(req.prompt)) : "";
+    if (req.stream) {
+      const first = echo ? { ...base, choices: [{ index: 0, text: echo, logprobs: null, finish_reason: null }] } : undefined;
+      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, text: text ?? "", logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage);
+    }
+    const r = await collect(run.events);
+    return json({ ...base, choices: [{ index: 0, text: echo + r.text, logprobs: null, finish_reason: finishReason(r) }], usage: usage(r) });
+  }
+
+  async function embeddings(request: Request): Promise<Response> {
+    const req = parseEmbeddingRequest(await readJson(request));
+    checkModel(req.model);
+    const idLists = req.inputs.map((input, i) => {
+      const ids = typeof input === "string" ? tokenizer.encode(input) : input;
+      if (ids.length > nCtx) throw badRequest(`'input[${i}]' has ${ids.length} tokens; the context holds ${nCtx}`, "input", "context_length_exceeded");
+      for (const id of ids) if (id >= tokenizer.vocabSize) throw badRequest(`'input[${i}]': token id ${id} is outside the vocabulary (0..${tokenizer.vocabSize - 1})`, "input");
+      return ids;
+    });
+    const session = await pool.acquire(request.signal);
+    const data: Array<{ object: "embedding"; index: number; embedding: number[] | string }> = [];
+    let tokens = 0;
+    try {
+      for (const [index, ids] of idLists.entries()) {
+        if (request.signal.aborted) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed");
+        const v = await embed(session, ids);
+        tokens += ids.length;
+        data.push({ object: "embedding", index, embedding: req.encodingFormat === "base64" ? base64(v) : Array.from(v) });
+      }
+    } finally {
+      session.reset();
+      pool.release(session);
+    }
+    return json({ object: "list", data, model: modelName, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  }
+
+  const modelCard = () => ({ id: modelName, object: "model", created, owned_by: "zh-llama" });
+
+  async function route(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const method = request.method.toUpperCase();
+    if (method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: { "access-control-allow-origin": "*", "access-control-allow-methods": "GET, POST, OPTIONS", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "86400" } });
+    }
+    const routes: Record<string, { method: "GET" | "POST"; auth: boolean; handle: () => Promise<Response> | Response }> = {
+      "/health": { method: "GET", auth: false, handle: () => json({ status: "ok", model: modelName, ...stats() }) },
+      "/v1/models": { method: "GET", auth: true, handle: () => json({ object: "list", data: [modelCard()] }) },
+      "/v1/completions": { method: "POST", auth: true, handle: () => completions(request) },
+      "/v1/chat/completions": { method: "POST", auth: true, handle: () => chatCompletions(request) },
+      "/v1/embeddings": { method: "POST", auth: true, handle: () => embeddings(request) },
+    };
+    const r = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (!r) {
+      const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
+      if (modelPath && method === "GET") {
+        checkAuth(request);
+        const name = decodeURIComponent(modelPath[1]!);
+        checkModel(name);
+        return json({ ...modelCard(), id: name });
+      }
+      throw new ApiError(404, `Unknown request URL: ${method} ${path}`, "invalid_request_error", null, "unknown_url");
+    }
+    if (method !== r.method && !(method === "HEAD" && r.method === "GET")) {
+      throw new ApiError(405, `${path} takes ${r.method}, not ${method}`, "invalid_request_error", null, "method_not_allowed");
+    }
+    if (r.auth) checkAuth(request);
+    return r.handle();
+  }
+
+  function stats(): ServerStats {
+    return { parallel, busy: pool.busy, idle: pool.idleCount, queued: pool.queued, streams, requests };
+  }
+
+  return {
+    pool,
+    modelName,
+    stats,
+    async fetch(request: Request): Promise<Response> {
+      requests++;
+      try {
+        return await route(request);
+      } catch (error) {
+        return errorResponse(toApiError(error));
+      }
+    },
+  };
+}
+
+/** Any failure as an API error: ours keep their status; the library's are the request's fault (400); the rest are 500. */
+function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof GrammarError || error instanceof JsonSchemaError) return badRequest(error.message, "response_format");
+  if (error instanceof ZhLlamaError) return badRequest(error.message);
+  const message = error instanceof Error ? error.message : String(error);
+  return new ApiError(500, `internal error: ${message}`, "server_error");
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID().replaceAll("-", "").slice(0, 24);
+}
+
+/** Float32 little-endian bytes in base64 (OpenAI's encoding_format "base64"). */
+function base64(v: Float32Array): string {
+  const bytes = new Uint8Array(v.length * 4);
+  const view = new DataView(bytes.buffer);
+  v.forEach((x, i) => view.setFloat32(4 * i, x, true));
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i % Math.max(1, a.length)) || 0) ^ (b.charCodeAt(i % Math.max(1, b.length)) || 0);
+  return diff === 0;
+}

@@ -1,0 +1,252 @@
+/**
+ * Request bodies of the OpenAI API, checked field by field. Every refusal is a 400 naming the
+ * field (`param`) and the bad value. Fields of the upstream server (top_k,
+ * repetition_penalty, do_sample, num_beams) are accepted besides OpenAI's.
+ */
+import type { ChatMessage } from "../chat/index.js";
+import { badRequest } from "./errors.js";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** Sampling and stopping fields shared by /v1/completions and /v1/chat/completions. */
+export interface GenerationRequest {
+  model?: string;
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  stop: string[];
+  seed?: number;
+  stream: boolean;
+  includeUsage: boolean;
+  logitBias: Map<number, number>;
+  responseFormat: ResponseFormat;
+  user?: string;
+}
+
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: Json; name?: string } | { type: "grammar"; grammar: string };
+
+export interface ChatRequest extends GenerationRequest {
+  messages: ChatMessage[];
+}
+
+export interface CompletionRequest extends GenerationRequest {
+  /** Text, or token ids given directly. */
+  prompt: string | number[];
+  echo: boolean;
+}
+
+export interface EmbeddingRequest {
+  model?: string;
+  inputs: Array<string | number[]>;
+  encodingFormat: "float" | "base64";
+}
+
+export function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+const describe = (v: Json | undefined): string => (v === undefined ? "nothing" : `${Array.isArray(v) ? "an array" : v === null ? "null" : typeof v} ${truncate(JSON.stringify(v))}`);
+const truncate = (s: string): string => (s.length > 60 ? s.slice(0, 57) + "..." : s);
+
+function optionalNumber(body: JsonObject, key: string, min: number, max: number, integer = false): number | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) throw badRequest(`'${key}' must be ${integer ? "an integer" : "a number"}, got ${describe(v)}`, key);
+  if (v < min || v > max) throw badRequest(`'${key}' must be between ${min} and ${max}, got ${v}`, key);
+  return v;
+}
+
+function optionalBoolean(body: JsonObject, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw badRequest(`'${key}' must be a boolean, got ${describe(v)}`, key);
+  return v;
+}
+
+function optionalString(body: JsonObject, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw badRequest(`'${key}' must be a string, got ${describe(v)}`, key);
+  return v;
+}
+
+/** At most this many stop strings (OpenAI allows 4; the upstream server ignores `stop`). */
+export const MAX_STOP = 16;
+
+function generationFields(body: JsonObject, maxTokensLimit: number): GenerationRequest {
+  const n = optionalNumber(body, "n", 1, 1e9, true);
+  if (n !== undefined && n !== 1) throw badRequest(`'n' must be 1 (one choice per request), got ${n}`, "n");
+  const bestOf = optionalNumber(body, "best_of", 1, 1e9, true);
+  if (bestOf !== undefined && bestOf !== 1) throw badRequest(`'best_of' must be 1, got ${bestOf}`, "best_of");
+  const numBeams = optionalNumber(body, "num_beams", 1, 1e9, true);
+  if (numBeams !== undefined && numBeams !== 1) throw badRequest(`'num_beams' must be 1 (no beam search), got ${numBeams}`, "num_beams");
+  const maxTokens = optionalNumber(body, "max_tokens", 0, Number.MAX_SAFE_INTEGER, true) ?? optionalNumber(body, "max_completion_tokens", 0, Number.MAX_SAFE_INTEGER, true);
+  if (maxTokens !== undefined && maxTokens > maxTokensLimit) {
+    throw badRequest(`'max_tokens' is ${maxTokens}, above this server's limit of ${maxTokensLimit}`, "max_tokens", "max_tokens_exceeded");
+  }
+  let stop: string[] = [];
+  const s = body.stop;
+  if (typeof s === "string") stop = [s];
+  else if (Array.isArray(s)) {
+    if (s.length > MAX_STOP) throw badRequest(`'stop' has ${s.length} strings; at most ${MAX_STOP}`, "stop");
+    stop = s.map((x, i) => {
+      if (typeof x !== "string") throw badRequest(`'stop[${i}]' must be a string, got ${describe(x)}`, "stop");
+      return x;
+    });
+  } else if (s !== undefined && s !== null) throw badRequest(`'stop' must be a string or an array of strings, got ${describe(s)}`, "stop");
+  stop = stop.filter((x) => x.length > 0);
+
+  const logitBias = new Map<number, number>();
+  const lb = body.logit_bias;
+  if (lb !== undefined && lb !== null) {
+    if (!isObject(lb)) throw badRequest(`'logit_bias' must be an object of token id -> bias, got ${describe(lb)}`, "logit_bias");
+    for (const [key, value] of Object.entries(lb)) {
+      const id = Number(key);
+      if (!/^[0-9]+$/.test(key) || !Number.isSafeInteger(id)) throw badRequest(`'logit_bias' key ${JSON.stringify(key)} is not a token id`, "logit_bias");
+      if (typeof value !== "number" || !Number.isFinite(value) || value < -100 || value > 100) throw badRequest(`'logit_bias[${key}]' must be a number in [-100, 100], got ${describe(value)}`, "logit_bias");
+      // OpenAI: -100 bans the token, 100 makes it the only choice.
+      logitBias.set(id, value === -100 ? -Infinity : value);
+    }
+  }
+
+  let includeUsage = false;
+  const so = body.stream_options;
+  if (so !== undefined && so !== null) {
+    if (!isObject(so)) throw badRequest(`'stream_options' must be an object, got ${describe(so)}`, "stream_options");
+    includeUsage = optionalBoolean(so, "include_usage") ?? false;
+  }
+  const doSample = optionalBoolean(body, "do_sample");
+  let temperature = optionalNumber(body, "temperature", 0, 2);
+  if (doSample === false) temperature = 0;
+  return {
+    model: optionalString(body, "model"),
+    maxTokens,
+    temperature,
+    topP: optionalNumber(body, "top_p", 0, 1),
+    topK: optionalNumber(body, "top_k", 0, 1e9, true),
+    repetitionPenalty: optionalNumber(body, "repetition_penalty", 1e-3, 100),
+    presencePenalty: optionalNumber(body, "presence_penalty", -2, 2),
+    frequencyPenalty: optionalNumber(body, "frequency_penalty", -2, 2),
+    stop,
+    seed: optionalNumber(body, "seed", -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
+    stream: optionalBoolean(body, "stream") ?? false,
+    includeUsage,
+    logitBias,
+    responseFormat: responseFormat(body),
+    user: optionalString(body, "user"),
+  };
+}
+
+function responseFormat(body: JsonObject): ResponseFormat {
+  const grammar = optionalString(body, "grammar");
+  const rf = body.response_format;
+  if (rf === undefined || rf === null) return grammar !== undefined ? { type: "grammar", grammar } : { type: "text" };
+  if (grammar !== undefined) throw badRequest("give at most one of 'grammar' and 'response_format'", "grammar");
+  if (!isObject(rf)) throw badRequest(`'response_format' must be an object, got ${describe(rf)}`, "response_format");
+  switch (rf.type) {
+    case "text":
+      return { type: "text" };
+    case "json_object":
+      return { type: "json_object" };
+    case "json_schema": {
+      const js = rf.json_schema;
+      if (!isObject(js)) throw badRequest(`'response_format.json_schema' must be an object {name, schema}, got ${describe(js)}`, "response_format.json_schema");
+      const schema = js.schema ?? {};
+      if (!isObject(schema) && typeof schema !== "boolean") throw badRequest(`'response_format.json_schema.schema' must be a JSON Schema object, got ${describe(schema)}`, "response_format.json_schema.schema");
+      return { type: "json_schema", schema, name: typeof js.name === "string" ? js.name : undefined };
+    }
+    default:
+      throw badRequest(`'response_format.type' must be "text", "json_object" or "json_schema", got ${describe(rf.type)}`, "response_format.type");
+  }
+}
+
+/** Message content: a string, or OpenAI's array of {type: "text", text} parts. */
+function content(v: Json | undefined, i: number): string {
+  if (typeof v === "string") return v;
+  if (v === null || v === undefined) return "";
+  if (Array.isArray(v)) {
+    return v
+      .map((part, j) => {
+        if (!isObject(part) || part.type !== "text" || typeof part.text !== "string") throw badRequest(`'messages[${i}].content[${j}]' must be a {"type": "text", "text": ...} part (only text is supported), got ${describe(part)}`, `messages[${i}].content`);
+        return part.text;
+      })
+      .join("");
+  }
+  throw badRequest(`'messages[${i}].content' must be a string, got ${describe(v)}`, `messages[${i}].content`);
+}
+
+export function parseChatRequest(body: JsonObject, maxTokensLimit: number): ChatRequest {
+  const m = body.messages;
+  let messages: ChatMessage[];
+  if (typeof m === "string") {
+    // The upstream server also takes a bare string: one user message.
+    messages = [{ role: "user", content: m }];
+  } else if (Array.isArray(m)) {
+    messages = m.map((msg, i) => {
+      if (!isObject(msg)) throw badRequest(`'messages[${i}]' must be an object {role, content}, got ${describe(msg)}`, `messages[${i}]`);
+      const role = msg.role === "developer" ? "system" : msg.role;
+      if (role !== "system" && role !== "user" && role !== "assistant") throw badRequest(`'messages[${i}].role' must be "system", "user" or "assistant", got ${describe(msg.role)}`, `messages[${i}].role`);
+      return { role, content: content(msg.content, i) };
+    });
+  } else if (m === undefined || m === null) {
+    throw badRequest("'messages' is required", "messages");
+  } else {
+    throw badRequest(`'messages' must be an array of {role, content}, got ${describe(m)}`, "messages");
+  }
+  if (messages.length === 0) throw badRequest("'messages' must not be empty", "messages");
+  if (!messages.some((x) => x.role === "user")) throw badRequest("'messages' must contain at least one user message", "messages");
+  return { ...generationFields(body, maxTokensLimit), messages };
+}
+
+export function parseCompletionRequest(body: JsonObject, maxTokensLimit: number): CompletionRequest {
+  let p = body.prompt;
+  if (Array.isArray(p) && p.length === 1 && (typeof p[0] === "string" || Array.isArray(p[0]))) p = p[0]!;
+  let prompt: string | number[];
+  if (typeof p === "string") prompt = p;
+  else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "number")) {
+    prompt = p.map((x, i) => {
+      if (!Number.isSafeInteger(x) || (x as number) < 0) throw badRequest(`'prompt[${i}]' must be a token id, got ${describe(x)}`, "prompt");
+      return x as number;
+    });
+  } else if (p === undefined || p === null) throw badRequest("'prompt' is required", "prompt");
+  else if (Array.isArray(p) && p.length > 1) throw badRequest("'prompt' must be one string (several prompts per request are not supported)", "prompt");
+  else throw badRequest(`'prompt' must be a string or an array of token ids, got ${describe(p)}`, "prompt");
+  const suffix = optionalString(body, "suffix");
+  if (suffix) throw badRequest("'suffix' is not supported", "suffix");
+  const logprobs = body.logprobs;
+  if (logprobs !== undefined && logprobs !== null && logprobs !== 0 && logprobs !== false) throw badRequest("'logprobs' is not supported", "logprobs");
+  return { ...generationFields(body, maxTokensLimit), prompt, echo: optionalBoolean(body, "echo") ?? false };
+}
+
+/** Most inputs in one embeddings request. */
+export const MAX_EMBEDDING_INPUTS = 256;
+
+export function parseEmbeddingRequest(body: JsonObject): EmbeddingRequest {
+  const input = body.input;
+  let inputs: Array<string | number[]>;
+  const isIds = (v: Json): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0);
+  if (typeof input === "string") inputs = [input];
+  else if (isIds(input ?? null)) inputs = [input as number[]];
+  else if (Array.isArray(input) && input.length > 0) {
+    inputs = input.map((x, i) => {
+      if (typeof x === "string") return x;
+      if (isIds(x)) return x;
+      throw badRequest(`'input[${i}]' must be a string or an array of token ids, got ${describe(x)}`, "input");
+    });
+  } else if (input === undefined || input === null) throw badRequest("'input' is required", "input");
+  else throw badRequest(`'input' must be a string, an array of strings or token ids, got ${describe(input)}`, "input");
+  if (inputs.length > MAX_EMBEDDING_INPUTS) throw badRequest(`'input' has ${inputs.length} items; at most ${MAX_EMBEDDING_INPUTS}`, "input");
+  inputs.forEach((x, i) => {
+    if (x.length === 0) throw badRequest(`'input[${i}]' is empty`, "input");
+  });
+  const format = optionalString(body, "encoding_format") ?? "float";
+  if (format !== "float" && format !== "base64") throw badRequest(`'encoding_format' must be "float" or "base64", got ${JSON.stringify(format)}`, "encoding_format");
+  const dims = body.dimensions;
+  if (dims !== undefined && dims !== null) throw badRequest("'dimensions' is not supported (the embedding has the model's width)", "dimensions");
+  return { model: optionalString(body, "model"), inputs, encodingFormat: format };
+}

@@ -76,6 +76,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "C-Eval / CMMLU-style multiple-choice accuracy (upstream constrained scoring)",
     load: async () => (await import("./eval-choice.js")).evalChoiceCommand,
   },
+  train: {
+    summary: "train a LLaMA model or LoRA adapter in TypeScript (checkpoints, loss curve, PEFT output)",
+    load: async () => (await import("./train.js")).trainCommand,
+  },
 };
 
 export function helpText(): string {

@@ -16,3 +16,4 @@ export * from "./peft.js";
 export * from "./checkpoint.js";
 export * from "./log.js";
 export { TrainRng } from "./rng.js";
+export * from "./run.js";

@@ -40,12 +40,24 @@ export function configFromGguf(file: GgufFile): TrainModelConfig {
   return configFromHParams(readHParams(file.metadata), !file.has("output.weight"));
 }
 
+export interface LoadModelOptions {
+  /**
+   * Grow the vocabulary to this many ids (a tokenizer extended with Chinese pieces, as upstream's
+   * resize_token_embeddings): the new rows of the embeddings and lm_head start at the mean of the
+   * old rows.
+   */
+  nVocab?: number;
+  backend?: KernelBackend;
+}
+
 /** Loads a GGUF model (any tensor type; dequantized to F32) into a trainable model. */
-export async function loadModel(input: ByteInput | GgufFile, options: TrainModelOptions, seed: number, backend: KernelBackend = "wasm"): Promise<{ model: TrainableLlama; metadata: Record<string, GgufValue> }> {
+export async function loadModel(input: ByteInput | GgufFile, options: TrainModelOptions, seed: number, load: LoadModelOptions = {}): Promise<{ model: TrainableLlama; metadata: Record<string, GgufValue> }> {
   const file = typeof input === "object" && "tensors" in input && "metadata" in input ? (input as GgufFile) : await openGguf(input as ByteInput);
   try {
-    const cfg = configFromGguf(file);
-    const k = await createTrainKernels(cfg, options, backend);
+    const fileCfg = configFromGguf(file);
+    if (load.nVocab !== undefined && load.nVocab < fileCfg.nVocab) throw new TrainError(`${file.name}: cannot shrink the vocabulary from ${fileCfg.nVocab} to ${load.nVocab}`);
+    const cfg = { ...fileCfg, nVocab: load.nVocab ?? fileCfg.nVocab };
+    const k = await createTrainKernels(cfg, options, load.backend ?? "wasm");
     const model = new TrainableLlama(k, cfg, options, new TrainRng(seed));
     await loadWeightsInto(model.base, file);
     return { model, metadata: file.metadata };
@@ -60,21 +72,53 @@ export async function loadWeightsInto(set: ParameterSet, file: GgufFile): Promis
     if (!file.has(p.name)) throw new TrainError(`${file.name}: missing tensor ${JSON.stringify(p.name)}`);
     const info = file.tensor(p.name);
     const want = p.rows === 1 ? [p.cols] : [p.cols, p.rows];
-    if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
+    const grows = p.kind === "embedding" && info.shape.length === 2 && info.shape[0] === p.cols && info.shape[1]! < p.rows;
+    if (!grows && (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i]))) {
       throw new TrainError(`${file.name}: tensor ${p.name} has shape [${info.shape.join(", ")}], the config needs [${want.join(", ")}]`);
     }
-    p.value.data.set(await file.readTensorF32(info));
+    const values = await file.readTensorF32(info);
+    p.value.data.set(values);
+    if (grows) {
+      // New vocabulary rows start at the mean of the old ones.
+      const oldRows = info.shape[1]!;
+      const mean = new Float64Array(p.cols);
+      for (let r = 0; r < oldRows; r++) for (let j = 0; j < p.cols; j++) mean[j] += values[r * p.cols + j]! / oldRows;
+      for (let r = oldRows; r < p.rows; r++) for (let j = 0; j < p.cols; j++) p.value.data[r * p.cols + j] = mean[j]!;
+    }
   }
 }
 
 /** GGUF tensors (F32) of a parameter set: ne[0] = cols first, vectors 1-D. */
-export function ggufTensors(set: ParameterSet): GgufTensorInput[] {
+export function ggufTensors(set: ParameterSet, transform?: (name: string, values: Float32Array) => Float32Array): GgufTensorInput[] {
   return set.params.map((p) => ({
     name: p.name,
     type: GGMLType.F32,
     shape: p.rows === 1 ? [p.cols] : [p.cols, p.rows],
-    data: () => new Uint8Array(p.value.data.slice().buffer),
+    data: () => new Uint8Array((transform ? transform(p.name, p.value.data.slice()) : p.value.data.slice()).buffer),
   }));
+}
+
+/** W + (alpha / r) B A for a weight with an adapter (GGUF row order, as trained). */
+export function mergedWeight(model: TrainableLlama, name: string, values: Float32Array): Float32Array {
+  const lora = model.lora;
+  const settings = model.loraSettings;
+  if (!lora || !settings || !name.endsWith(".weight")) return values;
+  const stem = name.slice(0, -".weight".length);
+  const a = lora.byName.get(`${stem}.lora_a`);
+  const b = lora.byName.get(`${stem}.lora_b`);
+  if (!a || !b) return values;
+  const s = settings.alpha / settings.rank;
+  const r = settings.rank;
+  const rows = b.rows, cols = a.cols;
+  const A = a.value.data, B = b.value.data;
+  for (let i = 0; i < rows; i++) {
+    for (let k = 0; k < r; k++) {
+      const bik = s * B[i * r + k]!;
+      if (bik === 0) continue;
+      for (let j = 0; j < cols; j++) values[i * cols + j] += bik * A[k * cols + j]!;
+    }
+  }
+  return values;
 }
 
 export interface SaveGgufOptions {
@@ -83,6 +127,8 @@ export interface SaveGgufOptions {
   /** Extra metadata (e.g. training notes); overrides nothing the format needs. */
   metadata?: Record<string, GgufValue>;
   overwrite?: boolean;
+  /** Write W + s B A for the adapted weights (a merged model that runs without the adapter). */
+  mergeLora?: boolean;
 }
 
 /** Writes the model as an F32 GGUF (atomically) that LlamaModel.load and llama.cpp read. */
@@ -92,5 +138,5 @@ export async function saveModelGguf(path: string, model: TrainableLlama, options
     ...configToGgufMetadata(model.cfg, options.name ?? "zh-llama-trained"),
     ...(options.tokenizer ? tokenizerToGgufMetadata(options.tokenizer) : {}),
   };
-  await writeGguf(path, { metadata, tensors: ggufTensors(model.base) }, { overwrite: options.overwrite ?? true });
+  await writeGguf(path, { metadata, tensors: ggufTensors(model.base, options.mergeLora ? (name, v) => mergedWeight(model, name, v) : undefined) }, { overwrite: options.overwrite ?? true });
 }

@@ -14,6 +14,7 @@ import { initModel, loadModel, saveModelGguf } from "../../src/train/io.js";
 const cases = [
   { name: "MHA, separate lm_head", cfg: makeConfig({ nVocab: 97, nEmbd: 32, nLayer: 2, nHead: 4, nFf: 48, nCtx: 64 }) },
   { name: "GQA, tied embeddings", cfg: makeConfig({ nVocab: 61, nEmbd: 32, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 40, nCtx: 64, tiedEmbeddings: true }) },
+  { name: "vocabulary of 2100 (three blocks of lm_head, the last partial)", cfg: makeConfig({ nVocab: 2100, nEmbd: 16, nLayer: 1, nHead: 2, nFf: 24, nCtx: 64 }) },
   { name: "MQA, rope base 1e4, eps 1e-6", cfg: makeConfig({ nVocab: 50, nEmbd: 48, nLayer: 1, nHead: 6, nHeadKv: 1, nFf: 64, nCtx: 64, rmsEps: 1e-6 }) },
 ];
 

@@ -209,6 +209,14 @@ describe("gradient checks, whole tiny model (float32)", () => {
     checkModel(model, ids, targets);
   });
 
+  it("vocabulary of 2100 in lm_head blocks, head chunks of 3 rows", async () => {
+    const big = makeConfig({ ...cfg, nVocab: 2100, nLayer: 1 });
+    const model = await initModel(big, { batch: B, seq: T, headChunk: 3 }, 14);
+    for (const p of model.base.params) if (p.kind !== "norm") for (let i = 0; i < p.size; i++) p.value.data[i] = p.value.data[i]! * 8;
+    const far = Int32Array.from(targets, (t, i) => (t < 0 ? t : (t * 97 + i * 331) % big.nVocab));
+    checkModel(model, ids, far);
+  });
+
   it("tied embeddings", async () => {
     const tied = makeConfig({ ...cfg, tiedEmbeddings: true });
     const model = await initModel(tied, { batch: B, seq: T }, 12);

@@ -56,6 +56,8 @@ export class Candidates {
   private readonly counts: Int32Array;
   private readonly distinct: Int32Array;
   private epoch = 0;
+  /** Whether x has been scanned for NaN and +Infinity since load. */
+  private checked = false;
   /** Set by pickTop: the best score among the survivors it left out. */
   private outMax = -Infinity;
 
@@ -74,24 +76,31 @@ export class Candidates {
     this.distinct = new Int32Array(vocabSize);
   }
 
-  /** Starts a step from the model's logits: copies them and rejects NaN and +Infinity. */
+  /**
+   * Starts a step from the model's logits. They are copied natively; the check for NaN and
+   * +Infinity rides along the first pass over the whole vocabulary that the chain makes anyway
+   * (max, argmax or the top-k pick), instead of costing a pass of its own.
+   */
   load(logits: ArrayLike<number>): void {
     if (logits.length !== this.vocabSize) {
       throw new InvalidArgumentError(`logits have ${logits.length} entries, the sampler was made for a vocabulary of ${this.vocabSize}`);
     }
-    const x = this.x;
-    // One pass that copies and checks: NaN and +Infinity both fail `v < Infinity`.
-    for (let i = 0; i < x.length; i++) {
-      const v = logits[i];
-      if (!(v < Infinity)) {
-        if (v !== v) throw new SamplingError(`logits[${i}] is NaN`);
-        throw new SamplingError(`logits[${i}] is +Infinity`);
-      }
-      x[i] = v;
-    }
+    this.x.set(logits);
+    this.checked = false;
     this.all = true;
     this.sorted = false;
     this.n = 0;
+  }
+
+  /** Throws for the NaN or +Infinity at x[i]. */
+  private fail(i: number): never {
+    throw new SamplingError(`logits[${i}] is ${this.x[i] !== this.x[i] ? "NaN" : "+Infinity"}`);
+  }
+
+  /** After a full pass that met no NaN: reports a +Infinity it may have met, else marks x checked. */
+  private passed(m: number): void {
+    if (m === Infinity) this.fail(this.x.indexOf(Infinity));
+    this.checked = true;
   }
 
   /** How many tokens survive. */
@@ -104,7 +113,12 @@ export class Candidates {
     const { x } = this;
     let m = -Infinity;
     if (this.all) {
-      for (let i = 0; i < x.length; i++) if (x[i] > m) m = x[i];
+      for (let i = 0; i < x.length; i++) {
+        const v = x[i];
+        if (v > m) m = v;
+        else if (v !== v) this.fail(i);
+      }
+      this.passed(m);
     } else {
       for (let j = 0; j < this.n; j++) {
         const v = x[this.ids[j]];
@@ -321,11 +335,15 @@ export class Candidates {
     if (this.all) {
       // Ascending ids: a strict > keeps the lowest id of a tie.
       for (let i = 0; i < x.length; i++) {
-        if (x[i] > m) {
-          m = x[i];
+        const v = x[i];
+        if (v > m) {
+          m = v;
           best = i;
+        } else if (v !== v) {
+          this.fail(i);
         }
       }
+      this.passed(m);
     } else {
       for (let j = 0; j < this.n; j++) {
         const id = ids[j];
@@ -374,6 +392,7 @@ export class Candidates {
   writeLogits(out: Float32Array | Float64Array): void {
     this.checkOut(out);
     if (this.all) {
+      if (!this.checked) this.max();
       out.set(this.x);
       return;
     }
@@ -533,9 +552,11 @@ export class Candidates {
     let rootId = -1;
     let rootScore = Infinity;
     let outMax = -Infinity;
+    const check = all && !this.checked && score === this.x;
     for (let j = 0; j < count; j++) {
       const id = all ? j : ids[j];
       const s = score[id];
+      if (check && !(s < Infinity)) this.fail(id);
       if (size === m) {
         if (s < rootScore || (s === rootScore && id > rootId)) {
           // Whatever is left out with the root's score may tie the final k-th.
@@ -562,6 +583,7 @@ export class Candidates {
       siftDown(heap, score, k);
     }
     this.outMax = outMax;
+    if (check) this.checked = true;
     return m;
   }
 }

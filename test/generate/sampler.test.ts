@@ -159,6 +159,23 @@ describe("edge cases", () => {
     expect(() => createSampler({ vocabSize: 4, temperature: 0 }).sample([0, 0, 0, NaN])).toThrow(/logits\[3\] is NaN/);
   });
 
+  it("NaN and +Infinity are caught whatever the chain", () => {
+    const chains = [
+      {}, { temperature: 0 }, { temperature: 1, topK: 0, topP: 1 }, { temperature: 0.5, topK: 0 }, { topK: 0, topP: 1, minP: 0.1 },
+      { topK: 0, topP: 1, typicalP: 0.5 }, { order: "llama.cpp" as const }, { order: [] }, { topK: 5000 },
+    ];
+    for (const o of chains) {
+      for (const [bad, name] of [[NaN, "NaN"], [Infinity, "\\+Infinity"]] as const) {
+        const x = randomLogits(1000, 10);
+        x[777] = bad;
+        const s = createSampler({ vocabSize: 1000, seed: 1, ...o });
+        expect(() => s.sample(x, [777]), JSON.stringify(o)).toThrow(new RegExp(`logits\\[777\\] is ${name}`));
+        expect(() => s.process(x, [], 0, new Float32Array(1000)), JSON.stringify(o)).toThrow(SamplingError);
+        expect(() => s.probabilities(x, [], 0, new Float32Array(1000)), JSON.stringify(o)).toThrow(SamplingError);
+      }
+    }
+  });
+
   it("every token ruled out is a SamplingError", () => {
     const s = createSampler({ vocabSize: 3, seed: 1 });
     expect(() => s.sample([-Infinity, -Infinity, -Infinity])).toThrow(SamplingError);

@@ -15,7 +15,7 @@ import { openSafetensors } from "../../src/formats/safetensors.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { LlamaModel } from "../../src/model/index.js";
 import { py, tempDir, writeTokenizer } from "../lora/helpers.js";
-import { hasShared, sharedPath } from "../helpers/shared.js";
+import { hasShared, repoRoot, sharedPath } from "../helpers/shared.js";
 import { ggmlGgufSummary, hasGgml } from "../helpers/llama-cpp.js";
 
 const IDS = [1, 100, 7, 250, 33, 299];
@@ -196,4 +196,32 @@ describe("safetensors shards written by export-hf", () => {
     expect(first.metadata).toEqual({ format: "pt" });
     await first.close();
   });
+});
+
+describe.skipIf(!hasGgml)("llama.cpp runs what zh-llama converts (tools/convert-llamacpp-logits.mjs)", () => {
+  const cases: Array<[string, (string | number)[]]> = [
+    ["LLaMA-2 GQA, linear RoPE scaling x2", ["--vocab", 300, "--hidden", 64, "--ffn", 96, "--heads", 4, "--kv-heads", 2, "--rope-scaling", JSON.stringify({ type: "linear", factor: 2.0 }), "--seed", 15]],
+    ["Mixtral 4 experts top-2, MQA, tied", ["--vocab", 300, "--hidden", 32, "--ffn", 48, "--heads", 4, "--kv-heads", 1, "--experts", 4, "--tie", "--seed", 16]],
+  ];
+  for (const [label, args] of cases) {
+    it(`${label}: llama.cpp, zh-llama and numpy agree`, async () => {
+      const root = tempDir("zh-convert-");
+      const hf = join(root, "hf");
+      py("model", hf, ...args);
+      writeTokenizer(hf, 300);
+      const out = join(root, "model.gguf");
+      await convertHfToGguf(hf, out, { outtype: "f32" });
+      const { execFileSync } = await import("node:child_process");
+      const json = JSON.parse(execFileSync("node", [join(repoRoot, "tools", "convert-llamacpp-logits.mjs"), out, IDS.join(",")], { encoding: "utf8" })) as { logits_f32le_base64: string };
+      const bytes = Buffer.from(json.logits_f32le_base64, "base64");
+      const llamaCpp = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+      const numpy = numpyLogits(hf);
+      const zh = await zhLogits(out);
+      const d1 = maxDiff(llamaCpp, numpy);
+      const d2 = maxDiff(llamaCpp, zh);
+      console.log(`${label}: llama.cpp vs numpy ${d1.toExponential(2)}, llama.cpp vs zh-llama ${d2.toExponential(2)}`);
+      expect(d1).toBeLessThan(1e-4);
+      expect(d2).toBeLessThan(1e-4);
+    });
+  }
 });

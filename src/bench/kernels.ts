@@ -88,8 +88,9 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
-async function bandwidth(mem: KernelMemory, pools: Map<number, Pool>): Promise<Map<number, number>> {
-  const bytes = 512 << 20;
+/** Streaming-read GB/s by thread count, measured now (the machine's load drifts; see below). */
+async function bandwidth(mem: KernelMemory, pools: Map<number, Pool>, time: number): Promise<Map<number, number>> {
+  const bytes = 256 << 20;
   const mark = mem.mark();
   const p = mem.alloc(bytes);
   mem.u8(p, bytes).fill(1);
@@ -97,7 +98,7 @@ async function bandwidth(mem: KernelMemory, pools: Map<number, Pool>): Promise<M
   const out = new Map<number, number>();
   for (const t of THREADS) {
     const pool = pools.get(t)!;
-    const s = await median(`stream ${t}t`, async () => { await pool.run(prog); }, 1500);
+    const s = await median(`stream ${t}t`, async () => { await pool.run(prog); }, time);
     out.set(t, bytes / s / 1e9);
   }
   mem.release(mark);
@@ -149,12 +150,17 @@ export default async function kernelsBench(): Promise<void> {
     const build = pools.get(1)!.build;
     console.log(`kernel build: ${build}; backend: ${pools.get(1)!.backend}; node ${process.version}`);
 
-    const bw = await bandwidth(mem, pools);
-    console.log("\nWASM streaming read (v128 loads, 512 MiB):");
+    const { loadavg } = await import("node:os");
+    console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    const bw = await bandwidth(mem, pools, 1500);
+    console.log("\nWASM streaming read (v128 loads, 256 MiB):");
     console.log(table(["threads", "GB/s"], THREADS.map((t) => [String(t), bw.get(t)!.toFixed(1)])));
 
+    // Each size's fractions use a streaming read measured just before it: on a shared machine
+    // the available bandwidth moves with other processes' load.
     const rowsOut: string[][] = [];
     for (const [rows, cols] of SIZES) {
+      const bwNow = await bandwidth(mem, pools, 400);
       for (const type of MATMUL_TYPES) {
         const mark = mem.mark();
         const rb = rowBytes(type, cols);
@@ -174,13 +180,14 @@ export default async function kernelsBench(): Promise<void> {
           const pool = pools.get(t)!;
           const s = await median(`${GGMLType[type]} ${rows}x${cols} ${t}t`, async () => { await pool.run(prog); });
           const gbs = (rb * rows) / s / 1e9;
-          cells.push(gbs.toFixed(2), ((2 * rows * cols) / s / 1e9).toFixed(1), `${Math.round((100 * gbs) / bw.get(t)!)}%`);
+          cells.push(gbs.toFixed(2), ((2 * rows * cols) / s / 1e9).toFixed(1), `${Math.round((100 * gbs) / bwNow.get(t)!)}%`);
         }
         rowsOut.push(cells);
         mem.release(mark);
       }
+      rowsOut.push(["(stream read)", `${rows}x${cols}`, bwNow.get(1)!.toFixed(1), "", "", bwNow.get(2)!.toFixed(1), "", ""]);
     }
-    console.log("\nMatrix x vector, weight GB/s, GFLOP/s and fraction of the streaming read, by threads:");
+    console.log("\nMatrix x vector, weight GB/s, GFLOP/s and fraction of the streaming read measured just before, by threads:");
     console.log(
       table(["type", "rows x cols", "1t GB/s", "1t GFLOP/s", "1t of bw", "2t GB/s", "2t GFLOP/s", "2t of bw"], rowsOut),
     );
@@ -199,6 +206,7 @@ export default async function kernelsBench(): Promise<void> {
     }
     console.log("\nOne 125M-model layer step (16 ops, 7 matvecs, dim 768), microseconds per step:");
     console.log(table(["type", "threads", "barriers (1 task/worker/step)", "1 message round per op"], sync));
+    console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   } finally {
     for (const p of pools.values()) await p.dispose();
   }

@@ -75,6 +75,28 @@ describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
     });
   }
 
+  it("matmul with weights, activations and outputs at unaligned addresses, and a large row", () => {
+    const r = rng(77);
+    for (const type of MATMUL_TYPES) {
+      withMark(() => {
+        const rows = 5, cols = type === GGMLType.F16 || type === GGMLType.F32 ? 4099 : 4096;
+        // Quantized rows sit at any byte (18-byte blocks); F16/F32 tensors are element-aligned.
+        const elt = type === GGMLType.F32 ? 4 : type === GGMLType.F16 ? 2 : 1;
+        mem.alloc(3, 1);
+        const w = mem.put(randomWeights(type, rows, cols, r), elt);
+        const x = mem.put(randomF32(r, cols), 4);
+        const ab = wasm.actBytes(type, cols);
+        const xqW = mem.alloc(ab, 4), xqR = mem.alloc(ab, 4);
+        wasm.quantize(type, x, xqW, cols, 0, 1);
+        ref.quantize(type, x, xqR, cols, 0, 1);
+        const yW = mem.alloc(4 * rows + 4, 4) + 4, yR = mem.alloc(4 * rows, 4);
+        wasm.matmul(type, w, xqW, yW, cols, 0, rows, 1, rows);
+        ref.matmul(type, w, xqR, yR, cols, 0, rows, 1, rows);
+        expect(maxRelDiff(mem.f32(yW, rows), mem.f32(yR, rows))).toBeLessThan(3e-6);
+      });
+    }
+  });
+
   it("activation quantization rounds ties to even like x86 ggml", () => {
     withMark(() => {
       // amax 127 gives scale 1: x*1 lands exactly on .5 for these values.

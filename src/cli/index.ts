@@ -72,6 +72,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import("./bench.js")).benchCommand,
   },
   serve: { summary: "OpenAI-compatible HTTP server (chat, completions, embeddings; Node, Deno, Bun)", load: async () => (await import("./serve.js")).serveCommand },
+  "quant-report": {
+    summary: "size, perplexity and speed of a model at each quantization type",
+    load: async () => (await import("./quant-report.js")).quantReportCommand,
+  },
   "eval-choice": {
     summary: "C-Eval / CMMLU-style multiple-choice accuracy (upstream constrained scoring)",
     load: async () => (await import("./eval-choice.js")).evalChoiceCommand,

@@ -5,3 +5,4 @@ export * from "./llama-cpp-peer.js";
 export * from "./compare.js";
 export * from "./csv.js";
 export * from "./choice.js";
+export * from "./quant-report.js";

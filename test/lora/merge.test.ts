@@ -129,3 +129,69 @@ describe("merge-lora: adapter variants", () => {
     await gguf.close();
   });
 });
+
+describe("merge-lora: other bases and layouts", () => {
+  it("merges into a GGUF base (seen through export-hf's inverse permutation)", async () => {
+    const root = tempDir();
+    const hf = join(root, "hf");
+    const lora = join(root, "lora");
+    py("model", hf, "--vocab", 300, "--hidden", 32, "--ffn", 48, "--heads", 4, "--kv-heads", 2, "--seed", 51);
+    writeTokenizer(hf, 300);
+    py("adapter", lora, "--base", hf, "--r", 4, "--alpha", 8, "--seed", 52);
+    const { convertHfToGguf } = await import("../../src/convert/index.js");
+    const gguf = join(root, "base.gguf");
+    await convertHfToGguf(hf, gguf, { outtype: "f32" });
+    const out = join(root, "out");
+    await mergeLoraFiles({ base: gguf, adapters: [lora], out });
+    const check = checkMerge(["--base", hf, "--lora", lora, "--merged", out, "--format", "hf", "--max-ulps", 0]);
+    expect(check.result.mismatched).toEqual([]);
+    expect(existsSync(join(out, "tokenizer.model"))).toBe(true);
+  });
+
+  it("splits Meta .pth across model-parallel shards as upstream does (uneven vocab split)", async () => {
+    const root = tempDir();
+    const hf = join(root, "hf");
+    py("model", hf, "--vocab", 301, "--hidden", 32, "--ffn", 48, "--heads", 4, "--seed", 53, "--dtype", "F16");
+    const { openHfModel, writeModelAsMeta } = await import("../../src/convert/index.js");
+    const { openTorchCheckpoint } = await import("../../src/formats/pytorch.js");
+    const one = join(root, "one");
+    const two = join(root, "two");
+    const source = await openHfModel(hf);
+    await writeModelAsMeta(source, one);
+    await writeModelAsMeta(source, two, { shards: 2 });
+    await source.close();
+    const whole = await openTorchCheckpoint(join(one, "consolidated.00.pth"));
+    const a = await openTorchCheckpoint(join(two, "consolidated.00.pth"));
+    const b = await openTorchCheckpoint(join(two, "consolidated.01.pth"));
+    expect(a.tensor("output.weight")!.shape).toEqual([150, 32]);
+    expect(b.tensor("output.weight")!.shape).toEqual([151, 32]);
+    expect(a.tensor("tok_embeddings.weight")!.shape).toEqual([301, 16]);
+    expect(a.tensor("layers.0.attention.wo.weight")!.shape).toEqual([32, 16]);
+    expect(a.tensor("layers.0.attention.wq.weight")!.shape).toEqual([16, 32]);
+    expect(a.tensor("norm.weight")!.shape).toEqual([32]);
+    // Concatenating the shards gives the single-shard tensors back.
+    for (const info of whole.tensors) {
+      const full = await whole.readTensor(info.name);
+      const pa = await a.readTensor(info.name);
+      const pb = await b.readTensor(info.name);
+      const sa = a.tensor(info.name)!.shape;
+      if (sa.join() === info.shape.join()) {
+        expect(Buffer.compare(Buffer.from(pa), Buffer.from(full))).toBe(0);
+        expect(Buffer.compare(Buffer.from(pb), Buffer.from(full))).toBe(0);
+      } else if (sa[0] !== info.shape[0]) {
+        expect(Buffer.compare(Buffer.concat([pa, pb]), Buffer.from(full)), info.name).toBe(0);
+      } else {
+        const rows = info.shape[0]!;
+        const ca = sa[1]! * 2;
+        const cb = b.tensor(info.name)!.shape[1]! * 2;
+        const joined = Buffer.alloc(full.length);
+        for (let r = 0; r < rows; r++) {
+          Buffer.from(pa.subarray(r * ca, (r + 1) * ca)).copy(joined, r * (ca + cb));
+          Buffer.from(pb.subarray(r * cb, (r + 1) * cb)).copy(joined, r * (ca + cb) + ca);
+        }
+        expect(Buffer.compare(joined, Buffer.from(full)), info.name).toBe(0);
+      }
+    }
+    for (const f of [whole, a, b]) await f.close();
+  });
+});

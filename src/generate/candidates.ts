@@ -546,34 +546,37 @@ export class Candidates {
   private pickTop(score: Float64Array, m: number): number {
     const count = this.count();
     if (m > count) m = count;
+    this.outMax = -Infinity;
+    if (m <= 0) return 0;
     const { heap, ids } = this;
     const all = this.all;
     let size = 0;
     let rootId = -1;
-    let rootScore = Infinity;
+    // -Infinity while the heap fills, so that every candidate takes the slow path.
+    let rootScore = -Infinity;
     let outMax = -Infinity;
     const check = all && !this.checked && score === this.x;
     for (let j = 0; j < count; j++) {
       const id = all ? j : ids[j];
       const s = score[id];
+      // The fast path: worse than the worst kept. NaN and +Infinity never take it.
+      if (s < rootScore) continue;
       if (check && !(s < Infinity)) this.fail(id);
-      if (size === m) {
-        if (s < rootScore || (s === rootScore && id > rootId)) {
-          // Whatever is left out with the root's score may tie the final k-th.
-          if (s === rootScore) outMax = s;
-          continue;
-        }
-        outMax = rootScore;
-        heap[0] = id;
-        siftDown(heap, score, size);
-        rootId = heap[0];
-        rootScore = score[rootId];
-      } else {
+      if (size < m) {
         siftUp(heap, score, size++, id);
         if (size === m) {
           rootId = heap[0];
           rootScore = score[rootId];
         }
+      } else if (s === rootScore && id > rootId) {
+        // Left out with the root's score: it may tie the final k-th.
+        outMax = s;
+      } else {
+        outMax = rootScore;
+        heap[0] = id;
+        siftDown(heap, score, size);
+        rootId = heap[0];
+        rootScore = score[rootId];
       }
     }
     // Pop the worst first, filling pick from the back: pick ends up best-first.

@@ -54,6 +54,8 @@ export interface ServerStats {
   /** Streams still open. */
   streams: number;
   requests: number;
+  /** Generations stopped early because their client went away. */
+  cancelled: number;
 }
 
 export interface ServerApp {
@@ -68,6 +70,11 @@ const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache
 
 const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 const errorResponse = (e: ApiError): Response => json(e.body(), e.status);
+
+/** Longest stretch of generation work between two turns of the event loop. */
+const EVENT_LOOP_TURN_MS = 5;
+
+const nextMacrotask = (): Promise<void> => new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
 /** Grammars compiled for response_format, kept for repeated schemas. */
 const GRAMMAR_CACHE_SIZE = 32;
@@ -88,6 +95,7 @@ export function createServer(options: ServerOptions): ServerApp {
   const grammars = new Map<string, Grammar>();
   let streams = 0;
   let requests = 0;
+  let cancelled = 0;
 
   function checkModel(name: string | undefined): void {
     if (name !== undefined && !names.has(name)) {
@@ -206,8 +214,18 @@ export function createServer(options: ServerOptions): ServerApp {
     }
     async function* leased(): AsyncGenerator<GenerationEvent> {
       try {
-        yield* inner;
+        // A forward pass resolves as a microtask: without a turn of the event loop now and
+        // then, one generation would hold off every socket (new requests, hang-ups).
+        let lastTurn = performance.now();
+        for await (const event of inner) {
+          yield event;
+          if (performance.now() - lastTurn > EVENT_LOOP_TURN_MS) {
+            await nextMacrotask();
+            lastTurn = performance.now();
+          }
+        }
       } finally {
+        if (controller.signal.aborted) cancelled++;
         signal.removeEventListener("abort", onAbort);
         pool.release(session);
       }
@@ -385,7 +403,7 @@ export function createServer(options: ServerOptions): ServerApp {
   }
 
   function stats(): ServerStats {
-    return { parallel, busy: pool.busy, idle: pool.idleCount, queued: pool.queued, streams, requests };
+    return { parallel, busy: pool.busy, idle: pool.idleCount, queued: pool.queued, streams, requests, cancelled };
   }
 
   return {

@@ -49,7 +49,7 @@ describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
     it(`matmul ${GGMLType[type]}: quantized activations are bit-identical, products agree`, () => {
       const r = rng(type + 17);
       for (const [rows, cols] of shapes[type]) {
-        for (const nTok of [1, 3]) {
+        for (const nTok of [1, 3, 5]) {
           withMark(() => {
             const w = mem.put(randomWeights(type, rows, cols, r));
             const x = mem.put(randomF32(r, nTok * cols, 3));

@@ -16,10 +16,15 @@ export interface TokenConstraint {
   accept(id: number): void;
 }
 
+/** Masks remembered per constraint (one vocabulary-sized byte array each). */
+const MASK_CACHE_SIZE = 32;
+
 export class GrammarConstraint implements TokenConstraint {
   readonly matcher: GrammarMatcher;
   private readonly trie: TokenTrie;
   private readonly allowedIds: Uint8Array;
+  private readonly masks = new Map<string, Uint8Array>();
+  private cacheEpoch = -1;
   /** No text generated yet: SentencePiece will drop the first piece's leading space. */
   private atStart: boolean;
 
@@ -33,11 +38,30 @@ export class GrammarConstraint implements TokenConstraint {
     this.atStart = dropsLeadingSpace(tokenizer);
   }
 
-  /** Token ids allowed next (1) or not (0); a view, valid until the next call. */
+  /**
+   * Token ids allowed next (1) or not (0); valid until the next call. Masks are remembered per
+   * grammar state: inside a string or a list the same state comes back token after token.
+   */
   allowed(): Uint8Array {
-    const n = this.trie.allowed(this.matcher, this.allowedIds, this.atStart);
+    const m = this.matcher;
+    const { value, left } = m.partial;
+    if (this.cacheEpoch !== m.epoch) {
+      this.masks.clear();
+      this.cacheEpoch = m.epoch;
+    }
+    const key = `${m.state}:${value}:${left}:${this.atStart ? 1 : 0}`;
+    const known = this.masks.get(key);
+    if (known) {
+      this.masks.delete(key);
+      this.masks.set(key, known);
+      return known;
+    }
+    const n = this.trie.allowed(m, this.allowedIds, this.atStart);
     if (n === 0) throw new GrammarError("no token of the vocabulary can continue the grammar here (the vocabulary lacks the characters it needs)");
-    return this.allowedIds;
+    const mask = this.allowedIds.slice();
+    if (this.masks.size >= MASK_CACHE_SIZE) this.masks.delete(this.masks.keys().next().value!);
+    this.masks.set(key, mask);
+    return mask;
   }
 
   mask(logits: Float32Array): void {
@@ -66,7 +90,7 @@ function dropsLeadingSpace(tokenizer: SentencePieceTokenizer): boolean {
     for (let id = 0; id < pieces.length; id++) {
       const p = pieces[id]!;
       if (p.length > 1 && p.startsWith("\u2581") && tokenBytes(tokenizer, id, false).length > 1) {
-        known = !tokenizer.decode([id]).startsWith(" ");
+        known = tokenizer.decode([id]) === p.slice(1).replaceAll("\u2581", " ");
         break;
       }
     }

@@ -258,6 +258,8 @@ export class GrammarMatcher {
   /** A UTF-8 character begun but not finished by the bytes fed so far. */
   private partialValue = 0;
   private partialLeft = 0;
+  /** Changes whenever state ids are renumbered (reset, compaction): masks cached by id expire. */
+  epoch = 0;
 
   constructor(readonly grammar: Grammar) {
     this.current = this.initial();
@@ -280,6 +282,7 @@ export class GrammarMatcher {
   }
 
   private dropCaches(): void {
+    this.epoch++;
     this.nodePos = [-1];
     this.nodeNext = [0];
     this.nodeIds.clear();

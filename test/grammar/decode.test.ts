@@ -12,7 +12,8 @@ import {
   tokenBytes,
 } from "../../src/grammar/index.js";
 import type { GenerationResult, LlamaModel } from "../../src/model/index.js";
-import type { SentencePieceTokenizer } from "../../src/tokenizer/index.js";
+import { loadTokenizer, type SentencePieceTokenizer } from "../../src/tokenizer/index.js";
+import { hasShared, sharedPath } from "../helpers/shared.js";
 import { jsonModel } from "./helpers.js";
 
 let model: LlamaModel;
@@ -180,5 +181,22 @@ describe("JSON Schema conversion", () => {
   ])("rejects %j", (schema, pattern) => {
     expect(() => jsonSchemaGrammar(schema)).toThrow(JsonSchemaError);
     expect(() => jsonSchemaGrammar(schema)).toThrow(pattern);
+  });
+});
+
+describe("on the LLaMA vocabulary (../shared)", () => {
+  it.skipIf(!hasShared)("every token of a tokenized JSON document is allowed at its step", async () => {
+    const llama = await loadTokenizer(sharedPath("tokenizer", "llama.gguf"));
+    const c = new GrammarConstraint(jsonSchemaGrammar(SCHEMA), llama);
+    const doc = '{"name": "张三", "age": 42, "ok": true, "tags": ["a", "b"], "score": -1.5e3}';
+    const ids = llama.encode(doc, { addBos: false });
+    for (const id of ids) {
+      expect(c.allowed()[id], `token ${JSON.stringify(llama.idToPiece(id))}`).toBe(1);
+      c.accept(id);
+    }
+    const last = c.allowed();
+    expect(last[llama.eosId]).toBe(1);
+    expect(last.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(llama.decode(ids)).toBe(doc);
   });
 });

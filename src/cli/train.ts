@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { UsageError } from "../errors.js";
 import { parseLoraTarget, trainRun, type InitConfig, type ModuleToSave, type LoraSettings } from "../train/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
@@ -39,7 +40,8 @@ Run
   --resume FILE        continue from a checkpoint (same model shape required)
   --save-every N       checkpoint every N steps (default 50)
   --log-every N        progress line every N steps (default 10)
-  --name NAME          general.name of the written model`,
+  --name NAME          general.name of the written model
+  --threads N          threads for the matrix products (default: the CPU count)`,
 
   async run(args, io) {
     const { values, positionals } = parseCommandArgs({
@@ -72,6 +74,7 @@ Run
         "save-every": { type: "string" },
         "log-every": { type: "string" },
         name: { type: "string" },
+        threads: { type: "string" },
       },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (every input is a flag)`);
@@ -128,6 +131,7 @@ Run
       logEvery: int("log-every", values["log-every"], 10),
       name: values.name,
       saveMerged: values["save-merged"],
+      threads: int("threads", values.threads, availableParallelism()),
       onLine: (line) => io.stderr(line + "\n"),
     });
     io.stdout(`final loss ${result.finalLoss.toFixed(4)}${result.evalLoss !== undefined ? `, held-out ${result.evalLoss.toFixed(4)}` : ""}\nwrote ${result.outputs.join(", ")}\n`);

@@ -17,3 +17,4 @@ export * from "./checkpoint.js";
 export * from "./log.js";
 export { TrainRng } from "./rng.js";
 export * from "./run.js";
+export * from "./team.js";

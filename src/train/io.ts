@@ -12,6 +12,7 @@ import { configFromHParams, configToGgufMetadata, type TrainModelConfig } from "
 import { TrainableLlama, type TrainModelOptions } from "./model.js";
 import { initLlamaParams, llamaParamSpecs, type ParameterSet } from "./params.js";
 import { TrainRng } from "./rng.js";
+import { createMatmulTeam } from "./team.js";
 
 export class TrainError extends InvalidArgumentError {}
 
@@ -27,10 +28,11 @@ export async function createTrainKernels(cfg: TrainModelConfig, options: Pick<Tr
 }
 
 /** A model with deterministic random weights (initLlamaParams) from `seed`. */
-export async function initModel(cfg: TrainModelConfig, options: TrainModelOptions, seed: number, backend: KernelBackend = "wasm"): Promise<TrainableLlama> {
-  const k = await createTrainKernels(cfg, options, backend);
+export async function initModel(cfg: TrainModelConfig, options: TrainModelOptions, seed: number, load: Omit<LoadModelOptions, "nVocab"> = {}): Promise<TrainableLlama> {
+  const k = await createTrainKernels(cfg, options, load.backend ?? "wasm");
   const rng = new TrainRng(seed);
-  const model = new TrainableLlama(k, cfg, options, rng);
+  const engine = options.engine ?? (load.threads && load.threads > 1 ? await createMatmulTeam(k, load.threads) : undefined);
+  const model = new TrainableLlama(k, cfg, { ...options, engine }, rng);
   initLlamaParams(model.base, cfg, rng);
   return model;
 }
@@ -48,6 +50,8 @@ export interface LoadModelOptions {
    */
   nVocab?: number;
   backend?: KernelBackend;
+  /** Threads for the matrix products (createMatmulTeam; default 1). */
+  threads?: number;
 }
 
 /** Loads a GGUF model (any tensor type; dequantized to F32) into a trainable model. */
@@ -58,7 +62,8 @@ export async function loadModel(input: ByteInput | GgufFile, options: TrainModel
     if (load.nVocab !== undefined && load.nVocab < fileCfg.nVocab) throw new TrainError(`${file.name}: cannot shrink the vocabulary from ${fileCfg.nVocab} to ${load.nVocab}`);
     const cfg = { ...fileCfg, nVocab: load.nVocab ?? fileCfg.nVocab };
     const k = await createTrainKernels(cfg, options, load.backend ?? "wasm");
-    const model = new TrainableLlama(k, cfg, options, new TrainRng(seed));
+    const engine = options.engine ?? (load.threads && load.threads > 1 ? await createMatmulTeam(k, load.threads) : undefined);
+    const model = new TrainableLlama(k, cfg, { ...options, engine }, new TrainRng(seed));
     await loadWeightsInto(model.base, file);
     return { model, metadata: file.metadata };
   } finally {

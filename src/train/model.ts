@@ -63,7 +63,8 @@ export interface TrainModelOptions {
   lora?: LoraSettings;
   /** Rows of logits computed at once (default 64). */
   headChunk?: number;
-  engine?: MatmulEngine;
+  /** The matrix-product engine (default: one thread); a MatmulTeam is disposed with the model. */
+  engine?: MatmulEngine & { dispose?: () => Promise<void> };
 }
 
 interface LayerLinears {
@@ -107,6 +108,7 @@ export class TrainableLlama {
   private readonly rope: { cos: Float32Array; sin: Float32Array };
   private readonly attShape: AttentionShape;
   private readonly ids: Int32Array;
+  private readonly engine: MatmulEngine & { dispose?: () => Promise<void> };
 
   constructor(readonly k: Kernels, readonly cfg: TrainModelConfig, options: TrainModelOptions, rng?: TrainRng) {
     const { batch: B, seq: T } = options;
@@ -143,7 +145,7 @@ export class TrainableLlama {
       u: N * r,
       loraT: r * wide,
     });
-    const engine = options.engine ?? kernelEngine(k);
+    const engine = (this.engine = options.engine ?? kernelEngine(k));
     const linear = (name: string, inDim: number, outDim: number): Linear => {
       const w = this.base.get(name);
       const short = name.split(".")[2]!;
@@ -196,6 +198,11 @@ export class TrainableLlama {
     this.rope = ropeTables(T, c.nRot, f.invFreq, f.mscale);
     this.attShape = { B, T, nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
     this.ids = new Int32Array(N);
+  }
+
+  /** Stops the matmul threads, if any. */
+  async dispose(): Promise<void> {
+    await this.engine.dispose?.();
   }
 
   /** lm_head's weight: output.weight, or the embeddings when tied. */

@@ -61,6 +61,8 @@ export interface TrainRunOptions {
   /** adapter_config.json's base_model_name_or_path (default: the model path). */
   baseModelName?: string;
   saveMerged?: boolean;
+  /** Threads for the matrix products (default 1). */
+  threads?: number;
   /** Progress lines. */
   onLine?: (line: string) => void;
   /** Every step (after the line, if any). */
@@ -133,16 +135,26 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     }
   } else throw new TrainError("--init needs --tokenizer (the vocabulary decides the embedding size)");
 
-  // The model: resumed runs rebuild the checkpoint's shape.
+  // The model (a resumed run's checkpoint must match it; its vocabulary may have been grown).
   const resumeMeta = o.resume ? await readCheckpointMeta(o.resume) : undefined;
   const shape = { batch: o.batch, seq: o.seq, lora: o.lora };
   let model: TrainableLlama;
   if (o.model) {
-    model = (await loadModel(o.model, shape, o.seed, { nVocab: Math.max(tokenizer.vocabSize, resumeMeta?.config.nVocab ?? 0) })).model;
+    model = (await loadModel(o.model, shape, o.seed, { nVocab: Math.max(tokenizer.vocabSize, resumeMeta?.config.nVocab ?? 0), threads: o.threads })).model;
   } else {
     const cfg = makeConfig({ nCtx: o.seq, ...o.init!, nVocab: tokenizer.vocabSize });
-    model = await initModel(cfg, shape, o.seed);
+    model = await initModel(cfg, shape, o.seed, { threads: o.threads });
   }
+  try {
+    return await trainModel(o, model, tokenizer, kind, files, say);
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function trainModel(
+  o: TrainRunOptions, model: TrainableLlama, tokenizer: SentencePieceTokenizer, kind: "text" | "instructions", files: string[], say: (s: string) => void,
+): Promise<TrainRunResult> {
   if (model.cfg.nVocab < tokenizer.vocabSize) throw new TrainError(`the tokenizer has ${tokenizer.vocabSize} pieces, the model ${model.cfg.nVocab}`);
   const c = model.cfg;
   say(`model: ${c.nLayer} layers, width ${c.nEmbd}, ${c.nHead} heads (${c.nHeadKv} kv), ffn ${c.nFf}, vocabulary ${c.nVocab}${c.tiedEmbeddings ? " (tied)" : ""}; ${(countNonEmbeddingParams(c) / 1e6).toFixed(2)} M parameters outside the embeddings`);

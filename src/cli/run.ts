@@ -6,7 +6,7 @@ import type { SpeculativeResult } from "../model/speculative.js";
 import { generateWith } from "../chat/session.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
-import { Grammar, GrammarConstraint, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
+import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
 
@@ -206,7 +206,15 @@ ${MODEL_OPTIONS_USAGE}`,
 /** The grammar of --grammar FILE (GBNF) or --json-schema FILE, if either is given. */
 async function grammarFrom(grammarFile: string | undefined, schemaFile: string | undefined): Promise<Grammar | undefined> {
   if (grammarFile !== undefined && schemaFile !== undefined) throw new UsageError("give at most one of --grammar and --json-schema");
-  if (grammarFile !== undefined) return Grammar.parse(await readFile(grammarFile, "utf8"));
+  if (grammarFile !== undefined) {
+    const text = await readFile(grammarFile, "utf8");
+    try {
+      return Grammar.parse(text);
+    } catch (error) {
+      if (error instanceof GrammarError) throw new GrammarError(`${grammarFile}: ${error.message}`);
+      throw error;
+    }
+  }
   if (schemaFile === undefined) return undefined;
   const text = await readFile(schemaFile, "utf8");
   let schema: unknown;

@@ -158,10 +158,11 @@ class Parser {
         this.pos++;
         item = { type: "char", ranges: [], negated: true };
       } else if (c === "(") {
+        const open = this.where();
         this.pos++;
         this.space(true);
         item = this.alternatives(true);
-        if (s[this.pos] !== ")") this.fail(`expected ")" to close the group, found ${this.describe()}`);
+        if (s[this.pos] !== ")") this.fail(`expected ")" to close the group opened at line ${open.line}, column ${open.column}, found ${this.describe()}`);
         this.pos++;
       } else if (isNameChar(c)) {
         const { line, column } = this.where();

@@ -177,8 +177,8 @@ export class Grammar {
   }
 
   /** A fresh matcher at the start of the root rule. */
-  matcher(): GrammarMatcher {
-    return new GrammarMatcher(this);
+  matcher(options: { maxCache?: number } = {}): GrammarMatcher {
+    return new GrammarMatcher(this, options);
   }
 }
 
@@ -261,7 +261,14 @@ export class GrammarMatcher {
   /** Changes whenever state ids are renumbered (reset, compaction): masks cached by id expire. */
   epoch = 0;
 
-  constructor(readonly grammar: Grammar) {
+  /** Interned stacks or transitions kept before the caches are rebuilt around the current state. */
+  private readonly maxCache: number;
+
+  constructor(
+    readonly grammar: Grammar,
+    options: { maxCache?: number } = {},
+  ) {
+    this.maxCache = options.maxCache ?? MAX_CACHE;
     this.current = this.initial();
   }
 
@@ -411,7 +418,7 @@ export class GrammarMatcher {
     const r = walkBytes(this, this.current, this.partialValue, this.partialLeft, bytes, 0, bytes.length);
     if (r === null) return false;
     [this.current, this.partialValue, this.partialLeft] = r;
-    if (this.nodePos.length > MAX_CACHE || this.transitions.size > MAX_CACHE) this.compact();
+    if (this.nodePos.length > this.maxCache || this.transitions.size > this.maxCache) this.compact();
     return true;
   }
 

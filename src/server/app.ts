@@ -358,6 +358,7 @@ export function createServer(options: ServerOptions): ServerApp {
       for (const [index, ids] of idLists.entries()) {
         if (request.signal.aborted) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed");
         const v = await embed(session, ids);
+        await nextMacrotask();
         tokens += ids.length;
         data.push({ object: "embedding", index, embedding: req.encodingFormat === "base64" ? base64(v) : Array.from(v) });
       }

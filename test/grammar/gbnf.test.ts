@@ -119,6 +119,22 @@ describe("GBNF parser", () => {
   });
 });
 
+describe("matcher caches", () => {
+  it("are rebuilt around the current state without changing what is accepted", () => {
+    const g = Grammar.parse(`root ::= "[" ( item ( "," item )* )? "]"\nitem ::= "{" [a-z]* ( ":" item )? "}"`);
+    const text = "[" + Array.from({ length: 60 }, (_, i) => `{k${"abc"[i % 3]}:{x}}`.replace(/[0-9]/g, "")).join(",") + "]";
+    const small = g.matcher({ maxCache: 40 });
+    const large = g.matcher();
+    for (const ch of text) {
+      expect(small.acceptText(ch), ch).toBe(large.acceptText(ch));
+      expect(small.canEnd).toBe(large.canEnd);
+    }
+    expect(small.canEnd).toBe(true);
+    expect(small.epoch).toBeGreaterThan(2);
+    expect(small.acceptText(",")).toBe(false);
+  });
+});
+
 describe("GBNF errors name the place", () => {
   const error = (text: string) => {
     try {
@@ -132,7 +148,7 @@ describe("GBNF errors name the place", () => {
   it.each([
     ['root ::= "abc', /unterminated string literal at line 1, column 14/],
     ["root ::= [a-z", /unterminated character class at line 1, column 14/],
-    ['root ::= "a"\nfoo ::= ("b" | "c"', /expected "\)" to close the group.* at line 2, column 19/],
+    ['root ::= "a"\nfoo ::= ("b" | "c"', /expected "\)" to close the group opened at line 2, column 9, .* at line 2, column 19/],
     ["root ::= item\nitem ::= [z-a]", /reversed at line 2, column 13/],
     ['root ::= "a" := "b"', /expected the end of the line after rule "root".* at line 1, column 14/],
     ["root ::= x\n", /refers to undefined rule "x" at line 1, column 10/],

@@ -9,10 +9,11 @@
  *
  * Filters only ever read x at surviving ids, so penalties and biases may write x at any id at
  * any point of the chain, and a removed id stays removed (as in HF, where -inf + bias = -inf).
- * Nothing here allocates per call: every buffer is sized for the vocabulary once. Filters that
- * need the best few tokens in order (top-k, top-p, typical-p) pick them with a bounded heap over
- * one pass (O(V log m)), and only widen the pick when the first m were not enough; nothing sorts
- * the whole vocabulary unless a filter really needs most of it.
+ * Nothing here allocates per call beyond a few small objects: every buffer is sized for the
+ * vocabulary once. Filters that need the best few tokens in order (top-k, top-p, typical-p)
+ * pick them with a bounded heap in one pass, where most tokens cost one comparison; a top-p /
+ * typical-p set wider than that pick is found by bucketing (see smallestPrefix). Nothing ever
+ * sorts the whole vocabulary.
  *
  * Semantics follow Hugging Face transformers' logits processors (generation/logits_process.py):
  * RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,

@@ -4,7 +4,7 @@
 //
 // For each runtime it starts bin/zh-llama.js serve on the committed tiny model (127.0.0.1, a
 // free port, an API key), reads the port from its "listening on" line, then makes a chat
-// completion, a streamed one and a bad request with fetch, and stops it. One line per check:
+// completion, a streamed one, a stream it hangs up on, and a bad request with fetch, and stops it. One line per check:
 // "ok <runtime>: ..." or "FAIL <runtime>: ..."; exit status 1 on any failure.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -32,7 +32,7 @@ async function smoke(runtime) {
     report(runtime, false, `${cmd} not found`);
     return;
   }
-  const args = [...pre, `${root}bin/zh-llama.js`, "serve", "-m", `${root}fixtures/models/tiny-random-q8_0.gguf`, "--port", "0", "--api-key", KEY, "--parallel", "2", "--template", "plain"];
+  const args = [...pre, `${root}bin/zh-llama.js`, "serve", "-m", `${root}fixtures/models/tiny-random-q8_0.gguf`, "--port", "0", "--api-key", KEY, "--parallel", "2", "--template", "plain", "--ctx", "4096"];
   const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   try {
@@ -61,6 +61,20 @@ async function smoke(runtime) {
     const events = text.split("\n\n").filter((e) => e.startsWith("data: "));
     const streamed = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0]?.delta?.content ?? "").join("");
     report(runtime, s.status === 200 && events.at(-1) === "data: [DONE]" && streamed === j.choices[0].message.content, `stream of ${events.length} events ending in [DONE], same text`);
+    // A client that hangs up mid-stream: its generation stops and its sequence comes back.
+    const controller = new AbortController();
+    const long = await fetch(`${base}/v1/completions`, { method: "POST", headers, body: JSON.stringify({ prompt: "long", max_tokens: 4000, stream: true, logit_bias: { 2: -100 } }), signal: controller.signal });
+    const reader = long.body.getReader();
+    await reader.read();
+    await reader.read();
+    controller.abort();
+    let after;
+    for (let i = 0; i < 300; i++) {
+      after = await (await fetch(`${base}/health`)).json();
+      if (after.busy === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    report(runtime, after.busy === 0 && after.cancelled === 1, `a hang-up mid-stream cancels its generation (cancelled ${after.cancelled}, busy ${after.busy})`);
     const bad = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     const health = await (await fetch(`${base}/health`)).json();
     report(runtime, bad.status === 401 && health.status === "ok" && health.busy === 0, `401 without a key, then /health ok (busy ${health.busy}, idle ${health.idle})`);

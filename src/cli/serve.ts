@@ -18,6 +18,7 @@ An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1
   --queue N               requests that may wait for a sequence before 429 (default 64)
   --template NAME         chat template: ${TEMPLATE_NAMES.join(", ")} (default: from the model)
   --model-name NAME       the model id clients use (default: the GGUF general.name)
+  --alias NAME            another model name to accept (repeatable), e.g. chinese-llama-alpaca-2
   --max-tokens N          largest max_tokens a request may ask for (default: the context length)
   --max-body BYTES        largest request body (default 1048576)
 ${MODEL_OPTIONS_USAGE}`,
@@ -35,6 +36,7 @@ ${MODEL_OPTIONS_USAGE}`,
         queue: { type: "string" },
         template: { type: "string" },
         "model-name": { type: "string" },
+        alias: { type: "string", multiple: true },
         "max-tokens": { type: "string" },
         "max-body": { type: "string" },
       },
@@ -52,6 +54,7 @@ ${MODEL_OPTIONS_USAGE}`,
       tokenizer,
       template,
       modelName: values["model-name"],
+      aliases: values.alias,
       apiKey: values["api-key"] ?? (globalThis.process?.env?.ZH_LLAMA_API_KEY || undefined),
       parallel,
       maxQueue,

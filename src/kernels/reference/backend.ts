@@ -16,17 +16,24 @@ import { rope } from "./rope.js";
 const f = Math.fround;
 
 /**
+ * Which build's activation layout: they differ only for Q4_0, where the relaxed-SIMD build keeps
+ * plain i8 codes (i8 codes | f32 scales | i32 block sums).
+ */
+export type ActLayout = "simd" | "relaxed";
+
+/**
  * Bytes of one token's rounded activations in the kernels' layout (assembly/quantize.ts):
  *   Q4_0 / Q8_0 weights: codes widened to i16 and permuted per block (ORDER_Q4_0 / ORDER_Q8_0),
  *                        then f32 scales, then i32 block sums;
  *   k-quants:            i8 codes, f32 scales, i32 sums of 16;
  *   F16 / F32:           plain f32 rows (f16-rounded for F16).
  */
-export function actBytes(type: MatmulType, cols: number): number {
+export function actBytes(type: MatmulType, cols: number, layout: ActLayout = "simd"): number {
   const kind = activationKind(type);
   if (kind === "f16" || kind === "f32") return 4 * cols;
   const raw =
-    kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
+    type === GGMLType.Q4_0 && layout === "relaxed" ? cols + cols / 8 + cols / 8
+    : kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
     : type === GGMLType.Q6_K ? cols + cols / 64 + cols / 4
     : 2 * cols + cols / 64 + cols / 8;
   return Math.ceil(raw / 16) * 16;
@@ -47,9 +54,17 @@ export const ORDER_Q4_K: readonly number[] = Array.from({ length: 64 }, (_, s) =
   return [16 * h + 2 * k, 16 * h + 2 * k + 1, 32 + 16 * h + 2 * k, 32 + 16 * h + 2 * k + 1][part];
 }).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
 
-export function createReferenceKernels(mem: KernelMemory): Kernels {
+export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "simd"): Kernels {
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
+  const plainI8 = (type: MatmulType) => type === GGMLType.Q6_K || (type === GGMLType.Q4_0 && layout === "relaxed");
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
+    if (plainI8(type)) {
+      const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
+      mem.i8(p, cols).set(row.qs);
+      mem.f32(p + cols, nd).set(row.d);
+      mem.i32(p + cols + 4 * nd, row.sums.length).set(row.sums);
+      return;
+    }
     if (type === GGMLType.Q6_K) {
       mem.i8(p, cols).set(row.qs);
       mem.f32(p + cols, cols / 256).set(row.d);
@@ -71,6 +86,11 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
     mem.i32(p + 2 * cols + cols / 8, cols / 32).set(row.sums);
   };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
+    if (plainI8(type)) {
+      const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
+      const ns = type === GGMLType.Q6_K ? cols / 16 : cols / 32;
+      return { qs: mem.i8(p, cols), d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, ns) };
+    }
     if (type === GGMLType.Q6_K) {
       return { qs: mem.i8(p, cols), d: mem.f32(p + cols, cols / 256), sums: mem.i32(p + cols + cols / 64, cols / 16) };
     }
@@ -92,9 +112,9 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
     backend: "reference",
     build: "ts",
     memory: mem,
-    actBytes,
+    actBytes: (type, cols) => actBytes(type, cols, layout),
     quantize(type, x, xq, cols, t0, t1) {
-      const stride = actBytes(type, cols);
+      const stride = actBytes(type, cols, layout);
       for (let t = t0; t < t1; t++) {
         const xt = mem.f32(x + 4 * t * cols, cols);
         const kind = activationKind(type);
@@ -108,7 +128,7 @@ export function createReferenceKernels(mem: KernelMemory): Kernels {
     matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
       const rb = rowBytes(type, cols);
       const wb = mem.u8(w, rb * r1);
-      const stride = actBytes(type, cols);
+      const stride = actBytes(type, cols, layout);
       for (let t = 0; t < nTok; t++) {
         const out = mem.f32(y + 4 * t * ldy, ldy);
         const kind = activationKind(type);

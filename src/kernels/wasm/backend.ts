@@ -24,10 +24,12 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     backend: "wasm",
     build,
     memory: mem,
-    actBytes,
+    actBytes: (type, cols) => actBytes(type, cols, build === "relaxed" ? "relaxed" : "simd"),
     quantize(type, x, xq, cols, t0, t1) {
       switch (type) {
         case GGMLType.Q4_0:
+          // The relaxed build multiplies plain i8 codes (assembly/q4_0.ts).
+          if (build === "relaxed") return ex.quantize_q8_0(x, xq, cols, t0, t1);
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 4);
         case GGMLType.Q8_0:
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);

@@ -13,6 +13,7 @@ export interface KernelExports {
   act_q8_K_bytes(n: number): number;
   act_q8_0_i16_bytes(n: number): number;
   act_q8_K_i16_bytes(n: number): number;
+  act_q4_0_bytes(n: number): number;
   quantize_q8_K_i16(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0_i16(x: number, q: number, n: number, r0: number, r1: number, order: number): void;
@@ -56,7 +57,19 @@ const FILES: Record<KernelBuild, string> = { simd: "kernels.wasm", relaxed: "ker
  * and dist/kernels/wasm/loader.js when compiled: three levels down either way.
  */
 export function kernelUrl(build: KernelBuild): URL {
+  if (kernelBase) return new URL(FILES[build], kernelBase);
   return new URL(`../../../build/${FILES[build]}`, import.meta.url);
+}
+
+/**
+ * Browser bundles: once bundled, import.meta.url is the bundle's URL, not this file's, so the
+ * relative path above points nowhere. A bundle calls this (before the first compile) with the
+ * folder it ships kernels*.wasm in; the files are then fetched from there.
+ */
+let kernelBase: URL | undefined;
+export function setKernelBaseUrl(base: string | URL): void {
+  kernelBase = new URL(base);
+  cache.clear();
 }
 
 async function readBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {

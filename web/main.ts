@@ -1,0 +1,372 @@
+/**
+ * The chat page: loads a GGUF (the bundled tiny model by default, or a file the user picks),
+ * runs it in this browser with the library from src/, and streams replies.
+ *
+ * Threads: with cross-origin isolation (COOP/COEP headers, see serve.mjs) the forward pass runs on
+ * a pool of Web Workers over one shared WebAssembly.Memory, and this thread only awaits each step;
+ * without it there is no SharedArrayBuffer for workers to share, so the kernels run here, on one
+ * thread, yielding to the event loop after every token so the tab never freezes.
+ *
+ * Tests drive the page through the element ids and read `window.zhLlama` (PageState).
+ */
+import { GgufFile, openGguf } from "../src/formats/gguf/index.js";
+import { LlamaModel } from "../src/model/model.js";
+import { generate, type GenerateOptions } from "../src/model/generate.js";
+import { weightBytes } from "../src/model/weights.js";
+import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../src/tokenizer/index.js";
+import { getTemplate, TEMPLATE_NAMES, type ChatMessage, type ChatTemplate } from "../src/chat/templates.js";
+import { detectTemplate } from "../src/chat/detect.js";
+import { setKernelBaseUrl } from "../src/kernels/wasm/loader.js";
+
+/** The model loaded when the page opens (served from fixtures/models/ by serve.mjs); `?model=URL` overrides. */
+export const DEFAULT_MODEL_URL = "models/tiny-random-q8_0.gguf";
+
+/**
+ * wasm32 memory tops out at 4 GiB; weights, KV cache and scratch all live in it. Past this much
+ * weight data there is no point trying.
+ */
+const MAX_WEIGHT_BYTES = 4 * 1024 ** 3 - 256 * 1024 ** 2;
+
+/** What the page exposes to tests (and to a curious console). */
+export interface PageState {
+  status: "idle" | "loading" | "ready" | "generating" | "error";
+  backend: string;
+  modelName: string;
+  crossOriginIsolated: boolean;
+  /** The reply being streamed (or the last one), and how many pieces it arrived in. */
+  reply: string;
+  tokenEvents: number;
+  lastTokensPerS: number;
+  finishReason: string;
+  generatedIds: number[];
+  error: string;
+  notices: string[];
+}
+
+declare global {
+  interface Window {
+    zhLlama: PageState;
+  }
+}
+
+const state: PageState = {
+  status: "idle", backend: "", modelName: "", crossOriginIsolated: globalThis.crossOriginIsolated === true,
+  reply: "", tokenEvents: 0, lastTokensPerS: 0, finishReason: "", generatedIds: [], error: "", notices: [],
+};
+window.zhLlama = state;
+
+// The bundle ships kernels*.wasm beside itself (tools/build-web.mjs).
+setKernelBaseUrl(new URL("./", import.meta.url));
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page is missing #${id}`);
+  return el as T;
+}
+
+const ui = {
+  notices: $<HTMLDivElement>("notices"),
+  backend: $<HTMLSpanElement>("backend"),
+  speed: $<HTMLSpanElement>("speed"),
+  file: $<HTMLInputElement>("file"),
+  threads: $<HTMLInputElement>("threads"),
+  ctx: $<HTMLInputElement>("ctx"),
+  backendChoice: $<HTMLSelectElement>("backend-choice"),
+  reload: $<HTMLButtonElement>("reload"),
+  modelName: $<HTMLDivElement>("model-name"),
+  progress: $<HTMLProgressElement>("progress"),
+  template: $<HTMLSelectElement>("template"),
+  system: $<HTMLInputElement>("system"),
+  temperature: $<HTMLInputElement>("temperature"),
+  topK: $<HTMLInputElement>("top-k"),
+  topP: $<HTMLInputElement>("top-p"),
+  repeatPenalty: $<HTMLInputElement>("repeat-penalty"),
+  maxTokens: $<HTMLInputElement>("max-tokens"),
+  seed: $<HTMLInputElement>("seed"),
+  clear: $<HTMLButtonElement>("clear"),
+  log: $<HTMLDivElement>("log"),
+  form: $<HTMLFormElement>("chat"),
+  prompt: $<HTMLTextAreaElement>("prompt"),
+  send: $<HTMLButtonElement>("send"),
+  stop: $<HTMLButtonElement>("stop"),
+};
+
+function notice(text: string, kind: "info" | "error" = "info"): void {
+  const div = document.createElement("div");
+  div.className = `notice ${kind}`;
+  div.textContent = text;
+  ui.notices.append(div);
+  state.notices.push(text);
+}
+
+function fail(text: string): void {
+  state.status = "error";
+  state.error = text;
+  notice(text, "error");
+}
+
+/** Lets the browser paint and handle input between pieces of work on this thread. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+// ---------------------------------------------------------------------------------------------
+// Threads and the shared-memory check
+
+/** Shared WebAssembly memory (what the kernels import) needs cross-origin isolation in browsers. */
+function sharedMemoryWorks(): boolean {
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return typeof SharedArrayBuffer === "function";
+  } catch {
+    return false;
+  }
+}
+
+const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+if (!state.crossOriginIsolated) {
+  notice(
+    "This page is not cross-origin isolated (it was served without the Cross-Origin-Opener-Policy: same-origin and " +
+      "Cross-Origin-Embedder-Policy: require-corp headers), so there is no SharedArrayBuffer for worker threads: " +
+      "the model runs on 1 thread, on the page's own thread, yielding between tokens. Serve it with `npm run web` for all cores.",
+  );
+  ui.threads.value = "1";
+  ui.threads.disabled = true;
+} else {
+  ui.threads.value = String(cores);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+interface Loaded {
+  model: LlamaModel;
+  tokenizer: SentencePieceTokenizer;
+  detected: ChatTemplate;
+}
+
+let loaded: Loaded | undefined;
+let messages: ChatMessage[] = [];
+
+const GGUF_MAGIC = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
+
+/** A clear message for a picked file that is not GGUF, before the reader's detailed one. */
+async function checkMagic(blob: Blob, name: string): Promise<void> {
+  const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
+  if (head.length < 4 || GGUF_MAGIC.some((b, i) => head[i] !== b)) {
+    const seen = Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new PageError(`${name} is not a GGUF model file: it starts with bytes [${seen}], a GGUF file starts with "GGUF" (47 47 55 46).`);
+  }
+}
+
+class PageError extends Error {
+  override name = "PageError";
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof PageError) return e.message;
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof RangeError && /memory|allocat/i.test(err.message)) {
+    return `The browser could not allocate memory for this model (${err.message}). It is too large for this browser; try a smaller quantization (Q4_0) or a smaller model.`;
+  }
+  return `${err.name}: ${err.message}`;
+}
+
+function setBusy(busy: boolean): void {
+  ui.prompt.disabled = busy || !loaded;
+  ui.send.disabled = busy || !loaded;
+  ui.stop.disabled = !busy || state.status !== "generating";
+  ui.file.disabled = busy;
+  ui.reload.disabled = busy;
+}
+
+async function loadModel(input: Blob | string, name: string): Promise<void> {
+  state.status = "loading";
+  state.error = "";
+  setBusy(true);
+  ui.modelName.textContent = `loading ${name} …`;
+  ui.progress.hidden = false;
+  ui.progress.value = 0;
+  if (loaded) {
+    await loaded.model.dispose();
+    loaded = undefined;
+  }
+  let file: GgufFile | undefined;
+  try {
+    if (typeof input !== "string") await checkMagic(input, name);
+    file = await openGguf(input);
+    const bytes = weightBytes(file);
+    if (bytes > MAX_WEIGHT_BYTES) {
+      throw new PageError(
+        `${name} holds ${(bytes / 1024 ** 3).toFixed(2)} GiB of weights; a browser's WebAssembly memory holds at most 4 GiB ` +
+          `(weights, KV cache and scratch together). Pick a smaller model or quantization.`,
+      );
+    }
+    const threads = state.crossOriginIsolated ? Math.max(1, Math.floor(Number(ui.threads.value) || cores)) : 1;
+    const nCtx = Math.max(16, Math.floor(Number(ui.ctx.value) || 2048));
+    const model = await LlamaModel.load(file, {
+      backend: "wasm",
+      threads,
+      nCtx: Math.min(nCtx, Number(file.metadata[`${String(file.metadata["general.architecture"] ?? "llama")}.context_length`] ?? nCtx)),
+      onProgress: (done, total) => {
+        ui.progress.max = total;
+        ui.progress.value = done;
+      },
+    });
+    const tokenizer = tokenizerFromGgufMetadata(file.metadata);
+    const detected = detectTemplate(file.metadata);
+    loaded = { model, tokenizer, detected };
+    fillTemplates(detected);
+    const where = model.threads > 1 ? `${model.threads} threads (Web Workers)` : "1 thread (page thread)";
+    state.backend = `WASM (${model.kernels.build} SIMD), ${where}`;
+    ui.backend.textContent = `backend: ${state.backend}`;
+    state.modelName = name;
+    ui.modelName.textContent = `${name}: ${model.hp.nLayer} layers, ${model.hp.nEmbd} wide, vocabulary ${model.hp.nVocab}, context ${model.nCtx}, ${(bytes / 1024 ** 2).toFixed(1)} MiB of weights`;
+    messages = [];
+    ui.log.replaceChildren();
+    state.status = "ready";
+  } catch (e) {
+    if (file && !loaded) await file.close().catch(() => undefined);
+    ui.modelName.textContent = `${name}: not loaded`;
+    fail(describeError(e));
+  } finally {
+    ui.progress.hidden = true;
+    setBusy(false);
+  }
+}
+
+function fillTemplates(detected: ChatTemplate): void {
+  const names = TEMPLATE_NAMES.filter((n) => n !== "jinja" || detected.name === "jinja");
+  ui.template.replaceChildren(
+    ...names.map((n) => {
+      const opt = document.createElement("option");
+      opt.value = n;
+      opt.textContent = n === detected.name ? `${n} (from the model)` : n;
+      return opt;
+    }),
+  );
+  ui.template.value = detected.name;
+}
+
+function currentTemplate(): ChatTemplate {
+  if (!loaded) throw new PageError("no model loaded");
+  const name = ui.template.value;
+  return name === loaded.detected.name ? loaded.detected : getTemplate(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chatting
+
+let abort: AbortController | undefined;
+
+function numberOr(input: HTMLInputElement, fallback: number): number {
+  const v = Number(input.value);
+  return input.value.trim() === "" || !Number.isFinite(v) ? fallback : v;
+}
+
+function samplingOptions(): GenerateOptions {
+  const seed = ui.seed.value.trim() === "" ? undefined : Math.floor(Number(ui.seed.value));
+  return {
+    temperature: numberOr(ui.temperature, 0.2),
+    topK: numberOr(ui.topK, 40),
+    topP: numberOr(ui.topP, 0.9),
+    repetitionPenalty: numberOr(ui.repeatPenalty, 1.1),
+    maxTokens: Math.max(1, Math.floor(numberOr(ui.maxTokens, 200))),
+    ...(seed === undefined || !Number.isFinite(seed) ? {} : { seed }),
+  };
+}
+
+function addMessage(role: "user" | "assistant", text: string): HTMLDivElement {
+  const div = document.createElement("div");
+  div.className = `msg ${role}`;
+  div.textContent = text;
+  ui.log.append(div);
+  ui.log.scrollTop = ui.log.scrollHeight;
+  return div;
+}
+
+async function send(text: string): Promise<void> {
+  if (!loaded || state.status === "generating") return;
+  const { model, tokenizer } = loaded;
+  const template = currentTemplate();
+  const system = ui.system.value.trim();
+  const turn: ChatMessage[] = [...(system ? [{ role: "system" as const, content: system }] : []), ...messages.filter((m) => m.role !== "system"), { role: "user", content: text }];
+  addMessage("user", text);
+  const bubble = addMessage("assistant", "");
+  state.status = "generating";
+  state.reply = "";
+  state.tokenEvents = 0;
+  state.generatedIds = [];
+  state.finishReason = "";
+  abort = new AbortController();
+  setBusy(true);
+  ui.stop.disabled = false;
+  try {
+    const prompt = template.render(turn, tokenizer);
+    const options: GenerateOptions = { ...samplingOptions(), stop: template.stop, signal: abort.signal };
+    for await (const event of generate(model, tokenizer, prompt, options)) {
+      if (event.type === "token") {
+        state.reply += event.text;
+        state.tokenEvents++;
+        bubble.textContent = state.reply;
+        ui.log.scrollTop = ui.log.scrollHeight;
+      } else {
+        const t = event.result.timings;
+        state.lastTokensPerS = t.decodeTokensPerS;
+        state.finishReason = event.result.finishReason;
+        state.generatedIds = event.result.generatedIds;
+        ui.speed.textContent =
+          `prompt ${t.promptTokens} tok at ${t.promptTokensPerS.toFixed(1)} tok/s · ` +
+          `decode ${t.generatedTokens} tok at ${t.decodeTokensPerS.toFixed(1)} tok/s · ${event.result.finishReason}`;
+        messages = [...turn, { role: "assistant", content: event.result.text }];
+      }
+      // On one thread the forward pass ran here: let the page paint and take clicks (Stop).
+      await yieldToEventLoop();
+    }
+    state.status = "ready";
+  } catch (e) {
+    fail(describeError(e));
+    state.status = "ready";
+  } finally {
+    abort = undefined;
+    setBusy(false);
+    ui.prompt.focus();
+  }
+}
+
+ui.form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = ui.prompt.value.trim();
+  if (!text) return;
+  ui.prompt.value = "";
+  void send(text);
+});
+ui.prompt.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.form.requestSubmit();
+  }
+});
+ui.stop.addEventListener("click", () => abort?.abort());
+ui.clear.addEventListener("click", () => {
+  messages = [];
+  ui.log.replaceChildren();
+});
+ui.file.addEventListener("change", () => {
+  const picked = ui.file.files?.[0];
+  // A File is a Blob: the reader slices it tensor by tensor, never holding it whole.
+  if (picked) void loadModel(picked, picked.name);
+});
+ui.reload.addEventListener("click", () => void loadModel(defaultModelUrl(), defaultModelUrl()));
+
+function defaultModelUrl(): string {
+  const fromQuery = new URLSearchParams(location.search).get("model");
+  return new URL(fromQuery ?? DEFAULT_MODEL_URL, location.href).href;
+}
+
+if (!sharedMemoryWorks()) {
+  fail(
+    "This browser cannot create shared WebAssembly memory, which zh-llama's kernels need. " +
+      "Use a current Chrome, Edge, Firefox or Safari, and open the page through `npm run web` (cross-origin isolated).",
+  );
+} else {
+  void loadModel(defaultModelUrl(), DEFAULT_MODEL_URL.split("/").pop() ?? DEFAULT_MODEL_URL);
+}

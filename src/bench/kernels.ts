@@ -5,6 +5,8 @@
  *
  *   npm run bench -- kernels                 all sizes (4096x4096, 11008x4096, 32000x4096, 768x768)
  *   KERNEL_BENCH_QUICK=1 npm run bench -- kernels    768x768 and 4096x4096 only
+ *   KERNEL_BENCH_RELAXED=1 ...   Node 20: turn on V8's experimental relaxed SIMD first (the
+ *                                relaxed build is what Deno, Bun, Chromium and Node 22+ run)
  *
  * GB/s counts weight bytes streamed per product (GB = 10^9); GFLOP/s counts 2*rows*cols. Every
  * figure is the median of tinybench's samples; each step goes through the worker pool exactly as
@@ -16,6 +18,7 @@ import { Bench } from "tinybench";
 import { GGMLType, GGML_TYPES } from "../formats/ggml-types.js";
 import { f32ToF16 } from "../formats/quants/half.js";
 import { KernelMemory } from "../kernels/memory.js";
+import { enableRelaxedSimd } from "../kernels/wasm/loader.js";
 import { MATMUL_TYPES, rowBytes, type MatmulType } from "../kernels/reference/matmul.js";
 import { actBytes } from "../kernels/reference/backend.js";
 import { createPool, type Pool } from "../runtime/pool.js";
@@ -143,6 +146,7 @@ function layerProgram(mem: KernelMemory, type: MatmulType): Op[] {
 }
 
 export default async function kernelsBench(): Promise<void> {
+  if (process.env.KERNEL_BENCH_RELAXED) await enableRelaxedSimd();
   const mem = KernelMemory.create({ initialBytes: 64 << 20 });
   const pools = new Map<number, Pool>();
   try {

@@ -135,7 +135,14 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
   return sum;
 }
 
-function dotRowQ6K(w: usize, q: usize, n: i32): f32 {
+/** Integer dot of one Q6_K sub-block (16 codes in c) with its 16 activations at x. */
+// @ts-ignore: decorator
+@inline
+function dot16(x: usize, c: v128): v128 {
+  return dotI8U7(v128.load(x), c, i32x4.splat(0));
+}
+
+function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 8;
   const dxs = q + <usize>n;
   const bs = dxs + (<usize>nb << 2);
@@ -145,37 +152,46 @@ function dotRowQ6K(w: usize, q: usize, n: i32): f32 {
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
     const qb = q + (<usize>b << 8);
-    const scs = wb + 192;
+    // All 16 sub-block scales at once: as i16 for picking per group, as i32 for the offsets.
+    const sc = v128.load(wb, 192);
+    const sc0 = i16x8.extend_low_i8x16_s(sc);
+    const sc1 = i16x8.extend_high_i8x16_s(sc);
+    const bsb = bs + (<usize>b << 6);
+    // sum_s sc_s * bsum_s, for the -32 offset of the codes
+    let offs = i32x4.mul(v128.load(bsb), i32x4.extend_low_i16x8_s(sc0));
+    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 16), i32x4.extend_high_i16x8_s(sc0)));
+    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 32), i32x4.extend_low_i16x8_s(sc1)));
+    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 48), i32x4.extend_high_i16x8_s(sc1)));
     let acc = i32x4.splat(0);
-    let offs = 0;
     for (let h = 0; h < 2; h++) {
       const ql = wb + (<usize>h << 6);
       const qh = wb + 128 + (<usize>h << 5);
-      const sch = scs + (<usize>h << 3);
       const xh = qb + (<usize>h << 7);
+      const sch = h ? sc1 : sc0;
       for (let l = 0; l < 2; l++) {
         const a = v128.load(ql + (<usize>l << 4));
         const c = v128.load(ql + (<usize>l << 4), 32);
         const hb = v128.load(qh + (<usize>l << 4));
+        const xo = xh + (<usize>l << 4);
         const q1 = v128.or(v128.and(a, low), i8x16.shl(v128.and(hb, three), 4));
         const q2 = v128.or(v128.and(c, low), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), three), 4));
         const q3 = v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), three), 4));
         const q4 = v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4));
-        const xo = xh + (<usize>l << 4);
-        const s1 = <i32>load<i8>(sch + <usize>l);
-        const s2 = <i32>load<i8>(sch + <usize>l, 2);
-        const s3 = <i32>load<i8>(sch + <usize>l, 4);
-        const s4 = <i32>load<i8>(sch + <usize>l, 6);
-        acc = i32x4.add(acc, i32x4.mul(dotI8U7(v128.load(xo), q1, i32x4.splat(0)), i32x4.splat(s1)));
-        acc = i32x4.add(acc, i32x4.mul(dotI8U7(v128.load(xo, 32), q2, i32x4.splat(0)), i32x4.splat(s2)));
-        acc = i32x4.add(acc, i32x4.mul(dotI8U7(v128.load(xo, 64), q3, i32x4.splat(0)), i32x4.splat(s3)));
-        acc = i32x4.add(acc, i32x4.mul(dotI8U7(v128.load(xo, 96), q4, i32x4.splat(0)), i32x4.splat(s4)));
-        // bsum index of sub-block (h, l, k) is 8h + 2k + l, the same as its scale index.
-        const bsb = bs + (<usize>(b * 16 + h * 8 + l) << 2);
-        offs += s1 * load<i32>(bsb) + s2 * load<i32>(bsb, 8) + s3 * load<i32>(bsb, 16) + s4 * load<i32>(bsb, 24);
+        const d1 = dot16(xo, q1);
+        v128.store32_lane(yp, d1, 0); // ordering fence (see q4_0.ts)
+        const d2 = dot16(xo + 32, q2);
+        v128.store32_lane(yp, d2, 0);
+        const d3 = dot16(xo + 64, q3);
+        v128.store32_lane(yp, d3, 0);
+        const d4 = dot16(xo + 96, q4);
+        // sub-blocks 8h + l + 2k for k = 0..3: scale lanes l, l+2, l+4, l+6 of this half
+        const scv = l
+          ? i32x4.extend_low_i16x8_s(i16x8.shuffle(sch, sch, 1, 3, 5, 7, 1, 3, 5, 7))
+          : i32x4.extend_low_i16x8_s(i16x8.shuffle(sch, sch, 0, 2, 4, 6, 0, 2, 4, 6));
+        acc = i32x4.add(acc, i32x4.mul(transposeSum(d1, d2, d3, d4), scv));
       }
     }
-    sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * offs);
+    sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * hsumI32(offs));
   }
   return sum;
 }
@@ -207,7 +223,8 @@ export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i
   const qStride = <usize>act_q8_K_bytes(n);
   for (let r = r0; r < r1; r++) {
     for (let t = 0; t < nTok; t++) {
-      store<f32>(y + ((<usize>t * <usize>ldy + <usize>r) << 2), dotRowQ6K(w + <usize>r * rowBytes, q + <usize>t * qStride, n));
+      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
+      store<f32>(yp, dotRowQ6K(w + <usize>r * rowBytes, q + <usize>t * qStride, n, yp));
     }
   }
 }

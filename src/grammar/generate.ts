@@ -10,6 +10,11 @@ import type { TokenConstraint } from "./constraint.js";
 
 export interface ConstrainedGenerateOptions extends GenerateOptions {
   constraint?: TokenConstraint;
+  /**
+   * Awaited between the prompt's micro-batches and after each token: a server gives its event
+   * loop a turn here (a forward pass resolves as a microtask, so otherwise nothing else runs).
+   */
+  pause?: () => Promise<void>;
 }
 
 export async function* generateConstrained(session: LlamaSession, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: ConstrainedGenerateOptions = {}): AsyncGenerator<GenerationEvent> {
@@ -33,13 +38,23 @@ export async function* generateConstrained(session: LlamaSession, tokenizer: Sen
   reused = Math.min(reused, promptIds.length - 1);
   const promptTokens = promptIds.length - reused;
   const t0 = performance.now();
-  let logits = await session.evaluateSequence(promptIds);
+  // The prompt goes in one micro-batch per call, so an abort or a pause can come in between.
+  session.truncate(reused);
+  const batch = session.state.maxTok;
+  let logits: Float32Array = new Float32Array(0);
+  for (let start = reused; start < promptIds.length; start += batch) {
+    if (start > reused) {
+      await options.pause?.();
+      if (options.signal?.aborted) break;
+    }
+    logits = await session.evaluate(promptIds.slice(start, start + batch));
+  }
   const promptMs = performance.now() - t0;
-  const firstTopLogits = top(logits, options.topLogits ?? 10);
+  const firstTopLogits = session.nPast < promptIds.length ? [] : top(logits, options.topLogits ?? 10);
   const t1 = performance.now();
 
   while (generated.length < maxTokens) {
-    if (options.signal?.aborted) {
+    if (options.signal?.aborted || session.nPast < promptIds.length) {
       finishReason = "abort";
       break;
     }
@@ -62,6 +77,7 @@ export async function* generateConstrained(session: LlamaSession, tokenizer: Sen
       break;
     }
     if (generated.length >= maxTokens || session.nPast >= session.nCtx) break;
+    await options.pause?.();
     logits = await session.evaluate([id]);
   }
   if (finishReason !== "stop") {

@@ -76,6 +76,20 @@ const EVENT_LOOP_TURN_MS = 5;
 
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
+/**
+ * A forward pass resolves as a microtask: without a turn of the event loop now and then, one
+ * generation would hold off every socket (new requests, hang-ups). This gives one every
+ * EVENT_LOOP_TURN_MS of work.
+ */
+function eventLoopTurns(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < EVENT_LOOP_TURN_MS) return;
+    await nextMacrotask();
+    last = performance.now();
+  };
+}
+
 /** Grammars compiled for response_format, kept for repeated schemas. */
 const GRAMMAR_CACHE_SIZE = 32;
 
@@ -206,6 +220,7 @@ export function createServer(options: ServerOptions): ServerApp {
         stop: [...req.stop, ...extraStop],
         signal: controller.signal,
         constraint: grammar ? new GrammarConstraint(grammar, tokenizer) : undefined,
+        pause: eventLoopTurns(),
       });
     } catch (error) {
       pool.release(session);
@@ -214,16 +229,7 @@ export function createServer(options: ServerOptions): ServerApp {
     }
     async function* leased(): AsyncGenerator<GenerationEvent> {
       try {
-        // A forward pass resolves as a microtask: without a turn of the event loop now and
-        // then, one generation would hold off every socket (new requests, hang-ups).
-        let lastTurn = performance.now();
-        for await (const event of inner) {
-          yield event;
-          if (performance.now() - lastTurn > EVENT_LOOP_TURN_MS) {
-            await nextMacrotask();
-            lastTurn = performance.now();
-          }
-        }
+        yield* inner;
       } finally {
         if (controller.signal.aborted) cancelled++;
         signal.removeEventListener("abort", onAbort);

@@ -149,6 +149,32 @@ describe("constrained generation", () => {
   });
 });
 
+describe("generateConstrained's prompt batches", () => {
+  it("pause runs between prompt micro-batches and tokens; an abort there stops a long prompt early", async () => {
+    const session = model.createSession();
+    try {
+      const prompt = [1, ...Array.from({ length: 300 }, (_, i) => 3 + (i % 250))];
+      let pauses = 0;
+      const controller = new AbortController();
+      const events = generateConstrained(session, tokenizer, prompt, { signal: controller.signal, maxTokens: 5, pause: async () => void (++pauses === 2 && controller.abort()) });
+      let result: GenerationResult | undefined;
+      for await (const e of events) if (e.type === "done") result = e.result;
+      expect(result!.finishReason).toBe("abort");
+      expect(result!.generatedIds).toEqual([]);
+      expect(session.nPast).toBe(2 * session.state.maxTok);
+      // Without an abort: every batch and token pauses, and the cached prefix is reused.
+      pauses = 0;
+      let n = 0;
+      for await (const e of generateConstrained(session, tokenizer, prompt, { maxTokens: 3, ignoreEos: true, pause: async () => void n++ })) if (e.type === "done") result = e.result;
+      expect(result!.generatedIds).toHaveLength(3);
+      expect(result!.timings.promptTokens).toBe(prompt.length - 2 * session.state.maxTok);
+      expect(n).toBe(Math.ceil(result!.timings.promptTokens / session.state.maxTok) - 1 + 2);
+    } finally {
+      session.release();
+    }
+  });
+});
+
 describe("JSON Schema conversion", () => {
   it("accepts valid and rejects invalid documents", () => {
     const g = jsonSchemaGrammar(SCHEMA);

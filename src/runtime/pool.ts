@@ -71,9 +71,14 @@ interface Transport {
 }
 
 async function piscinaTransport(n: number, init: WorkerInit): Promise<Transport> {
+  const url = workerUrl("worker-piscina");
+  const { existsSync } = await import("node:fs");
+  if (url.protocol === "file:" && !existsSync(url)) {
+    throw new PoolError(`worker script ${url.pathname} is missing: run \`npm run build\` (workers load the compiled dist/)`);
+  }
   const { Piscina } = await import("piscina");
   const pool = new Piscina({
-    filename: workerUrl("worker-piscina").href,
+    filename: url.href,
     minThreads: n,
     maxThreads: n,
     // A step's tasks wait for each other at barriers: each needs a worker of its own.
@@ -156,10 +161,14 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
     }
     return list;
   };
+  const barrierWords = new Int32Array(control, 0, BARRIER_WORDS);
   const begin = (r?: readonly number[]) => {
     if (disposed) throw new PoolError("pool is disposed");
     if (busy) throw new PoolError("a step is already running");
     busy = true;
+    // No worker is inside a step now: clear what a failed step may have left (arrivals, abort).
+    Atomics.store(barrierWords, 0, 0);
+    Atomics.store(barrierWords, 2, 0);
     if (r) regs.set(r);
   };
   const all = (from: number, to: number, list: readonly EncodedProgram[], barrier: boolean) =>

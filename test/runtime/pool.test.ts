@@ -86,6 +86,19 @@ describe.each([1, 2])("pool with %i thread(s) on one memory", (threads) => {
     const bad = encodeProgram([{ op: "copy", src: 0, dst: 0, bytes: 0 }]);
     new Float64Array(bad.sab)[0] = 99; // an opcode no worker knows
     await expect(pool.run(bad)).rejects.toThrow();
+    // Only thread 0 fails (a worker-side error while the other waits at the barrier).
+    const r = rng(4);
+    const { ops, out, input } = chain(mem, 16, 4, r);
+    const x0 = mem.f32(input, 16).slice();
+    // storeF16 runs on thread 0 only; writing past the memory's end traps there.
+    const failing = encodeProgram([{ op: "storeF16", x: 65536, h: 2 ** 32 - 64, n: 64 }, ...ops]);
+    await expect(pool.run(failing)).rejects.toThrow();
+    mem.f32(input, 16).set(x0);
+    await pool.run(encodeProgram(ops));
+    const got = mem.f32(out, 16).slice();
+    mem.f32(input, 16).set(x0);
+    single(k, ops);
+    expect(Array.from(got)).toEqual(Array.from(mem.f32(out, 16)));
   });
 });
 

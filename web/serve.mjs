@@ -7,7 +7,8 @@
  * - Range requests (206 / 416), so the page reads a GGUF by URL lazily, header first.
  * - Only files under the two roots; anything else, or a path that climbs out, is 404.
  *
- * Usage: node web/serve.mjs [--port N] [--host H]   (port 0 picks a free one; the URL is printed)
+ * Usage: node web/serve.mjs [--port N] [--host H] [--no-isolation]
+ *   (port 0 picks a free one; the URL is printed)
  */
 import { createServer } from "node:http";
 import { createReadStream } from "node:fs";
@@ -32,7 +33,7 @@ const TYPES = {
   ".png": "image/png",
   ".svg": "image/svg+xml",
 };
-const ISOLATION = {
+const ISOLATION_HEADERS = {
   "Cross-Origin-Opener-Policy": "same-origin",
   "Cross-Origin-Embedder-Policy": "require-corp",
   "Cross-Origin-Resource-Policy": "same-origin",
@@ -71,7 +72,9 @@ export function parseRange(header, size) {
   return start <= end && start < size ? { start, end } : null;
 }
 
-export function createWebServer() {
+/** `isolation: false` leaves out COOP/COEP: how a plain static host serves the page (tests the fallback). */
+export function createWebServer({ isolation = true } = {}) {
+  const ISOLATION = isolation ? ISOLATION_HEADERS : {};
   return createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
       res.writeHead(status, { ...ISOLATION, "Content-Type": "text/plain; charset=utf-8", ...headers });
@@ -114,7 +117,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === normalize(process.argv
   };
   const port = Number(arg("--port", process.env.PORT ?? "8080"));
   const host = arg("--host", "127.0.0.1");
-  const server = createWebServer();
+  const server = createWebServer({ isolation: !process.argv.includes("--no-isolation") });
   server.listen(port, host, () => {
     const addr = server.address();
     console.log(`zh-llama web: http://${host}:${addr.port}/ (cross-origin isolated, range requests)`);

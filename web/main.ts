@@ -17,6 +17,7 @@ import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../src/t
 import { getTemplate, TEMPLATE_NAMES, type ChatMessage, type ChatTemplate } from "../src/chat/templates.js";
 import { detectTemplate } from "../src/chat/detect.js";
 import { setKernelBaseUrl } from "../src/kernels/wasm/loader.js";
+import { installUnsharedFallback } from "./unshared.js";
 
 /** The model loaded when the page opens (served from fixtures/models/ by serve.mjs); `?model=URL` overrides. */
 export const DEFAULT_MODEL_URL = "models/tiny-random-q8_0.gguf";
@@ -111,7 +112,10 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve
 // ---------------------------------------------------------------------------------------------
 // Threads and the shared-memory check
 
-/** Shared WebAssembly memory (what the kernels import) needs cross-origin isolation in browsers. */
+/**
+ * Shared WebAssembly memory (what the kernels import) needs cross-origin isolation in browsers;
+ * after installUnsharedFallback() the same call gives an unshared one, enough for one thread.
+ */
 function sharedMemoryWorks(): boolean {
   try {
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
@@ -362,9 +366,11 @@ function defaultModelUrl(): string {
   return new URL(fromQuery ?? DEFAULT_MODEL_URL, location.href).href;
 }
 
+// Not isolated: run the same kernels over unshared memory on this thread (see unshared.ts).
+if (!sharedMemoryWorks()) installUnsharedFallback();
 if (!sharedMemoryWorks()) {
   fail(
-    "This browser cannot create shared WebAssembly memory, which zh-llama's kernels need. " +
+    "This browser cannot create WebAssembly memory for zh-llama's kernels. " +
       "Use a current Chrome, Edge, Firefox or Safari, and open the page through `npm run web` (cross-origin isolated).",
   );
 } else {

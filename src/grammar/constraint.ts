@@ -23,7 +23,7 @@ export class GrammarConstraint implements TokenConstraint {
   readonly matcher: GrammarMatcher;
   private readonly trie: TokenTrie;
   private readonly allowedIds: Uint8Array;
-  private readonly masks = new Map<string, Uint8Array>();
+  private readonly masks = new Map<number, Uint8Array>();
   private cacheEpoch = -1;
   /** No text generated yet: SentencePiece will drop the first piece's leading space. */
   private atStart: boolean;
@@ -44,12 +44,11 @@ export class GrammarConstraint implements TokenConstraint {
    */
   allowed(): Uint8Array {
     const m = this.matcher;
-    const { value, left } = m.partial;
     if (this.cacheEpoch !== m.epoch) {
       this.masks.clear();
       this.cacheEpoch = m.epoch;
     }
-    const key = `${m.state}:${value}:${left}:${this.atStart ? 1 : 0}`;
+    const key = this.atStart ? -1 - m.cursor : m.cursor;
     const known = this.masks.get(key);
     if (known) {
       this.masks.delete(key);

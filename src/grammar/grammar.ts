@@ -400,6 +400,11 @@ export class GrammarMatcher {
     return { value: this.partialValue, left: this.partialLeft };
   }
 
+  /** The current position as a cursor (see cursorOf). */
+  get cursor(): number {
+    return cursorOf(this.current, this.partialValue, this.partialLeft);
+  }
+
   /** The text so far is a complete sentence of the grammar. */
   get canEnd(): boolean {
     return this.partialLeft === 0 && this.canEndIn(this.current);
@@ -415,9 +420,11 @@ export class GrammarMatcher {
    * a character; its code point is matched once its last byte arrives.
    */
   acceptBytes(bytes: ArrayLike<number>): boolean {
-    const r = walkBytes(this, this.current, this.partialValue, this.partialLeft, bytes, 0, bytes.length);
-    if (r === null) return false;
-    [this.current, this.partialValue, this.partialLeft] = r;
+    const r = walkBytes(this, this.cursor, bytes, 0, bytes.length);
+    if (r < 0) return false;
+    this.current = cursorState(r);
+    this.partialValue = cursorValue(r);
+    this.partialLeft = cursorLeft(r);
     if (this.nodePos.length > this.maxCache || this.transitions.size > this.maxCache) this.compact();
     return true;
   }
@@ -429,8 +436,8 @@ export class GrammarMatcher {
 
   /** Whether `text` followed by the end of input is accepted from the current state. */
   accepts(text: string): boolean {
-    const r = walkBytes(this, this.current, this.partialValue, this.partialLeft, new TextEncoder().encode(text), 0, Infinity);
-    return r !== null && r[2] === 0 && this.canEndIn(r[0]);
+    const r = walkBytes(this, this.cursor, new TextEncoder().encode(text), 0, Infinity);
+    return r >= 0 && cursorLeft(r) === 0 && this.canEndIn(cursorState(r));
   }
 
   /** Rebuilds the caches around the current state only (a long generation's history is dropped). */
@@ -449,32 +456,40 @@ export class GrammarMatcher {
 }
 
 /**
- * Runs bytes [from, to) through the matcher from (state, partial UTF-8); the resulting
- * [state, partialValue, partialLeft], or null when rejected.
+ * A parse position as one number (no allocation on the masking walk): the state, and a UTF-8
+ * character begun but not finished — its bits so far (`value`, under 2^15 while partial) and
+ * `left` (continuation bytes due in the low 2 bits, the sequence length << 2; 0 between
+ * characters):
+ *
+ *   cursor = state * 2^20 + value * 32 + left          (-1: rejected)
  */
-export function walkBytes(m: GrammarMatcher, state: number, value: number, left: number, bytes: ArrayLike<number>, from: number, to: number): [number, number, number] | null {
+export const cursorOf = (state: number, value: number, left: number): number => state * 0x100000 + value * 32 + left;
+export const cursorState = (cursor: number): number => Math.floor(cursor / 0x100000);
+export const cursorValue = (cursor: number): number => Math.floor((cursor % 0x100000) / 32);
+export const cursorLeft = (cursor: number): number => cursor % 32;
+
+/** Runs bytes [from, to) through the matcher from a cursor; the new cursor, or -1. */
+export function walkBytes(m: GrammarMatcher, cursor: number, bytes: ArrayLike<number>, from: number, to: number): number {
   const end = Math.min(to, bytes.length);
-  for (let i = from; i < end; i++) {
-    const r = stepByte(m, state, value, left, bytes[i]!);
-    if (r === null) return null;
-    [state, value, left] = r;
-  }
-  return [state, value, left];
+  for (let i = from; i < end && cursor >= 0; i++) cursor = stepByte(m, cursor, bytes[i]!);
+  return cursor;
 }
 
 /** Smallest code point of a UTF-8 sequence of 2, 3, 4 bytes (shorter forms are overlong). */
 const UTF8_MIN = [0, 0, 0x80, 0x800, 0x10000];
 
 /**
- * One byte through the UTF-8 decoder and, when it completes a character, the grammar.
- * `left` packs the continuation bytes still due (low 2 bits) and the sequence length (<< 2);
- * it is 0 between characters. Overlong forms and surrogates are rejected.
+ * One byte through the UTF-8 decoder and, when it completes a character, the grammar; the
+ * new cursor or -1. Overlong forms and surrogates are rejected.
  */
-export function stepByte(m: GrammarMatcher, state: number, value: number, left: number, b: number): [number, number, number] | null {
+export function stepByte(m: GrammarMatcher, cursor: number, b: number): number {
+  const state = cursorState(cursor);
+  let value = cursorValue(cursor);
+  const left = cursorLeft(cursor);
   let due = left & 3;
   let length = left >> 2;
   if (due > 0) {
-    if ((b & 0xc0) !== 0x80) return null;
+    if ((b & 0xc0) !== 0x80) return -1;
     value = (value << 6) | (b & 0x3f);
     due--;
   } else if (b < 0x80) {
@@ -493,17 +508,17 @@ export function stepByte(m: GrammarMatcher, state: number, value: number, left: 
     due = 3;
     length = 4;
   } else {
-    return null;
+    return -1;
   }
   if (due > 0) {
     // Only go on if some character starting with these bytes could still match.
     const rawLo = value << (6 * due);
     const lo = Math.max(rawLo, UTF8_MIN[length]!);
     const hi = Math.min(rawLo | ((1 << (6 * due)) - 1), 0x10ffff);
-    if (lo > hi || (lo >= 0xd800 && hi <= 0xdfff)) return null;
-    return m.mayStep(state, lo, hi) ? [state, value, due | (length << 2)] : null;
+    if (lo > hi || (lo >= 0xd800 && hi <= 0xdfff)) return -1;
+    return m.mayStep(state, lo, hi) ? cursorOf(state, value, due | (length << 2)) : -1;
   }
-  if (value < UTF8_MIN[length]! || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return null;
+  if (value < UTF8_MIN[length]! || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return -1;
   const next = m.step(state, value);
-  return next < 0 ? null : [next, 0, 0];
+  return next < 0 ? -1 : cursorOf(next, 0, 0);
 }

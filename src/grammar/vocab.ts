@@ -14,7 +14,7 @@
  * the first step a piece's leading "▁" consumes nothing, as the decoded text will show.
  */
 import { PieceType, pieceToByte, type SentencePieceTokenizer } from "../tokenizer/index.js";
-import { stepByte, type GrammarMatcher } from "./grammar.js";
+import { cursorLeft, stepByte, type GrammarMatcher } from "./grammar.js";
 
 const SPACE_SYMBOL = "\u2581";
 
@@ -112,71 +112,45 @@ export class TokenTrie {
   allowed(m: GrammarMatcher, allowed: Uint8Array, atStart: boolean): number {
     allowed.fill(0);
     let count = 0;
-    const { value, left } = m.partial;
-    const state = m.state;
-    const mark = (node: number): void => {
-      for (let id = this.tokenAt[node]!; id >= 0; id = this.nextToken[id]!) {
+    const start = m.cursor;
+    const between = cursorLeft(start) === 0;
+    const walk = (node: number, cursor: number): void => {
+      for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) {
+        const next = stepByte(m, cursor, this.edge[c]!);
+        if (next < 0) continue;
+        for (let id = this.tokenAt[c]!; id >= 0; id = this.nextToken[id]!) {
+          allowed[id] = 1;
+          count++;
+        }
+        walk(c, next);
+      }
+    };
+    for (let c = this.firstChild[0]!; c >= 0; c = this.nextSibling[c]!) {
+      if (atStart && between && this.edge[c] === 0x20) {
+        // The dropped space consumes nothing; the lone "▁" (no text at all) is not offered.
+        walk(c, start);
+        continue;
+      }
+      const next = stepByte(m, start, this.edge[c]!);
+      if (next < 0) continue;
+      for (let id = this.tokenAt[c]!; id >= 0; id = this.nextToken[id]!) {
         allowed[id] = 1;
         count++;
       }
-    };
-    const walk = (node: number, s: number, v: number, l: number): void => {
-      for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) {
-        const r = stepByte(m, s, v, l, this.edge[c]!);
-        if (r === null) continue;
-        mark(c);
-        walk(c, r[0], r[1], r[2]);
-      }
-    };
-    if (atStart && left === 0) {
-      // Pieces starting with "▁": the space is dropped, the rest must match from here.
-      for (let c = this.firstChild[0]!; c >= 0; c = this.nextSibling[c]!) {
-        if (this.edge[c] !== 0x20) continue;
-        walkStart(c);
-      }
-    }
-    function walkStart(this: void, _c: number): void {}
-    walk(0, state, value, left);
-    if (atStart && left === 0) {
-      const space = this.childOf(0, 0x20);
-      if (space >= 0) {
-        // Undo the marks the normal walk made under " " and redo them with the space skipped.
-        this.clearSubtree(space, allowed);
-        this.markSubtreeSkippingSpace(space, m, state, allowed, walk);
-      }
-      count = 0;
-      for (let i = 0; i < allowed.length; i++) count += allowed[i]!;
+      walk(c, next);
     }
     for (let b = 0; b < 256; b++) {
       const id = this.byteToken[b]!;
-      if (id >= 0 && stepByte(m, state, value, left, b) !== null) {
-        if (!allowed[id]) count++;
+      if (id >= 0 && !allowed[id] && stepByte(m, start, b) >= 0) {
         allowed[id] = 1;
+        count++;
       }
     }
-    if (this.eosId >= 0 && this.eosId < allowed.length && m.canEnd) {
-      if (!allowed[this.eosId]) count++;
+    if (this.eosId >= 0 && this.eosId < allowed.length && !allowed[this.eosId] && m.canEnd) {
       allowed[this.eosId] = 1;
+      count++;
     }
     return count;
-  }
-
-  private childOf(node: number, b: number): number {
-    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) if (this.edge[c] === b) return c;
-    return -1;
-  }
-
-  private clearSubtree(node: number, allowed: Uint8Array): void {
-    for (let id = this.tokenAt[node]!; id >= 0; id = this.nextToken[id]!) allowed[id] = 0;
-    for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) this.clearSubtree(c, allowed);
-  }
-
-  /** Below the root's " " edge, at the start: walk on as if the space were not there. */
-  private markSubtreeSkippingSpace(space: number, m: GrammarMatcher, state: number, allowed: Uint8Array, walk: (node: number, s: number, v: number, l: number) => void): void {
-    // The lone "▁" piece decodes to nothing at the start: not allowed (it would not advance).
-    walk(space, state, 0, 0);
-    void m;
-    void allowed;
   }
 }
 

@@ -177,7 +177,7 @@ export async function openTorchCheckpoint(input: string | Uint8Array | ByteInput
       if (entry.size < ref.storage.numel * itemSize) throw new FormatError(`${source.name}: storage ${ref.storage.key} holds ${entry.size} bytes, ${ref.storage.numel} ${ref.storage.dtype} need ${ref.storage.numel * itemSize}`);
       // The furthest element the view touches must lie inside the storage.
       const last = elements === 0 ? 0 : ref.storageOffset + ref.shape.reduce((a, d, i) => a + (d - 1) * ref.stride[i]!, 0);
-      if (ref.shape.length !== ref.stride.length || last >= Math.max(ref.storage.numel, 1) && elements > 0) {
+      if (ref.shape.length !== ref.stride.length || (elements > 0 && last >= ref.storage.numel)) {
         throw new FormatError(`${source.name}: tensor ${JSON.stringify(name)} [${ref.shape.join(", ")}] reaches element ${last} of a ${ref.storage.numel}-element storage`);
       }
       infos.push({ name, dtype: ref.storage.dtype, shape: ref.shape, elements, byteLength: elements * itemSize });

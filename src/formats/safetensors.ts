@@ -259,22 +259,21 @@ export function encodeSafetensorsHeader(
     sizes.push(size);
     offset += size;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  // Spaces pad the JSON so tensor data starts 8-aligned, as the reference writer does.
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / HEADER_ALIGNMENT) * HEADER_ALIGNMENT;
   const out = new Uint8Array(8 + padded).fill(0x20);
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
   out.set(json, 8);
-  json = out;
-  return { header: json, offsets, sizes, dataBytes: offset };
+  return { header: out, offsets, sizes, dataBytes: offset };
 }
 
-function inputBytes(name: string, t: SafetensorsTensorInput): Uint8Array {
-  const bytes = t.data instanceof Float32Array ? fromFloat32(t.dtype, t.data) : t.data;
-  return bytes;
+function inputBytes(t: SafetensorsTensorInput): Uint8Array {
+  return t.data instanceof Float32Array ? fromFloat32(t.dtype, t.data) : t.data;
 }
 
 function toLazy(tensors: Record<string, SafetensorsTensorInput>): SafetensorsLazyTensor[] {
-  return Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => inputBytes(name, t) }));
+  return Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => inputBytes(t) }));
 }
 
 async function lazyBytes(t: SafetensorsLazyTensor, expected: number): Promise<Uint8Array> {
@@ -301,7 +300,7 @@ export function encodeSafetensors(tensors: Record<string, SafetensorsTensorInput
   const out = new Uint8Array(layout.header.length + layout.dataBytes);
   out.set(layout.header, 0);
   lazy.forEach((t, i) => {
-    const bytes = inputBytes(t.name, tensors[t.name]!);
+    const bytes = inputBytes(tensors[t.name]!);
     if (bytes.length !== layout.sizes[i]) throw new InvalidArgumentError(`safetensors: tensor ${JSON.stringify(t.name)} needs ${layout.sizes[i]} bytes, got ${bytes.length}`);
     out.set(bytes, layout.header.length + layout.offsets[i]!);
   });

@@ -1,21 +1,21 @@
 /**
  * The kernels against llama.cpp itself: a LLaMA forward pass over the prompt of
  * ../shared/reference (tiny GGUF models with random weights, and llama.cpp's logits for the last
- * prompt position), written directly on the Kernels interface, on both backends. With
+ * prompt position), written directly on the Kernels interface, on both backends — the Mixtral
+ * model through the MoE path (router, softmax, top-2, renormalise, weighted sum). With
  * llama.cpp's activation rounding reproduced, the logits should agree to float rounding.
  * Skips when ../shared is absent (it is not shipped to users).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { GGMLType } from "../../src/formats/ggml-types.js";
 import { GgufFile } from "../../src/formats/gguf/index.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  createReferenceKernels, createWasmKernels, KernelMemory, Kernels, MatmulType, ropeFrequencies,
+  createReferenceKernels, createWasmKernels, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
 } from "../../src/kernels/index.js";
 
 const REF = new URL("../../../shared/reference/", import.meta.url);
-const MODELS = ["llama-d128-l4-h4kv2-tied-q4_0", "llama-d64-l2-h4kv1-synthvocab-f32"];
+const MODELS = ["llama-d128-l4-h4kv2-tied-q4_0", "llama-d64-l2-h4kv1-synthvocab-f32", "mixtral-d128-l2-e8top2-q8_0"];
 
 interface Expected {
   prompt: { tokens: number[] };
@@ -65,11 +65,40 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
     matmul(await mat(p + "attn_output.weight"), att, o);
     k.add(x, o, x, 0, nTok * dim);
     k.rmsnorm(x, await f32(p + "ffn_norm.weight"), h, dim, eps, 0, nTok);
-    matmul(await mat(p + "ffn_gate.weight"), h, g);
-    matmul(await mat(p + "ffn_up.weight"), h, u);
-    k.swiglu(g, u, s, 0, nTok * ffn);
-    matmul(await mat(p + "ffn_down.weight"), s, o);
-    k.add(x, o, x, 0, nTok * dim);
+    if (!gguf.has(p + "ffn_gate_inp.weight")) {
+      matmul(await mat(p + "ffn_gate.weight"), h, g);
+      matmul(await mat(p + "ffn_up.weight"), h, u);
+      k.swiglu(g, u, s, 0, nTok * ffn);
+      matmul(await mat(p + "ffn_down.weight"), s, o);
+      k.add(x, o, x, 0, nTok * dim);
+      continue;
+    }
+    // Mixture of experts: stacked [nExpert][rows][cols] matrices (shape[1] = rows per expert).
+    const nExpert = num("expert_count"), nUsed = num("expert_used_count");
+    const router = await mat(p + "ffn_gate_inp.weight");
+    const [eg, eu, ed] = await Promise.all(["ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"].map((n) => mat(p + n + ".weight")));
+    const rl = mem.alloc(4 * nTok * nExpert), probs = mem.alloc(4 * nExpert);
+    const idx = mem.alloc(4 * nUsed), wt = mem.alloc(4 * nUsed);
+    matmul(router, h, rl);
+    const ht = mem.alloc(4 * dim), yt = mem.alloc(4 * dim), acc = mem.alloc(4 * dim);
+    for (let t = 0; t < nTok; t++) {
+      k.moeRoute(rl + 4 * t * nExpert, probs, nExpert, nUsed, true, idx, wt);
+      mem.f32(ht, dim).set(mem.f32(h + 4 * t * dim, dim));
+      mem.f32(acc, dim).fill(0);
+      for (let i = 0; i < nUsed; i++) {
+        const e = mem.i32(idx, nUsed)[i];
+        const one = (m: typeof eg, input: number, out: number) => {
+          k.quantize(m.type, input, xq, m.cols, 0, 1);
+          k.matmul(m.type, m.w + e * m.rows * rowBytes(m.type, m.cols), xq, out, m.cols, 0, m.rows, 1, m.rows);
+        };
+        one(eg, ht, g);
+        one(eu, ht, u);
+        k.swiglu(g, u, s, 0, ffn);
+        one(ed, s, yt);
+        k.axpy(yt, mem.f32(wt, nUsed)[i], acc, 0, dim);
+      }
+      k.add(x + 4 * t * dim, acc, x + 4 * t * dim, 0, dim);
+    }
   }
   const last = x + 4 * (nTok - 1) * dim;
   k.rmsnorm(last, await f32("output_norm.weight"), h, dim, eps, 0, 1);

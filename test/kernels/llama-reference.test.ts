@@ -37,9 +37,9 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
   // Embedding rows, dequantized.
   const embInfo = gguf.tensor("token_embd.weight");
   const embBytes = await gguf.readTensorBytes(embInfo);
-  const rowBytes = embBytes.length / embInfo.shape[1];
+  const embRow = embBytes.length / embInfo.shape[1];
   const x = mem.alloc(4 * nTok * dim);
-  tokens.forEach((t, i) => mem.f32(x + 4 * i * dim, dim).set(dequantize(embInfo.type, embBytes.subarray(t * rowBytes, (t + 1) * rowBytes), dim)));
+  tokens.forEach((t, i) => mem.f32(x + 4 * i * dim, dim).set(dequantize(embInfo.type, embBytes.subarray(t * embRow, (t + 1) * embRow), dim)));
 
   const freqs = ropeFrequencies({ nDims: headDim, base, neox: false, scaling: { type: "none" } });
   const invFreq = mem.put(freqs.invFreq, 8), cs = mem.alloc(4 * headDim);

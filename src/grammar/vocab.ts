@@ -114,30 +114,22 @@ export class TokenTrie {
     let count = 0;
     const start = m.cursor;
     const between = cursorLeft(start) === 0;
-    const walk = (node: number, cursor: number): void => {
-      for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) {
-        const next = stepByte(m, cursor, this.edge[c]!);
-        if (next < 0) continue;
-        for (let id = this.tokenAt[c]!; id >= 0; id = this.nextToken[id]!) {
-          allowed[id] = 1;
-          count++;
-        }
-        walk(c, next);
-      }
-    };
-    for (let c = this.firstChild[0]!; c >= 0; c = this.nextSibling[c]!) {
-      if (atStart && between && this.edge[c] === 0x20) {
-        // The dropped space consumes nothing; the lone "▁" (no text at all) is not offered.
-        walk(c, start);
-        continue;
-      }
-      const next = stepByte(m, start, this.edge[c]!);
-      if (next < 0) continue;
-      for (let id = this.tokenAt[c]!; id >= 0; id = this.nextToken[id]!) {
+    const visit = (node: number, cursor: number): void => {
+      const next = stepByte(m, cursor, this.edge[node]!);
+      if (next < 0) return;
+      for (let id = this.tokenAt[node]!; id >= 0; id = this.nextToken[id]!) {
         allowed[id] = 1;
         count++;
       }
-      walk(c, next);
+      walk(node, next);
+    };
+    const walk = (node: number, cursor: number): void => {
+      for (let c = this.firstChild[node]!; c >= 0; c = this.nextSibling[c]!) visit(c, cursor);
+    };
+    for (let c = this.firstChild[0]!; c >= 0; c = this.nextSibling[c]!) {
+      // At the start the dropped space consumes nothing; the lone "▁" (no text at all) is not offered.
+      if (atStart && between && this.edge[c] === 0x20) walk(c, start);
+      else visit(c, start);
     }
     for (let b = 0; b < 256; b++) {
       const id = this.byteToken[b]!;

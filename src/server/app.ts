@@ -65,6 +65,13 @@ export interface ServerApp {
   stats(): ServerStats;
 }
 
+/** A generation on a pooled session: its events, a way to stop it, and the session's return. */
+interface Generation {
+  events: AsyncGenerator<GenerationEvent>;
+  abort: () => void;
+  release: () => void;
+}
+
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "access-control-allow-origin": "*" };
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "access-control-allow-origin": "*", "x-accel-buffering": "no" };
 
@@ -177,7 +184,7 @@ export function createServer(options: ServerOptions): ServerApp {
   }
 
   /** Runs one generation on a pooled session; the session goes back when the events end. */
-  async function startGeneration(req: GenerationRequest, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<{ events: AsyncGenerator<GenerationEvent>; abort: () => void }> {
+  async function startGeneration(req: GenerationRequest, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<Generation> {
     if (promptIds.length >= nCtx) {
       throw badRequest(`This model's maximum context length is ${nCtx} tokens; the prompt has ${promptIds.length}. Please shorten it.`, param, "context_length_exceeded");
     }
@@ -227,16 +234,23 @@ export function createServer(options: ServerOptions): ServerApp {
       signal.removeEventListener("abort", onAbort);
       throw error;
     }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (controller.signal.aborted) cancelled++;
+      signal.removeEventListener("abort", onAbort);
+      pool.release(session);
+    };
     async function* leased(): AsyncGenerator<GenerationEvent> {
       try {
         yield* inner;
       } finally {
-        if (controller.signal.aborted) cancelled++;
-        signal.removeEventListener("abort", onAbort);
-        pool.release(session);
+        release();
       }
     }
-    return { events: leased(), abort: onAbort };
+    // release() again on cancel: a generator never started skips its finally on return().
+    return { events: leased(), abort: onAbort, release };
   }
 
   async function collect(events: AsyncGenerator<GenerationEvent>): Promise<GenerationResult> {
@@ -252,7 +266,7 @@ export function createServer(options: ServerOptions): ServerApp {
   };
 
   /** Server-sent events from generation events; `chunk(text | null, result?)` shapes each one. */
-  function sse(run: { events: AsyncGenerator<GenerationEvent>; abort: () => void }, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean): Response {
+  function sse(run: Generation, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean): Response {
     const encoder = new TextEncoder();
     const line = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
     let finished = false;
@@ -294,6 +308,7 @@ export function createServer(options: ServerOptions): ServerApp {
       async cancel() {
         run.abort();
         await run.events.return(undefined).catch(() => undefined);
+        run.release();
         finish();
       },
     });

@@ -224,6 +224,13 @@ describe("concurrency", () => {
     expect(t.app.stats()).toMatchObject({ busy: 0, idle: 2, queued: 0, streams: 0 });
   });
 
+  it("a stream cancelled before its first read frees its sequence", async () => {
+    const res = await t.app.fetch(post("/v1/chat/completions", { messages: "x", max_tokens: 50, stream: true }, auth));
+    expect(t.app.stats().busy).toBe(1);
+    await res.body!.cancel();
+    expect(t.app.stats()).toMatchObject({ busy: 0, idle: 2, streams: 0 });
+  });
+
   it("a cancelled stream frees its sequence", async () => {
     const res = await t.app.fetch(post("/v1/completions", { prompt: "s", max_tokens: 120, stream: true, logit_bias: { "2": -100 } }, auth));
     const reader = res.body!.getReader();

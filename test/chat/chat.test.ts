@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChatSession, getTemplate, type ChatMessage } from "../../src/chat/index.js";
+import { ChatSession, generateCfg, getTemplate, type ChatMessage } from "../../src/chat/index.js";
 import { main } from "../../src/cli/index.js";
 import type { ChatIo } from "../../src/cli/chat.js";
 import { LlamaModel, type GenerationResult } from "../../src/model/index.js";
@@ -91,6 +91,26 @@ describe("ChatSession", () => {
     expect(messages.length).toBeLessThan(1 + 2 * 5);
     expect(template.render(messages, tokenizer).length).toBeLessThanOrEqual(256);
     await expect(turn(chat, "长".repeat(80))).rejects.toThrow(/the last message alone needs \d+ prompt tokens \+ 40 reserved/);
+    chat.dispose();
+  });
+
+  it("CFG: the negative prompt takes the system prompt's place; its cache is kept across turns", async () => {
+    const template = getTemplate("alpaca-2");
+    const generation = { temperature: 0, repetitionPenalty: 1, maxTokens: 6, logitBias: lettersOnly() };
+    const chat = new ChatSession({ model, tokenizer, template, generation, negativePrompt: "回复尽可能多的内容。", cfgScale: 2 });
+    const first = await turn(chat, "你好");
+    // The same step by hand: generateCfg over the rendered conversation and the negative one.
+    const negativePromptIds = template.render([{ role: "system", content: "回复尽可能多的内容。" }, { role: "user", content: "你好" }], tokenizer);
+    const fresh = model.createSession();
+    let expected: GenerationResult | undefined;
+    for await (const e of generateCfg(fresh, tokenizer, first.promptIds, { ...generation, cfgScale: 2, negativePromptIds })) if (e.type === "done") expected = e.result;
+    fresh.release();
+    expect(first.generatedIds).toEqual(expected!.generatedIds);
+    expect(first.promptIds).toEqual(template.render([{ role: "user", content: "你好" }], tokenizer));
+    const second = await turn(chat, "再来");
+    // Each sequence evaluates only the last answer id, EOS, BOS and the new [INST] turn.
+    const newTokens = 1 + 2 + tokenizer.encode("[INST] 再来 [/INST]", { addBos: false }).length;
+    expect(second.timings.promptTokens).toBe(2 * newTokens);
     chat.dispose();
   });
 

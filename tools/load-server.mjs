@@ -19,12 +19,16 @@ const { values } = parseArgs({
     parallel: { type: "string", default: "2" },
     "max-tokens": { type: "string", default: "16" },
     model: { type: "string" },
+    synthetic: { type: "boolean" },
     json: { type: "boolean" },
   },
 });
 const zh = await import("../dist/index.js");
 const modelPath = values.model ?? fileURLToPath(new URL("../fixtures/models/tiny-random-q8_0.gguf", import.meta.url));
-const model = await zh.LlamaModel.load(modelPath, { nCtx: 256 });
+const source = values.synthetic
+  ? await zh.encodeGguf(zh.syntheticModel({ name: "synthetic-d512-l8", dim: 512, layers: 8, heads: 8, ffn: 1376, vocab: 8000, ctx: 512, type: zh.GGMLType.Q8_0 }))
+  : modelPath;
+const model = await zh.LlamaModel.load(source, { nCtx: 256 });
 const tokenizer = zh.tokenizerFromGgufMetadata(model.file.metadata, modelPath);
 const app = zh.createServer({ model, tokenizer, template: zh.getTemplate("plain"), parallel: Number(values.parallel), maxQueue: 256 });
 const handle = await zh.serve(app.fetch, { hostname: "127.0.0.1", port: 0 });

@@ -33,6 +33,10 @@ export class LmHead {
   private readonly dlT: Tensor;
   private readonly tmp: Tensor;
   private readonly dxPart: Tensor;
+  /** Per row and block: the max logit and where it is (cross-entropy scratch). */
+  private readonly blockMax: Float64Array;
+  private readonly blockArg: Int32Array;
+  private readonly targetLogit: Float64Array;
 
   constructor(
     private readonly k: Kernels,
@@ -51,6 +55,9 @@ export class LmHead {
     this.dlT = allocTensor(mem, VOCAB_BLOCK * chunk);
     this.tmp = allocTensor(mem, VOCAB_BLOCK * C);
     this.dxPart = allocTensor(mem, chunk * C);
+    this.blockMax = new Float64Array(chunk * this.nBlocks);
+    this.blockArg = new Int32Array(chunk * this.nBlocks);
+    this.targetLogit = new Float64Array(chunk);
   }
 
   private blockSize(j: number): number {
@@ -84,53 +91,65 @@ export class LmHead {
   /**
    * Cross-entropy of n rows against targets[from + t] (< 0: skipped). Returns the summed loss;
    * with gradScale, the logits become (softmax - onehot) * gradScale (zero on skipped rows).
-   * One exp per logit: the exponentials are kept in place between the passes.
+   *
+   * The exponentials run in the WASM softmax kernel, one call per vocabulary block over all n
+   * rows: block j of row t becomes q = exp(l - m_j) / S_j with m_j the block's max. Since q at
+   * the block's argmax is 1 / S_j, the row's softmax follows without a second exp pass:
+   *   M = max_j m_j,  S = sum_j S_j exp(m_j - M),  p = q S_j exp(m_j - M) / S,
+   *   loss = log S + M - l_target.
    */
   crossEntropy(targets: Int32Array, from: number, n: number, gradScale: number | null): number {
     const L = this.logits.data;
+    const nb = this.nBlocks;
+    const { blockMax, blockArg } = this;
+    // Block maxima and their positions; the target logits before the kernel overwrites them.
+    for (let j = 0; j < nb; j++) {
+      const vb = this.blockSize(j);
+      for (let t = 0; t < n; t++) {
+        const o = this.rowStart(j, t);
+        let m = L[o]!, a = o;
+        for (let i = o + 1; i < o + vb; i++) if (L[i]! > m) { m = L[i]!; a = i; }
+        blockMax[t * nb + j] = m;
+        blockArg[t * nb + j] = a;
+      }
+    }
+    for (let t = 0; t < n; t++) {
+      const target = targets[from + t]!;
+      this.targetLogit[t] = target < 0 ? 0 : L[this.at(t, target)]!;
+    }
+    for (let j = 0; j < nb; j++) this.k.softmax(this.logits.addr + 4 * this.blockOffset(j), this.logits.addr + 4 * this.blockOffset(j), this.blockSize(j), 0, n);
     let total = 0;
     for (let t = 0; t < n; t++) {
       const target = targets[from + t]!;
       if (target < 0) {
-        if (gradScale !== null) this.forEachBlock(t, (o, vb) => L.fill(0, o, o + vb));
+        if (gradScale !== null) for (let j = 0; j < nb; j++) L.fill(0, this.rowStart(j, t), this.rowStart(j, t) + this.blockSize(j));
         continue;
       }
-      const tj = Math.floor(target / VOCAB_BLOCK);
-      const targetAt = this.blockOffset(tj) + t * this.blockSize(tj) + (target - tj * VOCAB_BLOCK);
-      const targetLogit = L[targetAt]!;
-      let max = -Infinity;
-      this.forEachBlock(t, (o, vb) => {
-        for (let i = o; i < o + vb; i++) if (L[i]! > max) max = L[i]!;
-      });
-      let sum = 0;
-      if (gradScale === null) {
-        this.forEachBlock(t, (o, vb) => {
-          for (let i = o; i < o + vb; i++) sum += Math.exp(L[i]! - max);
-        });
-      } else {
-        this.forEachBlock(t, (o, vb) => {
-          for (let i = o; i < o + vb; i++) {
-            const e = Math.exp(L[i]! - max);
-            L[i] = e;
-            sum += e;
-          }
-        });
-        const inv = gradScale / sum;
-        this.forEachBlock(t, (o, vb) => {
-          for (let i = o; i < o + vb; i++) L[i] *= inv;
-        });
-        L[targetAt] -= gradScale;
+      let M = -Infinity;
+      for (let j = 0; j < nb; j++) M = Math.max(M, blockMax[t * nb + j]!);
+      let S = 0;
+      for (let j = 0; j < nb; j++) S += Math.exp(blockMax[t * nb + j]! - M) / L[blockArg[t * nb + j]!]!;
+      total += Math.log(S) + M - this.targetLogit[t]!;
+      if (gradScale === null) continue;
+      for (let j = 0; j < nb; j++) {
+        const c = (gradScale * Math.exp(blockMax[t * nb + j]! - M)) / L[blockArg[t * nb + j]!]! / S;
+        const o = this.rowStart(j, t), e = o + this.blockSize(j);
+        for (let i = o; i < e; i++) L[i] *= c;
       }
-      total += Math.log(sum) + max - targetLogit;
+      L[this.at(t, target)] -= gradScale;
     }
     return total;
   }
 
-  private forEachBlock(t: number, f: (offset: number, vb: number) => void): void {
-    for (let j = 0; j < this.nBlocks; j++) {
-      const vb = this.blockSize(j);
-      f(this.blockOffset(j) + t * vb, vb);
-    }
+  /** Float offset of the logit of id v in row t. */
+  private at(t: number, v: number): number {
+    const j = Math.floor(v / VOCAB_BLOCK);
+    return this.rowStart(j, t) + (v - j * VOCAB_BLOCK);
+  }
+
+  /** Float offset of token row t inside block j. */
+  private rowStart(j: number, t: number): number {
+    return j * this.chunk * VOCAB_BLOCK + t * this.blockSize(j);
   }
 
   /** With the logits holding their gradient: dW += dlogits^T x (if trained), dx = dlogits W. */

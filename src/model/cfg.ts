@@ -18,7 +18,7 @@ import { InvalidArgumentError } from "../errors.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { generate, type GenerateOptions, type GenerationEvent } from "./generate.js";
 import { LlamaModel, type LlamaSession } from "./model.js";
-import { TokenEmitter, checkPrompt, promptTokensToEvaluate, timingsOf, topLogits } from "./speculative.js";
+import { TokenEmitter, checkPrompt, promptTokensToEvaluate, topLogits } from "./speculative.js";
 
 export interface CfgOptions extends GenerateOptions {
   /** Guidance scale g; 1 = off (upstream default), > 1 pushes away from the negative prompt. */
@@ -80,17 +80,7 @@ export async function* generateCfg(target: LlamaModel | LlamaSession, tokenizer:
     }
     const rest = out.finish("length");
     if (rest) yield { type: "token", id: -1, text: rest };
-    yield {
-      type: "done",
-      result: {
-        promptIds: [...promptIds],
-        generatedIds: out.generated,
-        text: out.text,
-        finishReason: out.finishReason,
-        firstTopLogits,
-        timings: timingsOf(promptTokens, promptMs, out.generated.length, performance.now() - t1),
-      },
-    };
+    yield { type: "done", result: out.result(promptIds, firstTopLogits, promptTokens, promptMs, performance.now() - t1) };
   } finally {
     if (!options.negativeSession) uncond.release();
   }

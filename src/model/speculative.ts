@@ -69,6 +69,28 @@ export class TokenEmitter {
     this.text += rest;
     return rest;
   }
+
+  /** generate()'s result for what was emitted. */
+  result(promptIds: readonly number[], firstTopLogits: GenerationResult["firstTopLogits"], promptTokens: number, promptMs: number, decodeMs: number): GenerationResult {
+    const generated = this.generated.length;
+    // As generate(): decode speed counts the tokens that needed a forward pass (the last one did not).
+    const decoded = Math.max(0, generated - 1);
+    return {
+      promptIds: [...promptIds],
+      generatedIds: this.generated,
+      text: this.text,
+      finishReason: this.finishReason,
+      firstTopLogits,
+      timings: {
+        promptTokens,
+        promptMs,
+        generatedTokens: generated,
+        decodeMs,
+        promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
+        decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
+      },
+    };
+  }
 }
 
 /** @internal The n highest logits, as generate() reports them. */
@@ -99,20 +121,6 @@ export function checkPrompt(session: LlamaSession, promptIds: readonly number[],
   if (promptIds.length >= session.nCtx) {
     throw new ContextOverflowError(`the ${what} has ${promptIds.length} tokens, but the context holds ${session.nCtx}: shorten it or raise --ctx`);
   }
-}
-
-/** @internal */
-export function timingsOf(promptTokens: number, promptMs: number, generated: number, decodeMs: number): GenerationResult["timings"] {
-  // As generate(): decode speed counts the tokens that needed a forward pass (the last one did not).
-  const decoded = Math.max(0, generated - 1);
-  return {
-    promptTokens,
-    promptMs,
-    generatedTokens: generated,
-    decodeMs,
-    promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
-    decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
-  };
 }
 
 export interface SpeculativeOptions extends GenerateOptions {
@@ -266,16 +274,10 @@ export async function* generateSpeculative(
   // A stop inside an accepted run leaves drafts past it in the caches: keep only the context.
   t.truncate(Math.min(t.nPast, ctx.length));
   d.truncate(Math.min(d.nPast, ctx.length));
-  const decodeMs = performance.now() - t1;
   yield {
     type: "done",
     result: {
-      promptIds: [...promptIds],
-      generatedIds: out.generated,
-      text: out.text,
-      finishReason: out.finishReason,
-      firstTopLogits,
-      timings: timingsOf(promptTokens, promptMs, out.generated.length, decodeMs),
+      ...out.result(promptIds, firstTopLogits, promptTokens, promptMs, performance.now() - t1),
       speculative: {
         rounds: stats.rounds,
         drafted: stats.drafted,

@@ -106,13 +106,31 @@ describe("endpoints", () => {
     expect(r.body!.usage.prompt_tokens).toBe(t.tokenizer.encode("你好").length + t.tokenizer.encode("hello world").length);
   });
 
-  it("embeddings equal a mean of the reference forward's normalised hidden states", async () => {
-    // Long input: crosses micro-batches (64 tokens each), so the pooled rows come from several forwards.
+  it("the embedded state is the one the output layer reads: W_out * e is parallel to the logits", async () => {
+    const w = await t.model.file.readTensorF32("output.weight");
+    const nEmbd = t.model.hp.nEmbd;
+    for (const id of [1, 100, 280]) {
+      const r = await call(post("/v1/embeddings", { input: [[id]] }, auth));
+      const e = r.body!.data[0].embedding as number[];
+      const session = t.model.createSession();
+      const logits = await session.evaluate([id]);
+      session.release();
+      const projected = Array.from({ length: logits.length }, (_, row) => e.reduce((sum, x, i) => sum + x * w[row * nEmbd + i]!, 0));
+      const dot = projected.reduce((sum, p, i) => sum + p * logits[i]!, 0);
+      const cosine = dot / (Math.hypot(...projected) * Math.hypot(...logits));
+      expect(cosine).toBeGreaterThan(0.999);
+    }
+  });
+
+  it("embeddings of a long input pool rows from several forward micro-batches", async () => {
     const text = "长".repeat(40);
+    const ids = t.tokenizer.encode(text);
+    expect(ids.length).toBeGreaterThan(64);
     const r = await call(post("/v1/embeddings", { input: text }, auth));
-    const short = await call(post("/v1/embeddings", { input: [t.tokenizer.encode(text)] }, auth));
-    expect(r.body!.data[0].embedding).toEqual(short.body!.data[0].embedding);
-    expect(r.body!.usage.prompt_tokens).toBeGreaterThan(64);
+    const same = await call(post("/v1/embeddings", { input: [ids] }, auth));
+    expect(r.body!.data[0].embedding).toEqual(same.body!.data[0].embedding);
+    expect(r.body!.usage.prompt_tokens).toBe(ids.length);
+    expect(Math.hypot(...(r.body!.data[0].embedding as number[]))).toBeCloseTo(1, 5);
   });
 
   it("response_format json_object / json_schema give parseable JSON", async () => {

@@ -275,7 +275,7 @@ def cmd_adapter(a):
         if module.split(".")[-1] in targets and len(shape) == 2:
             rows, cols = shape
             out_f, in_f = (cols, rows) if a.fan_in_fan_out else (rows, cols)
-            A = rng_array(rng, [a.r, in_f], 0.5); B = rng_array(rng, [out_f, a.r], 0.5)
+            A = rng_array(rng, [a.r, in_f], a.scale); B = rng_array(rng, [out_f, a.r], a.scale)
             suffix = ".default" if a.adapter_name else ""
             tensors.append((P + module + f".lora_A{suffix}.weight", a.dtype, [a.r, in_f], encode(A, a.dtype)))
             tensors.append((P + module + f".lora_B{suffix}.weight", a.dtype, [out_f, a.r], encode(B, a.dtype)))
@@ -446,7 +446,7 @@ def main():
     d.add_argument("--alpha", type=float, default=8); d.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,down_proj,up_proj")
     d.add_argument("--modules-to-save", default=""); d.add_argument("--fan-in-fan-out", action="store_true"); d.add_argument("--rslora", action="store_true")
     d.add_argument("--dtype", default="F32"); d.add_argument("--format", default="safetensors"); d.add_argument("--adapter-name", action="store_true")
-    d.add_argument("--config")
+    d.add_argument("--config"); d.add_argument("--scale", type=float, default=0.5)
     c = sub.add_parser("check-merge"); c.add_argument("--base", required=True); c.add_argument("--lora", action="append", default=[])
     c.add_argument("--merged", required=True); c.add_argument("--format", default="hf"); c.add_argument("--max-ulps", type=int, default=0); c.add_argument("--dtype")
     f = sub.add_parser("forward"); f.add_argument("dir"); f.add_argument("ids")

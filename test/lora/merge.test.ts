@@ -11,6 +11,7 @@ import { mergeLoraFiles } from "../../src/lora/index.js";
 import { verifyManifest } from "../../src/convert/index.js";
 import { openGguf } from "../../src/formats/gguf/index.js";
 import { LlamaModel } from "../../src/model/index.js";
+import { main } from "../../src/cli/index.js";
 import { checkMerge, py, tempDir, writeTokenizer } from "./helpers.js";
 
 describe("merge-lora: Chinese-Alpaca-Plus style stacking (32000 -> 49953 -> 49954)", () => {
@@ -21,9 +22,9 @@ describe("merge-lora: Chinese-Alpaca-Plus style stacking (32000 -> 49953 -> 4995
   // An f16 base in two torch .bin shards, as Meta's HF conversion ships it.
   py("model", base, "--dtype", "F16", "--format", "bin", "--shards", 2, "--vocab", 32000, "--hidden", 16, "--ffn", 32, "--heads", 4, "--kv-heads", 4, "--seed", 11);
   writeTokenizer(base, 32000);
-  py("adapter", llamaPlus, "--base", base, "--r", 4, "--alpha", 8, "--modules-to-save", "embed_tokens,lm_head", "--vocab", 49953, "--format", "bin", "--dtype", "F16", "--seed", 12);
+  py("adapter", llamaPlus, "--base", base, "--r", 4, "--alpha", 8, "--modules-to-save", "embed_tokens,lm_head", "--vocab", 49953, "--format", "bin", "--dtype", "F16", "--seed", 12, "--scale", 0.1);
   writeTokenizer(llamaPlus, 49953);
-  py("adapter", alpacaPlus, "--base", base, "--r", 8, "--alpha", 32, "--modules-to-save", "embed_tokens,lm_head", "--vocab", 49954, "--format", "safetensors", "--dtype", "F16", "--seed", 13, "--targets", "q_proj,v_proj,gate_proj");
+  py("adapter", alpacaPlus, "--base", base, "--r", 8, "--alpha", 32, "--modules-to-save", "embed_tokens,lm_head", "--vocab", 49954, "--format", "safetensors", "--dtype", "F16", "--seed", 13, "--targets", "q_proj,v_proj,gate_proj", "--scale", 0.1);
   writeTokenizer(alpacaPlus, 49953, true);
 
   it("writes HF shards that match numpy element-wise (within one f16 step)", async () => {
@@ -77,6 +78,11 @@ describe("merge-lora: Chinese-Alpaca-Plus style stacking (32000 -> 49953 -> 4995
     expect(logits.length).toBe(49954);
     expect(logits.every((x) => Number.isFinite(x))).toBe(true);
     await model.dispose();
+    // And through the CLI, as a user would: zh-llama run -m merged.gguf.
+    let stdout = "";
+    const code = await main(["run", "-m", out, "--prompt-ids", "1,300,40000", "-n", "3", "--temp", "0", "--json"], { stdout: (t) => void (stdout += t), stderr: () => undefined, isTty: false });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).generated_ids).toHaveLength(3);
     expect((await verifyManifest(out)).bad).toEqual([]);
   });
 });

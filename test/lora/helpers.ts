@@ -4,7 +4,8 @@
  * written with the project's SentencePiece serializer.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { afterAll } from "vitest";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PieceType, SentencePieceModelType, serializeSentencePieceModel, type SentencePieceModelProto } from "../../src/tokenizer/index.js";
@@ -34,8 +35,16 @@ export function checkMerge(args: (string | number)[]): { ok: boolean; result: { 
   }
 }
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory under the OS temp dir, removed after the test file. */
 export function tempDir(prefix = "zh-lora-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** A byte-fallback BPE tokenizer.model with exactly `size` pieces (LLaMA's id layout). */

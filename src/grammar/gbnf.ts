@@ -35,11 +35,14 @@ export interface GbnfRule {
 export const MAX_REPEAT = 10_000;
 /** Longest grammar text accepted. */
 export const MAX_GRAMMAR_CHARS = 1 << 20;
+/** Deepest nesting of parentheses. */
+export const MAX_NESTING = 128;
 
 const isNameChar = (c: string | undefined): boolean => c !== undefined && /[A-Za-z0-9_-]/.test(c);
 
 class Parser {
   pos = 0;
+  depth = 0;
   constructor(private readonly src: string) {}
 
   fail(message: string, at = this.pos): never {
@@ -159,10 +162,12 @@ class Parser {
         item = { type: "char", ranges: [], negated: true };
       } else if (c === "(") {
         const open = this.where();
+        if (++this.depth > MAX_NESTING) this.fail(`groups nested more than ${MAX_NESTING} deep`);
         this.pos++;
         this.space(true);
         item = this.alternatives(true);
         if (s[this.pos] !== ")") this.fail(`expected ")" to close the group opened at line ${open.line}, column ${open.column}, found ${this.describe()}`);
+        this.depth--;
         this.pos++;
       } else if (isNameChar(c)) {
         const { line, column } = this.where();

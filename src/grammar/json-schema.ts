@@ -37,6 +37,8 @@ const UNSUPPORTED = ["pattern", "allOf", "not", "if", "then", "else", "patternPr
 
 /** Most rules a schema may turn into (a guard against pathological schemas). */
 export const MAX_SCHEMA_RULES = 5000;
+/** Deepest nesting of sub-schemas. */
+export const MAX_SCHEMA_DEPTH = 64;
 
 /** A GBNF literal for a string. */
 export function gbnfLiteral(text: string): string {
@@ -76,7 +78,18 @@ class Converter {
   }
 
   /** The rule (or inline expression) for a sub-schema at `path`. */
+  private depth = 0;
+
   private visit(schema: unknown, path: string, name: string): string {
+    if (++this.depth > MAX_SCHEMA_DEPTH) throw new JsonSchemaError(`${path}: sub-schemas nested more than ${MAX_SCHEMA_DEPTH} deep`);
+    try {
+      return this.visitSchema(schema, path, name);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private visitSchema(schema: unknown, path: string, name: string): string {
     if (schema === true || (isObject(schema) && Object.keys(schema).length === 0)) return this.add(name, "value");
     if (schema === false) throw new JsonSchemaError(`${path}: the schema false admits no value`);
     if (!isObject(schema)) throw new JsonSchemaError(`${path}: a schema must be an object or a boolean, got ${JSON.stringify(schema)}`);

@@ -168,7 +168,14 @@ export function createServer(options: ServerOptions): ServerApp {
 
   function grammarFor(format: ResponseFormat): Grammar | undefined {
     if (format.type === "text") return undefined;
-    const key = format.type === "json_schema" ? `s${JSON.stringify(format.schema)}` : format.type === "grammar" ? `g${format.grammar}` : "json_object";
+    let key: string;
+    try {
+      key = format.type === "json_schema" ? `s${JSON.stringify(format.schema)}` : format.type === "grammar" ? `g${format.grammar}` : "json_object";
+    } catch (error) {
+      // JSON.stringify recurses: a schema nested hundreds of thousands deep overflows the stack.
+      if (error instanceof RangeError) throw badRequest("'response_format.json_schema.schema' is nested too deeply", "response_format");
+      throw error;
+    }
     let g = grammars.get(key);
     if (!g) {
       try {

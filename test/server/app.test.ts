@@ -183,6 +183,8 @@ describe("bad input: OpenAI error bodies with the right status, and the server k
     ["a prompt longer than the context", () => post("/v1/completions", { prompt: "长".repeat(200) }, auth), 400, "prompt", /maximum context length is 256 tokens; the prompt has/],
     ["a prompt token outside the vocabulary", () => post("/v1/completions", { prompt: [1, 5000] }, auth), 400, "prompt", /outside the vocabulary/],
     ["a bad json_schema", () => post("/v1/chat/completions", { messages: "x", response_format: { type: "json_schema", json_schema: { schema: { type: "wat" } } } }, auth), 400, "response_format", /unknown type "wat"/],
+    ["a schema nested too deep", () => post("/v1/chat/completions", { messages: "x", response_format: { type: "json_schema", json_schema: { schema: JSON.parse('{"type":"array","items":'.repeat(1000) + "{}" + "}".repeat(1000)) } } }, auth), 400, "response_format", /nested more than 64 deep/],
+    ["a grammar nested too deep", () => post("/v1/chat/completions", { messages: "x", grammar: "root ::= " + "(".repeat(5000) + '"a"' + ")".repeat(5000) }, auth), 400, "grammar", /nested more than 128 deep at line 1/],
     ["a bad response_format type", () => post("/v1/chat/completions", { messages: "x", response_format: { type: "xml" } }, auth), 400, "response_format.type", /"xml"/],
     ["a bad grammar", () => post("/v1/chat/completions", { messages: "x", grammar: 'root ::= "a' }, auth), 400, "grammar", /unterminated string literal at line 1/],
     ["embeddings without input", () => post("/v1/embeddings", { model: "tiny-random-q8_0" }, auth), 400, "input", /'input' is required/],
@@ -199,6 +201,18 @@ describe("bad input: OpenAI error bodies with the right status, and the server k
     expect(r.body).toEqual({ error: { message: expect.stringMatching(message), type: expect.any(String), param, code: expect.toSatisfy((c: unknown) => c === null || typeof c === "string") } });
     const health = await call(get("/health"));
     expect(health.body).toMatchObject({ status: "ok", busy: 0, idle: 2, queued: 0 });
+  });
+
+  it("a schema nested deeper than JSON.stringify can go is a 400", async () => {
+    const body = '{"messages":"x","response_format":{"type":"json_schema","json_schema":{"schema":' + '{"items":'.repeat(60000) + "{}" + "}".repeat(60000) + "}}}";
+    const roomy = await testServer({ maxBodyBytes: 2 << 20 });
+    try {
+      const res = await roomy.app.fetch(post("/v1/chat/completions", body));
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe("response_format");
+    } finally {
+      await roomy.model.dispose();
+    }
   });
 
   it("a body without content-length over the limit is cut off with 413", async () => {

@@ -50,7 +50,16 @@ export function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-const describe = (v: Json | undefined): string => (v === undefined ? "nothing" : `${Array.isArray(v) ? "an array" : v === null ? "null" : typeof v} ${truncate(JSON.stringify(v))}`);
+const describe = (v: Json | undefined): string => (v === undefined ? "nothing" : `${Array.isArray(v) ? "an array" : v === null ? "null" : typeof v} ${truncate(stringify(v))}`);
+
+/** JSON text for an error message; a value nested too deep for JSON.stringify is named as such. */
+function stringify(v: Json): string {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return "(nested too deeply to show)";
+  }
+}
 const truncate = (s: string): string => (s.length > 60 ? s.slice(0, 57) + "..." : s);
 
 function optionalNumber(body: JsonObject, key: string, min: number, max: number, integer = false): number | undefined {

@@ -210,6 +210,10 @@ describe("bad input: OpenAI error bodies with the right status, and the server k
       const res = await roomy.app.fetch(post("/v1/chat/completions", body));
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { param: string } }).error.param).toBe("response_format");
+      const deepMessages = '{"messages":[' + "[".repeat(200000) + "]".repeat(200000) + "]}";
+      const res2 = await roomy.app.fetch(post("/v1/chat/completions", deepMessages));
+      expect(res2.status).toBe(400);
+      expect(((await res2.json()) as { error: { message: string } }).error.message).toMatch(/nested too deeply to show/);
     } finally {
       await roomy.model.dispose();
     }

@@ -17,10 +17,11 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Kernels } from "../kernels/index.js";
 import { ropeFrequencies } from "../kernels/index.js";
 import type { TrainModelConfig } from "./config.js";
+import { KernelAttention } from "./attention.js";
 import { LmHead } from "./head.js";
 import { allocLinearScratch, kernelEngine, Linear, rowsOf, type LoraAdapter, type MatmulEngine } from "./linear.js";
 import {
-  attentionBackward, attentionForward, embeddingBackward, embeddingForward, rmsnormBackward,
+  embeddingBackward, embeddingForward, rmsnormBackward,
   rmsnormForward, ropeBackward, ropeForward, ropeTables, swigluBackward, swigluForward, type AttentionShape,
 } from "./ops.js";
 import { allocTensor, llamaParamSpecs, ParameterSet, type Param, type ParamSpec, type Tensor } from "./params.js";
@@ -107,6 +108,7 @@ export class TrainableLlama {
   };
   private readonly rope: { cos: Float32Array; sin: Float32Array };
   private readonly attShape: AttentionShape;
+  private readonly attention: KernelAttention;
   private readonly ids: Int32Array;
   private readonly engine: MatmulEngine & { dispose?: () => Promise<void> };
 
@@ -197,6 +199,7 @@ export class TrainableLlama {
     const f = ropeFrequencies({ nDims: c.nRot, base: c.ropeFreqBase, neox: false, scaling: c.ropeScaling }, T);
     this.rope = ropeTables(T, c.nRot, f.invFreq, f.mscale);
     this.attShape = { B, T, nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    this.attention = new KernelAttention(k, engine, this.attShape);
     this.ids = new Int32Array(N);
   }
 
@@ -274,7 +277,7 @@ export class TrainableLlama {
       L.wv.forward(a.v, a.ln1, N);
       ropeForward(a.q.data, N, T, c.nHead, c.headDim, c.nRot, rope.cos, rope.sin);
       ropeForward(a.k.data, N, T, c.nHeadKv, c.headDim, c.nRot, rope.cos, rope.sin);
-      attentionForward(a.att.data, a.probs, a.q.data, a.k.data, a.v.data, attShape);
+      this.attention.forward(a.att.data, a.probs, a.q.data, a.k.data, a.v.data);
       L.wo.forward(this.proj, a.att, N);
       this.k.add(x.addr, this.proj.addr, a.mid.addr, 0, N * C);
       rmsnormForward(a.ln2.data, a.rstd2, a.mid.data, this.base.get(p + "ffn_norm.weight").value.data, N, C, c.rmsEps);
@@ -331,7 +334,7 @@ export class TrainableLlama {
       rmsnormBackward(g.resid.data, grad(p + "ffn_norm.weight"), g.ln.data, a.mid.data, this.base.get(p + "ffn_norm.weight").value.data, a.rstd2, N, C);
       // mid = x + Wo att
       L.wo.backward(g.att, false, g.resid, a.att, N);
-      attentionBackward(g.q.data, g.k.data, g.v.data, g.p, g.att.data, a.q.data, a.k.data, a.v.data, a.probs, attShape);
+      this.attention.backward(g.q.data, g.k.data, g.v.data, g.att.data, a.q.data, a.k.data, a.v.data, a.probs);
       ropeBackward(g.q.data, N, T, c.nHead, c.headDim, c.nRot, rope.cos, rope.sin);
       ropeBackward(g.k.data, N, T, c.nHeadKv, c.headDim, c.nRot, rope.cos, rope.sin);
       L.wq.backward(g.ln, false, g.q, a.ln1, N);

@@ -27,6 +27,13 @@ const MIN_PARALLEL_MACS = 1 << 18;
 /** Token rows per kernel call: keep the x block (~256 KiB) in cache while W streams by. */
 const BLOCK_BYTES = 256 << 10;
 
+/**
+ * Thread shares start at multiples of this many rows: the kernel sums blocks of rows together
+ * and the last rows of a range apart, so shares aligned to its blocks give results bit-identical
+ * to one thread's.
+ */
+const ROW_ALIGN = 16;
+
 const GEN = 0, DONE = 1, STOP = 2, FAILED = 3;
 
 const WORKER_SOURCE = `
@@ -49,7 +56,7 @@ for (;;) {
   if (Atomics.load(ctl, ${STOP}) === 1) break;
   try {
     const y = args[0], w = args[1], x = args[2], rows = args[3], cols = args[4], n = args[5];
-    const per = Math.ceil(rows / parties);
+    const per = Math.ceil(rows / parties / ${ROW_ALIGN}) * ${ROW_ALIGN};
     const r0 = Math.min(rows, index * per), r1 = Math.min(rows, r0 + per);
     const tb = Math.max(1, Math.floor(blockBytes / (4 * cols)));
     if (r1 > r0) for (let t0 = 0; t0 < n; t0 += tb) matmul(w, x + 4 * t0 * cols, y + 4 * t0 * rows, cols, r0, r1, Math.min(tb, n - t0), rows);
@@ -111,7 +118,7 @@ export async function createMatmulTeam(k: Kernels, threads: number): Promise<Mat
       Atomics.add(ctl, GEN, 1);
       Atomics.notify(ctl, GEN);
       // The caller's share: rows [0, per).
-      const per = Math.ceil(rows / threads);
+      const per = Math.ceil(rows / threads / ROW_ALIGN) * ROW_ALIGN;
       const tb = Math.max(1, Math.floor(BLOCK_BYTES / (4 * cols)));
       for (let t0 = 0; t0 < n; t0 += tb) k.matmul(GGMLType.F32, w, x + 4 * t0 * cols, y + 4 * t0 * rows, cols, 0, Math.min(per, rows), Math.min(tb, n - t0), rows);
       for (let d = Atomics.load(ctl, DONE); d < threads - 1; d = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, d);

@@ -12,9 +12,10 @@ import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
 import { createPool, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
 import { loadWeights, weightBytes, type LlamaWeights } from "./weights.js";
+import { checkWebGpuTypes, createWebGpuRunner, type WebGpuOptions, type WebGpuRunner } from "../kernels/webgpu/index.js";
 
 export type KvCacheType = "f32" | "f16";
-export type Backend = "wasm" | "reference";
+export type Backend = "wasm" | "reference" | "webgpu";
 
 /** Overrides of the model's RoPE settings (metadata gives the defaults). */
 export interface RopeOverrides {
@@ -47,6 +48,8 @@ export interface LoadOptions {
   batchSize?: number;
   rope?: RopeOverrides;
   onProgress?: (done: number, total: number) => void;
+  /** backend "webgpu": a device to use instead of navigator.gpu's default adapter. */
+  webgpu?: WebGpuOptions;
 }
 
 export interface EvaluateOptions {
@@ -104,6 +107,8 @@ export class LlamaModel {
     readonly defaults: Required<SessionOptions>,
     /** The worker pool running forward steps, or undefined to run them on this thread. */
     readonly pool: Pool | undefined,
+    /** backend "webgpu": runs forward steps on the GPU (src/kernels/webgpu). */
+    readonly gpu?: WebGpuRunner,
   ) {
     this.session = this.createSession();
   }
@@ -122,8 +127,15 @@ export class LlamaModel {
       const defaults = { nCtx, kvCacheType: options.kvCacheType ?? "f16", batchSize: Math.min(options.batchSize ?? 64, nCtx) } as const;
       const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, defaults.kvCacheType === "f16") + (1 << 20) });
       const backend = options.backend ?? "wasm";
-      const kernels = await createKernels(mem, backend);
+      // WebGPU: the CPU side keeps the reference kernels' activation layout (the GPU kernels
+      // size their buffers by it) and only embeds tokens; forward steps run on the GPU.
+      const kernels = await createKernels(mem, backend === "webgpu" ? "reference" : backend);
       const weights = await loadWeights(file, hp, mem, options.onProgress);
+      if (backend === "webgpu") {
+        checkWebGpuTypes([weights.output, ...weights.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])].map((m) => m.type));
+        const gpu = await createWebGpuRunner(mem, options.webgpu);
+        return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults, undefined, gpu);
+      }
       const threads = backend === "reference" ? 1 : (options.threads ?? defaultThreads());
       if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
       const pool = threads > 1 ? await createPool({ memories: [mem], threadsPerMemory: threads }) : undefined;
@@ -183,6 +195,7 @@ export class LlamaModel {
 
   async dispose(): Promise<void> {
     await this.pool?.dispose();
+    this.gpu?.dispose();
     await this.file.close();
   }
 }
@@ -272,6 +285,13 @@ export class LlamaSession {
   private async step(pos0: number, nTok: number, logitsFrom: number): Promise<void> {
     const program = this.program(nTok, logitsFrom);
     this.registers[REG_POS] = pos0;
+    const gpu = this.model.gpu;
+    if (gpu) {
+      // The embeddings go up, the wanted logits come back; everything else stays on the GPU.
+      const { nEmbd, nVocab } = this.model.hp;
+      const s = this.state;
+      return gpu.run(program, [pos0], { upload: [[s.x, 4 * nTok * nEmbd]], download: [[s.logits, 4 * (nTok - logitsFrom) * nVocab]] });
+    }
     const pool = this.model.pool;
     if (pool) await pool.run(program, [pos0]);
     else execute(this.model.kernels, new Float64Array(program.sab), 0, program.length, this.registers, { thread: 0, threads: 1, peers: [] }, undefined);

@@ -1,0 +1,83 @@
+/**
+ * WebGPU against WASM on the conformance fixtures (test/model/golden-cases.json models, made by
+ * syntheticModel). Run under Deno, whose navigator.gpu works with a software Vulkan driver
+ * (Debian's mesa-vulkan-drivers: lavapipe) where there is no GPU:
+ *
+ *   npx deno run -A --unstable-sloppy-imports test/web/webgpu-check.ts [case ...]
+ *
+ * Prints one JSON line per case: {name, skipped?, maxDiff, promptMaxDiff, greedyEqual, steps,
+ * wasmTokens, gpuTokens, adapter}; a last line {done: true}. test/web/webgpu.test.ts runs it.
+ */
+import { readFileSync } from "node:fs";
+import { encodeGguf } from "../../src/formats/gguf/index.ts";
+import { GGMLType } from "../../src/formats/ggml-types.ts";
+import { LlamaModel } from "../../src/model/model.ts";
+import { syntheticModel, type SyntheticModelOptions } from "../../src/model/synthetic.ts";
+import { WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgpu/index.ts";
+
+interface GoldenCase {
+  name: string;
+  model: Omit<SyntheticModelOptions, "type"> & { type: keyof typeof GGMLType };
+  kv: "F32" | "F16";
+  ctx: number;
+  prompt: number[];
+  steps: number;
+}
+
+const cases = JSON.parse(readFileSync(new URL("../model/golden-cases.json", import.meta.url), "utf8")) as GoldenCase[];
+const wanted = Deno.args.length ? cases.filter((c) => Deno.args.includes(c.name)) : cases;
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+for (const c of wanted) {
+  const type = GGMLType[c.model.type];
+  if (!WEBGPU_MATMUL_TYPES.includes(type as (typeof WEBGPU_MATMUL_TYPES)[number])) {
+    console.log(JSON.stringify({ name: c.name, skipped: `no WebGPU kernel for ${c.model.type}` }));
+    continue;
+  }
+  const bytes = await encodeGguf(syntheticModel({ ...c.model, type }));
+  const opts = { nCtx: c.ctx, kvCacheType: c.kv === "F16" ? "f16" : "f32" } as const;
+  const wasm = await LlamaModel.load(bytes, { ...opts, backend: "wasm", threads: 1 });
+  let gpu: LlamaModel;
+  try {
+    gpu = await LlamaModel.load(bytes, { ...opts, backend: "webgpu" });
+  } catch (e) {
+    await wasm.dispose();
+    console.log(JSON.stringify({ name: c.name, skipped: String((e as Error).message) }));
+    continue;
+  }
+  // Every prompt position's logits (one multi-token step), then a greedy continuation of single steps.
+  const all = await wasm.evaluate(c.prompt, { allLogits: true });
+  const allGpu = await gpu.evaluate(c.prompt, { allLogits: true });
+  const promptMaxDiff = maxAbsDiff(all, allGpu);
+  const nVocab = wasm.hp.nVocab;
+  let lw = all.subarray(all.length - nVocab);
+  let lg = allGpu.subarray(allGpu.length - nVocab);
+  let maxDiff = maxAbsDiff(lw, lg);
+  const wasmTokens: number[] = [];
+  const gpuTokens: number[] = [];
+  for (let step = 0; step < c.steps; step++) {
+    const a = argmax(lw);
+    const b = argmax(lg);
+    wasmTokens.push(a);
+    gpuTokens.push(b);
+    if (a !== b) break;
+    lw = await wasm.evaluate([a]);
+    lg = await gpu.evaluate([b]);
+    maxDiff = Math.max(maxDiff, maxAbsDiff(lw, lg));
+  }
+  const greedyEqual = wasmTokens.length === c.steps && wasmTokens.every((t, i) => t === gpuTokens[i]);
+  console.log(JSON.stringify({ name: c.name, maxDiff, promptMaxDiff, greedyEqual, steps: wasmTokens.length, wasmTokens, gpuTokens, adapter: gpu.gpu?.description }));
+  await wasm.dispose();
+  await gpu.dispose();
+}
+console.log(JSON.stringify({ done: true }));

@@ -19,14 +19,14 @@
  * and one float multiply-add.
  */
 import { halfToFloat, hsumI32, scales4, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
-import { act_q8_0_bytes, act_q8_0_i16_bytes } from "./quantize";
+import { act_q8_0_i16_bytes } from "./quantize";
 
 /** log2 of the activation bytes per block: i16 codes (64 bytes), or i8 (32) in the relaxed build. */
 const ACT_SHIFT: usize = ASC_FEATURE_RELAXED_SIMD ? 5 : 6;
 
-/** Activation row bytes for Q4_0 weights in this build. */
+/** Activation row stride for Q4_0 weights: the same in both builds (see quantize_q8_0). */
 export function act_q4_0_bytes(n: i32): i32 {
-  return ASC_FEATURE_RELAXED_SIMD ? act_q8_0_bytes(n) : act_q8_0_i16_bytes(n);
+  return act_q8_0_i16_bytes(n);
 }
 
 // @ts-ignore: decorator

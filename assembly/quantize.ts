@@ -48,9 +48,13 @@ export function act_q8_K_bytes(n: i32): i32 {
   return (n + (n >> 6) + (n >> 2) + 15) & ~15;
 }
 
-/** Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_0 activation rows at q. */
+/**
+ * Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_0 activation rows at q (the
+ * relaxed build's Q4_0 input). Rows are spaced like the i16 layout (act_q8_0_i16_bytes), so the
+ * row stride of a type's activations is the same in every build.
+ */
 export function quantize_q8_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
-  const stride = <usize>act_q8_0_bytes(n);
+  const stride = <usize>act_q8_0_i16_bytes(n);
   for (let r = r0; r < r1; r++) {
     quantizeRowQ8_0(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
   }

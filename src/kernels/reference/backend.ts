@@ -17,7 +17,7 @@ const f = Math.fround;
 
 /**
  * Which build's activation layout: they differ only for Q4_0, where the relaxed-SIMD build keeps
- * plain i8 codes (i8 codes | f32 scales | i32 block sums).
+ * plain i8 codes (i8 codes | f32 scales | i32 block sums) within the same row stride.
  */
 export type ActLayout = "simd" | "relaxed";
 
@@ -28,12 +28,13 @@ export type ActLayout = "simd" | "relaxed";
  *   k-quants:            i8 codes, f32 scales, i32 sums of 16;
  *   F16 / F32:           plain f32 rows (f16-rounded for F16).
  */
-export function actBytes(type: MatmulType, cols: number, layout: ActLayout = "simd"): number {
+export function actBytes(type: MatmulType, cols: number): number {
   const kind = activationKind(type);
   if (kind === "f16" || kind === "f32") return 4 * cols;
+  // The relaxed Q4_0 layout is smaller but keeps this row stride, so callers may index token
+  // rows with this function whatever the build.
   const raw =
-    type === GGMLType.Q4_0 && layout === "relaxed" ? cols + cols / 8 + cols / 8
-    : kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
+    kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
     : type === GGMLType.Q6_K ? cols + cols / 64 + cols / 4
     : 2 * cols + cols / 64 + cols / 8;
   return Math.ceil(raw / 16) * 16;
@@ -112,9 +113,9 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     backend: "reference",
     build: "ts",
     memory: mem,
-    actBytes: (type, cols) => actBytes(type, cols, layout),
+    actBytes,
     quantize(type, x, xq, cols, t0, t1) {
-      const stride = actBytes(type, cols, layout);
+      const stride = actBytes(type, cols);
       for (let t = t0; t < t1; t++) {
         const xt = mem.f32(x + 4 * t * cols, cols);
         const kind = activationKind(type);
@@ -128,7 +129,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
       const rb = rowBytes(type, cols);
       const wb = mem.u8(w, rb * r1);
-      const stride = actBytes(type, cols, layout);
+      const stride = actBytes(type, cols);
       for (let t = 0; t < nTok; t++) {
         const out = mem.f32(y + 4 * t * ldy, ldy);
         const kind = activationKind(type);

@@ -24,7 +24,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     backend: "wasm",
     build,
     memory: mem,
-    actBytes: (type, cols) => actBytes(type, cols, build === "relaxed" ? "relaxed" : "simd"),
+    actBytes,
     quantize(type, x, xq, cols, t0, t1) {
       switch (type) {
         case GGMLType.Q4_0:

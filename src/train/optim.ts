@@ -105,18 +105,27 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.t;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
-    this.params.forEach((p, k) => {
-      const o = this.offsets[k]!;
-      const w = p.value.data;
-      const g = p.grad.data;
-      const shrink = this.decay[k] ? 1 - lr * this.weightDecay : 1;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i]!;
-        const mi = (m[o + i] = b1 * m[o + i]! + (1 - b1) * gi);
-        const vi = (v[o + i] = b2 * v[o + i]! + (1 - b2) * gi * gi);
-        w[i] = w[i]! * shrink - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
-      }
+    for (let k = 0; k < this.params.length; k++) {
+      const p = this.params[k]!;
+      adamwUpdate(p.value.data, p.grad.data, m, v, this.offsets[k]!, b1, b2, eps, stepSize, sqrtBc2, this.decay[k] ? 1 - lr * this.weightDecay : 1);
       p.version++;
-    });
+    }
+  }
+}
+
+/** The element loop of AdamW.step, on its own so V8 optimises it as one tight loop. */
+function adamwUpdate(
+  w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, o: number,
+  b1: number, b2: number, eps: number, stepSize: number, sqrtBc2: number, shrink: number,
+): void {
+  const n = w.length;
+  const c1 = 1 - b1, c2 = 1 - b2;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i]!;
+    const mi = b1 * m[o + i]! + c1 * gi;
+    const vi = b2 * v[o + i]! + c2 * gi * gi;
+    m[o + i] = mi;
+    v[o + i] = vi;
+    w[i] = w[i]! * shrink - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
   }
 }

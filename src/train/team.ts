@@ -35,6 +35,8 @@ const BLOCK_BYTES = 256 << 10;
 const ROW_ALIGN = 16;
 
 const GEN = 0, DONE = 1, STOP = 2, FAILED = 3;
+/** Polls of the control word before Atomics.wait (tens of microseconds). */
+const SPINS = 20000;
 
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
@@ -51,6 +53,9 @@ try {
 }
 let gen = 0;
 for (;;) {
+  // Spin a little before sleeping: products come in quick succession, and a futex wake-up costs
+  // more than most of them.
+  for (let i = 0; i < ${SPINS} && Atomics.load(ctl, ${GEN}) === gen; i++);
   Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${STOP}) === 1) break;
@@ -121,6 +126,7 @@ export async function createMatmulTeam(k: Kernels, threads: number): Promise<Mat
       const per = Math.ceil(rows / threads / ROW_ALIGN) * ROW_ALIGN;
       const tb = Math.max(1, Math.floor(BLOCK_BYTES / (4 * cols)));
       for (let t0 = 0; t0 < n; t0 += tb) k.matmul(GGMLType.F32, w, x + 4 * t0 * cols, y + 4 * t0 * rows, cols, 0, Math.min(per, rows), Math.min(tb, n - t0), rows);
+      for (let i = 0; i < SPINS && Atomics.load(ctl, DONE) < threads - 1; i++);
       for (let d = Atomics.load(ctl, DONE); d < threads - 1; d = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, d);
       if (Atomics.load(ctl, FAILED) === 1) throw new Error("a matmul worker failed");
     },

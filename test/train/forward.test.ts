@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { LlamaModel } from "../../src/model/index.js";
 import { makeConfig } from "../../src/train/config.js";
 import { initModel, loadModel, saveModelGguf } from "../../src/train/io.js";
+import { readFileSync } from "node:fs";
+import { hasShared, sharedPath } from "../helpers/shared.js";
 
 const cases = [
   { name: "MHA, separate lm_head", cfg: makeConfig({ nVocab: 97, nEmbd: 32, nLayer: 2, nHead: 4, nFf: 48, nCtx: 64 }) },
@@ -51,4 +53,20 @@ describe("trainer forward = LlamaModel forward", () => {
       }
     });
   }
+});
+
+describe.skipIf(!hasShared)("trainer forward vs llama.cpp (../shared/reference)", () => {
+  it("llama-d64-l2-h4kv1-synthvocab-f32: last-position logits", async () => {
+    const name = "llama-d64-l2-h4kv1-synthvocab-f32";
+    const c = JSON.parse(readFileSync(sharedPath(`reference/${name}.json`), "utf8")) as { prompt: { tokens: number[] }; first_step: { logits_f32le_base64: string } };
+    const bytes = Buffer.from(c.first_step.logits_f32le_base64, "base64");
+    const expected = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    const ids = c.prompt.tokens;
+    const { model } = await loadModel(sharedPath(`reference/${name}.gguf`), { batch: 1, seq: ids.length }, 1);
+    const logits = model.allLogits(ids);
+    const V = model.cfg.nVocab;
+    let maxDiff = 0;
+    for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[(ids.length - 1) * V + i]! - expected[i]!));
+    expect(maxDiff).toBeLessThan(1e-3);
+  });
 });

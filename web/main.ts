@@ -7,6 +7,11 @@
  * without it there is no SharedArrayBuffer for workers to share, so the kernels run here, on one
  * thread, yielding to the event loop after every token so the tab never freezes.
  *
+ * Backend: "auto" uses WebGPU when navigator.gpu gives a hardware adapter and the model's weight
+ * types have WGSL kernels (src/kernels/webgpu), else WASM; every fallback is announced. A software
+ * adapter (SwiftShader, llvmpipe) is slower than the WASM kernels, so "auto" passes it over;
+ * choosing WebGPU explicitly (or ?backend=webgpu) uses it anyway.
+ *
  * Tests drive the page through the element ids and read `window.zhLlama` (PageState).
  */
 import { GgufFile, openGguf } from "../src/formats/gguf/index.js";
@@ -125,6 +130,28 @@ function sharedMemoryWorks(): boolean {
   }
 }
 
+type BackendChoice = "auto" | "wasm" | "webgpu";
+const queryBackend = new URLSearchParams(location.search).get("backend");
+if (queryBackend === "auto" || queryBackend === "wasm" || queryBackend === "webgpu") ui.backendChoice.value = queryBackend;
+
+type WebGpuProbe = { ok: true; software: boolean; name: string } | { ok: false; why: string };
+
+/** Whether navigator.gpu gives an adapter, and whether it is a software one. */
+async function probeWebGpu(): Promise<WebGpuProbe> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return { ok: false, why: "this browser has no navigator.gpu" };
+  try {
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { ok: false, why: "navigator.gpu gave no adapter" };
+    const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    const name = [info.vendor, info.architecture, info.description].filter((x) => x).join(" ") || "unnamed adapter";
+    const software = info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe|software/i.test(name);
+    return { ok: true, software, name };
+  } catch (e) {
+    return { ok: false, why: describeError(e) };
+  }
+}
+
 const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
 if (!state.crossOriginIsolated) {
   notice(
@@ -205,22 +232,34 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
       );
     }
     const threads = state.crossOriginIsolated ? Math.max(1, Math.floor(Number(ui.threads.value) || cores)) : 1;
-    const nCtx = Math.max(16, Math.floor(Number(ui.ctx.value) || 2048));
-    const model = await LlamaModel.load(file, {
-      backend: "wasm",
-      threads,
-      nCtx: Math.min(nCtx, Number(file.metadata[`${String(file.metadata["general.architecture"] ?? "llama")}.context_length`] ?? nCtx)),
-      onProgress: (done, total) => {
-        ui.progress.max = total;
-        ui.progress.value = done;
-      },
-    });
+    const ctxWanted = Math.max(16, Math.floor(Number(ui.ctx.value) || 2048));
+    const nCtx = Math.min(ctxWanted, Number(file.metadata[`${String(file.metadata["general.architecture"] ?? "llama")}.context_length`] ?? ctxWanted));
+    const onProgress = (done: number, total: number) => {
+      ui.progress.max = total;
+      ui.progress.value = done;
+    };
+    const choice = ui.backendChoice.value as BackendChoice;
+    let model: LlamaModel | undefined;
+    if (choice !== "wasm") {
+      const probe = await probeWebGpu();
+      if (!probe.ok) notice(`WebGPU is not available (${probe.why}): using WASM.`);
+      else if (choice === "auto" && probe.software) {
+        notice(`The WebGPU adapter (${probe.name}) is a software renderer, slower than the WASM kernels: using WASM. Choose the WebGPU backend to use it anyway.`);
+      } else {
+        try {
+          model = await LlamaModel.load(file, { backend: "webgpu", nCtx, onProgress });
+        } catch (e) {
+          notice(`WebGPU could not run this model (${describeError(e)}): falling back to WASM.`);
+        }
+      }
+    }
+    model ??= await LlamaModel.load(file, { backend: "wasm", threads, nCtx, onProgress });
     const tokenizer = tokenizerFromGgufMetadata(file.metadata);
     const detected = detectTemplate(file.metadata);
     loaded = { model, tokenizer, detected };
     fillTemplates(detected);
     const where = model.threads > 1 ? `${model.threads} threads (Web Workers)` : "1 thread (page thread)";
-    state.backend = `WASM (${model.kernels.build} SIMD), ${where}`;
+    state.backend = model.gpu ? model.gpu.description : `WASM (${model.kernels.build} SIMD), ${where}`;
     ui.backend.textContent = `backend: ${state.backend}`;
     state.modelName = name;
     ui.modelName.textContent = `${name}: ${model.hp.nLayer} layers, ${model.hp.nEmbd} wide, vocabulary ${model.hp.nVocab}, context ${model.nCtx}, ${(bytes / 1024 ** 2).toFixed(1)} MiB of weights`;

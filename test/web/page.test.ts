@@ -100,8 +100,8 @@ async function chat(page: Page, maxTokens = MAX_TOKENS): Promise<{ state: PageSt
   await page.click("#send");
   await page.waitForFunction(() => {
     const s = (window as unknown as { zhLlama: PageState }).zhLlama;
-    return s.status !== "generating" && s.finishReason !== "";
-  }, null, { timeout: 60_000 });
+    return s.status !== "generating" && (s.finishReason !== "" || s.error !== "");
+  }, null, { timeout: 120_000 });
   return { state: await pageState(page), shown: await page.evaluate(() => (window as unknown as { shown: string[] }).shown) };
 }
 
@@ -150,6 +150,8 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
     expect(loaded.error).toBe("");
     expect(loaded.crossOriginIsolated).toBe(true);
     expect(loaded.backend).toMatch(/^WASM .*, \d+ threads? /);
+    // "auto" looked for WebGPU first (none with --disable-gpu) and said why it uses WASM.
+    expect(loaded.notices.join("\n")).toMatch(/WebGPU .*using WASM/);
     const { state, shown } = await chat(page);
     await page.screenshot({ path: join(ARTIFACTS, "web-chat.png"), fullPage: true });
     expect(state.error).toBe("");
@@ -162,6 +164,35 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
     expect(await page.textContent("#speed")).toMatch(/tok\/s/);
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it("WebGPU backend (Chromium's SwiftShader adapter): greedy reply = the Node library's WASM one", async () => {
+    const gpuProfile = await mkdtemp(join(tmpdir(), "zh-llama-chromium-"));
+    const { chromium } = await import("playwright-core");
+    const gpuContext = await chromium.launchPersistentContext(gpuProfile, { executablePath: CHROMIUM, headless: true, args: [...ARGS, "--enable-unsafe-webgpu"] });
+    try {
+      const page = await gpuContext.newPage();
+      await page.goto(`${base}?backend=webgpu`);
+      const loaded = await waitLoaded(page);
+      expect(loaded.error).toBe("");
+      if (!/^WebGPU/.test(loaded.backend)) {
+        console.warn(`test/web: Chromium gave no WebGPU adapter here (${loaded.notices.join("; ")}); WebGPU page check skipped`);
+        return;
+      }
+      const { state, shown } = await chat(page);
+      await page.screenshot({ path: join(ARTIFACTS, "web-webgpu.png"), fullPage: true });
+      expect(shown.length).toBeGreaterThan(1);
+      expect(state.generatedIds).toEqual(expected.generatedIds);
+      expect(state.reply).toBe(expected.text);
+      // "auto" passes a software adapter over, and says so.
+      await page.goto(`${base}?backend=auto`);
+      const auto = await waitLoaded(page);
+      expect(auto.backend).toMatch(/^WASM/);
+      expect(auto.notices.join("\n")).toMatch(/software renderer/);
+    } finally {
+      await gpuContext.close();
+      await rm(gpuProfile, { recursive: true, force: true });
+    }
   });
 
   it("stops on the stop button", async () => {

@@ -395,10 +395,12 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
         pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
       });
       pass.end();
-      const total = io.download.reduce((s, [, b]) => s + Math.ceil(b / 4) * 4, 0);
+      // A prompt chunk before the last wants no logits: nothing to read back.
+      const downloads = io.download.filter(([, b]) => b > 0);
+      const total = downloads.reduce((s, [, b]) => s + Math.ceil(b / 4) * 4, 0);
       const staging = total > 0 ? device.createBuffer({ size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST }) : undefined;
       let at = 0;
-      for (const [addr, bytes] of io.download) {
+      for (const [addr, bytes] of downloads) {
         const n = Math.ceil(bytes / 4) * 4;
         enc.copyBufferToBuffer(memBuffer!, addr, staging!, at, n);
         at += n;
@@ -408,7 +410,7 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
       await staging.mapAsync(MAP_READ);
       const data = new Uint8Array(staging.getMappedRange());
       at = 0;
-      for (const [addr, bytes] of io.download) {
+      for (const [addr, bytes] of downloads) {
         cpuBytes(addr, bytes).set(data.subarray(at, at + bytes));
         at += Math.ceil(bytes / 4) * 4;
       }

@@ -46,11 +46,14 @@ export interface TextStats {
   tokens: number;
 }
 
-/** The documents of a text: its non-blank lines (trailing \r removed). */
+/** The documents of a text: its non-blank lines (trailing \r removed); `skipped` counts the blank ones. */
 export function textDocuments(text: string): { documents: string[]; skipped: number } {
   const documents: string[] = [];
   let skipped = 0;
-  for (const raw of text.split("\n")) {
+  const lines = text.split("\n");
+  // A final newline ends the last line; it does not start a blank one.
+  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+  for (const raw of lines) {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (line.trim() === "") skipped++;
     else documents.push(line);

@@ -13,7 +13,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openGguf } from "../formats/gguf/index.js";
-import { loadTokenizer, saveTokenizerModel, tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { loadTokenizer, saveTokenizerModel, tokenizerFromGgufMetadata, tokenizerToGgufMetadata, type SentencePieceTokenizer } from "../tokenizer/index.js";
 import { countNonEmbeddingParams, makeConfig, type TrainModelConfig } from "./config.js";
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.js";
 import { DataLoader, InstructionDataset, PackedDataset, parseInstructions, textDocuments, tokenizeDocuments, type Dataset } from "./data.js";
@@ -134,6 +134,8 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
       await f.close();
     }
   } else throw new TrainError("--init needs --tokenizer (the vocabulary decides the embedding size)");
+  // A GGUF output needs the tokenizer as GGUF metadata: find out now, not after training.
+  if (!o.lora || o.saveMerged) tokenizerToGgufMetadata(tokenizer);
 
   // The model (a resumed run's checkpoint must match it; its vocabulary may have been grown).
   const resumeMeta = o.resume ? await readCheckpointMeta(o.resume) : undefined;

@@ -35,6 +35,7 @@ LoRA
 Optimisation
   --steps N (100)  --lr X (3e-4)  --warmup N (0)  --batch N (4)  --seq N (128)  --accum N (1)
   --weight-decay X (0)  --max-grad-norm X (1.0)  --seed N (1)
+  --decay-embeddings, --decay-norms   also decay those (AdamW decays matrices and LoRA only)
 Run
   --out DIR            output directory
   --resume FILE        continue from a checkpoint (same model shape required)
@@ -68,6 +69,8 @@ Run
         accum: { type: "string" },
         "weight-decay": { type: "string" },
         "max-grad-norm": { type: "string" },
+        "decay-embeddings": { type: "boolean" },
+        "decay-norms": { type: "boolean" },
         seed: { type: "string" },
         out: { type: "string" },
         resume: { type: "string" },
@@ -125,6 +128,8 @@ Run
       seed: int("seed", values.seed, 1, 0),
       weightDecay: numberOption("weight-decay", values["weight-decay"], 0, 0),
       maxGradNorm: numberOption("max-grad-norm", values["max-grad-norm"], 1, 0),
+      decayEmbeddings: values["decay-embeddings"],
+      decayNorms: values["decay-norms"],
       out: values.out,
       resume: values.resume,
       saveEvery: int("save-every", values["save-every"], 50),

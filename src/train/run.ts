@@ -47,6 +47,8 @@ export interface TrainRunOptions {
   accum: number;
   seed: number;
   weightDecay?: number;
+  decayEmbeddings?: boolean;
+  decayNorms?: boolean;
   maxGradNorm?: number;
   out: string;
   resume?: string;
@@ -171,6 +173,7 @@ async function trainModel(
   const loader = new DataLoader(train, o.batch, rng);
   const trainer = new Trainer(model, loader, rng, {
     steps: o.steps, lr: o.lr, warmup: o.warmup, accum: o.accum, maxGradNorm: o.maxGradNorm ?? 1, weightDecay: o.weightDecay ?? 0,
+    decayEmbeddings: o.decayEmbeddings, decayNorms: o.decayNorms,
   });
   await mkdir(o.out, { recursive: true });
   const log = new TrainLog();

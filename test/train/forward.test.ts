@@ -55,6 +55,31 @@ describe("trainer forward = LlamaModel forward", () => {
   }
 });
 
+describe("vocabulary growth (a tokenizer extended with Chinese pieces)", () => {
+  it("keeps the old rows and starts new embedding and lm_head rows at the mean of the old ones", async () => {
+    const cfg = makeConfig({ nVocab: 40, nEmbd: 16, nLayer: 1, nHead: 2, nFf: 24, nCtx: 16 });
+    const small = await initModel(cfg, { batch: 1, seq: 4 }, 8);
+    const dir = mkdtempSync(join(tmpdir(), "zh-grow-"));
+    try {
+      await saveModelGguf(join(dir, "m.gguf"), small);
+      const { model } = await loadModel(join(dir, "m.gguf"), { batch: 1, seq: 4 }, 1, { nVocab: 55 });
+      expect(model.cfg.nVocab).toBe(55);
+      for (const name of ["token_embd.weight", "output.weight"]) {
+        const before = small.base.get(name).value.data, after = model.base.get(name).value.data;
+        expect(Array.from(after.subarray(0, 40 * 16))).toEqual(Array.from(before));
+        for (let j = 0; j < 16; j++) {
+          let mean = 0;
+          for (let r = 0; r < 40; r++) mean += before[r * 16 + j]! / 40;
+          expect(after[54 * 16 + j]).toBeCloseTo(mean, 6);
+        }
+      }
+      await expect(loadModel(join(dir, "m.gguf"), { batch: 1, seq: 4 }, 1, { nVocab: 30 })).rejects.toThrow(/cannot shrink/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(!hasShared)("trainer forward vs llama.cpp (../shared/reference)", () => {
   it("llama-d64-l2-h4kv1-synthvocab-f32: last-position logits", async () => {
     const name = "llama-d64-l2-h4kv1-synthvocab-f32";

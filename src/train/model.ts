@@ -96,6 +96,9 @@ export class TrainableLlama {
   readonly T: number;
   readonly N: number;
   private readonly linears: LayerLinears[];
+  /** Per layer: the attention and FFN RMSNorm weights. */
+  private readonly norms: { attn: Param; ffn: Param }[];
+  private trainable: Param[] | null = null;
   private readonly output: LmHead;
   private readonly acts: LayerActs[];
   private readonly resid: Tensor[];
@@ -104,10 +107,9 @@ export class TrainableLlama {
   private readonly headChunk: number;
   private readonly proj: Tensor;
   private readonly g: {
-    resid: Tensor; ln: Tensor; att: Tensor; q: Tensor; k: Tensor; v: Tensor; gate: Tensor; up: Tensor; act: Tensor; lnf: Tensor; p: Float32Array;
+    resid: Tensor; ln: Tensor; att: Tensor; q: Tensor; k: Tensor; v: Tensor; gate: Tensor; up: Tensor; act: Tensor; lnf: Tensor;
   };
   private readonly rope: { cos: Float32Array; sin: Float32Array };
-  private readonly attShape: AttentionShape;
   private readonly attention: KernelAttention;
   private readonly ids: Int32Array;
   private readonly engine: MatmulEngine & { dispose?: () => Promise<void> };
@@ -165,11 +167,13 @@ export class TrainableLlama {
       return new Linear(k, engine, scratch, w, inDim, outDim, adapter);
     };
     this.linears = [];
+    this.norms = [];
     this.acts = [];
     const t = (n: number) => allocTensor(mem, n);
     this.resid = [t(N * C)];
     for (let l = 0; l < c.nLayer; l++) {
       const p = `blk.${l}.`;
+      this.norms.push({ attn: this.base.get(p + "attn_norm.weight"), ffn: this.base.get(p + "ffn_norm.weight") });
       this.linears.push({
         wq: linear(p + "attn_q.weight", C, qDim),
         wk: linear(p + "attn_k.weight", C, kvDim),
@@ -194,12 +198,12 @@ export class TrainableLlama {
     this.proj = t(N * C);
     this.g = {
       resid: t(N * C), ln: t(N * C), att: t(N * qDim), q: t(N * qDim), k: t(N * kvDim), v: t(N * kvDim),
-      gate: t(N * F), up: t(N * F), act: t(N * F), lnf: t(N * C), p: new Float32Array(T),
+      gate: t(N * F), up: t(N * F), act: t(N * F), lnf: t(N * C),
     };
     const f = ropeFrequencies({ nDims: c.nRot, base: c.ropeFreqBase, neox: false, scaling: c.ropeScaling }, T);
     this.rope = ropeTables(T, c.nRot, f.invFreq, f.mscale);
-    this.attShape = { B, T, nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
-    this.attention = new KernelAttention(k, engine, this.attShape);
+    const attShape: AttentionShape = { B, T, nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    this.attention = new KernelAttention(k, engine, attShape);
     this.ids = new Int32Array(N);
   }
 
@@ -213,9 +217,10 @@ export class TrainableLlama {
     return this.base.byName.get("output.weight") ?? this.base.get("token_embd.weight");
   }
 
-  /** Every parameter the optimizer updates. */
+  /** Every parameter the optimizer updates (fixed once training starts). */
   trainableParams(): Param[] {
-    return [...this.base.params, ...(this.lora?.params ?? [])].filter((p) => p.trainable);
+    this.trainable ??= [...this.base.params, ...(this.lora?.params ?? [])].filter((p) => p.trainable);
+    return this.trainable;
   }
 
   zeroGrad(): void {
@@ -257,7 +262,7 @@ export class TrainableLlama {
   }
 
   private forward(ids: ArrayLike<number>): void {
-    const { N, T, cfg: c, rope, attShape } = this;
+    const { N, T, cfg: c, rope } = this;
     const C = c.nEmbd;
     if (ids.length !== N) throw new InvalidArgumentError(`a micro-batch holds ${N} token ids (batch x seq), got ${ids.length}`);
     for (let i = 0; i < N; i++) {
@@ -270,8 +275,8 @@ export class TrainableLlama {
       const a = this.acts[l]!;
       const L = this.linears[l]!;
       const x = this.resid[l]!;
-      const p = `blk.${l}.`;
-      rmsnormForward(a.ln1.data, a.rstd1, x.data, this.base.get(p + "attn_norm.weight").value.data, N, C, c.rmsEps);
+      const norm = this.norms[l]!;
+      rmsnormForward(a.ln1.data, a.rstd1, x.data, norm.attn.value.data, N, C, c.rmsEps);
       L.wq.forward(a.q, a.ln1, N);
       L.wk.forward(a.k, a.ln1, N);
       L.wv.forward(a.v, a.ln1, N);
@@ -280,7 +285,7 @@ export class TrainableLlama {
       this.attention.forward(a.att.data, a.probs, a.q.data, a.k.data, a.v.data);
       L.wo.forward(this.proj, a.att, N);
       this.k.add(x.addr, this.proj.addr, a.mid.addr, 0, N * C);
-      rmsnormForward(a.ln2.data, a.rstd2, a.mid.data, this.base.get(p + "ffn_norm.weight").value.data, N, C, c.rmsEps);
+      rmsnormForward(a.ln2.data, a.rstd2, a.mid.data, norm.ffn.value.data, N, C, c.rmsEps);
       L.gate.forward(a.g, a.ln2, N);
       L.up.forward(a.u, a.ln2, N);
       swigluForward(a.act.data, a.g.data, a.u.data, N * c.nFf);
@@ -312,26 +317,23 @@ export class TrainableLlama {
   }
 
   private backward(): void {
-    const { N, T, cfg: c, rope, attShape, g } = this;
+    const { N, T, cfg: c, rope, g } = this;
     const C = c.nEmbd;
     const F = c.nFf;
-    const grad = (name: string): Float32Array | null => {
-      const p = this.base.get(name);
-      return p.trainable ? p.grad.data : null;
-    };
+    const grad = (p: Param): Float32Array | null => (p.trainable ? p.grad.data : null);
     g.resid.data.fill(0);
     const outNorm = this.base.get("output_norm.weight");
-    rmsnormBackward(g.resid.data, grad("output_norm.weight"), g.lnf.data, this.resid[c.nLayer]!.data, outNorm.value.data, this.rstdf, N, C);
+    rmsnormBackward(g.resid.data, grad(outNorm), g.lnf.data, this.resid[c.nLayer]!.data, outNorm.value.data, this.rstdf, N, C);
     for (let l = c.nLayer - 1; l >= 0; l--) {
       const a = this.acts[l]!;
       const L = this.linears[l]!;
-      const p = `blk.${l}.`;
+      const norm = this.norms[l]!;
       // x' = mid + W2 act: the residual passes g.resid through; the FFN branch adds to it.
       L.down.backward(g.act, false, g.resid, a.act, N);
       swigluBackward(g.gate.data, g.up.data, g.act.data, a.g.data, a.u.data, N * F);
       L.gate.backward(g.ln, false, g.gate, a.ln2, N);
       L.up.backward(g.ln, true, g.up, a.ln2, N);
-      rmsnormBackward(g.resid.data, grad(p + "ffn_norm.weight"), g.ln.data, a.mid.data, this.base.get(p + "ffn_norm.weight").value.data, a.rstd2, N, C);
+      rmsnormBackward(g.resid.data, grad(norm.ffn), g.ln.data, a.mid.data, norm.ffn.value.data, a.rstd2, N, C);
       // mid = x + Wo att
       L.wo.backward(g.att, false, g.resid, a.att, N);
       this.attention.backward(g.q.data, g.k.data, g.v.data, g.att.data, a.q.data, a.k.data, a.v.data, a.probs);
@@ -340,7 +342,7 @@ export class TrainableLlama {
       L.wq.backward(g.ln, false, g.q, a.ln1, N);
       L.wk.backward(g.ln, true, g.k, a.ln1, N);
       L.wv.backward(g.ln, true, g.v, a.ln1, N);
-      rmsnormBackward(g.resid.data, grad(p + "attn_norm.weight"), g.ln.data, this.resid[l]!.data, this.base.get(p + "attn_norm.weight").value.data, a.rstd1, N, C);
+      rmsnormBackward(g.resid.data, grad(norm.attn), g.ln.data, this.resid[l]!.data, norm.attn.value.data, a.rstd1, N, C);
     }
     const emb = this.base.get("token_embd.weight");
     if (emb.trainable) embeddingBackward(emb.grad.data, g.resid.data, this.ids, N, C);

@@ -110,7 +110,12 @@ export function adapterTensors(model: TrainableLlama, settings: LoraSettings): R
       out[`${prefix}.lora_B.weight`] = { dtype: "F32", shape: [b.rows, b.cols], data: bData };
     }
   }
-  for (const m of settings.modulesToSave) {
+  // With tied embeddings one tensor is both modules: training either trains both, so both keys
+  // are written (a merge into an untied HF copy then gets the trained tensor in either place).
+  const modules = new Set(settings.modulesToSave);
+  if (c.tiedEmbeddings && modules.size > 0) modules.add("embed_tokens").add("lm_head");
+  for (const m of ["embed_tokens", "lm_head"] as const) {
+    if (!modules.has(m)) continue;
     const p = m === "embed_tokens" ? model.base.get("token_embd.weight") : model.outputWeight();
     const key = m === "embed_tokens" ? hfName("token_embd.weight") : "lm_head.weight";
     out[`base_model.model.${key}`] = { dtype: "F32", shape: [p.rows, p.cols], data: p.value.data.slice() };

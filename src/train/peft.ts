@@ -7,7 +7,8 @@
  *   adapter_model.safetensors    base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight [r][in]
  *                                base_model.model.model.layers.{i}.self_attn.q_proj.lora_B.weight [out][r]
  *                                base_model.model.model.embed_tokens.weight, base_model.model.lm_head.weight
- *                                (modules_to_save: 'base_model.model.' + the HF key, full tensors)
+ *                                (modules_to_save: 'base_model.model.' + the HF key, full tensors;
+ *                                a tied model saves its one matrix as embed_tokens)
  *
  * Row order of q and k. HF's q_proj/k_proj rows are in rotate_half order (per head: the first
  * halves of the rotated pairs, then the second halves); llama.cpp's converter permutes them so
@@ -23,7 +24,7 @@ import { writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeSafetensors, type SafetensorsTensorInput } from "../formats/safetensors.js";
 import type { TrainModelConfig } from "./config.js";
-import { LORA_TARGETS, type LoraSettings, type LoraTarget, type TrainableLlama } from "./model.js";
+import { LORA_TARGETS, type LoraSettings, type LoraTarget, type ModuleToSave, type TrainableLlama } from "./model.js";
 import { hfName, HF_LAYER_MODULES } from "./params.js";
 
 /** Rows of a [rows][cols] matrix of nHead heads, GGUF adjacent-pair order -> HF rotate_half order. */
@@ -53,6 +54,16 @@ function permuteRows(w: Float32Array, rows: number, cols: number, nHead: number,
   return out;
 }
 
+/**
+ * The modules_to_save written. With tied embeddings one tensor is both modules and the HF
+ * checkpoint holds it only as model.embed_tokens.weight (no lm_head.weight), so training either
+ * saves it once, as embed_tokens.
+ */
+export function savedModules(c: TrainModelConfig, settings: LoraSettings): ModuleToSave[] {
+  if (c.tiedEmbeddings) return settings.modulesToSave.length > 0 ? ["embed_tokens"] : [];
+  return (["embed_tokens", "lm_head"] as const).filter((m) => settings.modulesToSave.includes(m));
+}
+
 /** Heads whose rows a tensor holds, for the q/k permutation (0: not permuted). */
 function permutedHeads(c: TrainModelConfig, ggufModule: string): number {
   if (ggufModule === "attn_q") return c.nHead;
@@ -75,7 +86,7 @@ export interface AdapterConfig {
   task_type: "CAUSAL_LM";
 }
 
-export function adapterConfig(settings: LoraSettings, baseModel: string): AdapterConfig {
+export function adapterConfig(settings: LoraSettings, baseModel: string, modulesToSave: readonly string[] = settings.modulesToSave): AdapterConfig {
   return {
     base_model_name_or_path: baseModel,
     bias: "none",
@@ -84,7 +95,7 @@ export function adapterConfig(settings: LoraSettings, baseModel: string): Adapte
     init_lora_weights: true,
     lora_alpha: settings.alpha,
     lora_dropout: 0,
-    modules_to_save: settings.modulesToSave.length > 0 ? [...settings.modulesToSave] : null,
+    modules_to_save: modulesToSave.length > 0 ? [...modulesToSave] : null,
     peft_type: "LORA",
     r: settings.rank,
     target_modules: [...settings.targets],
@@ -110,12 +121,7 @@ export function adapterTensors(model: TrainableLlama, settings: LoraSettings): R
       out[`${prefix}.lora_B.weight`] = { dtype: "F32", shape: [b.rows, b.cols], data: bData };
     }
   }
-  // With tied embeddings one tensor is both modules: training either trains both, so both keys
-  // are written (a merge into an untied HF copy then gets the trained tensor in either place).
-  const modules = new Set(settings.modulesToSave);
-  if (c.tiedEmbeddings && modules.size > 0) modules.add("embed_tokens").add("lm_head");
-  for (const m of ["embed_tokens", "lm_head"] as const) {
-    if (!modules.has(m)) continue;
+  for (const m of savedModules(c, settings)) {
     const p = m === "embed_tokens" ? model.base.get("token_embd.weight") : model.outputWeight();
     const key = m === "embed_tokens" ? hfName("token_embd.weight") : "lm_head.weight";
     out[`base_model.model.${key}`] = { dtype: "F32", shape: [p.rows, p.cols], data: p.value.data.slice() };
@@ -128,7 +134,7 @@ export async function saveLoraAdapter(dir: string, model: TrainableLlama, settin
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, "adapter_model.safetensors"), adapterTensors(model, settings), { format: "pt" }, { overwrite: true });
   const tmp = join(dir, `adapter_config.json.${process.pid}.tmp`);
-  await writeFile(tmp, JSON.stringify(adapterConfig(settings, baseModel), null, 2) + "\n");
+  await writeFile(tmp, JSON.stringify(adapterConfig(settings, baseModel, savedModules(model.cfg, settings)), null, 2) + "\n");
   const { rename } = await import("node:fs/promises");
   await rename(tmp, join(dir, "adapter_config.json"));
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../src/cli/index.js";
+import { mergeLoraFiles } from "../../src/lora/index.js";
 import { LlamaModel } from "../../src/model/index.js";
 import { makeConfig } from "../../src/train/config.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.js";
@@ -132,6 +133,20 @@ describe("zh-llama train", () => {
       expect(config.target_modules).toEqual(["q_proj", "v_proj", "down_proj"]);
       expect(existsSync(join(dir, "sft", "adapter", "tokenizer.model"))).toBe(true);
       expect(existsSync(join(dir, "sft", "merged.gguf"))).toBe(true);
+
+      // The project's merge-lora (HF-layout maths on the GGUF base) gives the trainer's merged model.
+      const merged = await mergeLoraFiles({ base: join(dir, "base", "model.gguf"), adapters: [join(dir, "sft", "adapter")], out: join(dir, "by-merge-lora.gguf"), format: "gguf" });
+      expect(merged.files[0]).toBe(join(dir, "by-merge-lora.gguf"));
+      const ids = [1, 5, 9, 200, 3000, 17, 42, 2];
+      const mineModel = await LlamaModel.load(join(dir, "sft", "merged.gguf"), { backend: "reference", kvCacheType: "f32", nCtx: 16 });
+      const theirsModel = await LlamaModel.load(join(dir, "by-merge-lora.gguf"), { backend: "reference", kvCacheType: "f32", nCtx: 16 });
+      const mine = await mineModel.evaluate(ids, { allLogits: true });
+      const theirs = await theirsModel.evaluate(ids, { allLogits: true });
+      let diff = 0;
+      for (let i = 0; i < mine.length; i++) diff = Math.max(diff, Math.abs(mine[i]! - theirs[i]!));
+      expect(diff).toBeLessThan(1e-4);
+      await mineModel.dispose();
+      await theirsModel.dispose();
 
       const c = capture();
       const code3 = await main(["train", "--init", join(dir, "config.json"), "--tokenizer", tokenizer, "--data", join(dir, "poems.txt"), "--steps", "9", "--batch", "2", "--seq", "32",

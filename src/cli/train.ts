@@ -139,7 +139,8 @@ Run
       threads: int("threads", values.threads, availableParallelism()),
       onLine: (line) => io.stderr(line + "\n"),
     });
-    io.stdout(`final loss ${result.finalLoss.toFixed(4)}${result.evalLoss !== undefined ? `, held-out ${result.evalLoss.toFixed(4)}` : ""}\nwrote ${result.outputs.join(", ")}\n`);
+    const held = result.evalLoss !== undefined ? `, held-out ${result.evalLoss.toFixed(4)} (perplexity ${Math.exp(result.evalLoss).toFixed(2)})` : "";
+    io.stdout(`final loss ${result.finalLoss.toFixed(4)}${held}\nwrote ${result.outputs.join(", ")}\n`);
     return 0;
   },
 };

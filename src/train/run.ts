@@ -197,7 +197,7 @@ async function trainModel(
     if (evalSet && o.evalEvery && (info.step % o.evalEvery === 0 || info.step === o.steps)) ev = evalLoss = evaluateDataset(model, evalSet, o.evalBatches);
     log.add(info, ev);
     if (info.step === 1 || info.step % (o.logEvery ?? 10) === 0 || info.step === o.steps) {
-      say(`step ${info.step}/${o.steps}  loss ${info.loss.toFixed(4)}${ev !== undefined ? `  held-out ${ev.toFixed(4)}` : ""}  lr ${info.lr.toExponential(2)}  grad-norm ${info.gradNorm.toFixed(3)}  ${info.tokensPerSecond.toFixed(0)} tok/s`);
+      say(`step ${info.step}/${o.steps}  loss ${info.loss.toFixed(4)}${ev !== undefined ? `  held-out ${ev.toFixed(4)} (ppl ${Math.exp(ev).toFixed(1)})` : ""}  lr ${info.lr.toExponential(2)}  grad-norm ${info.gradNorm.toFixed(3)}  ${info.tokensPerSecond.toFixed(0)} tok/s`);
     }
     o.onStep?.(info);
     if (o.saveEvery && info.step % o.saveEvery === 0 && info.step < o.steps) await save();

@@ -130,6 +130,8 @@ export class InstructionDataset implements Dataset {
   private readonly targets: Int32Array;
   readonly size: number;
   readonly truncated: number;
+  /** Samples whose prompt alone fills the sequence: no response token is left to learn. */
+  readonly empty: number;
 
   constructor(tokenizer: SentencePieceTokenizer, records: readonly Instruction[], readonly seq: number, systemPrompt = ALPACA2_SYSTEM_PROMPT) {
     if (records.length === 0) throw new InvalidArgumentError("no instruction records");
@@ -138,6 +140,7 @@ export class InstructionDataset implements Dataset {
     this.ids = new Int32Array(records.length * seq).fill(pad);
     this.targets = new Int32Array(records.length * seq).fill(IGNORE_INDEX);
     let truncated = 0;
+    let empty = 0;
     records.forEach((r, k) => {
       const instruction = r.input ? `${r.instruction}\n${r.input}` : r.instruction;
       const source = tokenizer.encode(alpaca2Prompt(instruction, systemPrompt), { addBos: tokenizer.bosId >= 0, addEos: false });
@@ -153,8 +156,10 @@ export class InstructionDataset implements Dataset {
       this.ids.set(all, o);
       // HF shifts inside the model: the input at t is trained to predict labels[t + 1].
       for (let t = 0; t + 1 < all.length; t++) this.targets[o + t] = labels[t + 1]!;
+      if (source.length >= all.length) empty++;
     });
     this.truncated = truncated;
+    this.empty = empty;
   }
 
   sample(i: number, ids: Int32Array, targets: Int32Array, at: number): void {

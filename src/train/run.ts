@@ -86,7 +86,7 @@ async function readDataset(tokenizer: SentencePieceTokenizer, o: TrainRunOptions
     const records = [];
     for (const f of files) records.push(...parseInstructions(await readFile(f, "utf8"), f));
     const ds = new InstructionDataset(tokenizer, records, o.seq);
-    say(`${files.join(", ")}: ${ds.size} instructions${ds.truncated ? `, ${ds.truncated} truncated to ${o.seq} tokens` : ""}`);
+    say(`${files.join(", ")}: ${ds.size} instructions${ds.truncated ? `, ${ds.truncated} truncated to ${o.seq} tokens` : ""}${ds.empty ? ` (${ds.empty} keep no response token: raise --seq)` : ""}`);
     return ds;
   }
   let documents: string[] = [];

@@ -24,7 +24,11 @@ export interface TrainerOptions extends AdamWOptions {
 export interface StepInfo {
   /** 1-based index of the step just done. */
   step: number;
-  /** Mean loss over the step's counted targets. */
+  /**
+   * Mean loss over the step's counted targets (token-weighted over the micro-batches; the
+   * gradient averages the micro-batches' means, as HF does, which differs only when their target
+   * counts differ).
+   */
   loss: number;
   lr: number;
   /** Global gradient norm before clipping. */

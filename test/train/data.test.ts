@@ -94,6 +94,8 @@ describe("instruction data", () => {
     const T = tok.encode(alpaca2Prompt("长"), { addBos: true }).length + 10;
     const ds = new InstructionDataset(tok, [{ instruction: "长", output: "月".repeat(400) }], T);
     expect(ds.truncated).toBe(1);
+    expect(ds.empty).toBe(0);
+    expect(new InstructionDataset(tok, [{ instruction: "长", output: "月" }], 8).empty).toBe(1);
     const ids = new Int32Array(T), targets = new Int32Array(T);
     ds.sample(0, ids, targets, 0);
     expect(targets[T - 1]).toBe(IGNORE_INDEX);

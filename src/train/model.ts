@@ -72,12 +72,21 @@ interface LayerLinears {
   wq: Linear; wk: Linear; wv: Linear; wo: Linear; gate: Linear; up: Linear; down: Linear;
 }
 
+/** What one layer's forward pass keeps for its backward pass (N = B*T token rows). */
 interface LayerActs {
-  ln1: Tensor; rstd1: Float32Array;
-  q: Tensor; k: Tensor; v: Tensor; probs: Float32Array; att: Tensor;
-  mid: Tensor;
-  ln2: Tensor; rstd2: Float32Array;
-  g: Tensor; u: Tensor; act: Tensor;
+  ln1: Tensor; // [N][C]      rmsnorm(x) * attn_norm
+  rstd1: Float32Array; // [N] 1 / rms(x)
+  q: Tensor; // [N][nHead*hd]   after RoPE
+  k: Tensor; // [N][nHeadKv*hd] after RoPE
+  v: Tensor; // [N][nHeadKv*hd]
+  probs: Float32Array; // [B][nHead][T][T] attention weights, zero above the diagonal
+  att: Tensor; // [N][nHead*hd] attention output
+  mid: Tensor; // [N][C]        x + Wo att
+  ln2: Tensor; // [N][C]        rmsnorm(mid) * ffn_norm
+  rstd2: Float32Array; // [N]
+  g: Tensor; // [N][F] gate projection
+  u: Tensor; // [N][F] up projection
+  act: Tensor; // [N][F] silu(g) * u
 }
 
 export interface LossResult {
@@ -101,17 +110,22 @@ export class TrainableLlama {
   private trainable: Param[] | null = null;
   private readonly output: LmHead;
   private readonly acts: LayerActs[];
+  /** The residual stream: resid[0] = embeddings, resid[l + 1] = layer l's output ([N][C] each). */
   private readonly resid: Tensor[];
-  private readonly lnf: Tensor;
-  private readonly rstdf: Float32Array;
+  private readonly lnf: Tensor; // [N][C] rmsnorm(resid[nLayer]) * output_norm
+  private readonly rstdf: Float32Array; // [N]
+  /** Rows of logits computed at once (the head's chunk). */
   private readonly headChunk: number;
+  /** [N][C] a sublayer's output before it joins the residual stream. */
   private readonly proj: Tensor;
+  /** Gradients of the activations, shared by all layers (backward runs one layer at a time). */
   private readonly g: {
     resid: Tensor; ln: Tensor; att: Tensor; q: Tensor; k: Tensor; v: Tensor; gate: Tensor; up: Tensor; act: Tensor; lnf: Tensor;
   };
+  /** [T][nRot/2] each: every sequence starts at position 0. */
   private readonly rope: { cos: Float32Array; sin: Float32Array };
   private readonly attention: KernelAttention;
-  private readonly ids: Int32Array;
+  private readonly ids: Int32Array; // [N] the micro-batch's token ids
   private readonly engine: MatmulEngine & { dispose?: () => Promise<void> };
 
   constructor(readonly k: Kernels, readonly cfg: TrainModelConfig, options: TrainModelOptions, rng?: TrainRng) {

@@ -17,9 +17,9 @@ import { loadTokenizer, saveTokenizerModel, tokenizerFromGgufMetadata, tokenizer
 import { countNonEmbeddingParams, makeConfig, type TrainModelConfig } from "./config.js";
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.js";
 import { DataLoader, InstructionDataset, PackedDataset, parseInstructions, textDocuments, tokenizeDocuments, type Dataset } from "./data.js";
-import { initModel, loadModel, saveModelGguf, TrainError } from "./io.js";
+import { configFromGguf, initModel, loadModel, saveModelGguf, TrainError } from "./io.js";
 import { TrainLog } from "./log.js";
-import type { LoraSettings, TrainableLlama } from "./model.js";
+import type { LoraSettings, ModuleToSave, TrainableLlama } from "./model.js";
 import { saveLoraAdapter } from "./peft.js";
 import { TrainRng } from "./rng.js";
 import { Trainer, type StepInfo } from "./trainer.js";
@@ -143,6 +143,21 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   const resumeMeta = o.resume ? await readCheckpointMeta(o.resume) : undefined;
   const shape = { batch: o.batch, seq: o.seq, lora: o.lora };
   let model: TrainableLlama;
+  if (o.model && o.lora) {
+    // A grown vocabulary's new rows only reach the adapter through modules_to_save (upstream
+    // trains embed_tokens and lm_head in full for exactly this reason).
+    const f = await openGguf(o.model);
+    let cfg: TrainModelConfig;
+    try {
+      cfg = configFromGguf(f);
+    } finally {
+      await f.close();
+    }
+    const need: ModuleToSave[] = cfg.tiedEmbeddings ? ["embed_tokens"] : ["embed_tokens", "lm_head"];
+    if (tokenizer.vocabSize > cfg.nVocab && !need.every((m) => o.lora!.modulesToSave.includes(m))) {
+      throw new TrainError(`the tokenizer (${tokenizer.vocabSize} pieces) grows the vocabulary of ${o.model} (${cfg.nVocab}): train ${need.join(" and ")} in full (--modules-to-save ${need.join(",")}) so the adapter carries the new rows`);
+    }
+  }
   if (o.model) {
     model = (await loadModel(o.model, shape, o.seed, { nVocab: Math.max(tokenizer.vocabSize, resumeMeta?.config.nVocab ?? 0), threads: o.threads })).model;
   } else {

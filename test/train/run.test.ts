@@ -13,7 +13,9 @@ import { LlamaModel } from "../../src/model/index.js";
 import { makeConfig } from "../../src/train/config.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.js";
 import { DataLoader, PackedDataset } from "../../src/train/data.js";
-import { initModel } from "../../src/train/io.js";
+import { initModel, saveModelGguf } from "../../src/train/io.js";
+import { loadTokenizer, PieceType, saveTokenizerModel, SentencePieceTokenizer } from "../../src/tokenizer/index.js";
+import { openSafetensors } from "../../src/formats/safetensors.js";
 import { TrainRng } from "../../src/train/rng.js";
 import { Trainer, type TrainerOptions } from "../../src/train/trainer.js";
 import { TrainLog } from "../../src/train/log.js";
@@ -153,6 +155,35 @@ describe("zh-llama train", () => {
         "--lora-r", "2", "--out", join(dir, "again"), "--resume", join(dir, "base", "checkpoint.safetensors")], c.io);
       expect(code3).toBe(1);
       expect(c.out.stderr).toMatch(/another model shape.*LoRA null vs/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("LoRA with a grown vocabulary needs the embeddings in modules_to_save, and carries the new rows", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zh-cli-grow-"));
+    try {
+      const tok = await loadTokenizer(tokenizer);
+      const v = tok.vocabulary();
+      const extra = ["月光", "故鄉", "明月光", "千里目", "黃河", "白日", "山盡", "海流", "床前明月", "舉頭望"].filter((p) => tok.pieceToId(p) < 0 || tok.idToPiece(tok.pieceToId(p)) !== p).slice(0, 5);
+      expect(extra.length).toBeGreaterThan(0);
+      const grown = new SentencePieceTokenizer(
+        { pieces: [...v.pieces, ...extra], scores: [...Array.from(v.scores), ...extra.map(() => 0)], types: [...Array.from(v.types), ...extra.map(() => PieceType.Normal)] },
+        tok.settings,
+      );
+      await saveTokenizerModel(grown, join(dir, "grown.model"));
+      writeFileSync(join(dir, "poems.txt"), poems.join("\n") + "\n");
+      const base = await initModel(makeConfig({ nVocab: tok.vocabSize, nEmbd: 16, nLayer: 1, nHead: 2, nFf: 32, nCtx: 16, tiedEmbeddings: true }), { batch: 1, seq: 8 }, 1);
+      await saveModelGguf(join(dir, "base.gguf"), base, { tokenizer: tok });
+      const args = ["train", "--model", join(dir, "base.gguf"), "--tokenizer", join(dir, "grown.model"), "--data", join(dir, "poems.txt"), "--lora-r", "2", "--steps", "2", "--batch", "1", "--seq", "8", "--threads", "1"];
+      const a = capture();
+      expect(await main([...args, "--out", join(dir, "a")], a.io)).toBe(1);
+      expect(a.out.stderr).toMatch(/grows the vocabulary .*--modules-to-save embed_tokens/);
+      const b = capture();
+      expect(await main([...args, "--modules-to-save", "embed_tokens", "--out", join(dir, "b")], b.io), b.out.stderr).toBe(0);
+      const st = await openSafetensors(join(dir, "b", "adapter", "adapter_model.safetensors"));
+      expect(st.tensor("base_model.model.model.embed_tokens.weight")!.shape).toEqual([tok.vocabSize + extra.length, 16]);
+      await st.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -29,6 +29,7 @@ Data
 LoRA
   --lora-r N           train rank-N adapters instead of the whole model
   --lora-alpha A       scaling alpha / r (default 2r)
+  --lora-dropout P     dropout on the adapters' input in training (default 0; upstream 0.05)
   --lora-targets LIST  of ${ALL_TARGETS} (default: all)
   --modules-to-save L  embed_tokens,lm_head trained in full (default: none)
   --save-merged        also write DIR/merged.gguf (base + adapter)
@@ -58,6 +59,7 @@ Run
         "eval-every": { type: "string" },
         "lora-r": { type: "string" },
         "lora-alpha": { type: "string" },
+        "lora-dropout": { type: "string" },
         "lora-targets": { type: "string" },
         "modules-to-save": { type: "string" },
         "save-merged": { type: "boolean" },
@@ -98,9 +100,10 @@ Run
         alpha: numberOption("lora-alpha", values["lora-alpha"], 2 * rank, 1e-9),
         targets: (values["lora-targets"] ?? ALL_TARGETS).split(",").filter(Boolean).map(parseLoraTarget),
         modulesToSave: modules as ModuleToSave[],
+        dropout: numberOption("lora-dropout", values["lora-dropout"], 0, 0, 0.99),
       };
-    } else if (values["lora-alpha"] || values["lora-targets"] || values["modules-to-save"]) {
-      throw new UsageError("--lora-alpha, --lora-targets and --modules-to-save need --lora-r");
+    } else if (values["lora-alpha"] || values["lora-targets"] || values["modules-to-save"] || values["lora-dropout"]) {
+      throw new UsageError("--lora-alpha, --lora-dropout, --lora-targets and --modules-to-save need --lora-r");
     }
     let init: InitConfig | undefined;
     if (values.init) {

@@ -28,6 +28,8 @@ export interface CheckpointMeta {
   step: number;
   adamT: number;
   rng: number[];
+  /** The model's own generator (LoRA dropout masks), when it has one. */
+  modelRng?: number[];
   loader: LoaderState;
   options: TrainerOptions;
   /** Free-form notes the caller wants back (e.g. the data files). */
@@ -53,6 +55,7 @@ export async function saveCheckpoint(path: string, trainer: Trainer, extra?: Rec
     step: trainer.step,
     adamT: optimizer.t,
     rng: trainer.rng.getState(),
+    modelRng: model.rng?.getState(),
     loader: trainer.loader.getState(),
     options: trainer.options,
     extra,
@@ -118,6 +121,7 @@ export async function loadCheckpoint(path: string, trainer: Trainer): Promise<Ch
     optimizer.t = meta.adamT;
     trainer.step = meta.step;
     trainer.rng.setState(meta.rng);
+    if (meta.modelRng && model.rng) model.rng.setState(meta.modelRng);
     trainer.loader.setState(meta.loader);
     return meta;
   } finally {

@@ -14,6 +14,7 @@ import { GGMLType } from "../formats/ggml-types.js";
 import type { Kernels } from "../kernels/index.js";
 import { allocTensor, type Param, type Tensor } from "./params.js";
 import { transpose } from "./ops.js";
+import type { TrainRng } from "./rng.js";
 
 /** The NT product y[n][rows] = x[n][cols] . W[rows][cols]^T over kernel-memory addresses. */
 export interface MatmulEngine {
@@ -76,6 +77,17 @@ export interface LoraAdapter {
   scale: number;
   /** u = A x per token row, kept for the backward pass: [maxRows][r]. */
   u: Tensor;
+  /**
+   * PEFT's lora_dropout p: in training the adapter sees x * mask, mask 0 with probability p and
+   * 1/(1-p) otherwise, drawn afresh every forward pass (the base layer sees x).
+   */
+  dropout: number;
+  /** With dropout: [maxRows][in] the mask and x * mask of the last training forward pass. */
+  mask: Tensor | null;
+  xd: Tensor | null;
+  rng: TrainRng | null;
+  /** Reuse the last mask instead of drawing one (gradient checks). */
+  frozen: boolean;
 }
 
 /** A view of rows [r0, r0 + n) of a tensor with `width` floats per row. */
@@ -87,6 +99,8 @@ export class Linear {
   /** W^T [in][out], valid while `wTVersion` equals W's version. */
   private wT: Tensor | null = null;
   private wTVersion = -1;
+  /** The last forward pass applied dropout (its backward must too). */
+  private dropped = false;
 
   constructor(
     private readonly k: Kernels,
@@ -98,13 +112,15 @@ export class Linear {
     readonly lora: LoraAdapter | null = null,
   ) {}
 
-  /** y = x W^T (+ s B A x); x, y: n rows. */
-  forward(y: Tensor, x: Tensor, n: number): void {
+  /** y = x W^T (+ s B A dropout(x)); x, y: n rows. Dropout only when `training`. */
+  forward(y: Tensor, x: Tensor, n: number, training = false): void {
     this.engine.nt(y.addr, this.w.value.addr, x.addr, this.outDim, this.inDim, n);
     const L = this.lora;
     if (!L) return;
     const { tmp } = this.s;
-    this.engine.nt(L.u.addr, L.A.value.addr, x.addr, L.rank, this.inDim, n);
+    this.dropped = training && L.dropout > 0;
+    const xl = this.dropped ? this.dropout(L, x, n) : x;
+    this.engine.nt(L.u.addr, L.A.value.addr, xl.addr, L.rank, this.inDim, n);
     this.engine.nt(tmp.addr, L.B.value.addr, L.u.addr, this.outDim, L.rank, n);
     this.k.axpy(tmp.addr, L.scale, y.addr, 0, n * this.outDim);
   }
@@ -141,17 +157,31 @@ export class Linear {
     engine.nt(s.du.addr, s.loraT.addr, dy.addr, r, outDim, n);
     const du = s.du.data;
     for (let i = 0; i < n * r; i++) du[i] *= L.scale;
-    // dA += du^T x  (x^T again: xT was reused for u^T above)
-    transpose(s.xT.data, x.data, n, inDim);
+    // dA += du^T x  (x^T again: xT was reused for u^T above; the dropped x with dropout)
+    const xl = this.dropped ? L.xd! : x;
+    transpose(s.xT.data, xl.data, n, inDim);
     transpose(s.dyT.data.subarray(0, r * n), du.subarray(0, n * r), n, r);
     engine.nt(s.tmp.addr, s.xT.addr, s.dyT.addr, inDim, n, r);
     k.add(L.A.grad.addr, s.tmp.addr, L.A.grad.addr, 0, r * inDim);
-    // dx += du A  (A^T: [in][r])
+    // dx += (du A) * mask  (A^T: [in][r])
     if (dx) {
       transpose(s.loraT.data, L.A.value.data, r, inDim);
       engine.nt(s.tmp.addr, s.loraT.addr, s.du.addr, inDim, r, n);
+      if (this.dropped) k.mul(s.tmp.addr, L.mask!.addr, s.tmp.addr, 0, n * inDim);
       k.add(dx.addr, s.tmp.addr, dx.addr, 0, n * inDim);
     }
+  }
+
+  /** xd = x * mask, with a fresh mask unless frozen. */
+  private dropout(L: LoraAdapter, x: Tensor, n: number): Tensor {
+    const m = L.mask!.data;
+    const size = n * this.inDim;
+    if (!L.frozen) {
+      const keep = 1 / (1 - L.dropout);
+      for (let i = 0; i < size; i++) m[i] = L.rng!.nextFloat() < L.dropout ? 0 : keep;
+    }
+    this.k.mul(x.addr, L.mask!.addr, L.xd!.addr, 0, size);
+    return L.xd!;
   }
 
   /** W^T, transposed again only after the optimizer changed W. */

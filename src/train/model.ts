@@ -47,6 +47,8 @@ export interface LoraSettings {
   alpha: number;
   targets: LoraTarget[];
   modulesToSave: ModuleToSave[];
+  /** PEFT lora_dropout (default 0; upstream's scripts use 0.05). */
+  dropout?: number;
 }
 
 /** Accepts "q", "q_proj", "gate", "gate_proj", ... */
@@ -126,6 +128,8 @@ export class TrainableLlama {
   private readonly rope: { cos: Float32Array; sin: Float32Array };
   private readonly attention: KernelAttention;
   private readonly ids: Int32Array; // [N] the micro-batch's token ids
+  /** Draws LoRA dropout masks (its state goes into checkpoints). */
+  readonly rng: TrainRng | null;
   private readonly engine: MatmulEngine & { dispose?: () => Promise<void> };
 
   constructor(readonly k: Kernels, readonly cfg: TrainModelConfig, options: TrainModelOptions, rng?: TrainRng) {
@@ -143,7 +147,10 @@ export class TrainableLlama {
 
     this.base = new ParameterSet(mem, llamaParamSpecs(c));
     const lora = options.lora;
-    this.loraSettings = lora ? { rank: lora.rank, alpha: lora.alpha, targets: [...lora.targets], modulesToSave: [...lora.modulesToSave] } : null;
+    this.loraSettings = lora ? { rank: lora.rank, alpha: lora.alpha, targets: [...lora.targets], modulesToSave: [...lora.modulesToSave], dropout: lora.dropout ?? 0 } : null;
+    const dropout = lora?.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) throw new InvalidArgumentError(`LoRA dropout must be in [0, 1), got ${dropout}`);
+    this.rng = rng ?? null;
     this.lora = lora ? new ParameterSet(mem, loraParamSpecs(c, lora)) : null;
     if (lora) {
       for (const p of this.base.params) p.trainable = false;
@@ -176,6 +183,11 @@ export class TrainableLlama {
           rank: lora.rank,
           scale: lora.alpha / lora.rank,
           u: allocTensor(mem, N * lora.rank),
+          dropout,
+          mask: dropout > 0 ? allocTensor(mem, N * inDim) : null,
+          xd: dropout > 0 ? allocTensor(mem, N * inDim) : null,
+          rng: rng ?? null,
+          frozen: false,
         };
       }
       return new Linear(k, engine, scratch, w, inDim, outDim, adapter);
@@ -221,6 +233,11 @@ export class TrainableLlama {
     this.ids = new Int32Array(N);
   }
 
+  /** Reuse the current LoRA dropout masks in later training passes (for gradient checks). */
+  freezeDropout(frozen: boolean): void {
+    for (const L of this.linears) for (const lin of Object.values(L) as Linear[]) if (lin.lora) lin.lora.frozen = frozen;
+  }
+
   /** Stops the matmul threads, if any. */
   async dispose(): Promise<void> {
     await this.engine.dispose?.();
@@ -247,7 +264,7 @@ export class TrainableLlama {
    * are ADDED to the trainable parameters' gradients. Returns the loss sum and count.
    */
   forwardBackward(ids: ArrayLike<number>, targets: Int32Array, lossScale = 1): LossResult {
-    this.forward(ids);
+    this.forward(ids, true);
     const count = countTargets(targets, this.N);
     const result = this.head(targets, count > 0 ? lossScale / count : 0, true);
     this.backward();
@@ -275,7 +292,8 @@ export class TrainableLlama {
     return out;
   }
 
-  private forward(ids: ArrayLike<number>): void {
+  /** `training`: LoRA dropout on (the loss of evaluate() and allLogits() never drops). */
+  private forward(ids: ArrayLike<number>, training = false): void {
     const { N, T, cfg: c, rope } = this;
     const C = c.nEmbd;
     if (ids.length !== N) throw new InvalidArgumentError(`a micro-batch holds ${N} token ids (batch x seq), got ${ids.length}`);
@@ -291,19 +309,19 @@ export class TrainableLlama {
       const x = this.resid[l]!;
       const norm = this.norms[l]!;
       rmsnormForward(a.ln1.data, a.rstd1, x.data, norm.attn.value.data, N, C, c.rmsEps);
-      L.wq.forward(a.q, a.ln1, N);
-      L.wk.forward(a.k, a.ln1, N);
-      L.wv.forward(a.v, a.ln1, N);
+      L.wq.forward(a.q, a.ln1, N, training);
+      L.wk.forward(a.k, a.ln1, N, training);
+      L.wv.forward(a.v, a.ln1, N, training);
       ropeForward(a.q.data, N, T, c.nHead, c.headDim, c.nRot, rope.cos, rope.sin);
       ropeForward(a.k.data, N, T, c.nHeadKv, c.headDim, c.nRot, rope.cos, rope.sin);
       this.attention.forward(a.att.data, a.probs, a.q.data, a.k.data, a.v.data);
-      L.wo.forward(this.proj, a.att, N);
+      L.wo.forward(this.proj, a.att, N, training);
       this.k.add(x.addr, this.proj.addr, a.mid.addr, 0, N * C);
       rmsnormForward(a.ln2.data, a.rstd2, a.mid.data, norm.ffn.value.data, N, C, c.rmsEps);
-      L.gate.forward(a.g, a.ln2, N);
-      L.up.forward(a.u, a.ln2, N);
+      L.gate.forward(a.g, a.ln2, N, training);
+      L.up.forward(a.u, a.ln2, N, training);
       swigluForward(a.act.data, a.g.data, a.u.data, N * c.nFf);
-      L.down.forward(this.proj, a.act, N);
+      L.down.forward(this.proj, a.act, N, training);
       this.k.add(a.mid.addr, this.proj.addr, this.resid[l + 1]!.addr, 0, N * C);
     }
     rmsnormForward(this.lnf.data, this.rstdf, this.resid[c.nLayer]!.data, this.base.get("output_norm.weight").value.data, N, C, c.rmsEps);

@@ -94,7 +94,7 @@ export function adapterConfig(settings: LoraSettings, baseModel: string, modules
     inference_mode: true,
     init_lora_weights: true,
     lora_alpha: settings.alpha,
-    lora_dropout: 0,
+    lora_dropout: settings.dropout ?? 0,
     modules_to_save: modulesToSave.length > 0 ? [...modulesToSave] : null,
     peft_type: "LORA",
     r: settings.rank,

@@ -168,19 +168,24 @@ describe("gradient checks, float32 kernels", () => {
   });
 });
 
-/** d loss / d t along random unit-RMS directions, per trainable tensor, vs the gradient. */
-function checkModel(model: TrainableLlama, ids: number[], targets: Int32Array): void {
+/**
+ * d loss / d t along random unit-RMS directions, per trainable tensor, vs the gradient. The loss
+ * is evaluate()'s unless `training` (then forwardBackward's, with frozen dropout masks).
+ */
+function checkModel(model: TrainableLlama, ids: number[], targets: Int32Array, training = false): void {
   model.zeroGrad();
   model.forwardBackward(ids, targets, 1);
+  const grads = new Map(model.trainableParams().map((p) => [p, p.grad.data.slice()]));
+  if (training) model.freezeDropout(true);
   const lossAt = () => {
-    const r = model.evaluate(ids, targets);
+    const r = training ? model.forwardBackward(ids, targets, 1) : model.evaluate(ids, targets);
     return r.sum / r.count;
   };
   const h = 6e-3;
   for (const p of model.trainableParams()) {
     const d = randn(p.size);
     const keep = p.value.data.slice();
-    const analytic = p.grad.data.reduce((s, g, i) => s + g * d[i]!, 0);
+    const analytic = grads.get(p)!.reduce((s, g, i) => s + g * d[i]!, 0);
     const central = (step: number) => {
       for (let i = 0; i < p.size; i++) p.value.data[i] = keep[i]! + step * d[i]!;
       const up = lossAt();
@@ -195,6 +200,7 @@ function checkModel(model: TrainableLlama, ids: number[], targets: Int32Array): 
     if (process.env.GRADDEBUG) console.log(p.name, numeric, analytic, err);
     else expect(err, `${p.name}: directional derivative ${numeric} vs gradient ${analytic}`).toBeLessThan(1e-2);
   }
+  model.freezeDropout(false);
 }
 
 describe("gradient checks, whole tiny model (float32)", () => {
@@ -235,5 +241,22 @@ describe("gradient checks, whole tiny model (float32)", () => {
     expect(model.trainableParams().map((p) => p.name)).toContain("token_embd.weight");
     expect(model.trainableParams().some((p) => p.name === "blk.0.attn_q.weight")).toBe(false);
     checkModel(model, ids, targets);
+  });
+
+  it("LoRA with dropout (masks frozen between the passes)", async () => {
+    const model = await initModel(cfg, {
+      batch: B, seq: T,
+      lora: { rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "o_proj", "down_proj"], modulesToSave: [], dropout: 0.3 },
+    }, 15);
+    for (const p of model.base.params) if (p.kind !== "norm") for (let i = 0; i < p.size; i++) p.value.data[i] = p.value.data[i]! * 8;
+    for (const p of model.lora!.params) if (p.name.endsWith("lora_b")) p.value.data.set(randn(p.size, 0.3));
+    // Evaluation never drops: the same loss twice.
+    expect(model.evaluate(ids, targets).sum).toBe(model.evaluate(ids, targets).sum);
+    // Training does: two passes with fresh masks differ.
+    model.zeroGrad();
+    const a = model.forwardBackward(ids, targets).sum;
+    const b = model.forwardBackward(ids, targets).sum;
+    expect(a).not.toBe(b);
+    checkModel(model, ids, targets, true);
   });
 });

@@ -27,7 +27,7 @@ const opts: TrainerOptions = { steps: 40, lr: 3e-3, warmup: 3, accum: 2, maxGrad
 const stream = Int32Array.from({ length: 600 }, (_, i) => [3, 7, 11, 7, 3, 19, 23, 29][i % 8]! + (i % 24 === 0 ? 1 : 0));
 
 async function makeTrainer(seed: number, lora = false) {
-  const model = await initModel(cfg, { batch: B, seq: T, lora: lora ? { rank: 2, alpha: 4, targets: ["q_proj", "v_proj"], modulesToSave: ["lm_head"] } : undefined }, seed);
+  const model = await initModel(cfg, { batch: B, seq: T, lora: lora ? { rank: 2, alpha: 4, targets: ["q_proj", "v_proj"], modulesToSave: ["lm_head"], dropout: 0.1 } : undefined }, seed);
   const rng = new TrainRng(seed);
   return new Trainer(model, new DataLoader(new PackedDataset(stream, T), B, rng), rng, opts);
 }
@@ -42,7 +42,7 @@ describe("training runs", () => {
   });
 
   for (const lora of [false, true]) {
-    it(`resume equals the uninterrupted run exactly (${lora ? "LoRA" : "full"})`, async () => {
+    it(`resume equals the uninterrupted run exactly (${lora ? "LoRA with dropout" : "full"})`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "zh-ckpt-"));
       try {
         const straight = await makeTrainer(2, lora);

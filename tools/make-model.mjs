@@ -18,6 +18,9 @@
 //
 //   npm run make-model                 # the shipped model (fixtures/models)
 //   node tools/make-model.mjs --quick  # minutes-long smoke run into .make-model/quick
+//   --until NAME    stop after step NAME (corpus, base, vocabulary, pt, sft, release, evaluate)
+//   --release DIR   where the GGUFs and the model card go (default fixtures/models)
+// A step whose outputs exist in the work folder is skipped, so an interrupted run resumes.
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, statSync } from "node:fs";
@@ -28,7 +31,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(root, "package.json"));
 const quick = process.argv.includes("--quick");
 const work = join(root, ".make-model", quick ? "quick" : "full");
-const release = quick ? join(work, "release") : join(root, "fixtures/models");
+const argValue = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const release = argValue("--release") ?? (quick ? join(work, "release") : join(root, "fixtures/models"));
+const until = argValue("--until");
 mkdirSync(work, { recursive: true });
 mkdirSync(release, { recursive: true });
 const zh = await import(join(root, "dist/index.js"));
@@ -43,22 +48,53 @@ const config = quick
 
 const started = Date.now();
 const timings = {};
-function step(name, fn) {
+const STEP_KEYS = { corpus: "corpus", "base LLaMA": "base", vocabulary: "vocabulary", "Chinese-LLaMA-tiny (PT)": "pt", "Chinese-Alpaca-tiny (SFT)": "sft", "merge, quantize": "release", evaluate: "evaluate" };
+let stopped = false;
+function step(name, fn, done) {
+  if (stopped) return undefined;
+  if (done && existsSync(done)) {
+    console.log(`== ${name}: already done (${done})`);
+    if (until === STEP_KEYS[name]) stopped = true;
+    return undefined;
+  }
   const t0 = Date.now();
   console.log(`\n== ${name}`);
   const out = fn();
   timings[name] = (Date.now() - t0) / 1000;
   console.log(`== ${name}: ${timings[name].toFixed(1)} s`);
+  if (until === STEP_KEYS[name]) stopped = true;
   return out;
 }
+let lastTokensPerS = 0;
 function zhCli(...args) {
-  const r = spawnSync(process.execPath, [join(root, "bin/zh-llama.js"), ...args], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+  // Training streams its progress; other commands' stdout is the result the pipeline reads.
+  const train = args[0] === "train";
+  const r = spawnSync(process.execPath, [join(root, "bin/zh-llama.js"), ...args], { stdio: ["ignore", train ? "inherit" : "pipe", "inherit"], encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`zh-llama ${args.join(" ")} failed (${r.status})`);
+  if (train) {
+    // The last logged step's tokens/s, from the run's CSV log.
+    const out = args[args.indexOf("--out") + 1];
+    const rows = readFileSync(join(out, "train-log.csv"), "utf8").trim().split("\n");
+    const header = rows[0].split(",");
+    const col = header.findIndex((h) => /tok/.test(h));
+    if (col >= 0) lastTokensPerS = Number(rows[rows.length - 1].split(",")[col]) || lastTokensPerS;
+  }
   return r.stdout;
 }
+// --budget SECONDS: size the PT and SFT runs from the base run's measured training speed.
+const budget = Number(argValue("--budget") ?? 0);
+function budgetSteps(fraction, fallback) {
+  if (!budget || !lastTokensPerS) return fallback;
+  return Math.max(10, Math.floor((budget * fraction * lastTokensPerS) / (S.batch * S.seq)));
+}
 
-// 1. Corpus
-const { trainFile, testFile, poems } = step("corpus", () => {
+// 1. Corpus (and LLaMA's tokenizer.model, rebuilt from llama-tokenizer-js)
+const trainFile = join(work, "corpus-train.txt");
+const testFile = join(work, "corpus-test.txt");
+const llamaModel = join(work, "llama.model");
+step("corpus", () => {
+  const llamaJs = require("llama-tokenizer-js");
+  writeFileSync(llamaModel, zh.serializeSentencePieceModel(zh.buildLlamaTokenizerModel((llamaJs.default ?? llamaJs).vocabById)));
   const OpenCC = require("opencc-js");
   const toSimplified = OpenCC.Converter({ from: "tw", to: "cn" });
   const dir = join(dirname(require.resolve("chinese-poetry/package.json")), "dist/quantangshi");
@@ -79,29 +115,15 @@ const { trainFile, testFile, poems } = step("corpus", () => {
   // One poem per line (the trainer packs non-blank lines as documents); couplets end in
   // 。？！ so the poem keeps its shape without line breaks.
   const text = (p) => `《${p.title}》${p.author}：${p.lines.join("")}`;
-  const trainFile = join(work, "corpus-train.txt");
-  const testFile = join(work, "corpus-test.txt");
+  writeFileSync(join(work, "poems.json"), JSON.stringify(train));
   writeFileSync(trainFile, train.map(text).join("\n") + "\n");
   writeFileSync(testFile, test.map(text).join("\n") + "\n");
   writeFileSync(join(work, "corpus-spm.txt"), train.flatMap((p) => [p.title, ...p.lines]).join("\n") + "\n");
   console.log(`${train.length} training poems, ${test.length} held out`);
-  return { trainFile, testFile, poems: train };
-});
+}, join(work, "poems.json"));
+const poems = JSON.parse(readFileSync(join(work, "poems.json"), "utf8"));
 
-// 2. The "original LLaMA": LLaMA's vocabulary, a brief training run.
-const llamaModel = join(work, "llama.model");
-const base = join(work, "base");
-step("base LLaMA", () => {
-  const llamaJs = require("llama-tokenizer-js");
-  const vocab = (llamaJs.default ?? llamaJs).vocabById;
-  writeFileSync(llamaModel, zh.serializeSentencePieceModel(zh.buildLlamaTokenizerModel(vocab)));
-  writeFileSync(join(work, "config.json"), JSON.stringify(config));
-  zhCli("train", "--init", join(work, "config.json"), "--tokenizer", llamaModel, "--data", trainFile, "--eval", testFile,
-    "--steps", String(S.baseSteps), "--warmup", String(Math.ceil(S.baseSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
-    "--seed", "1", "--out", base, "--name", "llama-tiny", "--log-every", "20");
-});
-
-// 3. Chinese vocabulary: spm_train on the corpus (unigram, as the upstream chinese_sp.model), merged.
+// 2. Chinese vocabulary: spm_train on the corpus (unigram, as the upstream chinese_sp.model), merged.
 const mergedModel = join(work, "chinese_llama.model");
 step("vocabulary", () => {
   const r = spawnSync("spm_train", [
@@ -111,16 +133,25 @@ step("vocabulary", () => {
   ], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
   if (r.status !== 0) throw new Error(`spm_train failed (is Debian's sentencepiece installed?): ${r.stderr?.slice(-500)}`);
   zhCli("merge-tokenizer", "--base", llamaModel, "--add", join(work, "chinese_sp.model"), "--out", mergedModel);
-});
+}, mergedModel);
+
+// 3. The "original LLaMA": LLaMA's vocabulary, a brief training run.
+const base = join(work, "base");
+step("base LLaMA", () => {
+  writeFileSync(join(work, "config.json"), JSON.stringify(config));
+  zhCli("train", "--init", join(work, "config.json"), "--tokenizer", llamaModel, "--data", trainFile, "--eval", testFile,
+    "--steps", String((S.baseSteps = Number(argValue("--base-steps") ?? S.baseSteps))), "--warmup", String(Math.ceil(S.baseSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--seed", "1", "--out", base, "--name", "llama-tiny", "--log-every", "20");
+}, join(base, "model.gguf"));
 
 // 4. Chinese pre-training: LoRA + full embeddings / lm_head over the extended vocabulary.
 const pt = join(work, "pt");
 step("Chinese-LLaMA-tiny (PT)", () => {
   zhCli("train", "--model", join(base, "model.gguf"), "--tokenizer", mergedModel, "--data", trainFile, "--eval", testFile,
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head", "--save-merged",
-    "--steps", String(S.ptSteps), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
     "--seed", "2", "--out", pt, "--name", "chinese-llama-tiny", "--log-every", "20");
-});
+}, join(pt, "merged.gguf"));
 
 // 5. Instruction tuning on top of base + PT.
 const sft = join(work, "sft");
@@ -140,24 +171,23 @@ step("Chinese-Alpaca-tiny (SFT)", () => {
   writeFileSync(join(work, "sft.jsonl"), samples.map((x) => JSON.stringify(x)).join("\n") + "\n");
   zhCli("train", "--model", join(pt, "merged.gguf"), "--instructions", join(work, "sft.jsonl"),
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head",
-    "--steps", String(S.sftSteps), "--warmup", String(Math.ceil(S.sftSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--steps", String((S.sftSteps = budgetSteps(0.4, S.sftSteps))), "--warmup", String(Math.ceil(S.sftSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
     "--seed", "3", "--out", sft, "--name", "chinese-alpaca-tiny", "--log-every", "20");
-});
+}, join(sft, "adapter", "adapter_config.json"));
 
 // 6. Release: stack both adapters onto the base, quantize, measure, write the card.
 const f16 = join(work, "chinese-alpaca-tiny-f16.gguf");
-const outputs = {};
+const outputs = { q8_0: join(release, "chinese-alpaca-tiny-q8_0.gguf"), q4_0: join(release, "chinese-alpaca-tiny-q4_0.gguf") };
 step("merge, quantize", () => {
   zhCli("merge-lora", "--base", join(base, "model.gguf"), "--lora", join(pt, "adapter"), "--lora", join(sft, "adapter"), "--out", f16, "--format", "gguf", "--outtype", "f16", "--force");
-  for (const t of ["q8_0", "q4_0"]) {
-    const out = join(release, `chinese-alpaca-tiny-${t}.gguf`);
-    zhCli("quantize", f16, out, t, "--force");
-    outputs[t] = out;
-  }
+  for (const t of ["q8_0", "q4_0"]) zhCli("quantize", f16, outputs[t], t, "--force");
 });
 
+if (stopped) process.exit(0);
 const card = step("evaluate", () => {
-  const ppl = (model, ctx = 128) => JSON.parse(zhCli("perplexity", "-m", model, "-f", testFile, "--ctx", String(ctx), "--json", "-t", "2")).ppl;
+  const threads = String(Math.min(8, (globalThis.navigator?.hardwareConcurrency ?? 2)));
+  // The first 100 chunks of 128 tokens (12.8K tokens) of the held-out poems.
+  const ppl = (model, ctx = 128) => JSON.parse(zhCli("perplexity", "-m", model, "-f", testFile, "--ctx", String(ctx), "--chunks", "100", "--json", "-t", threads)).ppl;
   const rows = [
     ["base (LLaMA vocabulary)", join(base, "model.gguf")],
     ["Chinese-LLaMA-tiny (base + PT)", join(pt, "merged.gguf")],
@@ -166,7 +196,7 @@ const card = step("evaluate", () => {
     ["Chinese-Alpaca-tiny Q4_0", outputs.q4_0],
   ].map(([name, path]) => ({ name, path, ppl: ppl(path), bytes: statSync(path).size }));
   const stats = zhCli("tokenizer-stats", "--model", llamaModel, "--model", mergedModel, "--file", testFile);
-  const sample = zhCli("run", "-m", outputs.q8_0, "-p", "[INST] <<SYS>>\nYou are a helpful assistant. 你是一个乐于助人的助手。\n<</SYS>>\n\n写一首关于月亮的诗 [/INST]", "-n", "64", "--temp", "0", "--repeat-penalty", "1.1", "-t", "2");
+  const sample = zhCli("run", "-m", outputs.q8_0, "-p", "[INST] <<SYS>>\nYou are a helpful assistant. 你是一个乐于助人的助手。\n<</SYS>>\n\n写一首关于月亮的诗 [/INST]", "-n", "64", "--temp", "0", "--repeat-penalty", "1.1", "-t", threads);
   return { rows, stats, sample };
 });
 
@@ -187,7 +217,7 @@ Chinese-LLaMA / Alpaca recipe in miniature, every step a zh-llama command.
 - Chinese-Alpaca-tiny: a second adapter, ${S.sftSteps} steps on ${S.sftSamples} instructions in the Alpaca-2 template (loss ${lastLoss(sft)}).
 - Release: both adapters merged onto the base with zh-llama merge-lora, quantized with zh-llama quantize.
 
-| model | file | held-out perplexity (ctx 128) |
+| model | file | held-out perplexity (ctx 128, first 100 chunks) |
 |---|---|---|
 ${card.rows.map((r) => `| ${r.name} | ${(r.bytes / 2 ** 20).toFixed(2)} MiB | ${r.ppl.toFixed(3)} |`).join("\n")}
 

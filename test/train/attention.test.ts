@@ -47,3 +47,15 @@ describe("kernel attention", () => {
     });
   }
 });
+
+describe("transpose", () => {
+  it("any shape, including rows not a multiple of 4 and tiles cut at the edges", async () => {
+    const { transpose } = await import("../../src/train/ops.js");
+    for (const [rows, cols] of [[1, 1], [3, 7], [5, 130], [131, 66], [64, 64], [4, 1]] as const) {
+      const src = Float32Array.from({ length: rows * cols }, (_, i) => i);
+      const dst = new Float32Array(rows * cols);
+      transpose(dst, src, rows, cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) expect(dst[c * rows + r]).toBe(src[r * cols + c]);
+    }
+  });
+});

@@ -25,7 +25,8 @@ Data
                        BOS/EOS (repeatable)
   --instructions FILE  JSONL {"instruction","input","output"}, Alpaca-2 template, loss on the
                        response only; longer samples are truncated to --seq (repeatable)
-  --eval FILE          held-out data of the same kind (repeatable), with --eval-every N
+  --eval FILE          held-out data of the same kind (repeatable), with --eval-every N (50)
+                       and --eval-batches N (default: all of it)
 LoRA
   --lora-r N           train rank-N adapters instead of the whole model
   --lora-alpha A       scaling alpha / r (default 2r)
@@ -57,6 +58,7 @@ Run
         instructions: { type: "string", multiple: true },
         eval: { type: "string", multiple: true },
         "eval-every": { type: "string" },
+        "eval-batches": { type: "string" },
         "lora-r": { type: "string" },
         "lora-alpha": { type: "string" },
         "lora-dropout": { type: "string" },
@@ -121,6 +123,7 @@ Run
       instructions: values.instructions,
       evalData: values.eval,
       evalEvery: values["eval-every"] !== undefined ? int("eval-every", values["eval-every"], 0) : values.eval ? 50 : undefined,
+      evalBatches: values["eval-batches"] !== undefined ? int("eval-batches", values["eval-batches"], 1) : undefined,
       lora,
       steps: int("steps", values.steps, 100),
       lr: numberOption("lr", values.lr, 3e-4, 0),

@@ -5,6 +5,7 @@
  *
  *   npx deno run -A --unstable-sloppy-imports test/web/webgpu-check.ts [case ...]
  *
+ * f32-gqa and q4_0-f16kv run twice, the second time with 3-token micro-batches (prompts in chunks).
  * Prints one JSON line per case: {name, skipped?, maxDiff, promptMaxDiff, greedyEqual, steps,
  * wasmTokens, gpuTokens, adapter}; a last line {done: true}. test/web/webgpu.test.ts runs it.
  */
@@ -38,26 +39,33 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-for (const c of wanted) {
+/** Cases run a second time with 3-token micro-batches: prompts evaluated in chunks. */
+const CHUNKED = new Set(["f32-gqa", "q4_0-f16kv"]);
+const runs = wanted.flatMap((c) => [{ c, batchSize: undefined as number | undefined }, ...(CHUNKED.has(c.name) ? [{ c, batchSize: 3 }] : [])]);
+
+for (const { c, batchSize } of runs) {
+  const name = batchSize ? `${c.name}/batch${batchSize}` : c.name;
   const type = GGMLType[c.model.type];
   if (!WEBGPU_MATMUL_TYPES.includes(type as (typeof WEBGPU_MATMUL_TYPES)[number])) {
-    console.log(JSON.stringify({ name: c.name, skipped: `no WebGPU kernel for ${c.model.type}` }));
+    console.log(JSON.stringify({ name, skipped: `no WebGPU kernel for ${c.model.type}` }));
     continue;
   }
   const bytes = await encodeGguf(syntheticModel({ ...c.model, type }));
-  const opts = { nCtx: c.ctx, kvCacheType: c.kv === "F16" ? "f16" : "f32" } as const;
+  const opts = { nCtx: c.ctx, kvCacheType: c.kv === "F16" ? "f16" : "f32", ...(batchSize ? { batchSize } : {}) } as const;
   const wasm = await LlamaModel.load(bytes, { ...opts, backend: "wasm", threads: 1 });
   let gpu: LlamaModel;
   try {
     gpu = await LlamaModel.load(bytes, { ...opts, backend: "webgpu" });
   } catch (e) {
     await wasm.dispose();
-    console.log(JSON.stringify({ name: c.name, skipped: String((e as Error).message) }));
+    console.log(JSON.stringify({ name, skipped: String((e as Error).message) }));
     continue;
   }
   // Every prompt position's logits (one multi-token step), then a greedy continuation of single steps.
-  const all = await wasm.evaluate(c.prompt, { allLogits: true });
-  const allGpu = await gpu.evaluate(c.prompt, { allLogits: true });
+  // Chunked runs want the last position only: earlier chunks then read nothing back.
+  const evalOptions = batchSize ? {} : { allLogits: true };
+  const all = await wasm.evaluate(c.prompt, evalOptions);
+  const allGpu = await gpu.evaluate(c.prompt, evalOptions);
   const promptMaxDiff = maxAbsDiff(all, allGpu);
   const nVocab = wasm.hp.nVocab;
   let lw = all.subarray(all.length - nVocab);
@@ -76,7 +84,7 @@ for (const c of wanted) {
     maxDiff = Math.max(maxDiff, maxAbsDiff(lw, lg));
   }
   const greedyEqual = wasmTokens.length === c.steps && wasmTokens.every((t, i) => t === gpuTokens[i]);
-  console.log(JSON.stringify({ name: c.name, maxDiff, promptMaxDiff, greedyEqual, steps: wasmTokens.length, wasmTokens, gpuTokens, adapter: gpu.gpu?.description }));
+  console.log(JSON.stringify({ name, maxDiff, promptMaxDiff, greedyEqual, steps: wasmTokens.length, wasmTokens, gpuTokens, adapter: gpu.gpu?.description }));
   await wasm.dispose();
   await gpu.dispose();
 }

@@ -343,6 +343,8 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
   };
 
   const regWords = new Uint32Array(REGISTERS);
+  /** Read-back buffer, kept between steps (steps of one model never overlap: LlamaModel.exclusive). */
+  let staging: GPUBuffer | undefined;
   let disposed = false;
 
   return {
@@ -398,7 +400,10 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
       // A prompt chunk before the last wants no logits: nothing to read back.
       const downloads = io.download.filter(([, b]) => b > 0);
       const total = downloads.reduce((s, [, b]) => s + Math.ceil(b / 4) * 4, 0);
-      const staging = total > 0 ? device.createBuffer({ size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST }) : undefined;
+      if (total > 0 && (!staging || staging.size < total)) {
+        staging?.destroy();
+        staging = device.createBuffer({ size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: "read-back" });
+      }
       let at = 0;
       for (const [addr, bytes] of downloads) {
         const n = Math.ceil(bytes / 4) * 4;
@@ -406,16 +411,15 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
         at += n;
       }
       device.queue.submit([enc.finish()]);
-      if (!staging) return device.queue.onSubmittedWorkDone();
-      await staging.mapAsync(MAP_READ);
-      const data = new Uint8Array(staging.getMappedRange());
+      if (total === 0 || !staging) return device.queue.onSubmittedWorkDone();
+      await staging.mapAsync(MAP_READ, 0, total);
+      const data = new Uint8Array(staging.getMappedRange(0, total));
       at = 0;
       for (const [addr, bytes] of downloads) {
         cpuBytes(addr, bytes).set(data.subarray(at, at + bytes));
         at += Math.ceil(bytes / 4) * 4;
       }
       staging.unmap();
-      staging.destroy();
       if (lost) throw new WebGpuError(`the GPU device was lost: ${lost}`);
     },
     dispose() {

@@ -145,8 +145,16 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
+    const modelReads: Array<{ method: string; range: string | undefined; status: number }> = [];
+    page.on("response", (r) => {
+      if (r.url().endsWith(".gguf")) modelReads.push({ method: r.request().method(), range: r.request().headers()["range"], status: r.status() });
+    });
     await page.goto(base);
     const loaded = await waitLoaded(page);
+    // The model is read lazily by URL: a HEAD for the size, then range requests only.
+    const gets = modelReads.filter((r) => r.method === "GET");
+    expect(gets.length).toBeGreaterThan(0);
+    for (const r of gets) expect([r.range, r.status]).toEqual([expect.stringMatching(/^bytes=\d+-\d+$/), 206]);
     expect(loaded.error).toBe("");
     expect(loaded.crossOriginIsolated).toBe(true);
     expect(loaded.backend).toMatch(/^WASM .*, \d+ threads? /);

@@ -10,42 +10,32 @@
  */
 import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE } from "./common";
 
+/*
+ * Every dot product, whichever path computes it, sums the same way: one f32x4 accumulator over
+ * 4-column steps, a horizontal sum, then the scalar tail. So a token's result does not depend on
+ * how many tokens share the call (a prompt evaluated at once or token by token, a KV cache reused
+ * or not, gives bit-identical logits).
+ */
 function dotRowF16(w: usize, x: usize, n: i32): f32 {
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(0x7fff);
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const h = v128.load(w + (<usize>j << 1));
-    const lo = halves4(i32x4.extend_low_i16x8_u(h), magic, mask);
-    const hi = halves4(i32x4.extend_high_i16x8_u(h), magic, mask);
-    const xp = x + (<usize>j << 2);
-    a0 = f32x4.add(a0, f32x4.mul(lo, v128.load(xp)));
-    a1 = f32x4.add(a1, f32x4.mul(hi, v128.load(xp, 16)));
+  const n4 = n & ~3;
+  let a = f32x4.splat(0);
+  for (let j = 0; j < n4; j += 4) {
+    const m = halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w + (<usize>j << 1))), magic, mask);
+    a = f32x4.add(a, f32x4.mul(m, v128.load(x + (<usize>j << 2))));
   }
-  let s = hsumF32(f32x4.add(a0, a1));
-  for (; j < n; j++) s += halfToFloat(load<u16>(w + (<usize>j << 1))) * load<f32>(x + (<usize>j << 2));
-  return s;
+  return hsumF32(a) + tailF16(w, x, n4, n);
 }
 
 function dotRowF32(w: usize, x: usize, n: i32): f32 {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0);
-  let j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const wp = w + (<usize>j << 2);
-    const xp = x + (<usize>j << 2);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(wp), v128.load(xp)));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(wp, 16), v128.load(xp, 16)));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(wp, 32), v128.load(xp, 32)));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(wp, 48), v128.load(xp, 48)));
+  const n4 = n & ~3;
+  let a = f32x4.splat(0);
+  for (let j = 0; j < n4; j += 4) {
+    const o = <usize>j << 2;
+    a = f32x4.add(a, f32x4.mul(v128.load(w + o), v128.load(x + o)));
   }
-  let s = hsumF32(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-  for (; j < n; j++) s += load<f32>(w + (<usize>j << 2)) * load<f32>(x + (<usize>j << 2));
-  return s;
+  return hsumF32(a) + tailF32(w, x, n4, n);
 }
 
 /** Scalar tail of one F16 dot product: columns [j0, n). */
@@ -109,12 +99,22 @@ export function matmul_f16(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i3
       store<f32>(y1, hsumF32(a31) + tailF16(w3, x1, n4, n), 12);
     }
     for (; t < nTok; t++) {
+      // Decode (one token): four rows at once, four independent accumulators.
       const xt = x + <usize>t * xBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let j = 0; j < n4; j += 4) {
+        const v = v128.load(xt + (<usize>j << 2));
+        const h = <usize>j << 1;
+        a0 = f32x4.add(a0, f32x4.mul(halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w0 + h)), magic, mask), v));
+        a1 = f32x4.add(a1, f32x4.mul(halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w1 + h)), magic, mask), v));
+        a2 = f32x4.add(a2, f32x4.mul(halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w2 + h)), magic, mask), v));
+        a3 = f32x4.add(a3, f32x4.mul(halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w3 + h)), magic, mask), v));
+      }
       const yt = y + <usize>t * yStride + (<usize>r << 2);
-      store<f32>(yt, dotRowF16(w0, xt, n));
-      store<f32>(yt, dotRowF16(w1, xt, n), 4);
-      store<f32>(yt, dotRowF16(w2, xt, n), 8);
-      store<f32>(yt, dotRowF16(w3, xt, n), 12);
+      store<f32>(yt, hsumF32(a0) + tailF16(w0, xt, n4, n));
+      store<f32>(yt, hsumF32(a1) + tailF16(w1, xt, n4, n), 4);
+      store<f32>(yt, hsumF32(a2) + tailF16(w2, xt, n4, n), 8);
+      store<f32>(yt, hsumF32(a3) + tailF16(w3, xt, n4, n), 12);
     }
   }
   for (; r < r1; r++) {
@@ -182,12 +182,22 @@ export function matmul_f32(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i3
       store<f32>(y1, hsumF32(a31) + tailF32(w3, x1, n4, n), 12);
     }
     for (; t < nTok; t++) {
+      // Decode (one token): four rows at once, four independent accumulators.
       const xt = x + <usize>t * rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let j = 0; j < n4; j += 4) {
+        const o = <usize>j << 2;
+        const v = v128.load(xt + o);
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), v));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), v));
+        a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), v));
+        a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), v));
+      }
       const yt = y + <usize>t * yStride + (<usize>r << 2);
-      store<f32>(yt, dotRowF32(w0, xt, n));
-      store<f32>(yt, dotRowF32(w1, xt, n), 4);
-      store<f32>(yt, dotRowF32(w2, xt, n), 8);
-      store<f32>(yt, dotRowF32(w3, xt, n), 12);
+      store<f32>(yt, hsumF32(a0) + tailF32(w0, xt, n4, n));
+      store<f32>(yt, hsumF32(a1) + tailF32(w1, xt, n4, n), 4);
+      store<f32>(yt, hsumF32(a2) + tailF32(w2, xt, n4, n), 8);
+      store<f32>(yt, hsumF32(a3) + tailF32(w3, xt, n4, n), 12);
     }
   }
   for (; r < r1; r++) {

@@ -19,6 +19,21 @@ export interface GenerateOptions extends Omit<SamplerOptions, "vocabSize"> {
   signal?: AbortSignal;
   /** How many of the first step's top logits to report (default 10). */
   topLogits?: number;
+  /** Restricts which token may come next (a grammar): masks the logits before each draw. */
+  constraint?: LogitsConstraint;
+  /**
+   * Awaited between the prompt's micro-batches and after each token: a server gives its event
+   * loop a turn here (a forward pass resolves as a microtask, so otherwise nothing else runs).
+   */
+  pause?: () => Promise<void>;
+}
+
+/** What generate() needs of a constraint (src/grammar's GrammarConstraint is one). */
+export interface LogitsConstraint {
+  /** Sets the logits of every token that may not come next to -Infinity. */
+  mask(logits: Float32Array): void;
+  /** Advances past the chosen token. */
+  accept(id: number): void;
 }
 
 export type FinishReason = "stop" | "length" | "abort";
@@ -43,7 +58,8 @@ export interface GenerationResult {
 
 export type GenerationEvent = { type: "token"; id: number; text: string } | { type: "done"; result: GenerationResult };
 
-function topLogits(logits: Float32Array, n: number): Array<{ id: number; logit: number }> {
+/** The n highest logits (ties: lower id first), as generate() reports the first step. */
+export function topLogits(logits: ArrayLike<number>, n: number): Array<{ id: number; logit: number }> {
   const top: Array<{ id: number; logit: number }> = [];
   for (let id = 0; id < logits.length; id++) {
     const logit = logits[id]!;
@@ -77,21 +93,32 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
   let text = "";
   let finishReason: FinishReason = "length";
 
-  // evaluateSequence re-evaluates at least the last prompt token, to get its logits.
+  // Reuse the cached prefix; the last prompt token is always evaluated, for its logits. The
+  // rest goes in one micro-batch per call, so an abort or a pause can come in between.
   const reused = Math.min(commonPrefix(model.cachedTokens, promptIds, Math.min(model.nPast, promptIds.length)), promptIds.length - 1);
   const promptTokens = promptIds.length - reused;
   const t0 = performance.now();
-  let logits = await model.evaluateSequence(promptIds);
+  model.truncate(reused);
+  let logits: Float32Array = new Float32Array(0);
+  for (let start = reused; start < promptIds.length; start += model.state.maxTok) {
+    if (start > reused) {
+      await options.pause?.();
+      if (options.signal?.aborted) break;
+    }
+    logits = await model.evaluate(promptIds.slice(start, start + model.state.maxTok));
+  }
   const promptMs = performance.now() - t0;
-  const firstTopLogits = topLogits(logits, options.topLogits ?? 10);
+  const firstTopLogits = model.nPast < promptIds.length ? [] : topLogits(logits, options.topLogits ?? 10);
   const t1 = performance.now();
 
   while (generated.length < maxTokens) {
-    if (options.signal?.aborted) {
+    if (options.signal?.aborted || model.nPast < promptIds.length) {
       finishReason = "abort";
       break;
     }
+    options.constraint?.mask(logits);
     const id = sampler.sample(logits, context, promptIds.length);
+    options.constraint?.accept(id);
     generated.push(id);
     context.push(id);
     if (stop.isStopId(id)) {
@@ -109,6 +136,7 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
     }
     if (generated.length >= maxTokens) break;
     if (model.nPast >= model.nCtx) break; // the context is full: stop with "length"
+    await options.pause?.();
     logits = await model.evaluate([id]);
   }
   if (finishReason !== "stop") {

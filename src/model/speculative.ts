@@ -18,7 +18,7 @@ import { DRAFT_K_START, StopMatcher, Xoshiro128, createSampler, drawFrom, nextDr
 import { InvalidArgumentError } from "../errors.js";
 import type { SentencePieceTokenizer, StreamingDecoder } from "../tokenizer/index.js";
 import { ContextOverflowError } from "./errors.js";
-import type { FinishReason, GenerateOptions, GenerationResult } from "./generate.js";
+import { topLogits, type FinishReason, type GenerateOptions, type GenerationResult } from "./generate.js";
 import { LlamaModel, type LlamaSession } from "./model.js";
 
 /** @internal Stop ids, stop strings and streaming decode of generated tokens, shared by the CFG and speculative loops. */
@@ -91,20 +91,6 @@ export class TokenEmitter {
       },
     };
   }
-}
-
-/** @internal The n highest logits, as generate() reports them. */
-export function topLogits(logits: ArrayLike<number>, n: number): Array<{ id: number; logit: number }> {
-  const top: Array<{ id: number; logit: number }> = [];
-  for (let id = 0; id < logits.length; id++) {
-    const logit = logits[id]!;
-    if (top.length < n || logit > top[top.length - 1]!.logit) {
-      top.push({ id, logit });
-      top.sort((a, b) => b.logit - a.logit || a.id - b.id);
-      if (top.length > n) top.pop();
-    }
-  }
-  return top;
 }
 
 /** @internal Tokens of `promptIds` a session evaluates (the rest is reused from its cache). */

@@ -182,6 +182,19 @@ step("merge, quantize", () => {
   zhCli("merge-lora", "--base", join(base, "model.gguf"), "--lora", join(pt, "adapter"), "--lora", join(sft, "adapter"), "--out", f16, "--format", "gguf", "--outtype", "f16", "--force");
   for (const t of ["q8_0", "q4_0"]) zhCli("quantize", f16, outputs[t], t, "--force");
 });
+// The model speaks the Alpaca-2 (Llama-2-chat) template it was tuned on: say so in general.name,
+// which is how zh-llama (and llama.cpp's converters) pick a chat template.
+for (const path of Object.values(outputs)) {
+  if (!existsSync(path) || stopped) continue;
+  const file = await zh.openGguf(path);
+  if (file.metadata["general.name"] !== "chinese-alpaca-2-tiny") {
+    const tensors = await Promise.all(file.tensors.map(async (t) => ({ name: t.name, type: t.type, shape: t.shape, data: await file.readTensorBytes(t) })));
+    const metadata = { ...file.metadata, "general.name": "chinese-alpaca-2-tiny" };
+    const metadataTypes = file.metadataTypes;
+    await file.close();
+    await zh.writeGguf(path, { metadata, metadataTypes, tensors }, { overwrite: true });
+  } else await file.close();
+}
 
 if (stopped) process.exit(0);
 const card = step("evaluate", () => {

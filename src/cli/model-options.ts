@@ -2,6 +2,8 @@
  * Flags shared by every command that loads a model (run, logits, perplexity, bench, chat,
  * serve), mapped onto LoadOptions. Metadata gives the defaults; flags override.
  */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
 import type { Backend, KvCacheType, LoadOptions, RopeOverrides } from "../model/index.js";
 import { numberOption } from "./command.js";
@@ -22,7 +24,8 @@ export const MODEL_OPTIONS = {
 } as const;
 
 export const MODEL_OPTIONS_USAGE = `model options:
-  -m, --model FILE        GGUF model (split models: the first part)
+  -m, --model FILE        GGUF model (split models: the first part); default: the bundled
+                          Chinese-Alpaca-tiny (fixtures/models/chinese-alpaca-tiny-q8_0.gguf)
   --backend wasm|reference  kernels: WebAssembly SIMD (default) or the plain TypeScript reference
   -t, --threads N         worker threads (default: all cores)
   -c, --ctx N             context length in tokens (default: the model's training context)
@@ -38,9 +41,13 @@ export const MODEL_OPTIONS_USAGE = `model options:
 
 type Values = { [K in keyof typeof MODEL_OPTIONS]?: string };
 
+/** The model shipped in the package (made by `npm run make-model`), used when -m is not given. */
+export const BUNDLED_MODEL = fileURLToPath(new URL("../../fixtures/models/chinese-alpaca-tiny-q8_0.gguf", import.meta.url));
+
 export function modelPath(values: Values): string {
-  if (!values.model) throw new UsageError("-m MODEL.gguf is required");
-  return values.model;
+  if (values.model) return values.model;
+  if (existsSync(BUNDLED_MODEL)) return BUNDLED_MODEL;
+  throw new UsageError(`-m MODEL.gguf is required (the bundled model ${BUNDLED_MODEL} is not there)`);
 }
 
 export function loadOptionsFrom(values: Values): LoadOptions & { threads?: number } {

@@ -6,15 +6,21 @@
  *   npx deno run -A --unstable-sloppy-imports test/web/webgpu-check.ts [case ...]
  *
  * f32-gqa and q4_0-f16kv run twice, the second time with 3-token micro-batches (prompts in chunks).
- * Prints one JSON line per case: {name, skipped?, maxDiff, promptMaxDiff, greedyEqual, steps,
+ * First each weight type's quantize + matmul against the reference kernels ({kernel, rows, nTok,
+ * maxDiff}), then one JSON line per case: {name, skipped?, maxDiff, promptMaxDiff, greedyEqual, steps,
  * wasmTokens, gpuTokens, adapter}; a last line {done: true}. test/web/webgpu.test.ts runs it.
  */
 import { readFileSync } from "node:fs";
 import { encodeGguf } from "../../src/formats/gguf/index.ts";
 import { GGMLType } from "../../src/formats/ggml-types.ts";
 import { LlamaModel } from "../../src/model/model.ts";
-import { syntheticModel, type SyntheticModelOptions } from "../../src/model/synthetic.ts";
-import { WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgpu/index.ts";
+import { mulberry32, syntheticModel, type SyntheticModelOptions } from "../../src/model/synthetic.ts";
+import { createWebGpuRunner, WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgpu/index.ts";
+import { KernelMemory, createReferenceKernels, type MatmulType } from "../../src/kernels/index.ts";
+import { actBytes } from "../../src/kernels/reference/backend.ts";
+import { quantize } from "../../src/formats/quants/index.ts";
+import { encodeProgram } from "../../src/runtime/program.ts";
+import { execute } from "../../src/runtime/executor.ts";
 
 interface GoldenCase {
   name: string;
@@ -23,6 +29,47 @@ interface GoldenCase {
   ctx: number;
   prompt: number[];
   steps: number;
+}
+
+/**
+ * Kernel level first: quantize + matmul for every weight type against the reference kernels, on
+ * an odd row count and a multi-token batch (2 x 512 inputs, so k-quants have two super-blocks).
+ */
+async function checkMatmul(type: MatmulType, rows: number, nTok: number): Promise<number> {
+  const cols = 512;
+  const mem = KernelMemory.create({ initialBytes: 4 << 20 });
+  const k = createReferenceKernels(mem);
+  const random = mulberry32(type * 1000 + rows * 10 + nTok);
+  const wBytes = quantize(type, Float32Array.from({ length: rows * cols }, () => random() * 2 - 1));
+  const w = mem.alloc(wBytes.length);
+  mem.u8(w, wBytes.length).set(wBytes);
+  const x = mem.alloc(4 * cols * nTok);
+  mem.f32(x, cols * nTok).set(Float32Array.from({ length: cols * nTok }, () => random() * 4 - 2));
+  const xq = mem.alloc(actBytes(type, cols) * nTok);
+  const y = mem.alloc(4 * rows * nTok);
+  const program = encodeProgram([{ op: "quantize", type, x, xq, cols, nTok }, { op: "matmul", type, w, xq, y, cols, rows, nTok, ldy: rows }]);
+  execute(k, new Float64Array(program.sab), 0, program.length, new Float64Array(16), { thread: 0, threads: 1, peers: [] }, undefined);
+  const expected = mem.f32(y, rows * nTok).slice();
+  mem.f32(y, rows * nTok).fill(0);
+  const gpu = await createWebGpuRunner(mem);
+  try {
+    await gpu.run(program, [0], { upload: [], download: [[y, 4 * rows * nTok]] });
+  } finally {
+    gpu.dispose();
+  }
+  return maxAbsDiff(expected, mem.f32(y, rows * nTok));
+}
+
+if (Deno.args.length === 0 || Deno.args.includes("kernels")) {
+  for (const type of WEBGPU_MATMUL_TYPES) {
+    for (const [rows, nTok] of [[33, 1], [16, 4]] as const) {
+      try {
+        console.log(JSON.stringify({ kernel: GGMLType[type], rows, nTok, maxDiff: await checkMatmul(type, rows, nTok) }));
+      } catch (e) {
+        console.log(JSON.stringify({ kernel: GGMLType[type], skipped: String((e as Error).message) }));
+      }
+    }
+  }
 }
 
 const cases = JSON.parse(readFileSync(new URL("../model/golden-cases.json", import.meta.url), "utf8")) as GoldenCase[];

@@ -57,12 +57,17 @@ const ELEMENTWISE_VARIANT: Partial<Record<number, number>> = {
 const MATMUL_SHADER: Partial<Record<MatmulType, ShaderName>> = {
   [GGMLType.Q4_0]: "matmul_q4_0",
   [GGMLType.Q8_0]: "matmul_q8_0",
+  [GGMLType.Q4_K]: "matmul_q4_K",
+  [GGMLType.Q5_K]: "matmul_q5_K",
+  [GGMLType.Q6_K]: "matmul_q6_K",
   [GGMLType.F16]: "matmul_f16",
   [GGMLType.F32]: "matmul_f32",
 };
 
 /** Weight types the WebGPU backend multiplies; anything else is refused at load time. */
-export const WEBGPU_MATMUL_TYPES: readonly MatmulType[] = [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.F16, GGMLType.F32];
+export const WEBGPU_MATMUL_TYPES: readonly MatmulType[] = [
+  GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.F16, GGMLType.F32,
+];
 
 export interface WebGpuOptions {
   /** An adapter or device to use instead of navigator.gpu's default. */
@@ -256,6 +261,9 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
           if (type === GGMLType.Q4_0 || type === GGMLType.Q8_0) {
             head(stride, 0, 0);
             dispatches.push({ shader: "quantize_q8_0", grid: items((cols / 32) * nTok) });
+          } else if (type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q6_K) {
+            head(stride, 0, 0);
+            dispatches.push({ shader: "quantize_q8_K", grid: items((cols / 256) * nTok) });
           } else if (type === GGMLType.F16 || type === GGMLType.F32) {
             head(stride, type === GGMLType.F16 ? 1 : 0, 0);
             dispatches.push({ shader: "quantize_float", grid: items(cols * nTok) });

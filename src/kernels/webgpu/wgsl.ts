@@ -20,6 +20,7 @@
  * Layouts the GPU writes for itself (they fit in the bytes the reference layout reserves,
  * actBytes(type, cols), and use its row stride):
  *   Q8_0 activations (for Q4_0 / Q8_0 weights): i8 codes[cols] | f32 d[cols / 32]
+ *   Q8_K activations (for Q4_K, Q5_K, Q6_K weights): i8 codes[cols] | f32 d[cols / 256]
  *   F16 activations: f32[cols], each rounded to f16;  F32 activations: f32[cols]
  *
  * Rounding follows llama.cpp as the reference kernels state it: activations to Q8_0 blocks
@@ -60,6 +61,8 @@ fn ld32(b: u32) -> u32 {
   if (s == 0u) { return mem[w]; }
   return (mem[w] >> s) | (mem[w + 1u] << (32u - s));
 }
+// One byte at any address.
+fn ldb(b: u32) -> u32 { return (mem[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu; }
 // An f16 at a 2-aligned byte address.
 fn ld16(b: u32) -> u32 { return (mem[b >> 2u] >> ((b & 2u) * 8u)) & 0xffffu; }
 
@@ -165,6 +168,45 @@ fn main(${WG_ARGS}) {
   stf(row + cols + 4u * b, d);
 }`;
 
+/**
+ * quantize -> Q8_K codes and scales (ggml's quantize_row_q8_K): per 256-block, m = the value of
+ * largest magnitude (the first), iscale = -127 / m, q = min(127, round-half-even(iscale * x)),
+ * d = 1 / iscale. One invocation per block.
+ */
+const QUANTIZE_Q8_K = /* wgsl */ `
+@compute @workgroup_size(${ELEMENTWISE})
+fn main(${WG_ARGS}) {
+  ${FLAT}
+  let x = arg(1u); let xq = arg(2u); let cols = arg(3u); let nTok = arg(4u); let stride = op.head.y;
+  let nb = cols / 256u;
+  let i = wg * ${ELEMENTWISE}u + lidv.x;
+  if (i >= nb * nTok) { return; }
+  let t = i / nb; let b = i % nb;
+  let src = x + 4u * (t * cols + 256u * b);
+  let row = xq + t * stride;
+  var amax = 0.0;
+  var m = 0.0;
+  for (var j = 0u; j < 256u; j++) {
+    let v = ldf(src + 4u * j);
+    if (abs(v) > amax) { amax = abs(v); m = v; }
+  }
+  var iscale = 0.0;
+  var d = 0.0;
+  if (amax != 0.0) {
+    iscale = select(divRN(127.0, amax), -divRN(127.0, amax), m > 0.0);
+    d = select(divRN(1.0, abs(iscale)), -divRN(1.0, abs(iscale)), iscale < 0.0);
+  }
+  for (var k = 0u; k < 64u; k++) {
+    var w = 0u;
+    for (var j = 0u; j < 4u; j++) {
+      let q = min(127, i32(round(iscale * ldf(src + 4u * (4u * k + j)))));
+      w |= (bitcast<u32>(q) & 0xffu) << (8u * j);
+    }
+    mem[(row + 256u * b + 4u * k) >> 2u] = w;
+  }
+  stf(row + cols + 4u * b, d);
+}`;
+
 /** quantize for F16 / F32 weights: f32 rows, f16-rounded for F16 (op.head.z = 1). */
 const QUANTIZE_FLOAT = /* wgsl */ `
 @compute @workgroup_size(${ELEMENTWISE})
@@ -227,6 +269,57 @@ const DOT_Q4_0 = /* wgsl */ `
       }
     }
     acc += h2f(ld16(o)) * ldf(xr + cols + 4u * b) * f32(sumi);`;
+
+/**
+ * Q6_K: super-blocks of 256 in 210 bytes (ql[128] low nibbles | qh[64] high 2-bit pairs |
+ * i8 scales[16] | f16 d); one loop step is a 16-value sub-block s of super-block B.
+ */
+const DOT_Q6_K = /* wgsl */ `
+    let B = b / 16u; let s = b % 16u;
+    let o = wr + 210u * B;
+    let sc = extractBits(bitcast<i32>(ldb(o + 192u + s)), 0u, 8u);
+    var dot = 0;
+    for (var l = 0u; l < 16u; l++) {
+      let v = 16u * s + l;
+      let h = v >> 7u; let k = (v >> 5u) & 3u; let li = v & 31u;
+      let ql = ldb(o + 64u * h + li + (k & 1u) * 32u);
+      var low = ql >> 4u;
+      if (k < 2u) { low = ql & 15u; }
+      let high = (ldb(o + 128u + 32u * h + li) >> (2u * k)) & 3u;
+      let xv = extractBits(bitcast<i32>(ldb(xr + 256u * B + v)), 0u, 8u);
+      dot += (i32(low | (high << 4u)) - 32) * xv;
+    }
+    acc += ldf(xr + cols + 4u * B) * h2f(ld16(o + 208u)) * f32(sc * dot);`;
+
+/**
+ * Q4_K (144 bytes: f16 d | f16 dmin | 12 bytes of 6-bit scales and mins | qs[128]) and Q5_K
+ * (176 bytes: the same, qh[32] before qs). One loop step is a 32-value sub-block s of B:
+ * d * sc * sum(q x) - dmin * m * sum(x), times the activation scale.
+ */
+function dotQ45K(blockBytes: number, qs: number, fifthBit: boolean): string {
+  return /* wgsl */ `
+    let B = b / 8u; let s = b % 8u;
+    let o = wr + ${blockBytes}u * B;
+    let sb = o + 4u;
+    var sc: u32; var mn: u32;
+    if (s < 4u) { sc = ldb(sb + s) & 63u; mn = ldb(sb + s + 4u) & 63u; }
+    else {
+      sc = (ldb(sb + s + 4u) & 15u) | ((ldb(sb + s - 4u) >> 6u) << 4u);
+      mn = (ldb(sb + s + 4u) >> 4u) | ((ldb(sb + s) >> 6u) << 4u);
+    }
+    let c = s >> 1u;
+    var dot = 0;
+    var xsum = 0;
+    for (var l = 0u; l < 32u; l++) {
+      let byte = ldb(o + ${qs}u + 32u * c + l);
+      var q = select(byte & 15u, byte >> 4u, (s & 1u) == 1u);
+      ${fifthBit ? "q |= ((ldb(o + 16u + l) >> s) & 1u) << 4u;" : ""}
+      let xv = extractBits(bitcast<i32>(ldb(xr + 256u * B + 32u * s + l)), 0u, 8u);
+      dot += i32(q) * xv;
+      xsum += xv;
+    }
+    acc += ldf(xr + cols + 4u * B) * (h2f(ld16(o)) * f32(i32(sc) * dot) - h2f(ld16(o + 2u)) * f32(i32(mn) * xsum));`;
+}
 
 /** Two f16 weights per word (rows of F16 weights are 4-aligned: cols is even). */
 const DOT_F16 = /* wgsl */ `
@@ -425,15 +518,20 @@ fn main() {
 }`;
 
 export type ShaderName =
-  | "quantize_q8_0" | "quantize_float" | "matmul_q4_0" | "matmul_q8_0" | "matmul_f16" | "matmul_f32"
+  | "quantize_q8_0" | "quantize_q8_K" | "quantize_float"
+  | "matmul_q4_0" | "matmul_q8_0" | "matmul_q4_K" | "matmul_q5_K" | "matmul_q6_K" | "matmul_f16" | "matmul_f32"
   | "rmsnorm" | "rope" | "store_f16" | "copy" | "elementwise" | "attention" | "moe_route";
 
 /** Each shader's WGSL; matmul's `unit` is how many weights one loop step covers. */
 export const SHADERS: Record<ShaderName, string> = {
   quantize_q8_0: PRELUDE + QUANTIZE_Q8_0,
+  quantize_q8_K: PRELUDE + QUANTIZE_Q8_K,
   quantize_float: PRELUDE + QUANTIZE_FLOAT,
   matmul_q4_0: PRELUDE + matmul(DOT_Q4_0, 32),
   matmul_q8_0: PRELUDE + matmul(DOT_Q8_0, 32),
+  matmul_q4_K: PRELUDE + matmul(dotQ45K(144, 16, false), 32),
+  matmul_q5_K: PRELUDE + matmul(dotQ45K(176, 48, true), 32),
+  matmul_q6_K: PRELUDE + matmul(DOT_Q6_K, 16),
   matmul_f16: PRELUDE + matmul(DOT_F16, 2),
   matmul_f32: PRELUDE + matmul(DOT_F32, 1),
   rmsnorm: PRELUDE + RMSNORM,

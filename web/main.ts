@@ -23,9 +23,9 @@ import { getTemplate, TEMPLATE_NAMES, type ChatMessage, type ChatTemplate } from
 import { detectTemplate } from "../src/chat/detect.js";
 import { setKernelBaseUrl } from "../src/kernels/wasm/loader.js";
 import { installUnsharedFallback } from "./unshared.js";
+import { DEFAULT_MODEL_FILE, DEFAULT_MODEL_URL } from "./default-model.js";
 
-/** The model loaded when the page opens (served from fixtures/models/ by serve.mjs); `?model=URL` overrides. */
-export const DEFAULT_MODEL_URL = "models/tiny-random-q8_0.gguf";
+// The model loaded when the page opens (web/default-model.ts); `?model=URL` overrides it.
 
 /**
  * wasm32 memory tops out at 4 GiB; weights, KV cache and scratch all live in it. Past this much
@@ -398,7 +398,11 @@ ui.file.addEventListener("change", () => {
   // A File is a Blob: the reader slices it tensor by tensor, never holding it whole.
   if (picked) void loadModel(picked, picked.name);
 });
-ui.reload.addEventListener("click", () => void loadModel(defaultModelUrl(), defaultModelUrl()));
+ui.reload.addEventListener("click", () => void loadModel(defaultModelUrl(), defaultModelName()));
+
+function defaultModelName(): string {
+  return new URLSearchParams(location.search).get("model") ?? DEFAULT_MODEL_FILE;
+}
 
 function defaultModelUrl(): string {
   const fromQuery = new URLSearchParams(location.search).get("model");
@@ -413,5 +417,5 @@ if (!sharedMemoryWorks()) {
       "Use a current Chrome, Edge, Firefox or Safari, and open the page through `npm run web` (cross-origin isolated).",
   );
 } else {
-  void loadModel(defaultModelUrl(), DEFAULT_MODEL_URL.split("/").pop() ?? DEFAULT_MODEL_URL);
+  void loadModel(defaultModelUrl(), defaultModelName());
 }

@@ -21,10 +21,11 @@ import { LlamaModel } from "../../src/model/model.js";
 import { generate, type GenerateOptions, type GenerationResult } from "../../src/model/generate.js";
 import { tokenizerFromGgufMetadata } from "../../src/tokenizer/index.js";
 import { getTemplate } from "../../src/chat/templates.js";
+import { DEFAULT_MODEL_FILE } from "../../web/default-model.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = join(import.meta.dirname, "..", "..");
-const MODEL = join(ROOT, "fixtures", "models", "tiny-random-q8_0.gguf");
+const MODEL = join(ROOT, "fixtures", "models", DEFAULT_MODEL_FILE);
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -26,7 +26,8 @@ export const MODEL_OPTIONS = {
 export const MODEL_OPTIONS_USAGE = `model options:
   -m, --model FILE        GGUF model (split models: the first part); default: the bundled
                           Chinese-Alpaca-tiny (fixtures/models/chinese-alpaca-tiny-q8_0.gguf)
-  --backend wasm|reference  kernels: WebAssembly SIMD (default) or the plain TypeScript reference
+  --backend wasm|reference|webgpu  kernels: WebAssembly SIMD (default), the plain TypeScript
+                          reference, or WGSL on WebGPU (where navigator.gpu exists: Deno, browsers)
   -t, --threads N         worker threads (default: all cores)
   -c, --ctx N             context length in tokens (default: the model's training context)
   --kv-type f16|f32       KV cache type (default f16, as llama.cpp)
@@ -52,7 +53,10 @@ export function modelPath(values: Values): string {
 
 export function loadOptionsFrom(values: Values): LoadOptions & { threads?: number } {
   const backend = values.backend ?? "wasm";
-  if (backend !== "wasm" && backend !== "reference") throw new UsageError(`--backend must be wasm or reference, got ${JSON.stringify(backend)}`);
+  if (backend !== "wasm" && backend !== "reference" && backend !== "webgpu") throw new UsageError(`--backend must be wasm, reference or webgpu, got ${JSON.stringify(backend)}`);
+  if (backend === "webgpu" && !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
+    throw new UsageError("--backend webgpu needs navigator.gpu (Deno, or a browser); this runtime has none");
+  }
   const kv = values["kv-type"] ?? "f16";
   if (kv !== "f16" && kv !== "f32") throw new UsageError(`--kv-type must be f16 or f32, got ${JSON.stringify(kv)}`);
   const scaling = values["rope-scaling"];

@@ -20,6 +20,8 @@
 //   node tools/make-model.mjs --quick  # minutes-long smoke run into .make-model/quick
 //   --until NAME    stop after step NAME (corpus, base, vocabulary, pt, sft, release, evaluate)
 //   --release DIR   where the GGUFs and the model card go (default fixtures/models)
+//   --base-steps N, --pt-steps N, --sft-steps N   override the step counts
+//   --budget SECONDS  size the PT/SFT steps from the measured training speed instead
 // A step whose outputs exist in the work folder is skipped, so an interrupted run resumes.
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -83,7 +85,8 @@ function zhCli(...args) {
 }
 // --budget SECONDS: size the PT and SFT runs from the base run's measured training speed.
 const budget = Number(argValue("--budget") ?? 0);
-function budgetSteps(fraction, fallback) {
+function budgetSteps(fraction, fallback, flag) {
+  if (argValue(flag)) return Number(argValue(flag));
   if (!budget || !lastTokensPerS) return fallback;
   return Math.max(10, Math.floor((budget * fraction * lastTokensPerS) / (S.batch * S.seq)));
 }
@@ -149,7 +152,7 @@ const pt = join(work, "pt");
 step("Chinese-LLaMA-tiny (PT)", () => {
   zhCli("train", "--model", join(base, "model.gguf"), "--tokenizer", mergedModel, "--data", trainFile, "--eval", testFile,
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head", "--save-merged",
-    "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps, "--pt-steps"))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
     "--seed", "2", "--out", pt, "--name", "chinese-llama-tiny", "--log-every", "20");
 }, join(pt, "merged.gguf"));
 
@@ -171,7 +174,7 @@ step("Chinese-Alpaca-tiny (SFT)", () => {
   writeFileSync(join(work, "sft.jsonl"), samples.map((x) => JSON.stringify(x)).join("\n") + "\n");
   zhCli("train", "--model", join(pt, "merged.gguf"), "--instructions", join(work, "sft.jsonl"),
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head",
-    "--steps", String((S.sftSteps = budgetSteps(0.4, S.sftSteps))), "--warmup", String(Math.ceil(S.sftSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--steps", String((S.sftSteps = budgetSteps(0.4, S.sftSteps, "--sft-steps"))), "--warmup", String(Math.ceil(S.sftSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
     "--seed", "3", "--out", sft, "--name", "chinese-alpaca-tiny", "--log-every", "20");
 }, join(sft, "adapter", "adapter_config.json"));
 

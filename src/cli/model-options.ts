@@ -25,7 +25,7 @@ export const MODEL_OPTIONS = {
 
 export const MODEL_OPTIONS_USAGE = `model options:
   -m, --model FILE        GGUF model (split models: the first part); default: the bundled
-                          Chinese-Alpaca-tiny (fixtures/models/chinese-alpaca-tiny-q8_0.gguf)
+                          Chinese-Alpaca-tiny (fixtures/models/chinese-alpaca-tiny-q4_0.gguf)
   --backend wasm|reference|webgpu  kernels: WebAssembly SIMD (default), the plain TypeScript
                           reference, or WGSL on WebGPU (where navigator.gpu exists: Deno, browsers)
   -t, --threads N         worker threads (default: all cores)
@@ -43,7 +43,7 @@ export const MODEL_OPTIONS_USAGE = `model options:
 type Values = { [K in keyof typeof MODEL_OPTIONS]?: string };
 
 /** The model shipped in the package (made by `npm run make-model`), used when -m is not given. */
-export const BUNDLED_MODEL = fileURLToPath(new URL("../../fixtures/models/chinese-alpaca-tiny-q8_0.gguf", import.meta.url));
+export const BUNDLED_MODEL = fileURLToPath(new URL("../../fixtures/models/chinese-alpaca-tiny-q4_0.gguf", import.meta.url));
 
 export function modelPath(values: Values): string {
   if (values.model) return values.model;

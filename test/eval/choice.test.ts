@@ -107,4 +107,13 @@ describe("scoring", () => {
     expect(out.subjects.poem_author.total).toBe(30);
     expect(out.accuracy).toBeGreaterThanOrEqual(0);
   });
+
+  it("runs on the bundled Chinese-Alpaca-tiny (its extended LLaMA vocabulary has ▁A and A)", async () => {
+    const cli = await run("eval-choice", "--data", cmmlu, "--format", "cmmlu", "--shots", "1", "-t", "1", "--json");
+    expect(cli.status, cli.stderr).toBe(0);
+    const out = JSON.parse(cli.stdout) as { accuracy: number; subjects: Record<string, { correct: number; total: number }> };
+    expect(Object.values(out.subjects).map((t) => t.total)).toEqual([30, 30, 30]);
+    expect(out.accuracy).toBeGreaterThanOrEqual(0);
+    expect(out.accuracy).toBeLessThanOrEqual(1);
+  });
 });

@@ -102,7 +102,7 @@ async function chat(page: Page, maxTokens = MAX_TOKENS): Promise<{ state: PageSt
   await page.waitForFunction(() => {
     const s = (window as unknown as { zhLlama: PageState }).zhLlama;
     return s.status !== "generating" && (s.finishReason !== "" || s.error !== "");
-  }, null, { timeout: 120_000 });
+  }, null, { timeout: 240_000 });
   return { state: await pageState(page), shown: await page.evaluate(() => (window as unknown as { shown: string[] }).shown) };
 }
 
@@ -202,7 +202,7 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
       await gpuContext.close();
       await rm(gpuProfile, { recursive: true, force: true });
     }
-  });
+  }, 300_000); // a software GPU: about 2 s per token of the bundled model
 
   it("stops on the stop button", async () => {
     const page = await context.newPage();

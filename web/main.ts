@@ -24,6 +24,7 @@ import { detectTemplate } from "../src/chat/detect.js";
 import { setKernelBaseUrl } from "../src/kernels/wasm/loader.js";
 import { installUnsharedFallback } from "./unshared.js";
 import { DEFAULT_MODEL_FILE, DEFAULT_MODEL_URL } from "./default-model.js";
+import { PageError, checkWeightBudget, describeError } from "./limits.js";
 
 // The model loaded when the page opens (web/default-model.ts); `?model=URL` overrides it.
 
@@ -31,7 +32,6 @@ import { DEFAULT_MODEL_FILE, DEFAULT_MODEL_URL } from "./default-model.js";
  * wasm32 memory tops out at 4 GiB; weights, KV cache and scratch all live in it. Past this much
  * weight data there is no point trying.
  */
-const MAX_WEIGHT_BYTES = 4 * 1024 ** 3 - 256 * 1024 ** 2;
 
 /** What the page exposes to tests (and to a curious console). */
 export interface PageState {
@@ -188,19 +188,6 @@ async function checkMagic(blob: Blob, name: string): Promise<void> {
   }
 }
 
-class PageError extends Error {
-  override name = "PageError";
-}
-
-function describeError(e: unknown): string {
-  if (e instanceof PageError) return e.message;
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (err instanceof RangeError && /memory|allocat/i.test(err.message)) {
-    return `The browser could not allocate memory for this model (${err.message}). It is too large for this browser; try a smaller quantization (Q4_0) or a smaller model.`;
-  }
-  return `${err.name}: ${err.message}`;
-}
-
 function setBusy(busy: boolean): void {
   ui.prompt.disabled = busy || !loaded;
   ui.send.disabled = busy || !loaded;
@@ -225,12 +212,7 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
     if (typeof input !== "string") await checkMagic(input, name);
     file = await openGguf(input);
     const bytes = weightBytes(file);
-    if (bytes > MAX_WEIGHT_BYTES) {
-      throw new PageError(
-        `${name} holds ${(bytes / 1024 ** 3).toFixed(2)} GiB of weights; a browser's WebAssembly memory holds at most 4 GiB ` +
-          `(weights, KV cache and scratch together). Pick a smaller model or quantization.`,
-      );
-    }
+    checkWeightBudget(bytes, name);
     const threads = state.crossOriginIsolated ? Math.max(1, Math.floor(Number(ui.threads.value) || cores)) : 1;
     const ctxWanted = Math.max(16, Math.floor(Number(ui.ctx.value) || 2048));
     const nCtx = Math.min(ctxWanted, Number(file.metadata[`${String(file.metadata["general.architecture"] ?? "llama")}.context_length`] ?? ctxWanted));

@@ -7,7 +7,9 @@
  * L[lo .. lo+n) and returns the group's scale. They are the "reference" (no importance
  * matrix) variants that ggml's quantize_row_*_ref functions use.
  */
-import { F_0_1, GROUP_MAX_EPS, f, nearestInt } from "./common.js";
+import { F_0_1, GROUP_MAX_EPS, f, nearestInt, readF16, writeU16 } from "./common.js";
+import { f32ToF16 } from "./half.js";
+import { QK_K } from "../ggml-types.js";
 
 /**
  * Symmetric search, weights x^2 (ggml make_qx_quants with rmse_type 1, no quant weights):
@@ -240,5 +242,51 @@ export function packScaleMinK4(out: Uint8Array, o: number, j: number, ls: number
     out[o + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
     out[o + j - 4] |= (ls >>> 4) << 6;
     out[o + j] |= (lm >>> 4) << 6;
+  }
+}
+
+const kLaux = new Uint8Array(32);
+const kWeights = new Float32Array(32);
+const kMins = new Float32Array(QK_K / 32);
+const kScales = new Float32Array(QK_K / 32);
+
+/**
+ * The shared half of Q4_K and Q5_K quantization (ggml's quantize_row_q4_K_ref / q5_K_ref): per
+ * 32-value sub-block, a weighted scale/min search; the eight scales and mins packed as 6-bit
+ * codes at out[o + 4], d and dmin as f16 at out[o], out[o + 2]; then every value re-quantized
+ * against the packed scales into L[0..255] (levels 0..nmax). The caller packs L.
+ */
+export function quantizeScalesMinsK(src: Float32Array, x0: number, out: Uint8Array, o: number, L: Uint8Array, nmax: number, rmin: number, nstep: number): void {
+  let maxScale = 0;
+  let maxMin = 0;
+  for (let j = 0; j < QK_K / 32; j++) {
+    const xo = x0 + 32 * j;
+    let sumX2 = 0;
+    for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(src[xo + l] * src[xo + l]));
+    const avX = f(Math.sqrt(f(sumX2 / 32)));
+    for (let l = 0; l < 32; l++) kWeights[l] = avX + Math.abs(src[xo + l]);
+    kScales[j] = makeQkx2Quants(32, nmax, src, xo, kWeights, L, 32 * j, kMins, j, kLaux, rmin, F_0_1, nstep, false);
+    if (kScales[j] > maxScale) maxScale = kScales[j];
+    if (kMins[j] > maxMin) maxMin = kMins[j];
+  }
+  const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
+  const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+  for (let j = 0; j < QK_K / 32; j++) {
+    const ls = Math.min(63, nearestInt(f(invScale * kScales[j])) & 0xff);
+    const lm = Math.min(63, nearestInt(f(invMin * kMins[j])) & 0xff);
+    packScaleMinK4(out, o + 4, j, ls, lm);
+  }
+  writeU16(out, o, f32ToF16(f(maxScale / 63)));
+  writeU16(out, o + 2, f32ToF16(f(maxMin / 63)));
+  const dAll = readF16(out, o);
+  const dminAll = readF16(out, o + 2);
+  for (let j = 0; j < QK_K / 32; j++) {
+    const d = f(dAll * scaleK4(out, o + 4, j));
+    if (d === 0) continue;
+    const dm = f(dminAll * minK4(out, o + 4, j));
+    for (let i = 0; i < 32; i++) {
+      const l = nearestInt(f(f(src[x0 + 32 * j + i] + dm) / d));
+      L[32 * j + i] = Math.max(0, Math.min(nmax, l));
+    }
   }
 }

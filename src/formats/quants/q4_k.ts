@@ -15,9 +15,8 @@
  * quantized to 6 bits against their maxima, and every value is re-rounded with the final
  * (f16 d, 6-bit sc) scale.
  */
-import { F_0_1, f, nearestInt, readF16, writeU16 } from "./common.js";
-import { f32ToF16 } from "./half.js";
-import { makeQkx2Quants, minK4, packScaleMinK4, scaleK4 } from "./k-common.js";
+import { f, readF16 } from "./common.js";
+import { minK4, quantizeScalesMinsK, scaleK4 } from "./k-common.js";
 import { QK_K } from "../ggml-types.js";
 
 const BYTES = 144;
@@ -42,49 +41,12 @@ export function dequantizeQ4_K(src: Uint8Array, out: Float32Array, nBlocks: numb
 }
 
 const L = new Uint8Array(QK_K);
-const Laux = new Uint8Array(32);
-const weights = new Float32Array(32);
-const mins = new Float32Array(QK_K / 32);
-const scales = new Float32Array(QK_K / 32);
 
 export function quantizeQ4_K(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
     const x0 = b * QK_K;
     const o = b * BYTES;
-    let maxScale = 0;
-    let maxMin = 0;
-    for (let j = 0; j < QK_K / 32; j++) {
-      const xo = x0 + 32 * j;
-      let sumX2 = 0;
-      for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(src[xo + l] * src[xo + l]));
-      const avX = f(Math.sqrt(f(sumX2 / 32)));
-      for (let l = 0; l < 32; l++) weights[l] = avX + Math.abs(src[xo + l]);
-      scales[j] = makeQkx2Quants(32, 15, src, xo, weights, L, 32 * j, mins, j, Laux, -1, F_0_1, 20, false);
-      if (scales[j] > maxScale) maxScale = scales[j];
-      if (mins[j] > maxMin) maxMin = mins[j];
-    }
-    const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
-    const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
-    for (let j = 0; j < QK_K / 32; j++) {
-      const ls = Math.min(63, nearestInt(f(invScale * scales[j])) & 0xff);
-      const lm = Math.min(63, nearestInt(f(invMin * mins[j])) & 0xff);
-      packScaleMinK4(out, o + 4, j, ls, lm);
-    }
-    const dBits = f32ToF16(f(maxScale / 63));
-    const dminBits = f32ToF16(f(maxMin / 63));
-    writeU16(out, o, dBits);
-    writeU16(out, o + 2, dminBits);
-    const dAll = readF16(out, o);
-    const dminAll = readF16(out, o + 2);
-    for (let j = 0; j < QK_K / 32; j++) {
-      const d = f(dAll * scaleK4(out, o + 4, j));
-      if (d === 0) continue;
-      const dm = f(dminAll * minK4(out, o + 4, j));
-      for (let i = 0; i < 32; i++) {
-        const l = nearestInt(f(f(src[x0 + 32 * j + i] + dm) / d));
-        L[32 * j + i] = Math.max(0, Math.min(15, l));
-      }
-    }
+    quantizeScalesMinsK(src, x0, out, o, L, 15, -1, 20);
     for (let c = 0; c < 4; c++) {
       const q = o + 16 + 32 * c;
       for (let l = 0; l < 32; l++) out[q + l] = L[64 * c + l] | (L[64 * c + 32 + l] << 4);

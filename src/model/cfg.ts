@@ -16,9 +16,9 @@
 import { applyCfg, createSampler } from "../generate/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
-import { generate, topLogits, type GenerateOptions, type GenerationEvent } from "./generate.js";
+import { TokenEmitter, generate, topLogits, type GenerateOptions, type GenerationEvent } from "./generate.js";
 import { LlamaModel, type LlamaSession } from "./model.js";
-import { TokenEmitter, checkPrompt, promptTokensToEvaluate } from "./speculative.js";
+import { checkPrompt, promptTokensToEvaluate } from "./speculative.js";
 
 export interface CfgOptions extends GenerateOptions {
   /** Guidance scale g; 1 = off (upstream default), > 1 pushes away from the negative prompt. */

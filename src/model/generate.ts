@@ -3,7 +3,7 @@
  * as an async iterator, with stop strings and ids, a token budget, abort, and timings.
  */
 import { StopMatcher, createSampler, type SamplerOptions } from "../generate/index.js";
-import type { SentencePieceTokenizer } from "../tokenizer/index.js";
+import type { SentencePieceTokenizer, StreamingDecoder } from "../tokenizer/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { LlamaModel, type LlamaSession } from "./model.js";
 
@@ -84,14 +84,8 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
     throw new ContextOverflowError(`the prompt has ${promptIds.length} tokens, but the context holds ${model.nCtx}: shorten it or raise --ctx`);
   }
   const sampler = createSampler({ ...options, vocabSize: model.model.hp.nVocab });
-  const stopIds = new Set(options.stopIds ?? []);
-  if (!options.ignoreEos) stopIds.add(tokenizer.eosId);
-  const stop = new StopMatcher({ strings: options.stop ?? [], ids: stopIds });
-  const decoder = tokenizer.createStreamingDecoder();
+  const out = new TokenEmitter(tokenizer, options);
   const context = [...promptIds];
-  const generated: number[] = [];
-  let text = "";
-  let finishReason: FinishReason = "length";
 
   // Reuse the cached prefix; the last prompt token is always evaluated, for its logits. The
   // rest goes in one micro-batch per call, so an abort or a pause can come in between.
@@ -111,62 +105,29 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
   const firstTopLogits = model.nPast < promptIds.length ? [] : topLogits(logits, options.topLogits ?? 10);
   const t1 = performance.now();
 
-  while (generated.length < maxTokens) {
+  while (out.generated.length < maxTokens) {
     if (options.signal?.aborted || model.nPast < promptIds.length) {
-      finishReason = "abort";
+      const rest = out.finish("abort");
+      if (rest) yield { type: "token", id: -1, text: rest };
       break;
     }
     options.constraint?.mask(logits);
     const id = sampler.sample(logits, context, promptIds.length);
     options.constraint?.accept(id);
-    generated.push(id);
     context.push(id);
-    if (stop.isStopId(id)) {
-      finishReason = "stop";
-      break;
-    }
-    const piece = stop.push(decoder.push(id));
-    if (piece.emit) {
-      text += piece.emit;
-      yield { type: "token", id, text: piece.emit };
-    }
-    if (piece.stopped) {
-      finishReason = "stop";
-      break;
-    }
-    if (generated.length >= maxTokens) break;
+    const text = out.push(id);
+    if (text) yield { type: "token", id, text };
+    if (out.done) break;
+    if (out.generated.length >= maxTokens) break;
     if (model.nPast >= model.nCtx) break; // the context is full: stop with "length"
     await options.pause?.();
     logits = await model.evaluate([id]);
   }
-  if (finishReason !== "stop") {
-    const rest = stop.push(decoder.flush()).emit + stop.flush();
-    if (rest) {
-      text += rest;
-      yield { type: "token", id: -1, text: rest };
-    }
+  if (!out.done) {
+    const rest = out.finish("length");
+    if (rest) yield { type: "token", id: -1, text: rest };
   }
-  const decodeMs = performance.now() - t1;
-  // Decode speed counts the tokens that needed a forward pass (the last one did not).
-  const decoded = Math.max(0, generated.length - 1);
-  yield {
-    type: "done",
-    result: {
-      promptIds: [...promptIds],
-      generatedIds: generated,
-      text,
-      finishReason,
-      firstTopLogits,
-      timings: {
-        promptTokens,
-        promptMs,
-        generatedTokens: generated.length,
-        decodeMs,
-        promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
-        decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
-      },
-    },
-  };
+  yield { type: "done", result: out.result(promptIds, firstTopLogits, promptTokens, promptMs, performance.now() - t1) };
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[], limit: number): number {
@@ -182,4 +143,76 @@ export async function generateText(model: LlamaModel | LlamaSession, tokenizer: 
     else return event.result;
   }
   throw new Error("generate() ended without a result");
+}
+
+/** @internal Stop ids, stop strings and streaming decode of generated tokens, shared by the CFG and speculative loops. */
+export class TokenEmitter {
+  readonly generated: number[] = [];
+  text = "";
+  finishReason: FinishReason = "length";
+  private readonly stopIds: Set<number>;
+  private readonly stop: StopMatcher;
+  private readonly decoder: StreamingDecoder;
+  private stopped = false;
+
+  constructor(tokenizer: SentencePieceTokenizer, options: GenerateOptions) {
+    this.stopIds = new Set(options.stopIds ?? []);
+    if (!options.ignoreEos) this.stopIds.add(tokenizer.eosId);
+    this.stop = new StopMatcher({ strings: options.stop ?? [], ids: this.stopIds });
+    this.decoder = tokenizer.createStreamingDecoder();
+  }
+
+  isStopId(id: number): boolean {
+    return this.stopIds.has(id);
+  }
+
+  get done(): boolean {
+    return this.stopped;
+  }
+
+  /** Takes one generated id; returns the text it releases ("" while a stop string may be starting). */
+  push(id: number): string {
+    this.generated.push(id);
+    if (this.stop.isStopId(id)) {
+      this.finish("stop");
+      return "";
+    }
+    const piece = this.stop.push(this.decoder.push(id));
+    this.text += piece.emit;
+    if (piece.stopped) this.finish("stop");
+    return piece.emit;
+  }
+
+  /** Ends generation; returns text still held back (a partial stop string that never completed). */
+  finish(reason: FinishReason): string {
+    if (this.stopped) return "";
+    this.stopped = true;
+    this.finishReason = reason;
+    if (reason === "stop") return "";
+    const rest = this.stop.push(this.decoder.flush()).emit + this.stop.flush();
+    this.text += rest;
+    return rest;
+  }
+
+  /** generate()'s result for what was emitted. */
+  result(promptIds: readonly number[], firstTopLogits: GenerationResult["firstTopLogits"], promptTokens: number, promptMs: number, decodeMs: number): GenerationResult {
+    const generated = this.generated.length;
+    // As generate(): decode speed counts the tokens that needed a forward pass (the last one did not).
+    const decoded = Math.max(0, generated - 1);
+    return {
+      promptIds: [...promptIds],
+      generatedIds: this.generated,
+      text: this.text,
+      finishReason: this.finishReason,
+      firstTopLogits,
+      timings: {
+        promptTokens,
+        promptMs,
+        generatedTokens: generated,
+        decodeMs,
+        promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
+        decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
+      },
+    };
+  }
 }

@@ -14,84 +14,13 @@
  * output is exactly greedy decoding with the target alone. Sampling: every emitted token is
  * distributed exactly as the target's processed distribution p, whatever the draft proposes.
  */
-import { DRAFT_K_START, StopMatcher, Xoshiro128, createSampler, drawFrom, nextDraftK, speculativeAccept, speculativeAcceptGreedy } from "../generate/index.js";
+import { DRAFT_K_START, Xoshiro128, createSampler, drawFrom, nextDraftK, speculativeAccept, speculativeAcceptGreedy } from "../generate/index.js";
 import { InvalidArgumentError } from "../errors.js";
-import type { SentencePieceTokenizer, StreamingDecoder } from "../tokenizer/index.js";
+import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ContextOverflowError } from "./errors.js";
-import { topLogits, type FinishReason, type GenerateOptions, type GenerationResult } from "./generate.js";
+import { TokenEmitter, topLogits, type GenerateOptions, type GenerationResult } from "./generate.js";
 import { LlamaModel, type LlamaSession } from "./model.js";
 
-/** @internal Stop ids, stop strings and streaming decode of generated tokens, shared by the CFG and speculative loops. */
-export class TokenEmitter {
-  readonly generated: number[] = [];
-  text = "";
-  finishReason: FinishReason = "length";
-  private readonly stopIds: Set<number>;
-  private readonly stop: StopMatcher;
-  private readonly decoder: StreamingDecoder;
-  private stopped = false;
-
-  constructor(tokenizer: SentencePieceTokenizer, options: GenerateOptions) {
-    this.stopIds = new Set(options.stopIds ?? []);
-    if (!options.ignoreEos) this.stopIds.add(tokenizer.eosId);
-    this.stop = new StopMatcher({ strings: options.stop ?? [], ids: this.stopIds });
-    this.decoder = tokenizer.createStreamingDecoder();
-  }
-
-  isStopId(id: number): boolean {
-    return this.stopIds.has(id);
-  }
-
-  get done(): boolean {
-    return this.stopped;
-  }
-
-  /** Takes one generated id; returns the text it releases ("" while a stop string may be starting). */
-  push(id: number): string {
-    this.generated.push(id);
-    if (this.stop.isStopId(id)) {
-      this.finish("stop");
-      return "";
-    }
-    const piece = this.stop.push(this.decoder.push(id));
-    this.text += piece.emit;
-    if (piece.stopped) this.finish("stop");
-    return piece.emit;
-  }
-
-  /** Ends generation; returns text still held back (a partial stop string that never completed). */
-  finish(reason: FinishReason): string {
-    if (this.stopped) return "";
-    this.stopped = true;
-    this.finishReason = reason;
-    if (reason === "stop") return "";
-    const rest = this.stop.push(this.decoder.flush()).emit + this.stop.flush();
-    this.text += rest;
-    return rest;
-  }
-
-  /** generate()'s result for what was emitted. */
-  result(promptIds: readonly number[], firstTopLogits: GenerationResult["firstTopLogits"], promptTokens: number, promptMs: number, decodeMs: number): GenerationResult {
-    const generated = this.generated.length;
-    // As generate(): decode speed counts the tokens that needed a forward pass (the last one did not).
-    const decoded = Math.max(0, generated - 1);
-    return {
-      promptIds: [...promptIds],
-      generatedIds: this.generated,
-      text: this.text,
-      finishReason: this.finishReason,
-      firstTopLogits,
-      timings: {
-        promptTokens,
-        promptMs,
-        generatedTokens: generated,
-        decodeMs,
-        promptTokensPerS: promptMs > 0 ? (promptTokens / promptMs) * 1000 : 0,
-        decodeTokensPerS: decodeMs > 0 ? (decoded / decodeMs) * 1000 : 0,
-      },
-    };
-  }
-}
 
 /** @internal Tokens of `promptIds` a session evaluates (the rest is reused from its cache). */
 export function promptTokensToEvaluate(session: LlamaSession, promptIds: readonly number[]): number {

@@ -2,6 +2,7 @@
  * Model I/O for the trainer: a fresh model from a config (seeded), weights from and to GGUF F32
  * files that LlamaModel runs as they are, and the kernels the trainer computes with.
  */
+import { newRowSources } from "./vocab-init.js";
 import { GGMLType } from "../formats/ggml-types.js";
 import { openGguf, writeGguf, type ByteInput, type GgufFile, type GgufTensorInput, type GgufValue } from "../formats/gguf/index.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -46,9 +47,12 @@ export interface LoadModelOptions {
   /**
    * Grow the vocabulary to this many ids (a tokenizer extended with Chinese pieces, as upstream's
    * resize_token_embeddings): the new rows of the embeddings and lm_head start at the mean of the
-   * old rows.
+   * old rows, or, given `pieces`, at the mean of the rows of the old pieces each new piece is
+   * made of (vocab-init.ts).
    */
   nVocab?: number;
+  /** The grown vocabulary's pieces, id order (the old ones first, as merge-tokenizer writes them). */
+  pieces?: readonly string[];
   backend?: KernelBackend;
   /** Threads for the matrix products (createMatmulTeam; default 1). */
   threads?: number;
@@ -64,7 +68,7 @@ export async function loadModel(input: ByteInput | GgufFile, options: TrainModel
     const k = await createTrainKernels(cfg, options, load.backend ?? "wasm");
     const engine = options.engine ?? (load.threads && load.threads > 1 ? await createMatmulTeam(k, load.threads) : undefined);
     const model = new TrainableLlama(k, cfg, { ...options, engine }, new TrainRng(seed));
-    await loadWeightsInto(model.base, file);
+    await loadWeightsInto(model.base, file, load.pieces);
     return { model, metadata: file.metadata };
   } finally {
     await file.close();
@@ -72,7 +76,7 @@ export async function loadModel(input: ByteInput | GgufFile, options: TrainModel
 }
 
 /** Fills a parameter set from a GGUF file's tensors of the same names and shapes. */
-export async function loadWeightsInto(set: ParameterSet, file: GgufFile): Promise<void> {
+export async function loadWeightsInto(set: ParameterSet, file: GgufFile, pieces?: readonly string[]): Promise<void> {
   for (const p of set.params) {
     if (!file.has(p.name)) throw new TrainError(`${file.name}: missing tensor ${JSON.stringify(p.name)}`);
     const info = file.tensor(p.name);
@@ -84,11 +88,20 @@ export async function loadWeightsInto(set: ParameterSet, file: GgufFile): Promis
     const values = await file.readTensorF32(info);
     p.value.data.set(values);
     if (grows) {
-      // New vocabulary rows start at the mean of the old ones.
+      // New vocabulary rows start at the mean of the old pieces they are made of, else of all old rows.
       const oldRows = info.shape[1]!;
       const mean = new Float64Array(p.cols);
       for (let r = 0; r < oldRows; r++) for (let j = 0; j < p.cols; j++) mean[j] += values[r * p.cols + j]! / oldRows;
-      for (let r = oldRows; r < p.rows; r++) for (let j = 0; j < p.cols; j++) p.value.data[r * p.cols + j] = mean[j]!;
+      const sources = pieces ? newRowSources(pieces, oldRows) : () => [];
+      const data = p.value.data;
+      for (let r = oldRows; r < p.rows; r++) {
+        const from = sources(r);
+        for (let j = 0; j < p.cols; j++) {
+          let sum = 0;
+          for (const s of from) sum += values[s * p.cols + j]!;
+          data[r * p.cols + j] = from.length > 0 ? sum / from.length : mean[j]!;
+        }
+      }
     }
   }
 }

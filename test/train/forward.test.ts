@@ -73,6 +73,14 @@ describe("vocabulary growth (a tokenizer extended with Chinese pieces)", () => {
           expect(after[54 * 16 + j]).toBeCloseTo(mean, 6);
         }
       }
+      // Given the pieces, a new piece starts at the mean of the old pieces it is made of.
+      const pieces = [...Array.from({ length: 38 }, (_, i) => `p${i}`), "a", "b", ...Array.from({ length: 14 }, (_, i) => `n${i}`), "ab"];
+      const grown = (await loadModel(join(dir, "m.gguf"), { batch: 1, seq: 4 }, 1, { nVocab: 55, pieces })).model;
+      for (const name of ["token_embd.weight", "output.weight"]) {
+        const before = small.base.get(name).value.data, after = grown.base.get(name).value.data;
+        for (let j = 0; j < 16; j++) expect(after[54 * 16 + j]).toBeCloseTo((before[38 * 16 + j]! + before[39 * 16 + j]!) / 2, 6);
+      }
+      await grown.dispose();
       await expect(loadModel(join(dir, "m.gguf"), { batch: 1, seq: 4 }, 1, { nVocab: 30 })).rejects.toThrow(/cannot shrink/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -46,10 +46,11 @@ const S = quick
   : { poems: 60000, spmVocab: 12000, baseSteps: 300, ptSteps: 900, sftSteps: 600, seq: 128, batch: 8, sftSamples: 20000 };
 const config = quick
   ? { nEmbd: 64, nLayer: 2, nHead: 4, nFf: 160, nCtx: 256 }
-  : { nEmbd: 192, nLayer: 6, nHead: 6, nHeadKv: 2, nFf: 512, nCtx: 512 };
+  : { nEmbd: 160, nLayer: 6, nHead: 5, nHeadKv: 5, nFf: 448, nCtx: 512 };
 
-const started = Date.now();
-const timings = {};
+// Step times persist in the work folder, so a resumed run reports the whole pipeline's time.
+const timingsFile = join(work, "timings.json");
+const timings = existsSync(timingsFile) ? JSON.parse(readFileSync(timingsFile, "utf8")) : {};
 const STEP_KEYS = { corpus: "corpus", "base LLaMA": "base", vocabulary: "vocabulary", "Chinese-LLaMA-tiny (PT)": "pt", "Chinese-Alpaca-tiny (SFT)": "sft", "merge, quantize": "release", evaluate: "evaluate" };
 let stopped = false;
 function step(name, fn, done) {
@@ -63,11 +64,15 @@ function step(name, fn, done) {
   console.log(`\n== ${name}`);
   const out = fn();
   timings[name] = (Date.now() - t0) / 1000;
+  writeFileSync(timingsFile, JSON.stringify(timings, null, 1));
   console.log(`== ${name}: ${timings[name].toFixed(1)} s`);
   if (until === STEP_KEYS[name]) stopped = true;
   return out;
 }
 let lastTokensPerS = 0;
+// Held-out loss on 16 batches every 100 steps: evaluating all of it every 50 steps cost as much
+// as the training itself.
+const EVAL = ["--eval-every", "100", "--eval-batches", "16"];
 function zhCli(...args) {
   // Training streams its progress; other commands' stdout is the result the pipeline reads.
   const train = args[0] === "train";
@@ -144,7 +149,7 @@ step("base LLaMA", () => {
   writeFileSync(join(work, "config.json"), JSON.stringify(config));
   zhCli("train", "--init", join(work, "config.json"), "--tokenizer", llamaModel, "--data", trainFile, "--eval", testFile,
     "--steps", String((S.baseSteps = Number(argValue("--base-steps") ?? S.baseSteps))), "--warmup", String(Math.ceil(S.baseSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
-    "--seed", "1", "--out", base, "--name", "llama-tiny", "--log-every", "20");
+    "--seed", "1", "--out", base, "--name", "llama-tiny", "--log-every", "20", ...EVAL);
 }, join(base, "model.gguf"));
 
 // 4. Chinese pre-training: LoRA + full embeddings / lm_head over the extended vocabulary.
@@ -153,7 +158,7 @@ step("Chinese-LLaMA-tiny (PT)", () => {
   zhCli("train", "--model", join(base, "model.gguf"), "--tokenizer", mergedModel, "--data", trainFile, "--eval", testFile,
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head", "--save-merged",
     "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps, "--pt-steps"))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
-    "--seed", "2", "--out", pt, "--name", "chinese-llama-tiny", "--log-every", "20");
+    "--seed", "2", "--out", pt, "--name", "chinese-llama-tiny", "--log-every", "20", ...EVAL);
 }, join(pt, "merged.gguf"));
 
 // 5. Instruction tuning on top of base + PT.
@@ -175,7 +180,7 @@ step("Chinese-Alpaca-tiny (SFT)", () => {
   zhCli("train", "--model", join(pt, "merged.gguf"), "--instructions", join(work, "sft.jsonl"),
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head",
     "--steps", String((S.sftSteps = budgetSteps(0.4, S.sftSteps, "--sft-steps"))), "--warmup", String(Math.ceil(S.sftSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
-    "--seed", "3", "--out", sft, "--name", "chinese-alpaca-tiny", "--log-every", "20");
+    "--seed", "3", "--out", sft, "--name", "chinese-alpaca-tiny", "--log-every", "20", ...EVAL);
 }, join(sft, "adapter", "adapter_config.json"));
 
 // 6. Release: stack both adapters onto the base, quantize, measure, write the card.
@@ -216,7 +221,7 @@ const card = step("evaluate", () => {
   return { rows, stats, sample };
 });
 
-const minutes = ((Date.now() - started) / 60000).toFixed(1);
+const minutes = (Object.values(timings).reduce((a, b) => a + b, 0) / 60).toFixed(1);
 const log = (dir) => readFileSync(join(dir, "train-log.csv"), "utf8").trim().split("\n");
 const lastLoss = (dir) => log(dir).at(-1)?.split(",")[1];
 writeFileSync(join(release, quick ? "MODEL_CARD.md" : "chinese-alpaca-tiny.md"), `# Chinese-Alpaca-tiny

@@ -159,7 +159,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     }
   }
   if (o.model) {
-    model = (await loadModel(o.model, shape, o.seed, { nVocab: Math.max(tokenizer.vocabSize, resumeMeta?.config.nVocab ?? 0), pieces: tokenizer.pieces, threads: o.threads })).model;
+    model = (await loadModel(o.model, shape, o.seed, { nVocab: Math.max(tokenizer.vocabSize, resumeMeta?.config.nVocab ?? 0), pieces: Array.from({ length: tokenizer.vocabSize }, (_, id) => tokenizer.idToPiece(id)), threads: o.threads })).model;
   } else {
     const cfg = makeConfig({ nCtx: o.seq, ...o.init!, nVocab: tokenizer.vocabSize });
     model = await initModel(cfg, shape, o.seed, { threads: o.threads });

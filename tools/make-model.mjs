@@ -43,7 +43,7 @@ const zh = await import(join(root, "dist/index.js"));
 // Sizes: a few million parameters outside the embeddings; steps sized for ~45 minutes on 2 cores.
 const S = quick
   ? { poems: 3000, spmVocab: 6000, baseSteps: 20, ptSteps: 20, sftSteps: 20, seq: 64, batch: 4, sftSamples: 600 }
-  : { poems: 60000, spmVocab: 12000, baseSteps: 300, ptSteps: 900, sftSteps: 600, seq: 128, batch: 8, sftSamples: 20000 };
+  : { poems: 60000, spmVocab: 12000, baseSteps: 300, ptSteps: 650, sftSteps: 300, seq: 128, batch: 8, sftSamples: 20000 };
 const config = quick
   ? { nEmbd: 64, nLayer: 2, nHead: 4, nFf: 160, nCtx: 256 }
   : { nEmbd: 160, nLayer: 6, nHead: 5, nHeadKv: 5, nFf: 448, nCtx: 512 };
@@ -157,7 +157,7 @@ const pt = join(work, "pt");
 step("Chinese-LLaMA-tiny (PT)", () => {
   zhCli("train", "--model", join(base, "model.gguf"), "--tokenizer", mergedModel, "--data", trainFile, "--eval", testFile,
     "--lora-r", "16", "--lora-alpha", "32", "--modules-to-save", "embed_tokens,lm_head", "--save-merged",
-    "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps, "--pt-steps"))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "1e-3", "--batch", String(S.batch), "--seq", String(S.seq),
+    "--steps", String((S.ptSteps = budgetSteps(0.6 * 0.8, S.ptSteps, "--pt-steps"))), "--warmup", String(Math.ceil(S.ptSteps / 20)), "--lr", "2e-3", "--batch", String(S.batch), "--seq", String(S.seq),
     "--seed", "2", "--out", pt, "--name", "chinese-llama-tiny", "--log-every", "20", ...EVAL);
 }, join(pt, "merged.gguf"));
 

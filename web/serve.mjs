@@ -39,7 +39,7 @@ const ISOLATION_HEADERS = {
   "Cross-Origin-Resource-Policy": "same-origin",
 };
 
-function resolvePath(urlPath) {
+function resolvePath(urlPath, roots) {
   let path;
   try {
     path = decodeURIComponent(urlPath);
@@ -47,7 +47,7 @@ function resolvePath(urlPath) {
     return undefined;
   }
   if (path.endsWith("/")) path += "index.html";
-  for (const { prefix, dir } of ROOTS) {
+  for (const { prefix, dir } of roots) {
     if (!path.startsWith(prefix)) continue;
     const file = normalize(join(dir, path.slice(prefix.length)));
     return file.startsWith(dir + sep) ? file : undefined;
@@ -72,8 +72,12 @@ export function parseRange(header, size) {
   return start <= end && start < size ? { start, end } : null;
 }
 
-/** `isolation: false` leaves out COOP/COEP: how a plain static host serves the page (tests the fallback). */
-export function createWebServer({ isolation = true } = {}) {
+/**
+ * `isolation: false` leaves out COOP/COEP: how a plain static host serves the page (tests the fallback).
+ * `roots` ({ prefix, dir } pairs, first match wins) replaces the page's two roots: the wllama
+ * benchmark (tools/wllama-peer.mjs) serves its own page, wllama's files and a model folder.
+ */
+export function createWebServer({ isolation = true, roots = ROOTS } = {}) {
   const ISOLATION = isolation ? ISOLATION_HEADERS : {};
   return createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
@@ -81,7 +85,7 @@ export function createWebServer({ isolation = true } = {}) {
       res.end(body);
     };
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "method not allowed\n", { Allow: "GET, HEAD" });
-    const file = resolvePath(new URL(req.url ?? "/", "http://x").pathname);
+    const file = resolvePath(new URL(req.url ?? "/", "http://x").pathname, roots);
     let info;
     try {
       info = file ? await stat(file) : undefined;

@@ -1,7 +1,9 @@
 /**
  * zh-llama against llama.cpp native on the same GGUF file with the same thread count:
  * runs alternate (zh-llama, llama.cpp, zh-llama, ...) so both see the same machine state, and
- * the report gives medians and the ratio zh-llama / llama.cpp.
+ * the report gives medians and the ratio zh-llama / llama.cpp. An optional further peer (the
+ * caller opens it: tools/bench-report.mjs passes llama.cpp's WebAssembly build, wllama in
+ * Chromium) joins the alternation and gets its own columns and ratios.
  */
 import { LlamaModel } from "../model/index.js";
 import { openLlamaCppPeer } from "./llama-cpp-peer.js";
@@ -12,6 +14,38 @@ export interface CompareOptions {
   promptTokens: number;
   genTokens: number;
   repetitions: number;
+  /** A further peer run third in each round (same model file and thread count, opened by the caller). */
+  extraPeer?: ExtraPeer;
+}
+
+/** One measurement of a further peer; it reports how many prompt tokens it actually processed. */
+export interface ExtraPeerRun {
+  promptTokens: number;
+  promptMs: number;
+  genTokens: number;
+  decodeMs: number;
+}
+
+export interface ExtraPeer {
+  /** Short name for table headers ("wllama"). */
+  name: string;
+  /** Full description (version, where it runs). */
+  version: string;
+  run(): Promise<ExtraPeerRun>;
+}
+
+export interface ExtraPeerResult {
+  name: string;
+  version: string;
+  /** Prompt tokens the peer processed (its own count; a text prompt may not give exactly promptTokens). */
+  promptTokens: number;
+  promptTokensPerS: number;
+  decodeTokensPerS: number;
+  /** zh-llama / this peer. */
+  promptRatio: number;
+  decodeRatio: number;
+  /** Set when the peer failed; the speeds are then NaN. */
+  error?: string;
 }
 
 export interface CompareRow {
@@ -25,6 +59,7 @@ export interface CompareRow {
   promptRatio: number;
   decodeRatio: number;
   peer: string;
+  extra?: ExtraPeerResult;
 }
 
 function median(xs: number[]): number {
@@ -39,16 +74,34 @@ export async function compareWithLlamaCpp(path: string, name: string, o: Compare
   const peer = await openLlamaCppPeer(path, { threads: o.threads, ctx, vocab: model.hp.nVocab, kvType: "F16" });
   const zhRuns: Array<[number, number]> = [];
   const peerRuns: Array<[number, number]> = [];
+  const extra = o.extraPeer;
+  const extraRuns: ExtraPeerRun[] = [];
+  let extraError: string | undefined;
+  // A failing further peer (a browser crash) is reported, not fatal: the other two go on.
+  const runExtra = async (): Promise<ExtraPeerRun | undefined> => {
+    if (!extra || extraError !== undefined) return undefined;
+    try {
+      return await extra.run();
+    } catch (e) {
+      extraError = e instanceof Error ? e.message : String(e);
+      log?.(`${name} t=${o.threads}: ${extra.name} failed: ${extraError}`);
+      return undefined;
+    }
+  };
   try {
     // One warm-up each, then alternate.
     await benchModel(model, { promptTokens: o.promptTokens, genTokens: o.genTokens, repetitions: 0 });
     await peer.run(o.promptTokens, o.genTokens);
+    await runExtra();
     for (let r = 0; r < o.repetitions; r++) {
       const z = await benchModel(model, { promptTokens: o.promptTokens, genTokens: o.genTokens, repetitions: 1, warmup: false });
       zhRuns.push([z.promptTokensPerS, z.decodeTokensPerS]);
       const p = await peer.run(o.promptTokens, o.genTokens, 42 + r);
       peerRuns.push([(o.promptTokens / p.promptMs) * 1000, (o.genTokens / p.decodeMs) * 1000]);
-      log?.(`${name} t=${o.threads} run ${r + 1}: zh-llama pp ${z.promptTokensPerS.toFixed(1)} tg ${z.decodeTokensPerS.toFixed(1)} | llama.cpp pp ${peerRuns[r]![0].toFixed(1)} tg ${peerRuns[r]![1].toFixed(1)}`);
+      const x = await runExtra();
+      if (x) extraRuns.push(x);
+      const xs = x ? ` | ${extra!.name} pp ${((x.promptTokens / x.promptMs) * 1000).toFixed(1)} tg ${((x.genTokens / x.decodeMs) * 1000).toFixed(1)}` : "";
+      log?.(`${name} t=${o.threads} run ${r + 1}: zh-llama pp ${z.promptTokensPerS.toFixed(1)} tg ${z.decodeTokensPerS.toFixed(1)} | llama.cpp pp ${peerRuns[r]![0].toFixed(1)} tg ${peerRuns[r]![1].toFixed(1)}${xs}`);
     }
   } finally {
     await peer.dispose();
@@ -56,6 +109,22 @@ export async function compareWithLlamaCpp(path: string, name: string, o: Compare
   }
   const zh = { promptTokensPerS: median(zhRuns.map((r) => r[0])), decodeTokensPerS: median(zhRuns.map((r) => r[1])) };
   const llamaCpp = { promptTokensPerS: median(peerRuns.map((r) => r[0])), decodeTokensPerS: median(peerRuns.map((r) => r[1])) };
+  let extraResult: ExtraPeerResult | undefined;
+  if (extra) {
+    const ok = extraError === undefined && extraRuns.length > 0;
+    const pp = ok ? median(extraRuns.map((x) => (x.promptTokens / x.promptMs) * 1000)) : NaN;
+    const tg = ok ? median(extraRuns.map((x) => (x.genTokens / x.decodeMs) * 1000)) : NaN;
+    extraResult = {
+      name: extra.name,
+      version: extra.version,
+      promptTokens: extraRuns[0]?.promptTokens ?? NaN,
+      promptTokensPerS: pp,
+      decodeTokensPerS: tg,
+      promptRatio: zh.promptTokensPerS / pp,
+      decodeRatio: zh.decodeTokensPerS / tg,
+      ...(ok ? {} : { error: extraError ?? "no runs" }),
+    };
+  }
   return {
     model: name,
     threads: o.threads,
@@ -66,25 +135,61 @@ export async function compareWithLlamaCpp(path: string, name: string, o: Compare
     promptRatio: zh.promptTokensPerS / llamaCpp.promptTokensPerS,
     decodeRatio: zh.decodeTokensPerS / llamaCpp.decodeTokensPerS,
     peer: peer.version,
+    ...(extraResult ? { extra: extraResult } : {}),
   };
 }
 
+/**
+ * The comparison table. Rows with a further peer (row.extra) add its speeds and zh-llama / peer
+ * ratios next to llama.cpp's; a peer that failed shows "failed", a prompt count other than the
+ * row's is given in brackets.
+ */
 export function compareMarkdown(rows: CompareRow[]): string {
+  const extraName = rows.find((r) => r.extra)?.extra!.name;
+  const num = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "failed");
+  const ratio = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "–");
+  if (!extraName) {
+    const lines = [
+      "| model | threads | zh-llama pp tok/s | llama.cpp pp tok/s | ratio | zh-llama tg tok/s | llama.cpp tg tok/s | ratio |",
+      "|---|---|---|---|---|---|---|---|",
+      ...rows.map((r) => `| ${r.model} | ${r.threads} | ${r.zh.promptTokensPerS.toFixed(1)} | ${r.llamaCpp.promptTokensPerS.toFixed(1)} | ${r.promptRatio.toFixed(2)} | ${r.zh.decodeTokensPerS.toFixed(1)} | ${r.llamaCpp.decodeTokensPerS.toFixed(1)} | ${r.decodeRatio.toFixed(2)} |`),
+    ];
+    return lines.join("\n") + "\n";
+  }
+  const x = extraName;
   const lines = [
-    "| model | threads | zh-llama pp tok/s | llama.cpp pp tok/s | ratio | zh-llama tg tok/s | llama.cpp tg tok/s | ratio |",
-    "|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.model} | ${r.threads} | ${r.zh.promptTokensPerS.toFixed(1)} | ${r.llamaCpp.promptTokensPerS.toFixed(1)} | ${r.promptRatio.toFixed(2)} | ${r.zh.decodeTokensPerS.toFixed(1)} | ${r.llamaCpp.decodeTokensPerS.toFixed(1)} | ${r.decodeRatio.toFixed(2)} |`),
+    `| model | threads | zh-llama pp tok/s | llama.cpp pp tok/s | ratio | ${x} pp tok/s | ratio | zh-llama tg tok/s | llama.cpp tg tok/s | ratio | ${x} tg tok/s | ratio |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) => {
+      const e = r.extra;
+      const ePp = e ? num(e.promptTokensPerS) + (Number.isFinite(e.promptTokens) && e.promptTokens !== r.promptTokens ? ` (${e.promptTokens} tok)` : "") : "–";
+      return `| ${r.model} | ${r.threads} | ${r.zh.promptTokensPerS.toFixed(1)} | ${r.llamaCpp.promptTokensPerS.toFixed(1)} | ${r.promptRatio.toFixed(2)} | ${ePp} | ${e ? ratio(e.promptRatio) : "–"} | ${r.zh.decodeTokensPerS.toFixed(1)} | ${r.llamaCpp.decodeTokensPerS.toFixed(1)} | ${r.decodeRatio.toFixed(2)} | ${e ? num(e.decodeTokensPerS) : "–"} | ${e ? ratio(e.decodeRatio) : "–"} |`;
+    }),
   ];
   return lines.join("\n") + "\n";
 }
 
-/** A grouped bar chart of the ratios (1.0 = llama.cpp's speed), as a standalone SVG. */
+/**
+ * A grouped bar chart of speeds relative to llama.cpp native (1.0 = llama.cpp), as a standalone
+ * SVG: zh-llama's prompt and decode bars, and a further peer's (row.extra) when there is one.
+ */
 export function compareSvg(rows: CompareRow[], title: string): string {
+  const extraName = rows.find((r) => r.extra)?.extra!.name;
   const w = 720, h = 360, left = 60, bottom = 300, top = 40;
-  const maxRatio = Math.max(1.2, ...rows.flatMap((r) => [r.promptRatio, r.decodeRatio])) * 1.1;
+  // Bars per row: [value relative to llama.cpp, colour]; a failed peer's bar is left out.
+  const bars = rows.map((r) => {
+    const b: Array<[number, string]> = [[r.promptRatio, "#4e79a7"], [r.decodeRatio, "#f28e2b"]];
+    if (extraName) {
+      b.push([r.extra ? r.extra.promptTokensPerS / r.llamaCpp.promptTokensPerS : NaN, "#a0cbe8"]);
+      b.push([r.extra ? r.extra.decodeTokensPerS / r.llamaCpp.decodeTokensPerS : NaN, "#ffbe7d"]);
+    }
+    return b;
+  });
+  const maxRatio = Math.max(1.2, ...bars.flat().map(([v]) => v).filter(Number.isFinite)) * 1.1;
   const y = (v: number) => bottom - ((bottom - top) * v) / maxRatio;
   const group = (w - left - 20) / Math.max(1, rows.length);
-  const bar = group / 3;
+  const perGroup = extraName ? 4 : 2;
+  const bar = group / (perGroup + 1);
   const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
@@ -96,15 +201,20 @@ export function compareSvg(rows: CompareRow[], title: string): string {
   ];
   rows.forEach((r, i) => {
     const x0 = left + i * group + bar / 2;
-    for (const [j, v, color] of [[0, r.promptRatio, "#4e79a7"], [1, r.decodeRatio, "#f28e2b"]] as const) {
+    bars[i]!.forEach(([v, color], j) => {
+      if (!Number.isFinite(v)) return;
       parts.push(`<rect x="${x0 + j * bar}" y="${y(v)}" width="${bar - 2}" height="${bottom - y(v)}" fill="${color}"/>`);
       parts.push(`<text x="${x0 + j * bar + bar / 2}" y="${y(v) - 3}" text-anchor="middle">${v.toFixed(2)}</text>`);
-    }
-    parts.push(`<text x="${x0 + bar}" y="${bottom + 15}" text-anchor="middle">${esc(r.model)}</text>`);
-    parts.push(`<text x="${x0 + bar}" y="${bottom + 29}" text-anchor="middle">${r.threads} thread${r.threads > 1 ? "s" : ""}</text>`);
+    });
+    const mid = x0 + (perGroup * bar) / 2;
+    parts.push(`<text x="${mid}" y="${bottom + 15}" text-anchor="middle">${esc(r.model)}</text>`);
+    parts.push(`<text x="${mid}" y="${bottom + 29}" text-anchor="middle">${r.threads} thread${r.threads > 1 ? "s" : ""}</text>`);
   });
-  parts.push(`<rect x="${w - 230}" y="${top}" width="10" height="10" fill="#4e79a7"/><text x="${w - 215}" y="${top + 9}">prompt processing (zh/llama.cpp)</text>`);
-  parts.push(`<rect x="${w - 230}" y="${top + 16}" width="10" height="10" fill="#f28e2b"/><text x="${w - 215}" y="${top + 25}">decode (zh/llama.cpp)</text>`);
+  const legend: Array<[string, string]> = [["#4e79a7", "prompt processing (zh/llama.cpp)"], ["#f28e2b", "decode (zh/llama.cpp)"]];
+  if (extraName) legend.push(["#a0cbe8", `prompt processing (${extraName}/llama.cpp)`], ["#ffbe7d", `decode (${extraName}/llama.cpp)`]);
+  legend.forEach(([color, text], k) => {
+    parts.push(`<rect x="${w - 230}" y="${top + 16 * k}" width="10" height="10" fill="${color}"/><text x="${w - 215}" y="${top + 16 * k + 9}">${esc(text)}</text>`);
+  });
   parts.push("</svg>");
   return parts.join("\n") + "\n";
 }

@@ -1,45 +1,136 @@
 #!/usr/bin/env node
 // Regenerates docs/benchmarks.md and docs/benchmarks.svg: zh-llama against llama.cpp native
-// (npm node-llama-cpp, prebuilt CPU build) on the ~125M-parameter benchmark shape of
-// ../shared/BENCHMARKS.md, for Q4_0, Q8_0 and F16 at 1 and 2 threads, runs alternating.
+// (npm node-llama-cpp, prebuilt CPU build) and llama.cpp's WebAssembly build (npm
+// @wllama/wllama in headless Chromium, tools/wllama-peer.mjs) on the ~125M-parameter benchmark
+// shape of ../shared/BENCHMARKS.md, for Q4_0, Q8_0 and F16 at 1 and 2 threads, runs alternating.
+// wllama is skipped, with the reason printed, where Chromium or the package is missing.
 //
-//   npm run build && tools/install-llama-cpp.sh && node tools/bench-report.mjs [-r 3]
-import { mkdtempSync, rmSync, writeFileSync, renameSync, readFileSync } from "node:fs";
+//   npm run build && tools/install-llama-cpp.sh && node tools/bench-report.mjs [options]
+//     -r N          runs per measurement after a warm-up (default 3; medians are reported)
+//     -p N / -n N   prompt tokens (default 128) / decode steps (default 64)
+//     --types LIST  e.g. Q4_0,Q8_0 (default Q4_0,Q8_0,F16); --threads LIST e.g. 1 (default 1,2)
+//     --no-wllama   leave wllama out
+//     -o DIR        write benchmarks.md and benchmarks.svg to DIR instead of docs/
+import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const zh = await import(join(root, "dist/index.js"));
-const repetitions = Number(process.argv[process.argv.indexOf("-r") + 1] || 3) || 3;
-const types = ["Q4_0", "Q8_0", "F16"];
-const threadCounts = [1, 2];
+const { values: args } = parseArgs({
+  options: {
+    r: { type: "string", short: "r", default: "3" },
+    p: { type: "string", short: "p", default: "128" },
+    n: { type: "string", short: "n", default: "64" },
+    types: { type: "string", default: "Q4_0,Q8_0,F16" },
+    threads: { type: "string", default: "1,2" },
+    "no-wllama": { type: "boolean", default: false },
+    o: { type: "string", short: "o" },
+  },
+});
+const positive = (s, what) => {
+  const v = Number(s);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: expected a positive integer, got ${s}`);
+  return v;
+};
+const repetitions = positive(args.r, "-r");
+const promptTokens = positive(args.p, "-p");
+const genTokens = positive(args.n, "-n");
+const types = args.types.split(",").map((t) => t.trim().toUpperCase());
+for (const t of types) if (zh.GGMLType[t] === undefined) throw new Error(`--types: unknown type ${t}`);
+const threadCounts = args.threads.split(",").map((t) => positive(t.trim(), "--threads"));
+const outDir = args.o ? resolve(args.o) : join(root, "docs");
+
+// The benchmark model gets LLaMA's real 32000-piece vocabulary (rebuilt from npm
+// llama-tokenizer-js) so that wllama, which only takes text, has a meaningful prompt; zh-llama and
+// llama.cpp native are fed random token ids as before, and the weights are the same bytes.
+let wllama;
+let vocab;
+let wllamaSkipped = args["no-wllama"] ? "--no-wllama" : undefined;
+const wl = await import(join(root, "tools/wllama-peer.mjs"));
+if (!wllamaSkipped) {
+  wllamaSkipped = wl.wllamaUnavailableReason();
+  if (!wllamaSkipped) {
+    try {
+      vocab = wl.llamaVocabulary(zh);
+    } catch (e) {
+      wllamaSkipped = `LLaMA vocabulary unavailable (npm llama-tokenizer-js): ${e.message}`;
+    }
+  }
+}
 const dir = mkdtempSync(join(tmpdir(), "zh-bench-report-"));
 const load0 = loadavg()[0];
 const rows = [];
+let promptText;
 try {
+  if (!wllamaSkipped) {
+    promptText = wl.benchPromptText(vocab.tokenizer, promptTokens);
+    try {
+      wllama = await wl.startWllama(dir, (l) => console.error(l));
+    } catch (e) {
+      wllamaSkipped = e.message;
+    }
+  }
+  if (wllamaSkipped) console.error(`bench-report: wllama skipped: ${wllamaSkipped}`);
   for (const type of types) {
     const shape = zh.benchmarkModelShape(zh.GGMLType[type]);
     const path = join(dir, `${shape.name}.gguf`);
-    await zh.writeGguf(path, zh.syntheticModel(shape));
+    const spec = zh.syntheticModel(shape);
+    if (vocab) Object.assign(spec.metadata, vocab.metadata);
+    await zh.writeGguf(path, spec);
     for (const threads of threadCounts) {
-      rows.push(await zh.compareWithLlamaCpp(path, type, { threads, promptTokens: 128, genTokens: 64, repetitions }, (l) => console.error(l)));
+      let extraPeer, opened;
+      if (wllama) {
+        try {
+          opened = await wllama.open(path, threads, promptTokens + genTokens + 8);
+          extraPeer = { name: "wllama", version: `${wllama.version} in headless ${wllama.chromium}`, run: () => opened.run(promptText, genTokens) };
+        } catch (e) {
+          console.error(`bench-report: wllama could not load ${type} with ${threads} thread(s): ${e.message}`);
+          extraPeer = { name: "wllama", version: `${wllama.version} in headless ${wllama.chromium}`, run: () => Promise.reject(new Error(`load failed: ${e.message}`)) };
+        }
+      }
+      try {
+        rows.push(await zh.compareWithLlamaCpp(path, type, { threads, promptTokens, genTokens, repetitions, extraPeer }, (l) => console.error(l)));
+      } finally {
+        await opened?.dispose().catch(() => {});
+      }
     }
+    rmSync(path, { force: true });
   }
 } finally {
+  await wllama?.close();
   rmSync(dir, { recursive: true, force: true });
 }
 const peer = rows[0]?.peer ?? "node-llama-cpp";
+const extra = rows.find((r) => r.extra)?.extra;
+const wllamaLibllama = wllama?.libllama ?? "unknown";
+const failures = rows.filter((r) => r.extra?.error).map((r) => `${r.model} at ${r.threads} thread(s): ${r.extra.error.split("\n")[0]}`);
+const command = `node tools/bench-report.mjs${process.argv.slice(2).length ? " " + process.argv.slice(2).join(" ") : ""}`;
+const wllamaText = extra
+  ? `llama.cpp's WebAssembly build: ${extra.version} (libllama ${wllamaLibllama}), loaded with
+\`loadModelFromUrl\` from a local server that sends COOP/COEP headers (so the page is cross-origin
+isolated and wllama can run threads), WebGPU off, KV cache F16, flash attention off. wllama takes
+text only: its prompt is the start of README.md cut to at most ${promptTokens} LLaMA tokens, BOS
+included (the count wllama reports is the one used; shown in brackets where it differs), then
+${genTokens} greedy decode steps with EOS ignored and the 256 byte pieces banned (wllama aborts on a
+sampled byte that is not valid UTF-8). Its prompt and decode times are its own llama-server
+timings. It runs third in each round, after zh-llama and llama.cpp native; its ratio = zh-llama /
+wllama.${failures.length ? `\n\nwllama failed for: ${failures.join("; ")}.` : ""}`
+  : `llama.cpp's WebAssembly build (wllama in Chromium) was not measured in this run: ${wllamaSkipped ?? "no result"}.`;
 const md = `# Speed: zh-llama against llama.cpp
 
-Generated by \`node tools/bench-report.mjs\` (after \`npm run build\` and \`tools/install-llama-cpp.sh\`)
+Generated by \`${command}\` (after \`npm run build\` and \`tools/install-llama-cpp.sh\`)
 on ${new Date().toISOString().slice(0, 10)}: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, load average ${load0.toFixed(2)} at the start.
 
 Model: LLaMA-shaped with random weights, 124.7M parameters (dim 768, 12 layers, 12 q / 4 kv heads,
-ffn 2048, vocab 32000, untied), every 2-D tensor in the named type, the same GGUF file for both.
-Prompt processing (pp) = one batch of 128 random tokens from an empty cache; decode (tg) = 64
-single-token greedy steps after it; KV cache F16; medians of ${repetitions} runs after a warm-up,
-zh-llama and llama.cpp (${peer}) alternating. Ratio = zh-llama / llama.cpp.
+ffn 2048, vocab 32000${vocab ? " (LLaMA's pieces)" : ""}, untied), every 2-D tensor in the named type, the same GGUF file for
+every engine. Prompt processing (pp) = one batch of ${promptTokens} random token ids from an empty cache;
+decode (tg) = ${genTokens} single-token greedy steps after it; KV cache F16; medians of ${repetitions} runs after a
+warm-up, zh-llama and llama.cpp native (${peer}) alternating. Ratio = zh-llama / llama.cpp.
+
+${wllamaText}
 
 ${zh.compareMarkdown(rows)}
 ![ratios](benchmarks.svg)
@@ -47,8 +138,10 @@ ${zh.compareMarkdown(rows)}
 The machine is shared and noisy: compare ratios measured in the same run, not absolute figures
 across runs.
 `;
-for (const [file, text] of [["docs/benchmarks.md", md], ["docs/benchmarks.svg", zh.compareSvg(rows, "zh-llama / llama.cpp, 125M LLaMA shape (1.0 = llama.cpp)")]]) {
-  writeFileSync(join(root, file) + ".tmp", text);
-  renameSync(join(root, file) + ".tmp", join(root, file));
+mkdirSync(outDir, { recursive: true });
+const title = extra ? "speed relative to llama.cpp native, 125M LLaMA shape (1.0 = llama.cpp)" : "zh-llama / llama.cpp, 125M LLaMA shape (1.0 = llama.cpp)";
+for (const [file, text] of [["benchmarks.md", md], ["benchmarks.svg", zh.compareSvg(rows, title)]]) {
+  writeFileSync(join(outDir, file) + ".tmp", text);
+  renameSync(join(outDir, file) + ".tmp", join(outDir, file));
 }
 console.log(md);

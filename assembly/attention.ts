@@ -1,19 +1,31 @@
 /*
  * Causal multi-head attention of nTok queries over a KV cache, grouped-query heads.
  *
- *   q, out: nTok rows of nHead*headDim f32.    K, V cache: rows per position of nKvHead*headDim,
- *   f32 or f16 (kvF16 = 1). Query t sits at position pos0 + t and sees positions 0..pos0+t.
+ *   q, out: nTok rows of nHead*headDim f32.    K, V cache: one row per position of
+ *   nKvHead*headDim values, of type kvType (ggml type ids, as llama.cpp's type_k / type_v):
+ *     0 f32;  1 f16;  8 Q8_0 (block_q8_0: | d f16 | qs i8[32] |, 34 bytes per 32 values,
+ *     blocks along each head, so headDim % 32 == 0).
+ *   Query t sits at position pos0 + t and sees positions 0..pos0+t.
  *   Head h reads kv head h / (nHead / nKvHead).
  *
  *   score_j = (q_h . k_j) * scale;  p = softmax(score);  out_h = sum_j p_j v_j
  *
  * With an f16 cache llama.cpp rounds q and p to f16 before its two matrix products (the F16
  * matmul converts its input); we do the same so both engines see the same numbers.
+ * With a Q8_0 cache llama.cpp (flash attention, the path that allows quantized V) quantizes q
+ * to Q8_0 (K's vec_dot type) and takes integer block dot products, as a Q8_0 matmul does
+ * (q8_0.ts); V rows are dequantized to f32 and weighted by p. (Its Hadamard rotations of q, k,
+ * v and the output, for head sizes that are multiples of 64, are separate ops: hadamard.ts.)
  * Heads [h0, h1) only, so threads can split heads. scores: scratch of nKv f32 per thread,
- * qh: scratch of headDim f32 per thread.
+ * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
-import { floatToHalf, halfToFloat, halves4, hsumF32, HALF_TO_SINGLE } from "./common";
+import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE } from "./common";
 import { softmaxRow } from "./norm";
+import { dotRow } from "./q8_0";
+import { quantize_q8_0_i16 } from "./quantize";
+
+const KV_F16: i32 = 1;
+const KV_Q8_0: i32 = 8;
 
 // @ts-ignore: decorator
 @inline
@@ -44,9 +56,14 @@ function dotF16(a: usize, h: usize, n: i32): f32 {
 
 export function attention(
   q: usize, k: usize, v: usize, out: usize, scores: usize, qh: usize,
-  nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, kvF16: i32, scale: f32,
+  nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, kvType: i32, scale: f32,
   h0: i32, h1: i32,
 ): void {
+  if (kvType == KV_Q8_0) {
+    attentionQ8_0(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, scale, h0, h1);
+    return;
+  }
+  const kvF16 = kvType == KV_F16;
   const group = nHead / nKvHead;
   const kvRow = <usize>(nKvHead * headDim);
   const elt: usize = kvF16 ? 2 : 4;
@@ -100,6 +117,82 @@ export function attention(
           }
         }
       }
+    }
+  }
+}
+
+/** The Q8_0-cache case of attention(): integer K dot products, dequantized V. */
+function attentionQ8_0(
+  q: usize, k: usize, v: usize, out: usize, scores: usize, qh: usize,
+  nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, scale: f32, h0: i32, h1: i32,
+): void {
+  const group = nHead / nKvHead;
+  const nb = headDim >> 5;
+  const rowBytes = <usize>(nKvHead * nb) * 34;
+  const qRow = <usize>(nHead * headDim);
+  for (let t = 0; t < nTok; t++) {
+    const nKv = pos0 + t + 1;
+    for (let h = h0; h < h1; h++) {
+      const kvOff = <usize>((h / group) * nb) * 34;
+      const qp = q + ((<usize>t * qRow + <usize>(h * headDim)) << 2);
+      const op = out + ((<usize>t * qRow + <usize>(h * headDim)) << 2);
+      // The query as a Q8_0 activation row, codes widened to i16 in the order dotRow reads.
+      quantize_q8_0_i16(qp, qh, headDim, 0, 1, 8);
+      for (let j = 0; j < nKv; j++) {
+        const sp = scores + (<usize>j << 2);
+        store<f32>(sp, dotRow(k + <usize>j * rowBytes + kvOff, qh, headDim, sp) * scale);
+      }
+      softmaxRow(scores, scores, nKv);
+      memory.fill(op, 0, <usize>headDim << 2);
+      for (let j = 0; j < nKv; j++) {
+        const vp = v + <usize>j * rowBytes + kvOff;
+        const pv = f32x4.splat(load<f32>(scores + (<usize>j << 2)));
+        for (let b = 0; b < nb; b++) {
+          const blk = vp + <usize>b * 34;
+          const d = f32x4.splat(halfToFloat(load<u16>(blk)));
+          const o = op + (<usize>b << 7);
+          const c0 = v128.load(blk, 2); // codes 0..15
+          const c1 = v128.load(blk, 18); // codes 16..31
+          accumulate8(o, i16x8.extend_low_i8x16_s(c0), d, pv);
+          accumulate8(o + 32, i16x8.extend_high_i8x16_s(c0), d, pv);
+          accumulate8(o + 64, i16x8.extend_low_i8x16_s(c1), d, pv);
+          accumulate8(o + 96, i16x8.extend_high_i8x16_s(c1), d, pv);
+        }
+      }
+    }
+  }
+}
+
+/** o[0..8) += (codes * d) * p: eight dequantized V values (ggml's to_float, then its vec_mad). */
+// @ts-ignore: decorator
+@inline
+function accumulate8(o: usize, codes: v128, d: v128, p: v128): void {
+  const lo = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(codes)), d);
+  const hi = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(codes)), d);
+  v128.store(o, f32x4.add(v128.load(o), f32x4.mul(lo, p)));
+  v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(hi, p)), 16);
+}
+
+/**
+ * Write n f32 (n % 32 == 0) as Q8_0 blocks, a Q8_0 KV cache row: d = f16(amax/127),
+ * q = roundHalfEven(x * (127/amax)), the rounding of ggml's x86 quantize_row_q8_0 (llama.cpp
+ * stores K/V through the type's from_float, the same one that quantizes matmul inputs).
+ */
+export function store_q8_0(x: usize, dst: usize, n: i32): void {
+  const nb = n >> 5;
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 7);
+    const blk = dst + <usize>b * 34;
+    const amax = maxAbs(xb, 32);
+    store<u16>(blk, <u16>floatToHalf(amax / <f32>127.0));
+    const mul = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
+    for (let j = 0; j < 32; j += 16) {
+      const p = xb + (<usize>j << 2);
+      const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul)));
+      const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul)));
+      const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul)));
+      const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul)));
+      v128.store(blk + 2 + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
     }
   }
 }

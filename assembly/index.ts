@@ -15,7 +15,8 @@ export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
 export { matmul_f16, matmul_f32 } from "./f16";
 export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";
 export { rope } from "./rope";
-export { attention, store_f16 } from "./attention";
+export { attention, store_f16, store_q8_0 } from "./attention";
+export { hadamard } from "./hadamard";
 export { moe_route } from "./moe";
 export { stream_read } from "./bandwidth";
 

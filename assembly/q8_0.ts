@@ -25,9 +25,10 @@ function blockDot(wb: usize, qb: usize): v128 {
   return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_s(v1, 8), v128.load(qb, 48)));
 }
 
+/** Row w (n/32 blocks) . activation row q; yp: this row's output slot (used as a fence). */
 // @ts-ignore: decorator
 @inline
-function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 5;
   const dx = q + (<usize>n << 1);
   const magic = f32x4.splat(HALF_TO_SINGLE);

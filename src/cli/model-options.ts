@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
-import type { Backend, KvCacheType, LoadOptions, RopeOverrides } from "../model/index.js";
+import { KV_CACHE_TYPES, type Backend, type KvCacheType, type LoadOptions, type RopeOverrides } from "../model/index.js";
 import { numberOption } from "./command.js";
 
 export const MODEL_OPTIONS = {
@@ -30,7 +30,8 @@ export const MODEL_OPTIONS_USAGE = `model options:
                           reference, or WGSL on WebGPU (where navigator.gpu exists: Deno, browsers)
   -t, --threads N         worker threads (default: all cores)
   -c, --ctx N             context length in tokens (default: the model's training context)
-  --kv-type f16|f32       KV cache type (default f16, as llama.cpp)
+  --kv-type f16|f32|q8_0  KV cache type (default f16, as llama.cpp); q8_0 takes 34 bytes per
+                          32 values (head size a multiple of 32)
   -b, --batch N           prompt tokens per forward pass (default 64)
   --rope-scaling none|linear|yarn   override the model's RoPE scaling
   --rope-scale F          linear / YaRN factor
@@ -58,7 +59,7 @@ export function loadOptionsFrom(values: Values): LoadOptions & { threads?: numbe
     throw new UsageError("--backend webgpu needs navigator.gpu (Deno, or a browser); this runtime has none");
   }
   const kv = values["kv-type"] ?? "f16";
-  if (kv !== "f16" && kv !== "f32") throw new UsageError(`--kv-type must be f16 or f32, got ${JSON.stringify(kv)}`);
+  if (!(KV_CACHE_TYPES as readonly string[]).includes(kv)) throw new UsageError(`--kv-type must be ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(kv)}`);
   const scaling = values["rope-scaling"];
   if (scaling !== undefined && scaling !== "none" && scaling !== "linear" && scaling !== "yarn") {
     throw new UsageError(`--rope-scaling must be none, linear or yarn, got ${JSON.stringify(scaling)}`);

@@ -8,10 +8,18 @@
  * `cols` inputs. Every call with a range ([r0, r1), [i0, i1), [h0, h1)) does only that slice, which
  * is how threads share a call.
  */
+import type { GGMLType } from "../formats/ggml-types.js";
 import type { MatmulType } from "./reference/matmul.js";
 import type { KernelMemory } from "./memory.js";
 
 export type { MatmulType };
+
+/**
+ * Element type of a KV cache, as a ggml type id (llama.cpp's type_k / type_v): f32, f16, or
+ * Q8_0 blocks of 32 values along each head (34 bytes per block; needs headDim % 32 == 0).
+ * A cache row of n values takes rowBytes(type, n) bytes.
+ */
+export type KvType = GGMLType.F32 | GGMLType.F16 | GGMLType.Q8_0;
 
 export interface Kernels {
   readonly backend: "reference" | "wasm";
@@ -54,15 +62,22 @@ export interface Kernels {
   ): void;
   /**
    * Causal attention for heads [h0, h1) of nTok queries at positions pos0.. over K/V caches
-   * (rows of nKvHead*headDim, f16 when kvF16). scores: nKv f32 scratch; qh: headDim f32 scratch.
+   * (rows of nKvHead*headDim values of kvType). scores: nKv f32 scratch; qh: headDim f32 scratch.
    */
   attention(
     q: number, k: number, v: number, out: number, scores: number, qh: number,
-    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvF16: boolean, scale: number,
+    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvType: KvType, scale: number,
     h0: number, h1: number,
   ): void;
   /** Store n f32 as f16 (writing an f16 KV cache row). */
   storeF16(x: number, h: number, n: number): void;
+  /** Store n f32 (n % 32 == 0) as Q8_0 blocks (writing a Q8_0 KV cache row), rounded as llama.cpp stores them. */
+  storeQ8_0(x: number, dst: number, n: number): void;
+  /**
+   * Walsh-Hadamard rotation in place of chunks [c0, c1) of n values each (n a power of two):
+   * x <- H_n x with H_n orthonormal, as llama.cpp rotates Q, K, V around a quantized KV cache.
+   */
+  hadamard(x: number, n: number, c0: number, c1: number): void;
   /** Read [p, p + bytes) as fast as the SIMD loads go (the bandwidth yardstick); returns a checksum. */
   streamRead(p: number, bytes: number): number;
   /** Softmax -> top-k -> (renormalise): ids to idx (i32[k]), weights to wt (f32[k]). probs: nExpert f32 scratch. */

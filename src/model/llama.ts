@@ -11,13 +11,15 @@
  *   q, k, v = Wq xb, Wk xb, Wv xb           (inputs rounded as llama.cpp rounds them)
  *   q, k = rope(q, pos), rope(k, pos);  K/V cache[pos] = k, v
  *   att = softmax(q K^T / sqrt(headDim)) V   (causal; each kv head serves nHead/nHeadKv q heads)
+ *     (a Q8_0 cache with headDim % 64 == 0: q, k, v Hadamard-rotated before, att after; kvRotation)
  *   x  += Wo att
  *   xb  = rmsnorm(x) * ffn_norm
  *   x  += W2 (silu(W1 xb) * W3 xb)           (dense)
  *   x  += sum over the top-k experts e of p_e * W2_e (silu(W1_e xb) * W3_e xb)   (MoE)
  * then logits = Wout (rmsnorm(x) * output_norm).
  */
-import { actBytes } from "../kernels/index.js";
+import { GGMLType } from "../formats/ggml-types.js";
+import { actBytes, rowBytes, type KvType } from "../kernels/index.js";
 import type { Op } from "../runtime/index.js";
 import type { LlamaHParams } from "./hparams.js";
 import type { Matrix, LlamaWeights } from "./weights.js";
@@ -32,7 +34,8 @@ export interface RunState {
   maxTok: number;
   /** KV cache length in tokens. */
   nCtx: number;
-  kvF16: boolean;
+  /** KV cache element type: F32, F16, or Q8_0 blocks along each head. */
+  kvType: KvType;
   x: number; // f32[maxTok][nEmbd]  residual stream
   xb: number; // f32[maxTok][nEmbd]  normalised x
   xb2: number; // f32[maxTok][nEmbd] sublayer output
@@ -45,7 +48,7 @@ export interface RunState {
   xq: number; // rounded matmul inputs, maxTok rows (sized for the widest input and type)
   xq2: number; // second rounded-input buffer (MoE: expert FFN inputs while xq holds the layer input)
   logits: number; // f32[maxTok][nVocab]
-  kCache: number[]; // per layer f32|f16 [nCtx][nHeadKv*headDim]
+  kCache: number[]; // per layer [nCtx] rows of nHeadKv*headDim values of kvType
   vCache: number[];
   invFreq: number; // f64[nRot/2]
   mscale: number;
@@ -57,6 +60,21 @@ export interface RunState {
   /** Bytes of zeros, f32[maxTok][nEmbd]: the MoE sum starts from them. */
   zeros: number;
   moe?: { logits: number; probs: number; idx: number; wt: number; out: number };
+}
+
+/**
+ * The Walsh-Hadamard rotations llama.cpp applies around a quantized KV cache (since
+ * ggml-org/llama.cpp#21038) when the head size is a multiple of 64: q and k by H_k, k the largest
+ * power of two (>= 64) dividing headDim; v before the cache and the attention output after it by
+ * H_64. The rotations are orthonormal, so the attention is the same in exact arithmetic, but an
+ * outlier value is spread over its chunk and the Q8_0 blocks round less of it away. Undefined:
+ * no rotation (unquantized cache, or headDim not a multiple of 64).
+ */
+export function kvRotation(headDim: number, kvType: KvType): { k: number; v: number } | undefined {
+  if (kvType !== GGMLType.Q8_0 || headDim % 64 !== 0) return undefined;
+  let k = 64;
+  while (headDim % (2 * k) === 0) k *= 2;
+  return { k, v: 64 };
 }
 
 export interface StepShape {
@@ -71,7 +89,9 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
   const { nTok } = shape;
   const qDim = nHead * headDim;
   const kvDim = nHeadKv * headDim;
-  const kvBytes = s.kvF16 ? 2 : 4;
+  /** Bytes of one position's K (or V) row in the cache. */
+  const kvRowBytes = rowBytes(s.kvType, kvDim);
+  const rot = kvRotation(headDim, s.kvType);
   const ops: Op[] = [];
 
   /** y = W x for nTok rows (x rounded into xq first, as llama.cpp rounds matmul inputs). */
@@ -99,11 +119,20 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
     // RoPE on q and k, then append k and v to the cache at positions pos...
     rope(s.q, nHead, qDim, false);
     rope(s.k, nHeadKv, kvDim);
-    const kDst = { reg: REG_POS, mul: kvDim * kvBytes, add: s.kCache[l]! };
-    const vDst = { reg: REG_POS, mul: kvDim * kvBytes, add: s.vCache[l]! };
-    if (s.kvF16) {
+    if (rot) {
+      ops.push({ op: "hadamard", x: s.q, n: rot.k, count: (nTok * qDim) / rot.k, sync: false });
+      ops.push({ op: "hadamard", x: s.k, n: rot.k, count: (nTok * kvDim) / rot.k, sync: false });
+      ops.push({ op: "hadamard", x: s.v, n: rot.v, count: (nTok * kvDim) / rot.v });
+    }
+    const kDst = { reg: REG_POS, mul: kvRowBytes, add: s.kCache[l]! };
+    const vDst = { reg: REG_POS, mul: kvRowBytes, add: s.vCache[l]! };
+    if (s.kvType === GGMLType.F16) {
       ops.push({ op: "storeF16", x: s.k, h: kDst, n: nTok * kvDim, sync: false });
       ops.push({ op: "storeF16", x: s.v, h: vDst, n: nTok * kvDim });
+    } else if (s.kvType === GGMLType.Q8_0) {
+      // Blocks of 32 along each head (headDim % 32 == 0), so nTok rows quantize as one run.
+      ops.push({ op: "storeQ8_0", x: s.k, dst: kDst, n: nTok * kvDim, sync: false });
+      ops.push({ op: "storeQ8_0", x: s.v, dst: vDst, n: nTok * kvDim });
     } else {
       ops.push({ op: "copy", src: s.k, dst: kDst, bytes: 4 * nTok * kvDim, sync: false });
       ops.push({ op: "copy", src: s.v, dst: vDst, bytes: 4 * nTok * kvDim });
@@ -111,8 +140,10 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
     ops.push({
       op: "attention", q: s.q, k: s.kCache[l]!, v: s.vCache[l]!, out: s.att,
       scores: s.scores, scoresStride: 4 * s.nCtx, qh: s.qh, qhStride: 4 * headDim,
-      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvF16: s.kvF16, scale: 1 / Math.sqrt(headDim),
+      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: s.kvType, scale: 1 / Math.sqrt(headDim),
     });
+    // H_64 H_64 = I: rotating the output undoes the rotation of v.
+    if (rot) ops.push({ op: "hadamard", x: s.att, n: rot.v, count: (nTok * qDim) / rot.v });
 
     // x += Wo att
     linear(L.wo, s.att, s.xb2, nEmbd);

@@ -6,15 +6,41 @@
 import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
 import { dequantize } from "../formats/quants/index.js";
 import { InvalidArgumentError } from "../errors.js";
-import { createKernels, KernelMemory, ropeFrequencies, type Kernels, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { GGMLType } from "../formats/ggml-types.js";
+import { createKernels, KernelMemory, ropeFrequencies, rowBytes, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
 import { createPool, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
 import { loadWeights, weightBytes, type LlamaWeights } from "./weights.js";
-import { checkWebGpuTypes, createWebGpuRunner, type WebGpuOptions, type WebGpuRunner } from "../kernels/webgpu/index.js";
+import { checkWebGpuKvType, checkWebGpuTypes, createWebGpuRunner, type WebGpuOptions, type WebGpuRunner } from "../kernels/webgpu/index.js";
 
-export type KvCacheType = "f32" | "f16";
+/**
+ * KV cache element type, as llama.cpp's --cache-type-k/-v: f32 (4 bytes a value), f16 (2), or
+ * q8_0 (34 bytes per 32 values: ggml Q8_0 blocks along each head, so the head size must be a
+ * multiple of 32; attention then runs as llama.cpp's flash-attention path does, with its
+ * Hadamard rotations where the head size is a multiple of 64: see kvRotation).
+ */
+export type KvCacheType = "f32" | "f16" | "q8_0";
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ["f32", "f16", "q8_0"];
+
+/** The kernels' KV type for a cache type, or an error saying why this model cannot have it. */
+export function kvTypeFor(hp: LlamaHParams, type: KvCacheType): KvType {
+  switch (type) {
+    case "f32":
+      return GGMLType.F32;
+    case "f16":
+      return GGMLType.F16;
+    case "q8_0":
+      if (hp.headDim % 32 !== 0) {
+        throw new InvalidArgumentError(`a q8_0 KV cache quantizes each attention head in blocks of 32 values; this model's head size is ${hp.headDim}, not a multiple of 32 (use an f16 or f32 cache)`);
+      }
+      return GGMLType.Q8_0;
+    default:
+      throw new InvalidArgumentError(`KV cache type must be ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(type)}`);
+  }
+}
+
 export type Backend = "wasm" | "reference" | "webgpu";
 
 /** Overrides of the model's RoPE settings (metadata gives the defaults). */
@@ -125,8 +151,11 @@ export class LlamaModel {
       const nCtx = options.nCtx ?? hp.nCtxTrain;
       if (!Number.isInteger(nCtx) || nCtx < 1) throw new InvalidArgumentError(`context length must be a positive integer, got ${nCtx}`);
       const defaults = { nCtx, kvCacheType: options.kvCacheType ?? "f16", batchSize: Math.min(options.batchSize ?? 64, nCtx) } as const;
-      const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, defaults.kvCacheType === "f16") + (1 << 20) });
+      // Refuse a cache type this model or backend cannot have before the weights are read.
+      const kvType = kvTypeFor(hp, defaults.kvCacheType);
       const backend = options.backend ?? "wasm";
+      if (backend === "webgpu") checkWebGpuKvType(kvType);
+      const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, kvType) + (1 << 20) });
       // WebGPU: the CPU side keeps the reference kernels' activation layout (the GPU kernels
       // size their buffers by it) and only embeds tokens; forward steps run on the GPU.
       const kernels = await createKernels(mem, backend === "webgpu" ? "reference" : backend);
@@ -152,13 +181,15 @@ export class LlamaModel {
    */
   createSession(options: SessionOptions = {}): LlamaSession {
     const o = { ...this.defaults, ...options };
-    const reusable = this.idle.findIndex((s) => s.nCtx === o.nCtx && s.state.maxTok === Math.min(o.batchSize, o.nCtx) && s.state.kvF16 === (o.kvCacheType === "f16"));
+    const kvType = kvTypeFor(this.hp, o.kvCacheType);
+    if (this.gpu) checkWebGpuKvType(kvType);
+    const reusable = this.idle.findIndex((s) => s.nCtx === o.nCtx && s.state.maxTok === Math.min(o.batchSize, o.nCtx) && s.state.kvType === kvType);
     if (reusable >= 0) {
       const session = this.idle.splice(reusable, 1)[0]!;
       session.reset();
       return session;
     }
-    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), o.kvCacheType === "f16", this.threads);
+    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), kvType, this.threads);
     state.mscale = ropeFrequencies(this.rope, 0).mscale;
     return new LlamaSession(this, state, (s) => this.idle.push(s));
   }
@@ -341,28 +372,28 @@ export class LlamaSession {
   }
 }
 
-function stateBytes(hp: LlamaHParams, nCtx: number, maxTok: number, kvF16: boolean): number {
+function stateBytes(hp: LlamaHParams, nCtx: number, maxTok: number, kvType: KvType): number {
   const qDim = hp.nHead * hp.headDim;
   const kvDim = hp.nHeadKv * hp.headDim;
   const wide = Math.max(hp.nEmbd, hp.nFf, qDim);
   const perTok = 4 * (3 * hp.nEmbd + 2 * qDim + 2 * kvDim + 2 * hp.nFf + hp.nVocab) + 2 * (wide * 2 + 64);
-  const cache = 2 * hp.nLayer * nCtx * kvDim * (kvF16 ? 2 : 4);
+  const cache = 2 * hp.nLayer * nCtx * rowBytes(kvType, kvDim);
   return maxTok * perTok + cache + 8 * (4 * nCtx + hp.nRot + hp.headDim) + 64 * 64;
 }
 
 /** Carves the run state out of kernel memory (once; nothing is allocated per token). */
-export function allocateState(k: Kernels, hp: LlamaHParams, w: LlamaWeights, nCtx: number, maxTok: number, kvF16: boolean, threads: number): RunState {
+export function allocateState(k: Kernels, hp: LlamaHParams, w: LlamaWeights, nCtx: number, maxTok: number, kvType: KvType, threads: number): RunState {
   const mem = k.memory;
   const qDim = hp.nHead * hp.headDim;
   const kvDim = hp.nHeadKv * hp.headDim;
   const f32 = (n: number) => mem.alloc(4 * n);
   const matrices = [w.output, ...w.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])];
   const xqRow = Math.max(...matrices.map((m) => k.actBytes(m.type, m.cols)));
-  const cache = () => Array.from({ length: hp.nLayer }, () => mem.alloc(nCtx * kvDim * (kvF16 ? 2 : 4)));
+  const cache = () => Array.from({ length: hp.nLayer }, () => mem.alloc(nCtx * rowBytes(kvType, kvDim)));
   return {
     maxTok,
     nCtx,
-    kvF16,
+    kvType,
     x: f32(maxTok * hp.nEmbd),
     xb: f32(maxTok * hp.nEmbd),
     xb2: f32(maxTok * hp.nEmbd),

@@ -3,7 +3,7 @@
  * its slice of each op, then meets the others at the barrier. Used inside every worker, and
  * in-thread (n = 1) for tests and the single-threaded path.
  */
-import type { Kernels, MatmulType } from "../kernels/types.js";
+import type { Kernels, KvType, MatmulType } from "../kernels/types.js";
 import type { Barrier } from "./barrier.js";
 import { MAX_ARGS, OPCODES, OP_SLOTS } from "./program.js";
 
@@ -89,10 +89,10 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       return;
     case OPCODES.attention: {
       const nHead = a[8];
-      // Per-thread scratch: scores and the f16-rounded query.
+      // Per-thread scratch: scores and the rounded (f16 or Q8_0) query.
       k.attention(
         a[0], a[1], a[2], a[3], a[4] + t * a[5], a[6] + t * a[7], nHead, a[9], a[10], a[11], a[12],
-        a[13] !== 0, a[14], lo(nHead), hi(nHead),
+        a[13] as KvType, a[14], lo(nHead), hi(nHead),
       );
       return;
     }
@@ -102,6 +102,11 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
     case OPCODES.storeF16:
       if (t === 0) k.storeF16(a[0], a[1], a[2]);
       return;
+    case OPCODES.storeQ8_0:
+      if (t === 0) k.storeQ8_0(a[0], a[1], a[2]);
+      return;
+    case OPCODES.hadamard:
+      return k.hadamard(a[0], a[1], lo(a[2]), hi(a[2]));
     case OPCODES.moeRoute:
       if (t === 0) k.moeRoute(a[0], a[1], a[2], a[3], a[4] !== 0, a[5], a[6]);
       return;

@@ -13,7 +13,7 @@
  *   [opcode, sync, argCount, (kind, a, b, c) x MAX_ARGS]
  *   kind 0: a    kind 1: a + c * reg[b]    kind 2: a + c * i32(mem[b])    kind 3: f32(mem[b])
  */
-import type { MatmulType } from "../kernels/types.js";
+import type { KvType, MatmulType } from "../kernels/types.js";
 
 export type Arg =
   | number
@@ -35,10 +35,14 @@ export type Op = (
     }
   | {
       op: "attention"; q: Arg; k: Arg; v: Arg; out: Arg; scores: Arg; scoresStride: number; qh: Arg; qhStride: number;
-      nHead: number; nKvHead: number; headDim: number; pos: Arg; nTok: Arg; kvF16: boolean; scale: number;
+      nHead: number; nKvHead: number; headDim: number; pos: Arg; nTok: Arg; kvType: KvType; scale: number;
     }
   | { op: "copy"; src: Arg; dst: Arg; bytes: Arg }
   | { op: "storeF16"; x: Arg; h: Arg; n: Arg }
+  /** n f32 at x as Q8_0 blocks at dst (n % 32 == 0): new rows of a Q8_0 KV cache. */
+  | { op: "storeQ8_0"; x: Arg; dst: Arg; n: Arg }
+  /** Walsh-Hadamard rotation in place of `count` chunks of n values at x. */
+  | { op: "hadamard"; x: Arg; n: number; count: Arg }
   | { op: "moeRoute"; logits: Arg; probs: Arg; nExpert: number; k: number; norm: boolean; idx: Arg; wt: Arg }
   /** Tensor parallelism: copy nRows chunks of `bytes` at ptr + i*stride from this memory to the others. */
   | { op: "gather"; ptr: Arg; bytes: number; nRows: Arg; stride: number }
@@ -48,7 +52,7 @@ export type Op = (
 
 export const OPCODES = {
   quantize: 1, matmul: 2, rmsnorm: 3, softmax: 4, swiglu: 5, add: 6, mul: 7, silu: 8, axpy: 9,
-  rope: 10, attention: 11, copy: 12, storeF16: 13, moeRoute: 14, gather: 15, streamRead: 16,
+  rope: 10, attention: 11, copy: 12, storeF16: 13, moeRoute: 14, gather: 15, streamRead: 16, storeQ8_0: 17, hadamard: 18,
 } as const satisfies Record<Op["op"], number>;
 
 export const MAX_ARGS = 20;
@@ -70,10 +74,12 @@ export const ARG_ORDER: { [K in Op["op"]]: readonly string[] } = {
   rope: ["x", "cs", "nHeads", "headDim", "nDims", "pos", "invFreq", "mscale", "neox", "nTok", "ld"],
   attention: [
     "q", "k", "v", "out", "scores", "scoresStride", "qh", "qhStride", "nHead", "nKvHead", "headDim",
-    "pos", "nTok", "kvF16", "scale",
+    "pos", "nTok", "kvType", "scale",
   ],
   copy: ["src", "dst", "bytes"],
   storeF16: ["x", "h", "n"],
+  storeQ8_0: ["x", "dst", "n"],
+  hadamard: ["x", "n", "count"],
   moeRoute: ["logits", "probs", "nExpert", "k", "norm", "idx", "wt"],
   gather: ["ptr", "bytes", "nRows", "stride"],
   streamRead: ["ptr", "bytes"],

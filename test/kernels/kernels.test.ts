@@ -202,9 +202,10 @@ describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
         }
         const scores = mem.alloc(4 * nKv), qh = mem.alloc(4 * headDim);
         const o1 = mem.alloc(4 * nTok * nHead * headDim), o2 = mem.alloc(4 * nTok * nHead * headDim);
-        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 0, 4);
-        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 4, 6);
-        ref.attention(q, k, v, o2, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, 1 / Math.sqrt(headDim), 0, 6);
+        const kvType = kvF16 ? GGMLType.F16 : GGMLType.F32;
+        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvType, 1 / Math.sqrt(headDim), 0, 4);
+        wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvType, 1 / Math.sqrt(headDim), 4, 6);
+        ref.attention(q, k, v, o2, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvType, 1 / Math.sqrt(headDim), 0, 6);
         expect(maxRelDiff(mem.f32(o1, nTok * nHead * headDim), mem.f32(o2, nTok * nHead * headDim))).toBeLessThan(2e-6);
       });
     });

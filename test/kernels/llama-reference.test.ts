@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { GgufFile } from "../../src/formats/gguf/index.js";
+import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
   createReferenceKernels, createWasmKernels, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
@@ -61,7 +62,7 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
     k.rope(q, cs, nHead, headDim, headDim, 0, invFreq, freqs.mscale, false, nTok, dim);
     k.rope(kk, cs, nKvHead, headDim, headDim, 0, invFreq, freqs.mscale, false, nTok, kvDim);
     // The prompt's K and V rows are the whole cache (positions 0..nTok-1).
-    k.attention(q, kk, vv, att, scores, qh, nHead, nKvHead, headDim, 0, nTok, false, 1 / Math.sqrt(headDim), 0, nHead);
+    k.attention(q, kk, vv, att, scores, qh, nHead, nKvHead, headDim, 0, nTok, GGMLType.F32, 1 / Math.sqrt(headDim), 0, nHead);
     matmul(await mat(p + "attn_output.weight"), att, o);
     k.add(x, o, x, 0, nTok * dim);
     k.rmsnorm(x, await f32(p + "ffn_norm.weight"), h, dim, eps, 0, nTok);

@@ -91,7 +91,7 @@ function build(mem: KernelMemory, k: Kernels, weights: LayerWeights[], m: number
       { op: "storeF16", x: vt, h: { reg: 0, mul: 2 * lkv, add: vCache }, n: lkv },
       {
         op: "attention", q, k: kCache, v: vCache, out: attn + 4 * h0 * headDim, scores, scoresStride: 4 * maxPos,
-        qh, qhStride: 4 * headDim, nHead: h1 - h0, nKvHead: g1 - g0, headDim, pos, nTok: 1, kvF16: true,
+        qh, qhStride: 4 * headDim, nHead: h1 - h0, nKvHead: g1 - g0, headDim, pos, nTok: 1, kvType: GGMLType.F16,
         scale: 1 / Math.sqrt(headDim),
       },
       { op: "gather", ptr: attn + 4 * h0 * headDim, bytes: 4 * lq, nRows: 1, stride: 0 },

@@ -6,11 +6,12 @@ import { GGMLType } from "../../formats/ggml-types.js";
 import { f16ToF32, f32ToF16 } from "../../formats/quants/half.js";
 import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
-import { attention } from "./attention.js";
+import { attention, attentionQ8_0 } from "./attention.js";
+import { walshHadamard } from "./hadamard.js";
 import { activationKind, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, MatmulType, rowBytes } from "./matmul.js";
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
-import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
+import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
 import { rope } from "./rope.js";
 
 const f = Math.fround;
@@ -190,12 +191,21 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
       const cfg = { nDims, base: 1, neox, scaling: { type: "none" as const } };
       rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims / 2), mscale }, pos0, nTok, ld);
     },
-    attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, scale, h0, h1) {
+    attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvType, scale, h0, h1) {
       const nKv = pos0 + nTok;
-      const kvLen = nKv * nKvHead * headDim;
-      const read = (p: number) => (kvF16 ? f16View(p, kvLen) : mem.f32(p, kvLen));
+      const shape = { nHead, nKvHead, headDim };
       const qRow = nHead * headDim;
-      const o = attention(mem.f32(q, nTok * qRow), read(k), read(v), { nHead, nKvHead, headDim }, pos0, nTok, scale, kvF16);
+      const qv = mem.f32(q, nTok * qRow);
+      let o: Float32Array;
+      if (kvType === GGMLType.Q8_0) {
+        const bytes = rowBytes(kvType, nKv * nKvHead * headDim);
+        o = attentionQ8_0(qv, mem.u8(k, bytes), mem.u8(v, bytes), shape, pos0, nTok, scale);
+      } else {
+        const kvLen = nKv * nKvHead * headDim;
+        const kvF16 = kvType === GGMLType.F16;
+        const read = (p: number) => (kvF16 ? f16View(p, kvLen) : mem.f32(p, kvLen));
+        o = attention(qv, read(k), read(v), shape, pos0, nTok, scale, kvF16);
+      }
       const ov = mem.f32(out, nTok * qRow);
       for (let t = 0; t < nTok; t++) {
         for (let i = h0 * headDim; i < h1 * headDim; i++) ov[t * qRow + i] = o[t * qRow + i];
@@ -204,6 +214,12 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     storeF16(x, h, n) {
       const xv = mem.f32(x, n), hv = mem.u16(h, n);
       for (let i = 0; i < n; i++) hv[i] = f32ToF16(xv[i]);
+    },
+    storeQ8_0(x, dst, n) {
+      mem.u8(dst, rowBytes(GGMLType.Q8_0, n)).set(q8_0Blocks(mem.f32(x, n)));
+    },
+    hadamard(x, n, c0, c1) {
+      walshHadamard(mem.f32(x + 4 * c0 * n, (c1 - c0) * n), n);
     },
     streamRead(p, bytes) {
       return mem.u8(p, bytes).reduce((a, b) => a | b, 0);

@@ -7,4 +7,5 @@ export * from "./matmul.js";
 export * from "./norm.js";
 export * from "./rope.js";
 export * from "./attention.js";
+export * from "./hadamard.js";
 export * from "./moe.js";

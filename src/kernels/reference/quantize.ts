@@ -56,6 +56,23 @@ export function quantizeQ8_0(x: Float32Array): Q8Row {
   return row;
 }
 
+/**
+ * x (length a multiple of 32) as ggml block_q8_0 bytes, | d f16 | qs i8[32] | per block, with
+ * the rounding above: how llama.cpp's CPU backend stores a row into a Q8_0 KV cache (through
+ * the type's from_float, the quantizer it uses for matmul inputs too).
+ */
+export function q8_0Blocks(x: Float32Array): Uint8Array {
+  const row = quantizeQ8_0(x);
+  const out = new Uint8Array(row.d.length * 34);
+  for (let b = 0; b < row.d.length; b++) {
+    const h = f32ToF16(row.d[b]);
+    out[b * 34] = h & 255;
+    out[b * 34 + 1] = h >> 8;
+    out.set(new Uint8Array(row.qs.buffer, b * 32, 32), b * 34 + 2);
+  }
+  return out;
+}
+
 export function quantizeQ8_K(x: Float32Array): Q8Row {
   const nb = x.length / 256;
   const row: Q8Row = { qs: new Int8Array(x.length), d: new Float32Array(nb), sums: new Int32Array(x.length / 16) };

@@ -57,10 +57,10 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     rope(x, cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
       ex.rope(x, cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox ? 1 : 0, nTok, ld);
     },
-    attention(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16, scale, h0, h1) {
-      ex.attention(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, kvF16 ? 1 : 0, scale, h0, h1);
-    },
+    attention: ex.attention,
     storeF16: ex.store_f16,
+    storeQ8_0: ex.store_q8_0,
+    hadamard: ex.hadamard,
     streamRead: ex.stream_read,
     moeRoute(logits, probs, nExpert, k, norm, idx, wt) {
       ex.moe_route(logits, probs, nExpert, k, norm ? 1 : 0, idx, wt);

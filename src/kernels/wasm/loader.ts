@@ -39,10 +39,12 @@ export interface KernelExports {
   ): void;
   attention(
     q: number, k: number, v: number, out: number, scores: number, qh: number,
-    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvF16: number, scale: number,
+    nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvType: number, scale: number,
     h0: number, h1: number,
   ): void;
   store_f16(x: number, h: number, n: number): void;
+  store_q8_0(x: number, dst: number, n: number): void;
+  hadamard(x: number, n: number, c0: number, c1: number): void;
   moe_route(logits: number, probs: number, nExpert: number, k: number, norm: number, idx: number, wt: number): void;
   stream_read(p: number, bytes: number): number;
   relaxed(): number;

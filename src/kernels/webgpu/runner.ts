@@ -18,7 +18,7 @@ import { GGMLType } from "../../formats/ggml-types.js";
 import { actBytes } from "../reference/backend.js";
 import { rowBytes } from "../reference/matmul.js";
 import type { KernelMemory } from "../memory.js";
-import type { MatmulType } from "../types.js";
+import type { KvType, MatmulType } from "../types.js";
 import { MAX_ARGS, OPCODES, OP_SLOTS, REGISTERS, type EncodedProgram } from "../../runtime/program.js";
 import { ELEMENTWISE, SHADERS, type ShaderName } from "./wgsl.js";
 
@@ -141,6 +141,16 @@ export function checkWebGpuTypes(types: Iterable<MatmulType>): void {
     if (!WEBGPU_MATMUL_TYPES.includes(t)) {
       throw new WebGpuError(`the WebGPU backend has no kernel for ${GGMLType[t]} weights (it does ${WEBGPU_MATMUL_TYPES.map((x) => GGMLType[x]).join(", ")})`);
     }
+  }
+}
+
+/** KV cache types the WGSL attention reads; a Q8_0 cache has no kernel here. */
+export const WEBGPU_KV_TYPES: readonly KvType[] = [GGMLType.F32, GGMLType.F16];
+
+/** Throws WebGpuError unless the WGSL attention reads a `type` KV cache. */
+export function checkWebGpuKvType(type: KvType): void {
+  if (!WEBGPU_KV_TYPES.includes(type)) {
+    throw new WebGpuError(`no WebGPU kernel reads a ${GGMLType[type]} KV cache (the WebGPU backend's attention does ${WEBGPU_KV_TYPES.map((x) => GGMLType[x]).join(", ")}): use an f16 or f32 cache`);
   }
 }
 
@@ -328,6 +338,7 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
           break;
         }
         case OPCODES.attention: {
+          checkWebGpuKvType(c(13, "kvType") as KvType);
           const nCtx = c(5, "scoresStride") / 4;
           const groups = c(8, "nHead") * c(12, "nTok");
           scratch = Math.max(scratch, groups * nCtx);

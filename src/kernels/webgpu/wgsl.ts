@@ -425,8 +425,9 @@ fn main(${WG_ARGS}) {
 
 /**
  * attention(q, k, v, out, scores, scoresStride, qh, qhStride, nHead, nKvHead, headDim, pos, nTok,
- * kvF16, scale): one workgroup per (token, head). Scores, then softmax in place in scratch (one
- * nCtx row each), then the weighted sum of V rows, one output dimension per invocation.
+ * kvType, scale): one workgroup per (token, head); kvType 0 = f32, 1 = f16 (a Q8_0 cache is
+ * refused on the CPU side). Scores, then softmax in place in scratch (one nCtx row each), then
+ * the weighted sum of V rows, one output dimension per invocation.
  */
 const ATTENTION = /* wgsl */ `
 @compute @workgroup_size(${WORKGROUP})
@@ -434,7 +435,7 @@ fn main(${WG_ARGS}) {
   ${FLAT}
   let q = arg(0u); let k = arg(1u); let v = arg(2u); let out = arg(3u);
   let nCtx = arg(5u) / 4u; let nHead = arg(8u); let nKvHead = arg(9u); let headDim = arg(10u);
-  let pos = arg(11u); let kvF16 = arg(13u) != 0u; let scale = argf(14u);
+  let pos = arg(11u); let kvF16 = arg(13u) == 1u; let scale = argf(14u);
   let lid = lidv.x;
   if (wg >= op.head.w) { return; }
   let h = wg % nHead; let t = wg / nHead;

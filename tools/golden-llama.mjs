@@ -5,8 +5,9 @@
 //
 // For every case in test/model/golden-cases.json: generate the model with zh-llama's own
 // deterministic generator (dist/model/synthetic.js) and GGUF writer, load it in llama.cpp's
-// prebuilt CPU build (npm node-llama-cpp 3.22.1, 1 thread, F32 or F16 KV cache as the case says,
-// flash attention off), evaluate the prompt, and record the last position's full logits and a
+// prebuilt CPU build (npm node-llama-cpp 3.22.1, 1 thread, F32, F16 or Q8_0 KV cache as the case
+// says; flash attention off unless the case says "flash": true, which a Q8_0 V cache needs),
+// evaluate the prompt, and record the last position's full logits and a
 // greedy continuation with each step's top-1/top-2 logit gap. Output: fixtures/golden/llama/<case>.json.
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
@@ -44,7 +45,7 @@ for (const c of cases) {
   writeFileSync(path, bytes);
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: c.ctx, batchSize: c.ctx, threads: 1, flashAttention: false,
+    contextSize: c.ctx, batchSize: c.ctx, threads: 1, flashAttention: c.flash === true,
     experimentalKvCacheKeyType: c.kv, experimentalKvCacheValueType: c.kv,
   });
   const sequence = context.getSequence();
@@ -92,7 +93,7 @@ for (const c of cases) {
     ppl = { ctx: pctx, tokens, ppl: Math.exp(nll / scored), tokens_scored: scored };
   }
   const golden = {
-    made_by: `tools/golden-llama.mjs with llama.cpp ${build.buildOptions.llamaCpp.release} (npm node-llama-cpp ${nlcVersion}, prebuilt CPU build), 1 thread, KV cache ${c.kv}, flash attention off`,
+    made_by: `tools/golden-llama.mjs with llama.cpp ${build.buildOptions.llamaCpp.release} (npm node-llama-cpp ${nlcVersion}, prebuilt CPU build), 1 thread, KV cache ${c.kv}, flash attention ${c.flash ? "on" : "off"}`,
     case: c.name,
     gguf_sha256: createHash("sha256").update(bytes).digest("hex"),
     gguf_bytes: bytes.length,

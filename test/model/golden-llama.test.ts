@@ -7,6 +7,12 @@
  *   - a greedy continuation: identical, except that a divergence is accepted at a step where
  *     llama.cpp's own top-1/top-2 gap is below GAP_TOLERANCE (a near tie that float rounding
  *     order may legitimately flip); the comparison stops there.
+ * Cases with a Q8_0 KV cache (llama.cpp with flash attention, the path that allows a quantized V)
+ * round every query, key and value to 8-bit blocks: a value within a few ulps of a rounding tie
+ * can round the other way in one engine, and then that token's logits move by up to ~5e-2 from
+ * there on (measured: in q8_0-q8_0kv-hd128, layer 0's query at position 17 lies 9.3e-7 (relative)
+ * from a tie; logits match to 4.8e-7 up to position 16 and differ by 2e-2..5e-2 after). For
+ * them a greedy divergence is accepted where llama.cpp's gap is below QUANTIZED_KV_GAP_TOLERANCE.
  */
 import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
@@ -14,16 +20,19 @@ import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { LlamaModel, syntheticModel, type Backend, type SyntheticModelOptions } from "../../src/model/index.js";
+import { LlamaModel, syntheticModel, type Backend, type KvCacheType, type SyntheticModelOptions } from "../../src/model/index.js";
 import { repoRoot } from "../helpers/shared.js";
 
 const LOGIT_TOLERANCE = 1e-3;
 const GAP_TOLERANCE = 1e-3;
+const QUANTIZED_KV_GAP_TOLERANCE = 0.1;
 
 interface GoldenCase {
   name: string;
   model: Omit<SyntheticModelOptions, "type"> & { type: keyof typeof GGMLType };
-  kv: "F32" | "F16";
+  kv: "F32" | "F16" | "Q8_0";
+  /** llama.cpp ran with flash attention (the path that allows a quantized V cache). */
+  flash?: boolean;
   ctx: number;
   prompt: number[];
   steps: number;
@@ -50,7 +59,7 @@ describe("conformance with llama.cpp (fixtures/golden/llama)", () => {
         const golden = JSON.parse(readFileSync(goldenPath, "utf8")) as Golden;
         const bytes = await encodeGguf(syntheticModel({ ...c.model, type: GGMLType[c.model.type] }));
         expect(createHash("sha256").update(bytes).digest("hex"), "the generator no longer makes the file llama.cpp ran: rerun tools/golden-llama.mjs").toBe(golden.gguf_sha256);
-        const model = await LlamaModel.load(bytes, { backend, nCtx: c.ctx, kvCacheType: c.kv === "F16" ? "f16" : "f32" });
+        const model = await LlamaModel.load(bytes, { backend, nCtx: c.ctx, kvCacheType: c.kv.toLowerCase() as KvCacheType });
         let logits = await model.evaluate(c.prompt);
         const ref = Buffer.from(golden.first_logits_f32le_base64, "base64");
         const expected = new Float32Array(ref.buffer.slice(ref.byteOffset, ref.byteOffset + ref.length));
@@ -64,7 +73,8 @@ describe("conformance with llama.cpp (fixtures/golden/llama)", () => {
           const ours = argmax(logits);
           const theirs = golden.greedy[step]!;
           if (ours !== theirs.token) {
-            expect(theirs.gap, `step ${step}: zh-llama chose ${ours}, llama.cpp ${theirs.token} with a clear margin`).toBeLessThan(GAP_TOLERANCE);
+            const gapTolerance = c.kv === "Q8_0" ? QUANTIZED_KV_GAP_TOLERANCE : GAP_TOLERANCE;
+            expect(theirs.gap, `step ${step}: zh-llama chose ${ours}, llama.cpp ${theirs.token} with a clear margin`).toBeLessThan(gapTolerance);
             break;
           }
           agreed++;

@@ -22,7 +22,7 @@
 import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE } from "./common";
 import { softmaxRow } from "./norm";
 import { dotRow } from "./q8_0";
-import { quantize_q8_0_i16 } from "./quantize";
+import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
 
 const KV_F16: i32 = 1;
 const KV_Q8_0: i32 = 8;
@@ -185,15 +185,7 @@ export function store_q8_0(x: usize, dst: usize, n: i32): void {
     const blk = dst + <usize>b * 34;
     const amax = maxAbs(xb, 32);
     store<u16>(blk, <u16>floatToHalf(amax / <f32>127.0));
-    const mul = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
-    for (let j = 0; j < 32; j += 16) {
-      const p = xb + (<usize>j << 2);
-      const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul)));
-      const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul)));
-      const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul)));
-      const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul)));
-      v128.store(blk + 2 + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
-    }
+    codesQ8_0(xb, amax, blk + 2);
   }
 }
 

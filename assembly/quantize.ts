@@ -60,6 +60,28 @@ export function quantize_q8_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): voi
   }
 }
 
+/**
+ * The 32 Q8_0 codes of the block at xb (largest magnitude amax), as i8 at out:
+ * roundHalfEven(x * (127/amax)). Returns their sum as four i32 lanes.
+ */
+// @ts-ignore: decorator
+@inline
+export function codesQ8_0(xb: usize, amax: f32, out: usize): v128 {
+  const id: f32 = amax != 0 ? <f32>127.0 / amax : 0;
+  const mul = f32x4.splat(id);
+  let sum = i32x4.splat(0);
+  for (let j = 0; j < 32; j += 16) {
+    const p = xb + (<usize>j << 2);
+    const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul)));
+    const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul)));
+    const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul)));
+    const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul)));
+    sum = i32x4.add(sum, i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3)));
+    v128.store(out + <usize>j, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
+  }
+  return sum;
+}
+
 function quantizeRowQ8_0(x: usize, q: usize, n: i32): void {
   const nb = n >> 5;
   const dOut = q + <usize>n;
@@ -68,19 +90,7 @@ function quantizeRowQ8_0(x: usize, q: usize, n: i32): void {
     const xb = x + (<usize>b << 7);
     const amax = maxAbs(xb, 32);
     const d = halfToFloat(floatToHalf(amax / <f32>127.0));
-    const id: f32 = amax != 0 ? <f32>127.0 / amax : 0;
-    const mul = f32x4.splat(id);
-    let sum = i32x4.splat(0);
-    for (let j = 0; j < 32; j += 16) {
-      const p = xb + (<usize>j << 2);
-      const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), mul)));
-      const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), mul)));
-      const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), mul)));
-      const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), mul)));
-      sum = i32x4.add(sum, i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3)));
-      const w = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3));
-      v128.store(q + (<usize>b << 5) + <usize>j, w);
-    }
+    const sum = codesQ8_0(xb, amax, q + (<usize>b << 5));
     store<f32>(dOut + (<usize>b << 2), d);
     const s2 = i32x4.add(sum, i32x4.shuffle(sum, sum, 2, 3, 0, 1));
     store<i32>(sOut + (<usize>b << 2), i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));

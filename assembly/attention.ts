@@ -19,7 +19,7 @@
  * Heads [h0, h1) only, so threads can split heads. scores: scratch of nKv f32 per thread,
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
-import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE } from "./common";
+import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
 import { softmaxRow } from "./norm";
 import { dotRow } from "./q8_0";
 import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
@@ -42,11 +42,11 @@ function dotF32(a: usize, b: usize, n: i32): f32 {
 @inline
 function dotF16(a: usize, h: usize, n: i32): f32 {
   const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(0x7fff);
+  const mask = i32x4.splat(HALVES_MASK);
   let acc = f32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const k = halves4(v128.load16x4_u(h + (<usize>j << 1)), magic, mask);
+    const k = halves4(v128.load16x4_s(h + (<usize>j << 1)), magic, mask);
     acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), k));
   }
   let s = hsumF32(acc);
@@ -69,7 +69,7 @@ export function attention(
   const elt: usize = kvF16 ? 2 : 4;
   const qRow = <usize>(nHead * headDim);
   const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(0x7fff);
+  const mask = i32x4.splat(HALVES_MASK);
   for (let t = 0; t < nTok; t++) {
     const nKv = pos0 + t + 1;
     for (let h = h0; h < h1; h++) {
@@ -99,7 +99,7 @@ export function attention(
           const pv = f32x4.splat(p);
           for (; d + 4 <= headDim; d += 4) {
             const o = op + (<usize>d << 2);
-            v128.store(o, f32x4.add(v128.load(o), f32x4.mul(halves4(v128.load16x4_u(vp + (<usize>d << 1)), magic, mask), pv)));
+            v128.store(o, f32x4.add(v128.load(o), f32x4.mul(halves4(v128.load16x4_s(vp + (<usize>d << 1)), magic, mask), pv)));
           }
           for (; d < headDim; d++) {
             const o = op + (<usize>d << 2);

@@ -38,14 +38,20 @@ export function floatToHalf(f: f32): u32 {
   return (sign >> 16) | (shl1 > 0xff000000 ? 0x7e00 : nonsign);
 }
 
-/** Four halves, zero-extended into i32 lanes, to four singles (finite inputs). */
+/**
+ * Four halves, sign-extended into i32 lanes (load16x4_s / extend_*_i16x8_s), to four singles
+ * (finite inputs). Shifted left by 13 the sign lands in bit 31 and exponent+mantissa in bits
+ * 27..13, with copies of the sign in 30..28 that HALVES_MASK clears; the multiply by 2^112 then
+ * rebiases the exponent (exact, subnormals included) and keeps the sign. Three ops for four.
+ */
 // @ts-ignore: decorator
 @inline
-export function halves4(u: v128, magic: v128, mask: v128): v128 {
-  const sign = i32x4.shl(i32x4.shr_u(u, 15), 31);
-  const mag = f32x4.mul(i32x4.shl(v128.and(u, mask), 13), magic);
-  return v128.or(mag, sign);
+export function halves4(s: v128, magic: v128, mask: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(s, 13), mask), magic);
 }
+
+/** The mask halves4 takes (splat it outside loops). */
+export const HALVES_MASK: i32 = 0x8fffe000;
 
 /**
  * The f16 scales at p, p+stride, p+2*stride, p+3*stride as f32x4. Each half lands in the top

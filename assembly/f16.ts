@@ -4,8 +4,8 @@
  * F16 row: u16[n] little-endian halves. ggml converts an F16 matmul's input to f16 first, so the
  * caller passes x already rounded to half precision (round_f16 in common.ts) but stored as f32.
  *   y[t][r] = sum_j half(w[r][j]) * x[t][j]
- * Halves widen to f32 in SIMD: shift the 15 exponent+mantissa bits into place, rescale by 2^112
- * (exact also for subnormals), put the sign back. Weights are finite (no Inf/NaN path here).
+ * Halves widen to f32 in SIMD: shift the sign-extended half into place, rescale by 2^112 (exact
+ * also for subnormals; the multiply keeps the sign). Weights are finite (no Inf/NaN path here).
  * F32 row: f32[n].
  *
  * One kernel serves both, generic over the weight element W (u16 = half, f32): only loading
@@ -18,16 +18,14 @@
  * how many tokens share the call (a prompt evaluated at once or token by token, a KV cache reused
  * or not, gives bit-identical logits).
  */
-import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE } from "./common";
+import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK } from "./common";
 
 /** Weights w[j..j+3] as f32x4. */
 // @ts-ignore: decorator
 @inline
 function load4<W>(w: usize, j: i32): v128 {
   if (sizeof<W>() == 2) {
-    const magic = f32x4.splat(HALF_TO_SINGLE);
-    const mask = i32x4.splat(0x7fff);
-    return halves4(i32x4.extend_low_i16x8_u(v128.load64_zero(w + (<usize>j << 1))), magic, mask);
+    return halves4(i32x4.extend_low_i16x8_s(v128.load64_zero(w + (<usize>j << 1))), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
   }
   return v128.load(w + (<usize>j << 2));
 }

@@ -9,6 +9,7 @@ import {
   createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, Kernels, MATMUL_TYPES,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
+import { f16ToF32 } from "../../src/formats/quants/half.js";
 import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
 import { maxRelDiff, randomF32, randomWeights, rng } from "./helpers.js";
 
@@ -75,6 +76,31 @@ describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
       }
     });
   }
+
+  it("matmul F16 widens every finite half exactly (subnormals, both zeros, both signs)", () => {
+    // Row h holds half h in column t for token t; token t's activation is the unit vector e_t, so
+    // y[t][h] is the widened half itself (plus exact zeros), in the 2-token and the 1-token paths.
+    const halves = Array.from({ length: 0x10000 }, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00);
+    const rows = halves.length, cols = 4;
+    withMark(() => {
+      const w = mem.alloc(rows * cols * 2);
+      const wh = new Uint16Array(mem.buffer, w, rows * cols);
+      halves.forEach((h, r) => wh.fill(h, r * cols, r * cols + cols));
+      for (const nTok of [2, 1]) {
+        const x = mem.alloc(4 * nTok * cols);
+        const xs = mem.f32(x, nTok * cols);
+        xs.fill(0);
+        for (let t = 0; t < nTok; t++) xs[t * cols + t] = 1;
+        const y = mem.alloc(4 * rows * nTok);
+        wasm.matmul(GGMLType.F16, w, x, y, cols, 0, rows, nTok, rows);
+        const ys = mem.f32(y, rows * nTok);
+        for (let t = 0; t < nTok; t++) {
+          const bad = halves.findIndex((h, r) => ys[t * rows + r] !== f16ToF32(h)); // -0 sums to +0: === equates them
+          expect(bad, `half 0x${(halves[bad] ?? 0).toString(16)}`).toBe(-1);
+        }
+      }
+    });
+  });
 
   it("matmul with weights, activations and outputs at unaligned addresses, and a large row", () => {
     const r = rng(77);

@@ -1,7 +1,8 @@
 /** Shared test helpers: a seeded RNG and random-but-valid ggml weight blocks. */
 import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
-import { f32ToF16 } from "../../src/formats/quants/index.js";
+import { f16ToF32, f32ToF16 } from "../../src/formats/quants/index.js";
 import type { MatmulType } from "../../src/kernels/index.js";
+import { quantizeQ8_0 } from "../../src/kernels/reference/index.js";
 
 /** mulberry32: small, seeded, good enough for test data. */
 export function rng(seed: number): () => number {
@@ -73,4 +74,39 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1
   for (let i = 0; i < b.length; i++) s = Math.max(s, Math.abs(b[i]));
   for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m / s;
+}
+
+/**
+ * y = W x (nTok x rows) for Q4_0 / Q8_0 weights, summed in exactly the WASM kernels' float order
+ * (assembly/q4_0.ts, "Summation order"), so it must match every kernel path bit for bit: exact
+ * integer block sums; block b's sum times (weight scale * activation scale) into lane b % 4 of
+ * a float accumulator; the lanes folded as (0 + 2) + (1 + 3); the blocks after the last full
+ * group of four added one by one. (The reference matmul sums in another order: close, not equal.)
+ */
+export function matmulKernelOrder(type: GGMLType.Q4_0 | GGMLType.Q8_0, w: Uint8Array, x: Float32Array, rows: number, cols: number, nTok: number): Float32Array {
+  const f = Math.fround;
+  const blockBytes = type === GGMLType.Q4_0 ? 18 : 34;
+  const nb = cols / 32;
+  const y = new Float32Array(nTok * rows);
+  for (let t = 0; t < nTok; t++) {
+    const xq = quantizeQ8_0(x.subarray(t * cols, (t + 1) * cols));
+    for (let r = 0; r < rows; r++) {
+      const term = (b: number): number => {
+        const o = (r * nb + b) * blockBytes;
+        let isum = 0;
+        for (let j = 0; j < 32; j++) {
+          const code = type === GGMLType.Q4_0 ? (j < 16 ? w[o + 2 + j] & 15 : w[o + 2 + j - 16] >> 4) - 8 : (w[o + 2 + j] << 24) >> 24;
+          isum += code * xq.qs[b * 32 + j];
+        }
+        return f(f(isum) * f(f16ToF32(w[o] | (w[o + 1] << 8)) * xq.d[b]));
+      };
+      const lanes = [0, 0, 0, 0];
+      let b = 0;
+      for (; b + 3 < nb; b += 4) for (let k = 0; k < 4; k++) lanes[k] = f(lanes[k] + term(b + k));
+      let sum = f(f(lanes[0] + lanes[2]) + f(lanes[1] + lanes[3]));
+      for (; b < nb; b++) sum = f(sum + term(b));
+      y[t * rows + r] = sum;
+    }
+  }
+  return y;
 }

@@ -11,7 +11,7 @@ import {
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
 import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
-import { maxRelDiff, randomF32, randomWeights, rng } from "./helpers.js";
+import { matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng } from "./helpers.js";
 
 const relaxedAvailable = await enableRelaxedSimd();
 const builds = relaxedAvailable ? (["simd", "relaxed"] as const) : (["simd"] as const);
@@ -101,6 +101,34 @@ describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
       }
     });
   });
+
+  for (const type of [GGMLType.Q4_0, GGMLType.Q8_0] as const) {
+    it(`matmul ${GGMLType[type]}: every tile and tail sums in the kernel order, to the bit`, () => {
+      const r = rng(type + 101);
+      // Blocks per row 1, 3, 4, 5, 9 (groups of four and left-over blocks); row and token
+      // counts around the tiles (four tokens for one row, four rows for one token) with their
+      // tails; the rows cut into slices at odd places, as threads cut them.
+      const shapes: Array<[rows: number, cols: number]> = [[1, 32], [5, 96], [7, 128], [9, 160], [13, 288]];
+      for (const [rows, cols] of shapes) {
+        for (const nTok of [1, 2, 3, 4, 5, 7, 8, 9]) {
+          withMark(() => {
+            const wBytes = randomWeights(type, rows, cols, r);
+            const xs = randomF32(r, nTok * cols, 3);
+            const w = mem.put(wBytes);
+            const x = mem.put(xs);
+            const xq = mem.alloc(wasm.actBytes(type, cols) * nTok);
+            wasm.quantize(type, x, xq, cols, 0, nTok);
+            const want = Array.from(new Uint32Array(matmulKernelOrder(type, wBytes, xs, rows, cols, nTok).buffer));
+            for (const cuts of [[0, rows], [0, 1, rows], [0, Math.min(3, rows), rows], [0, rows >> 1, rows]]) {
+              const y = mem.alloc(4 * rows * nTok);
+              for (let i = 0; i + 1 < cuts.length; i++) wasm.matmul(type, w, xq, y, cols, cuts[i], cuts[i + 1], nTok, rows);
+              expect(Array.from(new Uint32Array(mem.f32(y, rows * nTok).slice().buffer)), `${rows}x${cols}, ${nTok} tokens, rows cut at ${cuts}`).toEqual(want);
+            }
+          });
+        }
+      }
+    });
+  }
 
   it("matmul with weights, activations and outputs at unaligned addresses, and a large row", () => {
     const r = rng(77);

@@ -65,6 +65,17 @@ export function scales4(p: usize, stride: usize, magic: v128, mask: v128): v128 
   h = v128.load16_lane(p + stride, h, 3);
   h = v128.load16_lane(p + 2 * stride, h, 5);
   h = v128.load16_lane(p + 3 * stride, h, 7);
+  return highHalves4(h, magic, mask);
+}
+
+/**
+ * scales4's conversion alone, for halves already loaded into the top 16 bits of each i32 lane.
+ * A kernel with a fixed block size gathers them with load16_lane's constant offset, which V8
+ * folds into the address; `p + stride` costs an add per lane.
+ */
+// @ts-ignore: decorator
+@inline
+export function highHalves4(h: v128, magic: v128, mask: v128): v128 {
   return f32x4.mul(v128.and(i32x4.shr_s(h, 3), mask), magic);
 }
 

@@ -15,10 +15,19 @@
  *     (lane >> 8) & 15 -> weight 2k+1     lane >> 12 -> weight 2k+17
  * so the activations are stored widened to i16 in that order (quantize.ts, "Q4_0 order"), and
  * each block is 4 i32x4.dot_i16x8_s. The relaxed-SIMD build instead keeps plain i8 activations
- * (quantize_q8_0) and multiplies bytes directly (relaxed_dot_i8x16_i7x16_s). Four blocks share one f16->f32 conversion of their scales
- * and one float multiply-add.
+ * (quantize_q8_0) and multiplies bytes directly (relaxed_dot_i8x16_i7x16_s). Four blocks share
+ * one f16->f32 conversion of their scales and one float multiply-add.
+ *
+ * Summation order (dotRow, one row and one token): exact integer block sums; block b's product
+ * with its two scales goes into float lane b % 4; the lanes fold as (0 + 2) + (1 + 3); the
+ * blocks past the last group of four are added one at a time.
+ *
+ * Tiles: a matmul of several tokens (prompt processing) runs dot1x4, one weight row against
+ * four tokens, so each block's nibbles are decoded once and used four times. It keeps dotRow's
+ * order for every (row, token) pair, so it gives the same bits, and prompt processing agrees
+ * with decoding one token at a time (dotRow).
  */
-import { halfToFloat, hsumI32, scales4, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes } from "./quantize";
 
 /** log2 of the activation bytes per block: i16 codes (64 bytes), or i8 (32) in the relaxed build. */
@@ -29,24 +38,53 @@ export function act_q4_0_bytes(n: i32): i32 {
   return act_q8_0_i16_bytes(n);
 }
 
+/**
+ * Nibble vector k (0..3) of a block's 16 code bytes v, read as i16 lanes: the weights that
+ * multiply activation vector k (see above). Relaxed build: k = 0 the low nibbles, 1 the high.
+ */
+// @ts-ignore: decorator
+@inline
+function nibbles(v: v128, k: i32, m: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return k == 0 ? v128.and(v, m) : i8x16.shr_u(v, 4);
+  return k == 0 ? v128.and(v, m) : k == 3 ? i16x8.shr_u(v, 12) : v128.and(i16x8.shr_u(v, <i32>(4 * k)), m);
+}
+
+/**
+ * The integer sum of one block for one (row, token), as four i32 lanes: decoded weights c0..c3
+ * (nibbles 0..3) times the token's activation vectors at qb. The relaxed build uses c0, c1 and
+ * two vectors of i8 codes: the nibbles (0..15) are the "i7" operand of a byte-pair multiply-add,
+ * two of which fit an i16 lane (4 * 15 * 127 < 32768).
+ */
+// @ts-ignore: decorator
+@inline
+function decodedDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb), c0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb, 16), c1)));
+  }
+  let s = i32x4.dot_i16x8_s(c0, v128.load(qb));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(c1, v128.load(qb, 16)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(c2, v128.load(qb, 32)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(c3, v128.load(qb, 48)));
+}
+
+/** One block of one row (at wb) against one token (codes at qb). */
 // @ts-ignore: decorator
 @inline
 function blockDot(wb: usize, qb: usize, m: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    // Relaxed build: plain i8 codes; the nibbles (0..15) are the "i7" operand of a
-    // byte-pair multiply-add, two of which fit an i16 lane (4 * 15 * 127 < 32768).
-    const b = v128.load(wb, 2);
-    const p = i16x8.add(
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb), v128.and(b, m)),
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb, 16), i8x16.shr_u(b, 4)),
-    );
-    return i32x4.extadd_pairwise_i16x8_s(p);
-  }
   const v = v128.load(wb, 2);
-  let s = i32x4.dot_i16x8_s(v128.and(v, m), v128.load(qb));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m), v128.load(qb, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m), v128.load(qb, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(qb, 48)));
+  return decodedDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb);
+}
+
+/** The f16 scales of the four blocks from wb on, as f32x4 (scales4 with constant offsets). */
+// @ts-ignore: decorator
+@inline
+function blockScales4(wb: usize, magic: v128, mask: v128): v128 {
+  let h = v128.load16_lane(wb, i32x4.splat(0), 1);
+  h = v128.load16_lane(wb, h, 3, 18);
+  h = v128.load16_lane(wb, h, 5, 36);
+  h = v128.load16_lane(wb, h, 7, 54);
+  return highHalves4(h, magic, mask);
 }
 
 /** Lane sums of four i32x4: [sum a, sum b, sum c, sum d]. */
@@ -58,35 +96,44 @@ export function transposeSum(a: v128, b: v128, c: v128, d: v128): v128 {
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
+/** Pairwise lane sums: [a0 + a1, a2 + a3, b0 + b1, b2 + b3]. Twice over four vectors = transposeSum. */
 // @ts-ignore: decorator
 @inline
-function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+export function pairSums(a: v128, b: v128): v128 {
+  return i32x4.add(i32x4.shuffle(a, b, 0, 2, 4, 6), i32x4.shuffle(a, b, 1, 3, 5, 7));
+}
+
+/** Lane k of each of a, b, c, d, as one vector: row k of the 4x4 transpose. */
+// @ts-ignore: decorator
+@inline
+export function column(a: v128, b: v128, c: v128, d: v128, k: i32): v128 {
+  const ab = k < 2 ? i32x4.shuffle(a, b, 0, 4, 1, 5) : i32x4.shuffle(a, b, 2, 6, 3, 7);
+  const cd = k < 2 ? i32x4.shuffle(c, d, 0, 4, 1, 5) : i32x4.shuffle(c, d, 2, 6, 3, 7);
+  return k & 1 ? i32x4.shuffle(ab, cd, 2, 3, 6, 7) : i32x4.shuffle(ab, cd, 0, 1, 4, 5);
+}
+
+/**
+ * One group of four blocks for one (row, token): acc + their products, block k in lane k.
+ * isum: the four integer block sums; dw, dx: the weight and activation scales; sx: the
+ * activations' code sums.
+ */
+// @ts-ignore: decorator
+@inline
+function addGroup(acc: v128, isum: v128, dw: v128, dx: v128, sx: v128): v128 {
+  const s = i32x4.sub(isum, i32x4.shl(sx, 3));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(dw, dx)));
+}
+
+/**
+ * The end of dotRow for one (row w, token q) pair, given its lane accumulators after the
+ * groups of four: the fold, then blocks b..nb-1 one at a time.
+ */
+// @ts-ignore: decorator
+@inline
+function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128): f32 {
   const nb = n >> 5;
   const dx = q + (<usize>n << (ACT_SHIFT - 5));
   const sx = dx + (<usize>nb << 2);
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
-  // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
-  const m = ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
-  let acc = f32x4.splat(0);
-  let b = 0;
-  for (; b + 3 < nb; b += 4) {
-    const wb = w + <usize>b * 18;
-    const qb = q + (<usize>b << ACT_SHIFT);
-    // The lane stores into this row's output slot are ordering fences: without them V8 hoists
-    // all the group's loads above the arithmetic and spills half of them (7.3 vs 6.4 GB/s).
-    const s0 = blockDot(wb, qb, m);
-    v128.store32_lane(yp, s0, 0);
-    const s1 = blockDot(wb + 18, qb + (1 << ACT_SHIFT), m);
-    v128.store32_lane(yp, s1, 0);
-    const s2 = blockDot(wb + 36, qb + (2 << ACT_SHIFT), m);
-    v128.store32_lane(yp, s2, 0);
-    const s3 = blockDot(wb + 54, qb + (3 << ACT_SHIFT), m);
-    const s = transposeSum(s0, s1, s2, s3);
-    const isum = i32x4.sub(s, i32x4.shl(v128.load(sx + (<usize>b << 2)), 3));
-    const d = f32x4.mul(scales4(wb, 18, magic, mask), v128.load(dx + (<usize>b << 2)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), d));
-  }
   const a = f32x4.add(acc, f32x4.shuffle(acc, acc, 2, 3, 0, 1));
   let sum = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1);
   for (; b < nb; b++) {
@@ -97,15 +144,137 @@ function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   return sum;
 }
 
+/** One row (at w) against one token (activations at q); yp: its output slot (see the fences). */
+// @ts-ignore: decorator
+@inline
+function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const nb = n >> 5;
+  const magic = f32x4.splat(HALF_TO_SINGLE);
+  const mask = i32x4.splat(SCALES4_MASK);
+  // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
+  const m = ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
+  let acc = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + (<usize>n << (ACT_SHIFT - 5));
+  let sxp = dxp + (<usize>nb << 2);
+  for (; b + 3 < nb; b += 4, wb += 72, qb += 4 << ACT_SHIFT, dxp += 16, sxp += 16) {
+    // The lane stores into this row's output slot are ordering fences: V8 computes values
+    // where they are first needed, so without them it issues all the group's loads first and
+    // spills half of them (7.3 vs 6.4 GB/s). (One fence per two blocks spills too.)
+    const s0 = blockDot(wb, qb, m);
+    v128.store32_lane(yp, s0, 0);
+    const s1 = blockDot(wb + 18, qb + (1 << ACT_SHIFT), m);
+    v128.store32_lane(yp, s1, 0);
+    const s2 = blockDot(wb + 36, qb + (2 << ACT_SHIFT), m);
+    v128.store32_lane(yp, s2, 0);
+    const s3 = blockDot(wb + 54, qb + (3 << ACT_SHIFT), m);
+    acc = addGroup(acc, transposeSum(s0, s1, s2, s3), blockScales4(wb, magic, mask), v128.load(dxp), v128.load(sxp));
+  }
+  return finish(acc, w, q, n, b, m);
+}
 
-export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+/**
+ * One block (decoded weights c0..c3) against the same block of four tokens (codes at qb + t qs):
+ * the integer block sums [t0, t1, t2, t3]. The store into `fence` is an ordering fence as in
+ * dotRow: V8 computes values where they are first needed, so without it the four tokens' loads
+ * would all come first, more registers than there are.
+ */
+// @ts-ignore: decorator
+@inline
+function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, fence: usize): v128 {
+  const s01 = pairSums(decodedDot(c0, c1, c2, c3, qb), decodedDot(c0, c1, c2, c3, qb + qs));
+  v128.store32_lane(fence, s01, 0);
+  const s23 = pairSums(decodedDot(c0, c1, c2, c3, qb + 2 * qs), decodedDot(c0, c1, c2, c3, qb + 3 * qs));
+  return pairSums(s01, s23);
+}
+
+/**
+ * One row (at w) against four tokens (activations at q + t qs): outputs at yp + t ys. Each
+ * block's nibbles are decoded once for the four tokens. The group's sums come out as [tokens]
+ * per block; transposed to [blocks] per token, they go into that token's lane accumulators
+ * exactly as in dotRow.
+ */
+// @ts-ignore: decorator
+@inline
+function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  const nb = n >> 5;
+  const magic = f32x4.splat(HALF_TO_SINGLE);
+  const mask = i32x4.splat(SCALES4_MASK);
+  const m = ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let acc2 = f32x4.splat(0);
+  let acc3 = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + (<usize>n << (ACT_SHIFT - 5));
+  let sxp = dxp + (<usize>nb << 2);
+  for (; b + 3 < nb; b += 4, wb += 72, qb += 4 << ACT_SHIFT, dxp += 16, sxp += 16) {
+    // tk: block b+k's sums for tokens 0..3; the stores after them are fences (see quadDot)
+    let v = v128.load(wb, 2);
+    const t0 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb, qs, yp);
+    v128.store32_lane(yp, t0, 0);
+    v = v128.load(wb, 20);
+    const t1 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (1 << ACT_SHIFT), qs, yp);
+    v128.store32_lane(yp, t1, 0);
+    v = v128.load(wb, 38);
+    const t2 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (2 << ACT_SHIFT), qs, yp);
+    v128.store32_lane(yp, t2, 0);
+    v = v128.load(wb, 56);
+    const t3 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (3 << ACT_SHIFT), qs, yp);
+    v128.store32_lane(yp, t3, 0);
+    const dw = blockScales4(wb, magic, mask);
+    acc0 = addGroup(acc0, column(t0, t1, t2, t3, 0), dw, v128.load(dxp), v128.load(sxp));
+    acc1 = addGroup(acc1, column(t0, t1, t2, t3, 1), dw, v128.load(dxp + qs), v128.load(sxp + qs));
+    acc2 = addGroup(acc2, column(t0, t1, t2, t3, 2), dw, v128.load(dxp + qs2), v128.load(sxp + qs2));
+    acc3 = addGroup(acc3, column(t0, t1, t2, t3, 3), dw, v128.load(dxp + qs3), v128.load(sxp + qs3));
+  }
+  store<f32>(yp, finish(acc0, w, q, n, b, m));
+  store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m));
+  store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m));
+  store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m));
+}
+
+/** Tokens t0, t0+4, .. below t1 (t1 - t0 a multiple of 4) with dot1x4, every row. */
+function matmulTokenQuads(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
+  const rowBytes = <usize>(n >> 5) * 18;
+  const qStride = <usize>act_q4_0_bytes(n);
+  const yStride = <usize>ldy << 2;
+  for (let r = r0; r < r1; r++) {
+    const wr = w + <usize>r * rowBytes;
+    for (let t = t0; t < t1; t += 4) {
+      dot1x4(wr, q + <usize>t * qStride, qStride, n, y + <usize>t * yStride + (<usize>r << 2), yStride);
+    }
+  }
+}
+
+/**
+ * Tokens t0..t1-1, one (row, token) at a time with dotRow, so the weights are read front
+ * to back in one stream. (Four rows against one token would load each activation vector once
+ * for four rows, 1.1x faster with the weights in cache; but four interleaved streams read from
+ * memory at a third of the speed of one on the benchmark machine, and two at half: 0.6x on a
+ * model that does not fit the cache.)
+ */
+function matmulTokens(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 5) * 18;
   const qStride = <usize>act_q4_0_bytes(n);
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * rowBytes;
-    for (let t = 0; t < nTok; t++) {
+    for (let t = t0; t < t1; t++) {
       const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
       store<f32>(yp, dotRow(wr, q + <usize>t * qStride, n, yp));
     }
   }
+}
+
+/** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart). */
+export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  const quadTokens = nTok & ~3;
+  if (quadTokens > 0) matmulTokenQuads(w, q, y, n, r0, r1, 0, quadTokens, ldy);
+  if (quadTokens < nTok) matmulTokens(w, q, y, n, r0, r1, quadTokens, nTok, ldy);
 }

@@ -25,7 +25,7 @@
 // A step whose outputs exist in the work folder is skipped, so an interrupted run resumes.
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -190,6 +190,15 @@ step("merge, quantize", () => {
   zhCli("merge-lora", "--base", join(base, "model.gguf"), "--lora", join(pt, "adapter"), "--lora", join(sft, "adapter"), "--out", f16, "--format", "gguf", "--outtype", "f16", "--force");
   for (const t of ["q8_0", "q4_0"]) zhCli("quantize", f16, outputs[t], t, "--force");
 });
+// The training logs and loss curves travel with the model.
+const logs = join(release, "chinese-alpaca-tiny-training");
+if (!stopped && existsSync(join(sft, "train-log.csv"))) {
+  mkdirSync(logs, { recursive: true });
+  for (const [name, dir] of [["base", base], ["pt", pt], ["sft", sft]]) {
+    copyFileSync(join(dir, "train-log.csv"), join(logs, `${name}-train-log.csv`));
+    copyFileSync(join(dir, "loss.svg"), join(logs, `${name}-loss.svg`));
+  }
+}
 // The model speaks the Alpaca-2 (Llama-2-chat) template it was tuned on: say so in general.name,
 // which is how zh-llama (and llama.cpp's converters) pick a chat template.
 for (const path of Object.values(outputs)) {
@@ -218,9 +227,20 @@ const card = step("evaluate", () => {
   ].map(([name, path]) => ({ name, path, ppl: ppl(path), bytes: statSync(path).size }));
   const stats = zhCli("tokenizer-stats", "--model", llamaModel, "--model", mergedModel, "--file", testFile);
   const sample = zhCli("run", "-m", outputs.q8_0, "-p", "[INST] <<SYS>>\nYou are a helpful assistant. 你是一个乐于助人的助手。\n<</SYS>>\n\n写一首关于月亮的诗 [/INST]", "-n", "64", "--temp", "0", "--repeat-penalty", "1.1", "-t", threads);
-  return { rows, stats, sample };
+  // What the README's first command shows: `zh-llama chat` with the upstream sampling defaults.
+  const chats = ["写一首关于月亮的诗", "续写这首诗：床前明月光", "《静夜思》的作者是谁？"].map((p) => ({
+    prompt: p,
+    answer: zhCli("chat", "-m", outputs.q4_0, "-p", p, "-n", "80", "--seed", "1", "-t", threads).trim(),
+  }));
+  return { rows, stats, sample, chats };
 });
 
+/** Per-token perplexity to per-character, with a tokenizer's tokens/char from tokenizer-stats. */
+function perChar(ppl, model) {
+  const line = card.stats.split("\n").find((l) => l.trim().startsWith(model + " "));
+  const tokensPerChar = Number(line?.trim().split(/\s+/)[3]);
+  return Number.isFinite(tokensPerChar) ? Math.exp(tokensPerChar * Math.log(ppl)).toFixed(1) : "?";
+}
 const minutes = (Object.values(timings).reduce((a, b) => a + b, 0) / 60).toFixed(1);
 const log = (dir) => readFileSync(join(dir, "train-log.csv"), "utf8").trim().split("\n");
 const lastLoss = (dir) => log(dir).at(-1)?.split(",")[1];
@@ -238,11 +258,15 @@ Chinese-LLaMA / Alpaca recipe in miniature, every step a zh-llama command.
 - Chinese-Alpaca-tiny: a second adapter, ${S.sftSteps} steps on ${S.sftSamples} instructions in the Alpaca-2 template (loss ${lastLoss(sft)}).
 - Release: both adapters merged onto the base with zh-llama merge-lora, quantized with zh-llama quantize.
 
-| model | file | held-out perplexity (ctx 128, first 100 chunks) |
-|---|---|---|
-${card.rows.map((r) => `| ${r.name} | ${(r.bytes / 2 ** 20).toFixed(2)} MiB | ${r.ppl.toFixed(3)} |`).join("\n")}
+| model | file | held-out perplexity per token (ctx 128, first 100 chunks) | per character (≈) |
+|---|---|---|---|
+${card.rows.map((r, i) => `| ${r.name} | ${(r.bytes / 2 ** 20).toFixed(2)} MiB | ${r.ppl.toFixed(3)} | ${perChar(r.ppl, i === 0 ? "llama.model" : "chinese_llama.model")} |`).join("\n")}
 
-(The base model's perplexity is over LLaMA-vocabulary tokens, the others' over extended-vocabulary tokens: not directly comparable per token.)
+The base model's perplexity is over LLaMA-vocabulary tokens (1.8 per character: most Chinese characters are
+three byte pieces), the others' over extended-vocabulary tokens (0.9 per character): compare them per
+character, exp(tokens/char × ln ppl), with the tokens per character of the whole held-out file. Instruction
+tuning trades some raw-poem perplexity (the held-out text is plain poems with title and author) for
+answering in the template.
 
 Tokenizer efficiency on the held-out poems:
 
@@ -251,11 +275,18 @@ ${card.stats.trim()}
 \`\`\`
 
 Step times (s): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])))}
+(command: \`${["node tools/make-model.mjs", ...process.argv.slice(2)].join(" ")}\`; the machine's other load
+changes these). Loss curves and CSV logs: [chinese-alpaca-tiny-training/](chinese-alpaca-tiny-training/).
 
 Greedy answer (Q8_0) to 写一首关于月亮的诗:
 
 \`\`\`
 ${card.sample.trim()}
 \`\`\`
+
+\`zh-llama chat -m chinese-alpaca-tiny-q4_0.gguf -p PROMPT -n 80 --seed 1\` (Alpaca-2 template, upstream
+sampling defaults: temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.1):
+
+${card.chats.map((c) => `> ${c.prompt}\n\n\`\`\`\n${c.answer}\n\`\`\``).join("\n\n")}
 `);
 console.log(`\ndone in ${minutes} minutes; release in ${release}`);

@@ -19,7 +19,8 @@ Model
   --init FILE          JSON config of a new model: {"nEmbd", "nLayer", "nHead", "nHeadKv"?,
                        "nFf", "nCtx"?, "tiedEmbeddings"?, "rmsEps"?, "ropeFreqBase"?}
   --tokenizer FILE     tokenizer.model or GGUF (default: the base model's); a larger vocabulary
-                       than the model's grows the embeddings (new rows: mean of the old)
+                       than the model's grows the embeddings (a new piece starts at the
+                       mean of the old pieces it is made of)
 Data
   --data FILE          plain text, one document per non-blank line, packed into sequences with
                        BOS/EOS (repeatable)

@@ -7,31 +7,16 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantizeQ8_0, quantizeQ8_0 as quantizeQ8_0Ref } from "../../src/formats/quants/q8_0.js";
-import { createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, Kernels, rowBytes } from "../../src/kernels/index.js";
+import { KernelMemory, Kernels, rowBytes } from "../../src/kernels/index.js";
 import { attention, q8_0Blocks, walshHadamard } from "../../src/kernels/reference/index.js";
-import { maxRelDiff, randomF32, rng } from "./helpers.js";
+import { kernelPair, KERNEL_BUILDS, maxRelDiff, randomF32, rng, withMark as withMarkIn } from "./helpers.js";
 
-const relaxedAvailable = await enableRelaxedSimd();
-const builds = relaxedAvailable ? (["simd", "relaxed"] as const) : (["simd"] as const);
-
-describe.each(builds)("Q8_0 KV cache kernels (%s build)", (build) => {
+describe.each(KERNEL_BUILDS)("Q8_0 KV cache kernels (%s build)", (build) => {
   let mem: KernelMemory;
   let wasm: Kernels;
   let ref: Kernels;
-  beforeAll(async () => {
-    mem = KernelMemory.create({ initialBytes: 16 << 20 });
-    wasm = await createWasmKernels(mem, build);
-    ref = createReferenceKernels(mem, build);
-  });
-
-  function withMark<T>(fn: () => T): T {
-    const m = mem.mark();
-    try {
-      return fn();
-    } finally {
-      mem.release(m);
-    }
-  }
+  beforeAll(async () => ({ mem, wasm, ref } = await kernelPair(build, 16 << 20)));
+  const withMark = <T>(fn: () => T): T => withMarkIn(mem, fn);
 
   it("storeQ8_0 writes ggml block_q8_0 bit for bit as llama.cpp's CPU backend stores K/V rows", () => {
     const r = rng(21);

@@ -1,8 +1,28 @@
 /** Shared test helpers: a seeded RNG and random-but-valid ggml weight blocks. */
 import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
 import { f16ToF32, f32ToF16 } from "../../src/formats/quants/index.js";
-import type { MatmulType } from "../../src/kernels/index.js";
+import { createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, type Kernels, type MatmulType } from "../../src/kernels/index.js";
 import { quantizeQ8_0 } from "../../src/kernels/reference/index.js";
+
+/** The kernel builds this runtime runs (relaxed SIMD switched on where V8 has it behind a flag). */
+export const KERNEL_BUILDS = (await enableRelaxedSimd()) ? (["simd", "relaxed"] as const) : (["simd"] as const);
+
+/** One build's WASM kernels and the reference twin writing that build's activation layout, over one memory. */
+export async function kernelPair(build: (typeof KERNEL_BUILDS)[number], initialBytes: number): Promise<{ mem: KernelMemory; wasm: Kernels; ref: Kernels }> {
+  const mem = KernelMemory.create({ initialBytes });
+  const wasm = await createWasmKernels(mem, build);
+  return { mem, wasm, ref: createReferenceKernels(mem, build) };
+}
+
+/** Runs fn, then frees what it allocated in mem. */
+export function withMark<T>(mem: KernelMemory, fn: () => T): T {
+  const m = mem.mark();
+  try {
+    return fn();
+  } finally {
+    mem.release(m);
+  }
+}
 
 /** mulberry32: small, seeded, good enough for test data. */
 export function rng(seed: number): () => number {

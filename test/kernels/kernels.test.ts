@@ -6,36 +6,23 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, Kernels, MATMUL_TYPES,
+  createReferenceKernels, KernelMemory, Kernels, MATMUL_TYPES,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
 import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
-import { matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng } from "./helpers.js";
+import { kernelPair, KERNEL_BUILDS, matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng, withMark as withMarkIn } from "./helpers.js";
 
-const relaxedAvailable = await enableRelaxedSimd();
-const builds = relaxedAvailable ? (["simd", "relaxed"] as const) : (["simd"] as const);
-
-describe.each(builds)("wasm kernels (%s build) vs reference", (build) => {
+describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => {
   let mem: KernelMemory;
   let wasm: Kernels;
   let ref: Kernels;
   beforeAll(async () => {
-    mem = KernelMemory.create({ initialBytes: 32 << 20 });
-    wasm = await createWasmKernels(mem, build);
     // The reference writes the activation layout of the build under test.
-    ref = createReferenceKernels(mem, build);
+    ({ mem, wasm, ref } = await kernelPair(build, 32 << 20));
     expect(wasm.build).toBe(build);
   });
-
-  function withMark<T>(fn: () => T): T {
-    const m = mem.mark();
-    try {
-      return fn();
-    } finally {
-      mem.release(m);
-    }
-  }
+  const withMark = <T>(fn: () => T): T => withMarkIn(mem, fn);
 
   const shapes: Record<MatmulType, Array<[rows: number, cols: number]>> = {
     [GGMLType.F32]: [[1, 1], [5, 7], [9, 33], [4, 100]],

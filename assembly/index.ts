@@ -9,8 +9,8 @@ export {
   quantize_q8_0, quantize_q8_0_i16, quantize_q8_K, quantize_q8_K_i16,
 } from "./quantize";
 export { round_f16 } from "./common";
-export { matmul_q4_0, act_q4_0_bytes } from "./q4_0";
-export { matmul_q8_0 } from "./q8_0";
+export { act_q4_0_bytes } from "./q4_0";
+export { matmul_q4_0, matmul_q8_0 } from "./tiles";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
 export { matmul_f16, matmul_f32 } from "./f16";
 export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";

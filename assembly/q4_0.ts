@@ -22,10 +22,10 @@
  * with its two scales goes into float lane b % 4; the lanes fold as (0 + 2) + (1 + 3); the
  * blocks past the last group of four are added one at a time.
  *
- * Tiles: a matmul of several tokens (prompt processing) runs dot1x4, one weight row against
- * four tokens, so each block's nibbles are decoded once and used four times. It keeps dotRow's
- * order for every (row, token) pair, so it gives the same bits, and prompt processing agrees
- * with decoding one token at a time (dotRow).
+ * Tiles (driven by tiles.ts): dot1x4, one weight row against four tokens for prompt processing,
+ * decodes each block's nibbles once and uses them four times. It keeps dotRow's order for every
+ * (row, token) pair, so it gives the same bits, and prompt processing agrees with decoding one
+ * token at a time (dotRow).
  */
 import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes } from "./quantize";
@@ -147,7 +147,7 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128): f32 {
 /** One row (at w) against one token (activations at q); yp: its output slot (see the fences). */
 // @ts-ignore: decorator
 @inline
-function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -198,7 +198,7 @@ function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, f
  */
 // @ts-ignore: decorator
 @inline
-function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -238,43 +238,4 @@ function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): vo
   store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m));
   store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m));
   store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m));
-}
-
-/** Tokens t0, t0+4, .. below t1 (t1 - t0 a multiple of 4) with dot1x4, every row. */
-function matmulTokenQuads(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 5) * 18;
-  const qStride = <usize>act_q4_0_bytes(n);
-  const yStride = <usize>ldy << 2;
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let t = t0; t < t1; t += 4) {
-      dot1x4(wr, q + <usize>t * qStride, qStride, n, y + <usize>t * yStride + (<usize>r << 2), yStride);
-    }
-  }
-}
-
-/**
- * Tokens t0..t1-1, one (row, token) at a time with dotRow, so the weights are read front
- * to back in one stream. (Four rows against one token would load each activation vector once
- * for four rows, 1.1x faster with the weights in cache; but four interleaved streams read from
- * memory at a third of the speed of one on the benchmark machine, and two at half: 0.6x on a
- * model that does not fit the cache.)
- */
-function matmulTokens(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 5) * 18;
-  const qStride = <usize>act_q4_0_bytes(n);
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let t = t0; t < t1; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRow(wr, q + <usize>t * qStride, n, yp));
-    }
-  }
-}
-
-/** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart). */
-export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const quadTokens = nTok & ~3;
-  if (quadTokens > 0) matmulTokenQuads(w, q, y, n, r0, r1, 0, quadTokens, ldy);
-  if (quadTokens < nTok) matmulTokens(w, q, y, n, r0, r1, quadTokens, nTok, ldy);
 }

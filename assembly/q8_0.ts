@@ -137,7 +137,7 @@ function blockQuadDot(wb: usize, qb: usize, qs: usize, fence: usize): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -171,37 +171,4 @@ function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): vo
   store<f32>(yp + ys, finish(acc1, w, q + qs, n, b));
   store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b));
   store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b));
-}
-
-/** Tokens t0, t0+4, .. below t1 (t1 - t0 a multiple of 4) with dot1x4, every row. */
-function matmulTokenQuads(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 5) * 34;
-  const qStride = <usize>act_q8_0_i16_bytes(n);
-  const yStride = <usize>ldy << 2;
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let t = t0; t < t1; t += 4) {
-      dot1x4(wr, q + <usize>t * qStride, qStride, n, y + <usize>t * yStride + (<usize>r << 2), yStride);
-    }
-  }
-}
-
-/** Tokens t0..t1-1, one (row, token) at a time with dotRow (one weight stream: q4_0.ts, matmulTokens). */
-function matmulTokens(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, t0: i32, t1: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 5) * 34;
-  const qStride = <usize>act_q8_0_i16_bytes(n);
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let t = t0; t < t1; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRow(wr, q + <usize>t * qStride, n, yp));
-    }
-  }
-}
-
-/** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart). */
-export function matmul_q8_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const quadTokens = nTok & ~3;
-  if (quadTokens > 0) matmulTokenQuads(w, q, y, n, r0, r1, 0, quadTokens, ldy);
-  if (quadTokens < nTok) matmulTokens(w, q, y, n, r0, r1, quadTokens, nTok, ldy);
 }

@@ -43,10 +43,10 @@ const zh = await import(join(root, "dist/index.js"));
 // Sizes: a few million parameters outside the embeddings; steps sized for ~45 minutes on 2 cores.
 const S = quick
   ? { poems: 3000, spmVocab: 6000, baseSteps: 20, ptSteps: 20, sftSteps: 20, seq: 64, batch: 4, sftSamples: 600 }
-  : { poems: 60000, spmVocab: 12000, baseSteps: 300, ptSteps: 650, sftSteps: 300, seq: 128, batch: 8, sftSamples: 20000 };
+  : { poems: 60000, spmVocab: 12000, baseSteps: 300, ptSteps: 750, sftSteps: 300, seq: 128, batch: 8, sftSamples: 20000 };
 const config = quick
   ? { nEmbd: 64, nLayer: 2, nHead: 4, nFf: 160, nCtx: 256 }
-  : { nEmbd: 160, nLayer: 6, nHead: 5, nHeadKv: 5, nFf: 448, nCtx: 512 };
+  : { nEmbd: 160, nLayer: 8, nHead: 5, nHeadKv: 5, nFf: 448, nCtx: 512 };
 
 // Step times persist in the work folder, so a resumed run reports the whole pipeline's time.
 const timingsFile = join(work, "timings.json");

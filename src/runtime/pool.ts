@@ -171,14 +171,21 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
     Atomics.store(barrierWords, 2, 0);
     if (r) regs.set(r);
   };
-  const all = (from: number, to: number, list: readonly EncodedProgram[], barrier: boolean) =>
-    Promise.all(
+  // Every worker's task settles before a step ends, failed or not: returning at the first
+  // failure would let the next step reset the barrier while a released worker is still inside
+  // this one, and the two steps' barrier arrivals would then pair up wrongly and hang.
+  const all = async (from: number, to: number, list: readonly EncodedProgram[], barrier: boolean): Promise<void> => {
+    const results = await Promise.allSettled(
       Array.from({ length: threads }, (_, w) => {
         const memory = Math.floor(w / threadsPerMemory);
         const task: WorkerTask = { program: list[memory].sab, from, to, memory, thread: w % threadsPerMemory, barrier };
         return transport.send(w, task);
       }),
     );
+    const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
+    // Report the failure itself, not the peers the barrier released because of it.
+    if (errors.length > 0) throw errors.find((e) => !/BarrierAborted|another thread failed/.test(String(e?.message ?? e))) ?? errors[0];
+  };
 
   return {
     backend, build, threads, threadsPerMemory, memories,

@@ -102,6 +102,36 @@ describe.each([1, 2])("pool with %i thread(s) on one memory", (threads) => {
   });
 });
 
+describe("a failed step ends only when every worker has left it", () => {
+  it("fails and recovers 40 times in a row without a hang or a wrong result", async () => {
+    // The race this guards: the step's promise settling at the first worker's error while a
+    // worker released by the abort still runs the old step, whose barrier arrivals would then
+    // pair with the next step's (seen as a rare 120 s hang in CI).
+    const mem = KernelMemory.create({ initialBytes: 1 << 20 });
+    const k = await createWasmKernels(mem, "simd");
+    const pool = await createPool({ memories: [mem], threadsPerMemory: 2, build: "simd" });
+    try {
+      const r = rng(9);
+      const { ops, out, input } = chain(mem, 16, 12, r);
+      const x0 = mem.f32(input, 16).slice();
+      single(k, ops);
+      const want = Array.from(mem.f32(out, 16));
+      const failing = encodeProgram([...ops.slice(0, 3), { op: "storeF16", x: 65536, h: 2 ** 32 - 64, n: 64 }, ...ops]);
+      const good = encodeProgram(ops);
+      for (let i = 0; i < 40; i++) {
+        // The error reported is the trap itself, not the peer the abort released.
+        await expect(pool.run(failing)).rejects.toThrow(/out of bounds/);
+        mem.f32(input, 16).set(x0);
+        await pool.run(good);
+        expect(Array.from(mem.f32(out, 16))).toEqual(want);
+        mem.f32(input, 16).set(x0);
+      }
+    } finally {
+      await pool.dispose();
+    }
+  }, 60_000);
+});
+
 describe("dispose", () => {
   it("stops the workers; a disposed pool refuses work; dispose twice is fine", async () => {
     const mem = KernelMemory.create({ initialBytes: 1 << 20 });

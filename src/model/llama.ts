@@ -23,6 +23,7 @@ import { actBytes, rowBytes, type KvType } from "../kernels/index.js";
 import type { Op } from "../runtime/index.js";
 import type { LlamaHParams } from "./hparams.js";
 import type { Matrix, LlamaWeights } from "./weights.js";
+import type { Scratch } from "./state.js";
 
 /** Register holding the position of the step's first token (= tokens already cached). */
 export const REG_POS = 0;
@@ -36,30 +37,12 @@ export interface RunState {
   nCtx: number;
   /** KV cache element type: F32, F16, or Q8_0 blocks along each head. */
   kvType: KvType;
-  x: number; // f32[maxTok][nEmbd]  residual stream
-  xb: number; // f32[maxTok][nEmbd]  normalised x
-  xb2: number; // f32[maxTok][nEmbd] sublayer output
-  q: number; // f32[maxTok][nHead*headDim]
-  k: number; // f32[maxTok][nHeadKv*headDim]
-  v: number; // f32[maxTok][nHeadKv*headDim]
-  att: number; // f32[maxTok][nHead*headDim]
-  hb: number; // f32[maxTok][nFf]
-  hb2: number; // f32[maxTok][nFf]
-  xq: number; // rounded matmul inputs, maxTok rows (sized for the widest input and type)
-  xq2: number; // second rounded-input buffer (MoE: expert FFN inputs while xq holds the layer input)
-  logits: number; // f32[maxTok][nVocab]
-  kCache: number[]; // per layer [nCtx] rows of nHeadKv*headDim values of kvType
+  /** Scratch in each of the model's memories (state.ts); a step runs layer l in memory w.layerMemory[l]. */
+  scratch: Scratch[];
+  kCache: number[]; // per layer [nCtx] rows of nHeadKv*headDim values of kvType, in the layer's memory
   vCache: number[];
-  invFreq: number; // f64[nRot/2]
   mscale: number;
-  /** Per-thread scratch, `threads` of each: attention scores f32[nCtx], a query head f32[headDim], rope cos/sin f32[nRot]. */
-  scores: number;
-  qh: number;
-  cs: number;
   threads: number;
-  /** Bytes of zeros, f32[maxTok][nEmbd]: the MoE sum starts from them. */
-  zeros: number;
-  moe?: { logits: number; probs: number; idx: number; wt: number; out: number };
 }
 
 /**
@@ -84,15 +67,27 @@ export interface StepShape {
 }
 
 /** The ops of one forward step of `shape` (the position comes from REG_POS at run time). */
-export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, shape: StepShape): Op[] {
+export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunState, shape: StepShape): Op[] {
   const { nEmbd, headDim, nHead, nHeadKv, nFf, nRot } = hp;
   const { nTok } = shape;
   const qDim = nHead * headDim;
   const kvDim = nHeadKv * headDim;
   /** Bytes of one position's K (or V) row in the cache. */
-  const kvRowBytes = rowBytes(s.kvType, kvDim);
-  const rot = kvRotation(headDim, s.kvType);
+  const kvRowBytes = rowBytes(state.kvType, kvDim);
+  const rot = kvRotation(headDim, state.kvType);
   const ops: Op[] = [];
+  /** The memory the ops run in now, and its scratch (every step starts in memory 0). */
+  let memory = 0;
+  let s: Scratch = state.scratch[0]!;
+  /** Continue in memory m, taking the residual stream along. */
+  const moveTo = (m: number) => {
+    if (m === memory) return;
+    const to = state.scratch[m]!;
+    ops.push({ op: "transfer", from: memory, src: s.x, to: m, dst: to.x, bytes: 4 * nTok * nEmbd });
+    ops.push({ op: "memory", index: m, sync: false });
+    memory = m;
+    s = to;
+  };
 
   /** y = W x for nTok rows (x rounded into xq first, as llama.cpp rounds matmul inputs). */
   const linear = (m: Matrix, x: number, y: number, ldy: number, rows = nTok, xq = s.xq, roundInput = true, sync = true) => {
@@ -101,11 +96,12 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
   };
   const rmsnorm = (x: number, weight: number, y: number, rows = nTok) => ops.push({ op: "rmsnorm", x, w: weight, y, n: nEmbd, eps: hp.rmsEps, nTok: rows });
   const rope = (x: number, heads: number, ld: number, sync = true) =>
-    ops.push({ op: "rope", x, cs: s.cs, nHeads: heads, headDim, nDims: nRot, pos, invFreq: s.invFreq, mscale: s.mscale, neox: false, nTok, ld, sync });
+    ops.push({ op: "rope", x, cs: s.cs, nHeads: heads, headDim, nDims: nRot, pos, invFreq: s.invFreq, mscale: state.mscale, neox: false, nTok, ld, sync });
   const residual = () => ops.push({ op: "add", a: s.x, b: s.xb2, out: s.x, n: nTok * nEmbd });
 
   for (let l = 0; l < hp.nLayer; l++) {
     const L = w.layers[l]!;
+    moveTo(w.layerMemory[l]!);
 
     // Attention: xb = rmsnorm(x); q, k, v projections. They read the same rounded xb and write
     // different outputs, so no barrier between them unless a type change re-rounds xb.
@@ -124,12 +120,12 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
       ops.push({ op: "hadamard", x: s.k, n: rot.k, count: (nTok * kvDim) / rot.k, sync: false });
       ops.push({ op: "hadamard", x: s.v, n: rot.v, count: (nTok * kvDim) / rot.v });
     }
-    const kDst = { reg: REG_POS, mul: kvRowBytes, add: s.kCache[l]! };
-    const vDst = { reg: REG_POS, mul: kvRowBytes, add: s.vCache[l]! };
-    if (s.kvType === GGMLType.F16) {
+    const kDst = { reg: REG_POS, mul: kvRowBytes, add: state.kCache[l]! };
+    const vDst = { reg: REG_POS, mul: kvRowBytes, add: state.vCache[l]! };
+    if (state.kvType === GGMLType.F16) {
       ops.push({ op: "storeF16", x: s.k, h: kDst, n: nTok * kvDim, sync: false });
       ops.push({ op: "storeF16", x: s.v, h: vDst, n: nTok * kvDim });
-    } else if (s.kvType === GGMLType.Q8_0) {
+    } else if (state.kvType === GGMLType.Q8_0) {
       // Blocks of 32 along each head (headDim % 32 == 0), so nTok rows quantize as one run.
       ops.push({ op: "storeQ8_0", x: s.k, dst: kDst, n: nTok * kvDim, sync: false });
       ops.push({ op: "storeQ8_0", x: s.v, dst: vDst, n: nTok * kvDim });
@@ -138,9 +134,9 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
       ops.push({ op: "copy", src: s.v, dst: vDst, bytes: 4 * nTok * kvDim });
     }
     ops.push({
-      op: "attention", q: s.q, k: s.kCache[l]!, v: s.vCache[l]!, out: s.att,
-      scores: s.scores, scoresStride: 4 * s.nCtx, qh: s.qh, qhStride: 4 * headDim,
-      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: s.kvType, scale: 1 / Math.sqrt(headDim),
+      op: "attention", q: s.q, k: state.kCache[l]!, v: state.vCache[l]!, out: s.att,
+      scores: s.scores, scoresStride: 4 * state.nCtx, qh: s.qh, qhStride: 4 * headDim,
+      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: 1 / Math.sqrt(headDim),
     });
     // H_64 H_64 = I: rotating the output undoes the rotation of v.
     if (rot) ops.push({ op: "hadamard", x: s.att, n: rot.v, count: (nTok * qDim) / rot.v });
@@ -164,7 +160,9 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
     residual();
   }
 
-  // Final norm and the output projection, for the rows whose logits are wanted.
+  // Final norm and the output projection, for the rows whose logits are wanted. The step ends
+  // in the output's memory either way: the residual stream is read there (embed.ts).
+  moveTo(w.outputMemory);
   const rows = nTok - shape.logitsFrom;
   if (rows > 0) {
     const from = 4 * shape.logitsFrom * nEmbd;
@@ -180,7 +178,7 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, s: RunState, s
  * The chosen expert ids are only known at run time: the expert matrices' addresses are read
  * from the routing result in memory ({ i32At }), and so are their weights ({ f32At }).
  */
-function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeights["layers"][number]["moe"]>, s: RunState, nTok: number): void {
+function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeights["layers"][number]["moe"]>, s: Scratch, nTok: number): void {
   const m = s.moe!;
   const { nEmbd, nFf, nExpert, nExpertUsed: k } = hp;
   ops.push({ op: "quantize", type: moe.router.type, x: s.xb, xq: s.xq, cols: nEmbd, nTok });

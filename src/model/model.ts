@@ -7,12 +7,15 @@ import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
 import { dequantize } from "../formats/quants/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import { GGMLType } from "../formats/ggml-types.js";
-import { createKernels, KernelMemory, ropeFrequencies, rowBytes, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { createKernels, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
 import { createPool, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
-import { loadWeights, weightBytes, type LlamaWeights } from "./weights.js";
+import { loadWeights, type LlamaWeights } from "./weights.js";
+import { availableMemory, checkPlanFits, formatPlanBytes, planMemory, type MemoryPlan } from "./plan.js";
+import { kvCacheBytes, layScratch } from "./state.js";
+import { MemoryPlanError } from "./errors.js";
 import { checkWebGpuKvType, checkWebGpuTypes, createWebGpuRunner, type WebGpuOptions, type WebGpuRunner } from "../kernels/webgpu/index.js";
 
 /**
@@ -73,7 +76,22 @@ export interface LoadOptions {
   /** Tokens per forward call when evaluating a prompt (llama.cpp's micro-batch). */
   batchSize?: number;
   rope?: RopeOverrides;
+  /** Loading progress: bytes read from the file so far, and in all. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Sequences with their own KV cache the plan makes room for (default 1): a server's parallel
+   * slots, or 2 for a chat with CFG. More can be created while the memories have room.
+   */
+  sessions?: number;
+  /**
+   * Bytes per wasm32 memory (default and maximum 4 GiB). The model is spread over as many
+   * memories as it needs (src/model/plan.ts); a smaller limit spreads even small models (tests).
+   */
+  memoryLimit?: number;
+  /** At most this many layers per memory (default: as many as fit); 1 spreads a model the most (tests). */
+  layersPerMemory?: number;
+  /** Refuse (default) a plan bigger than the memory the machine has free; false skips the check. */
+  checkMemory?: boolean;
   /** backend "webgpu": a device to use instead of navigator.gpu's default adapter. */
   webgpu?: WebGpuOptions;
 }
@@ -122,21 +140,32 @@ export class LlamaModel {
   /** Forward passes of all sessions take turns: the kernels and threads are shared. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly idle: LlamaSession[] = [];
-  readonly session: LlamaSession;
+  private defaultSession?: LlamaSession;
 
   private constructor(
     readonly file: GgufFile,
     readonly hp: LlamaHParams,
-    readonly kernels: Kernels,
+    /** The kernels over each of the plan's memories (one for most models). */
+    readonly memoryKernels: readonly Kernels[],
     readonly weights: LlamaWeights,
     readonly rope: RopeConfig,
     readonly defaults: Required<SessionOptions>,
     /** The worker pool running forward steps, or undefined to run them on this thread. */
     readonly pool: Pool | undefined,
+    /** Where every part of the model went (plan.ts). */
+    readonly plan: MemoryPlan,
     /** backend "webgpu": runs forward steps on the GPU (src/kernels/webgpu). */
     readonly gpu?: WebGpuRunner,
-  ) {
-    this.session = this.createSession();
+  ) {}
+
+  /** The kernels over the first memory (the only one unless the model is bigger than 4 GiB). */
+  get kernels(): Kernels {
+    return this.memoryKernels[0]!;
+  }
+
+  /** A default session, made on first use. */
+  get session(): LlamaSession {
+    return (this.defaultSession ??= this.createSession());
   }
 
   /** Threads a forward step runs on. */
@@ -155,20 +184,31 @@ export class LlamaModel {
       const kvType = kvTypeFor(hp, defaults.kvCacheType);
       const backend = options.backend ?? "wasm";
       if (backend === "webgpu") checkWebGpuKvType(kvType);
-      const mem = KernelMemory.create({ initialBytes: weightBytes(file) + stateBytes(hp, nCtx, defaults.batchSize, kvType) + (1 << 20) });
+      const threads = backend === "wasm" ? (options.threads ?? defaultThreads()) : 1;
+      if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
+
+      // Plan every byte before allocating any, and refuse what the machine cannot hold.
+      const plan = planMemory(file, hp, { nCtx, kvType, maxTok: defaults.batchSize, threads, sessions: options.sessions, memoryLimit: options.memoryLimit, layersPerMemory: options.layersPerMemory });
+      if (backend === "webgpu" && plan.memories.length > 1) {
+        throw new MemoryPlanError(`${file.name}: the webgpu backend runs models that fit one 4 GiB memory; this one needs ${plan.memories.length} (${formatPlanBytes(plan.totalBytes)}); use --backend wasm or a shorter context`);
+      }
+      if (options.checkMemory !== false) {
+        const available = await availableMemory();
+        if (available !== undefined) checkPlanFits(plan, available, file.name);
+      }
+      const mems = plan.memories.map((m) => KernelMemory.create({ initialBytes: Math.min(plan.memoryLimit, m.bytes + (1 << 20)), maximumBytes: plan.memoryLimit }));
       // WebGPU: the CPU side keeps the reference kernels' activation layout (the GPU kernels
       // size their buffers by it) and only embeds tokens; forward steps run on the GPU.
-      const kernels = await createKernels(mem, backend === "webgpu" ? "reference" : backend);
-      const weights = await loadWeights(file, hp, mem, options.onProgress);
+      const memoryKernels = await Promise.all(mems.map((mem) => createKernels(mem, backend === "webgpu" ? "reference" : backend)));
+      const weights = await loadWeights(file, hp, mems, plan, options.onProgress);
+      const rope = resolveRope(hp, options.rope);
       if (backend === "webgpu") {
         checkWebGpuTypes([weights.output, ...weights.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])].map((m) => m.type));
-        const gpu = await createWebGpuRunner(mem, options.webgpu);
-        return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults, undefined, gpu);
+        const gpu = await createWebGpuRunner(mems[0]!, options.webgpu);
+        return new LlamaModel(file, hp, memoryKernels, weights, rope, defaults, undefined, plan, gpu);
       }
-      const threads = backend === "reference" ? 1 : (options.threads ?? defaultThreads());
-      if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
-      const pool = threads > 1 ? await createPool({ memories: [mem], threadsPerMemory: threads }) : undefined;
-      return new LlamaModel(file, hp, kernels, weights, resolveRope(hp, options.rope), defaults, pool);
+      const pool = threads > 1 ? await createPool({ memories: mems, threadsPerMemory: threads, split: "layers" }) : undefined;
+      return new LlamaModel(file, hp, memoryKernels, weights, rope, defaults, pool, plan);
     } catch (error) {
       if (!(input instanceof GgufFile)) await file.close();
       throw error;
@@ -189,7 +229,7 @@ export class LlamaModel {
       session.reset();
       return session;
     }
-    const state = allocateState(this.kernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), kvType, this.threads);
+    const state = allocateState(this.memoryKernels, this.hp, this.weights, o.nCtx, Math.min(o.batchSize, o.nCtx), kvType, this.threads);
     state.mscale = ropeFrequencies(this.rope, 0).mscale;
     return new LlamaSession(this, state, (s) => this.idle.push(s));
   }
@@ -321,16 +361,22 @@ export class LlamaSession {
       // The embeddings go up, the wanted logits come back; everything else stays on the GPU.
       const { nEmbd, nVocab } = this.model.hp;
       const s = this.state;
-      return gpu.run(program, [pos0], { upload: [[s.x, 4 * nTok * nEmbd]], download: [[s.logits, 4 * (nTok - logitsFrom) * nVocab]] });
+      const scratch = s.scratch[0]!;
+      return gpu.run(program, [pos0], { upload: [[scratch.x, 4 * nTok * nEmbd]], download: [[scratch.logits, 4 * (nTok - logitsFrom) * nVocab]] });
     }
     const pool = this.model.pool;
     if (pool) await pool.run(program, [pos0]);
-    else execute(this.model.kernels, new Float64Array(program.sab), 0, program.length, this.registers, { thread: 0, threads: 1, peers: [] }, undefined);
+    else {
+      const memories = this.model.memoryKernels;
+      execute(memories[0]!, new Float64Array(program.sab), 0, program.length, this.registers, { thread: 0, threads: 1, peers: [], memories }, undefined);
+    }
   }
 
   private async run(ids: readonly number[], options: EvaluateOptions): Promise<Float32Array> {
-    const { hp, kernels: k } = this.model;
+    const { hp, weights } = this.model;
     const s = this.state;
+    const outMem = this.model.memoryKernels[weights.outputMemory]!.memory;
+    const logits = s.scratch[weights.outputMemory]!.logits;
     const out = new Float32Array(options.allLogits ? ids.length * hp.nVocab : hp.nVocab);
     for (let start = 0; start < ids.length; start += s.maxTok) {
       const chunk = ids.slice(start, start + s.maxTok);
@@ -341,20 +387,22 @@ export class LlamaSession {
       const logitsFrom = options.allLogits ? 0 : last ? chunk.length - 1 : chunk.length;
       await this.step(pos0, chunk.length, logitsFrom);
       const rows = chunk.length - logitsFrom;
-      if (rows > 0) out.set(k.memory.f32(s.logits, rows * hp.nVocab), options.allLogits ? start * hp.nVocab : 0);
+      if (rows > 0) out.set(outMem.f32(logits, rows * hp.nVocab), options.allLogits ? start * hp.nVocab : 0);
       this.cached.push(...chunk);
     }
     return out;
   }
 
-  /** Writes the token embeddings (one dequantized row per id) into x. */
+  /** Writes the token embeddings (one dequantized row per id) into x, in memory 0 where a step starts. */
   private embed(ids: readonly number[]): void {
-    const { tokEmbd } = this.model.weights;
-    const mem = this.model.kernels.memory;
+    const { tokEmbd, embeddingMemory } = this.model.weights;
+    const from = this.model.memoryKernels[embeddingMemory]!.memory;
+    const to = this.model.memoryKernels[0]!.memory;
+    const x = this.state.scratch[0]!.x;
     const n = this.model.hp.nEmbd;
     ids.forEach((id, t) => {
-      const row = mem.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
-      dequantize(tokEmbd.type, row, n, mem.f32(this.state.x + 4 * t * n, n));
+      const row = from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
+      dequantize(tokEmbd.type, row, n, to.f32(x + 4 * t * n, n));
     });
   }
 
@@ -366,58 +414,31 @@ export class LlamaSession {
     const auto = rope.scaling.type === "ntk" && rope.scaling.alpha === "auto";
     if (this.ropeSeqLen >= 0 && !auto) return;
     const f = ropeFrequencies(rope, seqLen);
-    this.model.kernels.memory.f64(this.state.invFreq, f.invFreq.length).set(f.invFreq);
+    this.model.memoryKernels.forEach((k, m) => k.memory.f64(this.state.scratch[m]!.invFreq, f.invFreq.length).set(f.invFreq));
     this.state.mscale = f.mscale;
     this.ropeSeqLen = seqLen;
   }
 }
 
-function stateBytes(hp: LlamaHParams, nCtx: number, maxTok: number, kvType: KvType): number {
-  const qDim = hp.nHead * hp.headDim;
-  const kvDim = hp.nHeadKv * hp.headDim;
-  const wide = Math.max(hp.nEmbd, hp.nFf, qDim);
-  const perTok = 4 * (3 * hp.nEmbd + 2 * qDim + 2 * kvDim + 2 * hp.nFf + hp.nVocab) + 2 * (wide * 2 + 64);
-  const cache = 2 * hp.nLayer * nCtx * rowBytes(kvType, kvDim);
-  return maxTok * perTok + cache + 8 * (4 * nCtx + hp.nRot + hp.headDim) + 64 * 64;
-}
-
-/** Carves the run state out of kernel memory (once; nothing is allocated per token). */
-export function allocateState(k: Kernels, hp: LlamaHParams, w: LlamaWeights, nCtx: number, maxTok: number, kvType: KvType, threads: number): RunState {
-  const mem = k.memory;
-  const qDim = hp.nHead * hp.headDim;
-  const kvDim = hp.nHeadKv * hp.headDim;
-  const f32 = (n: number) => mem.alloc(4 * n);
+/**
+ * Carves a session's run state out of the model's memories (once; nothing is allocated per
+ * token): scratch in every memory, each layer's KV cache in the layer's memory.
+ */
+export function allocateState(memoryKernels: readonly Kernels[], hp: LlamaHParams, w: LlamaWeights, nCtx: number, maxTok: number, kvType: KvType, threads: number): RunState {
   const matrices = [w.output, ...w.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])];
-  const xqRow = Math.max(...matrices.map((m) => k.actBytes(m.type, m.cols)));
-  const cache = () => Array.from({ length: hp.nLayer }, () => mem.alloc(nCtx * rowBytes(kvType, kvDim)));
-  return {
-    maxTok,
-    nCtx,
-    kvType,
-    x: f32(maxTok * hp.nEmbd),
-    xb: f32(maxTok * hp.nEmbd),
-    xb2: f32(maxTok * hp.nEmbd),
-    q: f32(maxTok * qDim),
-    k: f32(maxTok * kvDim),
-    v: f32(maxTok * kvDim),
-    att: f32(maxTok * qDim),
-    hb: f32(maxTok * hp.nFf),
-    hb2: f32(maxTok * hp.nFf),
-    xq: mem.alloc(maxTok * xqRow),
-    xq2: mem.alloc(xqRow),
-    logits: f32(maxTok * hp.nVocab),
-    kCache: cache(),
-    vCache: cache(),
-    invFreq: mem.alloc(8 * (hp.nRot / 2)),
-    mscale: 1,
-    scores: f32(threads * nCtx),
-    qh: f32(threads * hp.headDim),
-    cs: f32(hp.nRot),
-    threads,
-    zeros: f32(maxTok * hp.nEmbd),
-    moe:
-      hp.nExpert > 0
-        ? { logits: f32(maxTok * hp.nExpert), probs: f32(maxTok * hp.nExpert), idx: mem.alloc(4 * maxTok * hp.nExpertUsed), wt: f32(maxTok * hp.nExpertUsed), out: f32(hp.nEmbd) }
-        : undefined,
-  };
+  const k0 = memoryKernels[0]!;
+  const xqRow = Math.max(...matrices.map((m) => k0.actBytes(m.type, m.cols)));
+  const cacheBytes = kvCacheBytes(hp, nCtx, kvType);
+  try {
+    const scratch = memoryKernels.map((k, m) => layScratch(k.memory, hp, { nCtx, maxTok, threads, xqRow, logits: m === w.outputMemory }));
+    const cache = () => w.layerMemory.map((m) => memoryKernels[m]!.memory.alloc(cacheBytes));
+    return { maxTok, nCtx, kvType, scratch, kCache: cache(), vCache: cache(), mscale: 1, threads };
+  } catch (error) {
+    if (!(error instanceof KernelMemoryError)) throw error;
+    throw new MemoryPlanError(
+      `no room for another session (KV cache ${formatPlanBytes(2 * hp.nLayer * cacheBytes)} at ${nCtx} tokens) in the model's memory: ` +
+        `load it with sessions: N (the server's --parallel) so the plan reserves room, or use a shorter context (${error.message})`,
+      { cause: error },
+    );
+  }
 }

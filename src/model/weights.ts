@@ -1,11 +1,14 @@
 /**
  * Loading a GGUF model's weights into kernel memory, once, checking every tensor's shape
- * against the hyper-parameters. Matrices keep their ggml block layout (the kernels read it
- * directly); a matrix in a type the kernels have no product for is converted at load time
- * to the nearest type they do have (and the conversion is reported).
+ * against the hyper-parameters. Each tensor goes to the memory the plan (plan.ts) gives its
+ * layer, read from the file straight into that memory (no second copy in JS memory).
+ * Matrices keep their ggml block layout (the kernels read it directly); a matrix in a type the
+ * kernels have no product for is converted at load time, a few rows at a time, to the nearest
+ * type they do have (the plan names each conversion and what it costs).
  */
 import { GGMLType, ggmlTypeName } from "../formats/ggml-types.js";
 import type { GgufFile, GgufTensorInfo } from "../formats/gguf/index.js";
+import { formatPlanBytes, type MemoryPlan } from "./plan.js";
 import { dequantize, quantize } from "../formats/quants/index.js";
 import { MATMUL_TYPES, rowBytes, type KernelMemory, type MatmulType } from "../kernels/index.js";
 import { ModelError } from "./errors.js";
@@ -47,18 +50,29 @@ export interface LlamaWeights {
   output: Matrix;
   /** Matrices converted at load because the kernels lack their type: "name: Q4_1 -> Q8_0". */
   conversions: string[];
+  /** Which memory (index into the model's memories) holds each layer, the embeddings, the output. */
+  layerMemory: number[];
+  embeddingMemory: number;
+  outputMemory: number;
 }
 
 /** The type a matrix is converted to when the kernels have no product for its own type. */
-function kernelTypeFor(type: GGMLType): MatmulType {
+export function kernelTypeFor(type: GGMLType): MatmulType {
   if ((MATMUL_TYPES as readonly GGMLType[]).includes(type)) return type as MatmulType;
   // 16-bit floats keep their precision in F16; every quantized type fits in Q8_0's 8 bits.
   return type === GGMLType.BF16 || type === GGMLType.F64 ? GGMLType.F16 : GGMLType.Q8_0;
 }
 
+/** Rows converted per piece: a few MiB of float32 at a time, whatever the tensor's size. */
+const CONVERT_VALUES = 1 << 20;
+
 class WeightLoader {
   readonly conversions: string[] = [];
-  constructor(private readonly file: GgufFile, private readonly mem: KernelMemory, private readonly onTensor?: () => void) {}
+  /** The memory tensors go to now (the loader walks the plan's memories in order). */
+  mem: KernelMemory;
+  constructor(private readonly file: GgufFile, mems: readonly KernelMemory[], private readonly onBytes: (n: number) => void) {
+    this.mem = mems[0]!;
+  }
 
   info(name: string, shape: number[]): GgufTensorInfo {
     if (!this.file.has(name)) throw new ModelError(`${this.file.name}: missing tensor ${JSON.stringify(name)} (expected shape [${shape.join(", ")}])`);
@@ -69,55 +83,85 @@ class WeightLoader {
     return info;
   }
 
+  /** Reads failures (a file truncated or changed under us) name the tensor. */
+  private async reading<T>(info: GgufTensorInfo, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof ModelError) throw error;
+      throw new ModelError(`${this.file.name}: cannot read tensor ${JSON.stringify(info.name)} (${formatPlanBytes(info.byteSize)} at offset ${info.dataOffset}): ${(error as Error).message}`, { cause: error });
+    }
+  }
+
   /** A 1-D f32 vector (norm weights), dequantized if stored otherwise. */
   async vector(name: string, n: number): Promise<number> {
     const info = this.info(name, [n]);
-    const values = await this.file.readTensorF32(info);
-    this.onTensor?.();
+    const values = await this.reading(info, () => this.file.readTensorF32(info));
+    this.onBytes(info.byteSize);
     return this.mem.put(values);
   }
 
-  async bytesIn(info: GgufTensorInfo, type: GGMLType): Promise<Uint8Array> {
-    const raw = await this.file.readTensorBytes(info);
-    if (type === info.type) return raw;
+  /** The tensor's bytes in kernel memory as `type`: read in place, or converted piece by piece. */
+  async place(info: GgufTensorInfo, type: GGMLType): Promise<number> {
+    if (type === info.type) {
+      const addr = this.mem.alloc(info.byteSize);
+      await this.reading(info, () => this.file.readTensorInto(info, this.mem.u8(addr, info.byteSize), this.onBytes));
+      return addr;
+    }
     this.conversions.push(`${info.name}: ${ggmlTypeName(info.type)} -> ${ggmlTypeName(type)}`);
-    return quantize(type, dequantize(info.type, raw, info.elements));
+    const cols = info.shape[0]!;
+    const rows = info.elements / cols;
+    const out = rowBytes(type as MatmulType, cols);
+    const addr = this.mem.alloc(out * rows);
+    const step = Math.max(1, Math.floor(CONVERT_VALUES / cols));
+    for (let r = 0; r < rows; r += step) {
+      const n = Math.min(step, rows - r);
+      const raw = await this.reading(info, () => this.file.readTensorRows(info, r, n));
+      this.mem.u8(addr + r * out, n * out).set(quantize(type, dequantize(info.type, raw, n * cols)));
+      this.onBytes(raw.length);
+    }
+    return addr;
   }
 
   async matrix(name: string, rows: number, cols: number): Promise<Matrix> {
     const info = this.info(name, [cols, rows]);
     const type = kernelTypeFor(info.type);
-    const addr = this.mem.put(await this.bytesIn(info, type));
-    this.onTensor?.();
+    const addr = await this.place(info, type);
     return { addr, type, rows, cols, rowBytes: rowBytes(type, cols) };
   }
 
   async experts(name: string, rows: number, cols: number, experts: number): Promise<ExpertMatrices> {
     const info = this.info(name, [cols, rows, experts]);
     const type = kernelTypeFor(info.type);
-    const addr = this.mem.put(await this.bytesIn(info, type));
-    this.onTensor?.();
+    const addr = await this.place(info, type);
     const rb = rowBytes(type, cols);
     return { addr, type, rows, cols, rowBytes: rb, experts, expertBytes: rb * rows };
   }
 }
 
-/** Loads every weight of `hp`'s graph from `file` into `mem`. */
-export async function loadWeights(file: GgufFile, hp: LlamaHParams, mem: KernelMemory, onProgress?: (done: number, total: number) => void): Promise<LlamaWeights> {
+/**
+ * Loads every weight of `hp`'s graph from `file` into the plan's memories (`mems[i]` is the
+ * plan's memory i). onProgress(bytes done, bytes total) follows the bytes read from the file.
+ */
+export async function loadWeights(
+  file: GgufFile, hp: LlamaHParams, mems: readonly KernelMemory[], plan: MemoryPlan,
+  onProgress?: (done: number, total: number) => void,
+): Promise<LlamaWeights> {
   let done = 0;
-  const total = file.tensors.length;
-  const load = new WeightLoader(file, mem, () => onProgress?.(++done, total));
+  const total = file.tensors.reduce((sum, t) => sum + t.byteSize, 0);
+  const load = new WeightLoader(file, mems, (n) => onProgress?.(Math.min((done += n), total), total));
   const qDim = hp.nHead * hp.headDim;
   const kvDim = hp.nHeadKv * hp.headDim;
 
   const embdInfo = load.info("token_embd.weight", [hp.nEmbd, hp.nVocab]);
   // Embedding rows are dequantized one token at a time, which works for every ggml type.
-  const tokEmbd = { addr: mem.put(await file.readTensorBytes(embdInfo)), type: embdInfo.type, rowBytes: embdInfo.byteSize / hp.nVocab };
-  onProgress?.(++done, total);
+  load.mem = mems[plan.embeddingMemory]!;
+  const tokEmbd = { addr: await load.place(embdInfo, embdInfo.type), type: embdInfo.type, rowBytes: embdInfo.byteSize / hp.nVocab };
 
   const layers: LayerWeights[] = [];
   for (let l = 0; l < hp.nLayer; l++) {
     const p = `blk.${l}.`;
+    load.mem = mems[plan.layerMemory[l]!]!;
     const layer: LayerWeights = {
       attnNorm: await load.vector(p + "attn_norm.weight", hp.nEmbd),
       wq: await load.matrix(p + "attn_q.weight", qDim, hp.nEmbd),
@@ -145,20 +189,20 @@ export async function loadWeights(file: GgufFile, hp: LlamaHParams, mem: KernelM
     }
     layers.push(layer);
   }
+  load.mem = mems[plan.outputMemory]!;
   const outputNorm = await load.vector("output_norm.weight", hp.nEmbd);
   let output: Matrix;
   if (file.has("output.weight")) {
     output = await load.matrix("output.weight", hp.nVocab, hp.nEmbd);
   } else {
-    // Tied embeddings: the output projection is the embedding matrix (llama.cpp does the same).
+    // Tied embeddings: the output projection is the embedding matrix (llama.cpp does the same);
+    // the plan put the embeddings in the output's memory unless they need a converted copy.
     const type = kernelTypeFor(embdInfo.type);
-    const addr = type === embdInfo.type ? tokEmbd.addr : mem.put(await load.bytesIn(embdInfo, type));
+    const addr = type === embdInfo.type && plan.embeddingMemory === plan.outputMemory ? tokEmbd.addr : await load.place(embdInfo, type);
     output = { addr, type, rows: hp.nVocab, cols: hp.nEmbd, rowBytes: rowBytes(type, hp.nEmbd) };
   }
-  return { tokEmbd, layers, outputNorm, output, conversions: load.conversions };
-}
-
-/** Bytes the weights will take in kernel memory (before any type conversion), for sizing it. */
-export function weightBytes(file: GgufFile): number {
-  return file.tensors.reduce((sum, t) => sum + t.byteSize + 64, 0);
+  return {
+    tokEmbd, layers, outputNorm, output, conversions: load.conversions,
+    layerMemory: plan.layerMemory, embeddingMemory: plan.embeddingMemory, outputMemory: plan.outputMemory,
+  };
 }

@@ -14,6 +14,11 @@ export interface ThreadPlace {
   threads: number;
   /** Other memories' bytes (tensor parallelism), for `gather`. */
   peers: readonly WebAssembly.Memory[];
+  /**
+   * The kernels over every memory, by index, for `memory` and `transfer` ops (layers spread over
+   * several memories); a program without those ops needs none.
+   */
+  memories?: readonly Kernels[];
 }
 
 /** Start of slice t of n over [0, total): contiguous, sizes differ by at most one unit. */
@@ -25,7 +30,7 @@ export function execute(
   k: Kernels, program: Float64Array, from: number, to: number, regs: Float64Array,
   place: ThreadPlace, barrier: Barrier | undefined,
 ): void {
-  const mem = k.memory.memory;
+  let mem = k.memory.memory;
   const args = new Float64Array(MAX_ARGS);
   const { thread: t, threads: n } = place;
   let i32 = new Int32Array(mem.buffer);
@@ -34,6 +39,10 @@ export function execute(
     const o = op * OP_SLOTS;
     const code = program[o];
     const count = program[o + 2];
+    if (code === OPCODES.memory) {
+      k = memoryAt(place, program[o + 4]);
+      mem = k.memory.memory;
+    }
     if (i32.buffer !== mem.buffer) {
       i32 = new Int32Array(mem.buffer);
       f32 = new Float32Array(mem.buffer);
@@ -48,9 +57,21 @@ export function execute(
         : kind === 2 ? a + program[s + 3] * i32[program[s + 2] >>> 2]
         : f32[program[s + 2] >>> 2];
     }
-    runOp(k, code, args, t, n, place.peers);
+    if (code === OPCODES.transfer) {
+      if (t === 0) {
+        const bytes = args[4];
+        const src = new Uint8Array(memoryAt(place, args[0]).memory.buffer, args[1], bytes);
+        new Uint8Array(memoryAt(place, args[2]).memory.buffer, args[3], bytes).set(src);
+      }
+    } else if (code !== OPCODES.memory) runOp(k, code, args, t, n, place.peers);
     if (program[o + 1] !== 0 && barrier) barrier.wait();
   }
+}
+
+function memoryAt(place: ThreadPlace, index: number): Kernels {
+  const k = place.memories?.[index];
+  if (!k) throw new Error(`the program uses memory ${index}, but this thread has ${place.memories?.length ?? 0} memories`);
+  return k;
 }
 
 function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, peers: readonly WebAssembly.Memory[]): void {

@@ -9,9 +9,13 @@
  *
  * Memory layouts:
  *   one memory, T threads:          every worker reads the same weights and splits rows.
- *   M memories, T threads each:     tensor parallelism for weights beyond one 4 GiB wasm32 memory;
- *                                   memory m holds its own row slice of each matrix, runs its own
- *                                   program, and `gather` ops copy result slices to the others.
+ *   M memories, T threads in all:   split "layers" (what models use, src/model/plan.ts): memory m
+ *                                   holds whole layers; all T workers run one program that moves
+ *                                   from memory to memory (`memory` ops), the residual stream copied
+ *                                   across at the boundary (`transfer`). Any M with any T.
+ *   M memories, T threads each:     split "tensor": memory m holds its own row slice of each matrix,
+ *                                   runs its own program on its own T threads, and `gather` ops copy
+ *                                   result slices to the others.
  *
  * Backends: Piscina (Node, Deno, Bun) or Web Workers (browsers, or Deno/Bun natively), chosen
  * automatically. Workers load compiled JS from dist/ (see workerUrl). create/dispose pairs:
@@ -28,8 +32,13 @@ export type PoolBackend = "piscina" | "web";
 export interface PoolOptions {
   /** One memory (threads share it) or one per tensor-parallel slice. */
   memories: readonly (KernelMemory | WebAssembly.Memory)[];
-  /** Threads per memory (default 1). */
+  /**
+   * Split "tensor": threads per memory (default 1). Split "layers": all the threads, each
+   * working on every memory in turn.
+   */
   threadsPerMemory?: number;
+  /** How several memories share the work (default "tensor"); see the header. */
+  split?: "tensor" | "layers";
   /** Kernel build (default: relaxed SIMD where it validates). */
   build?: KernelBuild | "auto";
   /** Barrier spins before Atomics.wait. */
@@ -41,7 +50,7 @@ export interface PoolOptions {
 export interface Pool {
   readonly backend: PoolBackend;
   readonly build: string;
-  /** Total workers = memories x threadsPerMemory. */
+  /** Total workers: memories x threadsPerMemory (split "tensor"), threadsPerMemory (split "layers"). */
   readonly threads: number;
   readonly threadsPerMemory: number;
   readonly memories: readonly WebAssembly.Memory[];
@@ -141,7 +150,8 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
   const memories = options.memories.map((m) => ("memory" in m ? m.memory : m));
   if (memories.length === 0) throw new PoolError("a pool needs at least one memory");
   const threadsPerMemory = options.threadsPerMemory ?? 1;
-  const threads = memories.length * threadsPerMemory;
+  const layers = options.split === "layers";
+  const threads = layers ? threadsPerMemory : memories.length * threadsPerMemory;
   const { module, build } = await compileKernels(options.build ?? "auto");
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   if (CONTROL_REGS < BARRIER_WORDS * 4) throw new PoolError("control layout");
@@ -156,8 +166,8 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
 
   const programsFor = (p: EncodedProgram | readonly EncodedProgram[]): readonly EncodedProgram[] => {
     const list = "sab" in p ? [p] : p;
-    if (list.length !== memories.length) {
-      throw new PoolError(`${list.length} programs for ${memories.length} memories`);
+    if (layers ? list.length !== 1 : list.length !== memories.length) {
+      throw new PoolError(`${list.length} programs for ${layers ? "a layer split (one program)" : `${memories.length} memories`}`);
     }
     return list;
   };
@@ -177,7 +187,8 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
   const all = async (from: number, to: number, list: readonly EncodedProgram[], barrier: boolean): Promise<void> => {
     const results = await Promise.allSettled(
       Array.from({ length: threads }, (_, w) => {
-        const memory = Math.floor(w / threadsPerMemory);
+        // A layer split starts every worker on memory 0; the program's `memory` ops move them on.
+        const memory = layers ? 0 : Math.floor(w / threadsPerMemory);
         const task: WorkerTask = { program: list[memory].sab, from, to, memory, thread: w % threadsPerMemory, barrier };
         return transport.send(w, task);
       }),

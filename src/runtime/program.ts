@@ -46,6 +46,14 @@ export type Op = (
   | { op: "moeRoute"; logits: Arg; probs: Arg; nExpert: number; k: number; norm: boolean; idx: Arg; wt: Arg }
   /** Tensor parallelism: copy nRows chunks of `bytes` at ptr + i*stride from this memory to the others. */
   | { op: "gather"; ptr: Arg; bytes: number; nRows: Arg; stride: number }
+  /**
+   * Models bigger than one 4 GiB wasm32 memory keep whole layers per memory (src/model/plan.ts).
+   * `memory` makes the following ops run on memory `index` (every thread switches; the
+   * addresses that follow are that memory's); `transfer` copies bytes from one memory to
+   * another (the residual stream at a layer boundary).
+   */
+  | { op: "memory"; index: number }
+  | { op: "transfer"; from: number; src: Arg; to: number; dst: Arg; bytes: Arg }
   /** Read [ptr, ptr + bytes) split among the threads: the memory-bandwidth yardstick. */
   | { op: "streamRead"; ptr: Arg; bytes: number }
 ) & { sync?: boolean };
@@ -53,6 +61,7 @@ export type Op = (
 export const OPCODES = {
   quantize: 1, matmul: 2, rmsnorm: 3, softmax: 4, swiglu: 5, add: 6, mul: 7, silu: 8, axpy: 9,
   rope: 10, attention: 11, copy: 12, storeF16: 13, moeRoute: 14, gather: 15, streamRead: 16, storeQ8_0: 17, hadamard: 18,
+  memory: 19, transfer: 20,
 } as const satisfies Record<Op["op"], number>;
 
 export const MAX_ARGS = 20;
@@ -83,6 +92,8 @@ export const ARG_ORDER: { [K in Op["op"]]: readonly string[] } = {
   moeRoute: ["logits", "probs", "nExpert", "k", "norm", "idx", "wt"],
   gather: ["ptr", "bytes", "nRows", "stride"],
   streamRead: ["ptr", "bytes"],
+  memory: ["index"],
+  transfer: ["from", "src", "to", "dst", "bytes"],
 };
 
 export class ProgramError extends Error {

@@ -57,7 +57,7 @@ export class WorkerState {
     try {
       execute(
         k, new Float64Array(task.program), task.from, task.to, this.regs,
-        { thread: task.thread, threads: this.init.threadsPerMemory, peers },
+        { thread: task.thread, threads: this.init.threadsPerMemory, peers, memories: this.kernels },
         task.barrier ? this.barrier : undefined,
       );
     } catch (e) {

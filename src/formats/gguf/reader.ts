@@ -8,7 +8,7 @@ import { ggmlTypeName } from "../ggml-types.js";
 import { dequantize } from "../quants/index.js";
 import { GGUF_LIMITS, SPLIT_FILE_PATTERN, SPLIT_KEYS, splitFileName } from "./constants.js";
 import { NeedMoreBytes, parseGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufType, type GgufValue } from "./header.js";
-import { openByteSource, type ByteInput, type ByteSource } from "./source.js";
+import { openByteSource, readBytesInto, type ByteInput, type ByteSource } from "./source.js";
 
 /** Most headers fit in the first read; bigger ones (large vocabularies) take a second. */
 const FIRST_READ_BYTES = 1 << 20;
@@ -119,6 +119,22 @@ export class GgufFile {
   async readTensorBytes(nameOrInfo: string | GgufTensorInfo): Promise<Uint8Array> {
     const info = typeof nameOrInfo === "string" ? this.tensor(nameOrInfo) : nameOrInfo;
     return this.sources[info.fileIndex]!.read(info.dataOffset, info.byteSize);
+  }
+
+  /**
+   * The tensor's raw bytes straight into `target` (exactly byteSize long), in pieces of
+   * `chunk` bytes with `onBytes(n)` after each: how a model streams into kernel memory.
+   */
+  async readTensorInto(nameOrInfo: string | GgufTensorInfo, target: Uint8Array, onBytes?: (n: number) => void, chunk = 16 << 20): Promise<void> {
+    const info = typeof nameOrInfo === "string" ? this.tensor(nameOrInfo) : nameOrInfo;
+    if (target.length !== info.byteSize) throw new GgufFormatError(`${this.name}: tensor ${JSON.stringify(info.name)} has ${info.byteSize} bytes, the target ${target.length}`);
+    const source = this.sources[info.fileIndex]!;
+    for (let done = 0; done < info.byteSize; ) {
+      const n = Math.min(chunk, info.byteSize - done);
+      await readBytesInto(source, info.dataOffset + done, target.subarray(done, done + n));
+      done += n;
+      onBytes?.(n);
+    }
   }
 
   /** Bytes of rows [firstRow, firstRow + rowCount) of a tensor, rows being ne[0] values long. */

@@ -11,7 +11,18 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes starting at `offset`; the range must lie inside the source. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads target.length bytes at `offset` straight into `target` (a view of a model's
+   * WebAssembly memory, say), so loading a model needs no second copy of it in JS memory.
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Reads into `target` with the source's readInto where it has one, else read and copy. */
+export async function readBytesInto(source: ByteSource, offset: number, target: Uint8Array): Promise<void> {
+  if (source.readInto) return source.readInto(offset, target);
+  target.set(await source.read(offset, target.length));
 }
 
 function checkRange(source: ByteSource, offset: number, length: number): void {
@@ -73,15 +84,21 @@ export class FileSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this, offset, length);
     const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.length;
+    checkRange(this, offset, length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.handle.read(out, done, length - done, offset + done);
+      // At most 1 GiB per call: Node caps a single read below 2 GiB.
+      const { bytesRead } = await this.handle.read(target, done, Math.min(length - done, 1 << 30), offset + done);
       if (bytesRead === 0) throw new FormatError(`${this.name}: file shrank while reading at offset ${offset + done}`);
       done += bytesRead;
     }
-    return out;
   }
 
   async close(): Promise<void> {

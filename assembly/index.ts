@@ -10,8 +10,10 @@ export {
 } from "./quantize";
 export { round_f16 } from "./common";
 export { act_q4_0_bytes } from "./q4_0";
-export { matmul_q4_0, matmul_q8_0 } from "./tiles";
+export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";
+export { quantize_q8_1 } from "./nibble_blocks";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
+export { act_q8_K_eo_bytes, quantize_q8_K_eo, matmul_q2_K, matmul_q3_K, matmul_iq4_xs } from "./k_quants_low";
 export { matmul_f16, matmul_f32 } from "./f16";
 export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";
 export { rope } from "./rope";

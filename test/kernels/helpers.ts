@@ -82,6 +82,16 @@ export function randomWeights(type: MatmulType, rows: number, cols: number, r: (
       case GGMLType.Q6_K:
         putF16(b, o + 208, (r() * 2 - 1) * 0.002);
         break;
+      case GGMLType.Q2_K:
+        putF16(b, o + 80, r() * 0.002);
+        putF16(b, o + 82, r() * 0.002);
+        break;
+      case GGMLType.Q3_K:
+        putF16(b, o + 108, (r() * 2 - 1) * 0.002);
+        break;
+      case GGMLType.IQ4_XS:
+        putF16(b, o, (r() * 2 - 1) * 0.0002);
+        break;
     }
   }
   return b;

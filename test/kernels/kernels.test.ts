@@ -32,6 +32,9 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     [GGMLType.Q4_K]: [[1, 256], [5, 768]],
     [GGMLType.Q5_K]: [[1, 256], [5, 768]],
     [GGMLType.Q6_K]: [[1, 256], [5, 768]],
+    [GGMLType.Q2_K]: [[1, 256], [5, 768]],
+    [GGMLType.Q3_K]: [[1, 256], [5, 768]],
+    [GGMLType.IQ4_XS]: [[1, 256], [5, 768]],
   };
 
   for (const type of MATMUL_TYPES) {

@@ -9,6 +9,7 @@ import type { Kernels } from "../types.js";
 import { attention, attentionQ8_0 } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
 import { activationKind, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, MatmulType, rowBytes } from "./matmul.js";
+import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
 import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
@@ -32,6 +33,7 @@ export type ActLayout = "simd" | "relaxed";
 export function actBytes(type: MatmulType, cols: number): number {
   const kind = activationKind(type);
   if (kind === "f16" || kind === "f32") return 4 * cols;
+  if (K_LOW_TYPES.has(type)) return actBytesKLow(cols); // i16 codes, evens|odds per 16 (k-quants-low.ts)
   // The relaxed Q4_0 layout is smaller but keeps this row stride, so callers may index token
   // rows with this function whatever the build.
   const raw =
@@ -60,6 +62,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
   const plainI8 = (type: MatmulType) => type === GGMLType.Q6_K || (type === GGMLType.Q4_0 && layout === "relaxed");
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
+    if (K_LOW_TYPES.has(type)) return writeQ8_K_eo(mem, p, cols, row);
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
       mem.i8(p, cols).set(row.qs);
@@ -88,6 +91,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     mem.i32(p + 2 * cols + cols / 8, cols / 32).set(row.sums);
   };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
+    if (K_LOW_TYPES.has(type)) return readQ8_K_eo(mem, p, cols);
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
       const ns = type === GGMLType.Q6_K ? cols / 16 : cols / 32;
@@ -144,6 +148,9 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
             case GGMLType.Q4_K: out[r] = dotQ4_K(wb, o, xr!); break;
             case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;
             case GGMLType.Q6_K: out[r] = dotQ6_K(wb, o, xr!); break;
+            case GGMLType.Q2_K: out[r] = dotQ2_K(wb, o, xr!); break;
+            case GGMLType.Q3_K: out[r] = dotQ3_K(wb, o, xr!); break;
+            case GGMLType.IQ4_XS: out[r] = dotIQ4_XS(wb, o, xr!); break;
             case GGMLType.F16: {
               const wr = f16View(w + o, cols);
               out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);

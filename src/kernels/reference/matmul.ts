@@ -10,17 +10,21 @@
  *   Q4_0 / Q8_0:  sum_b  dW_b * dX_b * sum_j qW_j qX_j
  *   Q4_K / Q5_K:  sum_B  dX_B * (d_B * sum_s sc_s (qW.qX)_s  -  dmin_B * sum_s m_s * sum(qX)_s)
  *   Q6_K:         sum_B  dX_B * d_B * sum_s sc_s * ((qW - 32).qX)_s
+ *   Q2_K, Q3_K, IQ4_XS: k-quants-low.ts
  *   F16:          sum_j  W_j * f16(x_j)          F32: sum_j W_j x_j
  */
 import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
 import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
+import { dotIQ4_XS, dotQ2_K, dotQ3_K } from "./k-quants-low.js";
 
 /** The weight types with a matmul kernel. */
-export type MatmulType = GGMLType.F32 | GGMLType.F16 | GGMLType.Q4_0 | GGMLType.Q8_0 | GGMLType.Q4_K | GGMLType.Q5_K | GGMLType.Q6_K;
+export type MatmulType = GGMLType.F32 | GGMLType.F16 | GGMLType.Q4_0 | GGMLType.Q8_0 | GGMLType.Q4_K | GGMLType.Q5_K | GGMLType.Q6_K
+  | GGMLType.Q2_K | GGMLType.Q3_K | GGMLType.IQ4_XS;
 
 export const MATMUL_TYPES: readonly MatmulType[] = [
   GGMLType.F32, GGMLType.F16, GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+  GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.IQ4_XS,
 ];
 
 /** How a type's activations are rounded before the product. */
@@ -32,6 +36,9 @@ export function activationKind(type: MatmulType): "q8_0" | "q8_K" | "f16" | "f32
     case GGMLType.Q4_K:
     case GGMLType.Q5_K:
     case GGMLType.Q6_K:
+    case GGMLType.Q2_K:
+    case GGMLType.Q3_K:
+    case GGMLType.IQ4_XS:
       return "q8_K";
     case GGMLType.F16:
       return "f16";
@@ -149,6 +156,9 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
         case GGMLType.Q4_K: v = dotQ4_K(w, o, xq!); break;
         case GGMLType.Q5_K: v = dotQ5_K(w, o, xq!); break;
         case GGMLType.Q6_K: v = dotQ6_K(w, o, xq!); break;
+        case GGMLType.Q2_K: v = dotQ2_K(w, o, xq!); break;
+        case GGMLType.Q3_K: v = dotQ3_K(w, o, xq!); break;
+        case GGMLType.IQ4_XS: v = dotIQ4_XS(w, o, xq!); break;
         case GGMLType.F16:
           for (let j = 0; j < cols; j++) v += f16(w, o + 2 * j) * roundF16(xt[j]);
           break;

@@ -19,6 +19,9 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     [GGMLType.Q4_K]: ex.matmul_q4_K,
     [GGMLType.Q5_K]: ex.matmul_q5_K,
     [GGMLType.Q6_K]: ex.matmul_q6_K,
+    [GGMLType.Q2_K]: ex.matmul_q2_K,
+    [GGMLType.Q3_K]: ex.matmul_q3_K,
+    [GGMLType.IQ4_XS]: ex.matmul_iq4_xs,
   };
   return {
     backend: "wasm",
@@ -38,6 +41,10 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
           return ex.quantize_q8_K_i16(x, xq, cols, t0, t1);
         case GGMLType.Q6_K:
           return ex.quantize_q8_K(x, xq, cols, t0, t1);
+        case GGMLType.Q2_K:
+        case GGMLType.Q3_K:
+        case GGMLType.IQ4_XS:
+          return ex.quantize_q8_K_eo(x, xq, cols, t0, t1);
         case GGMLType.F16:
           return ex.round_f16(x + 4 * t0 * cols, xq + 4 * t0 * cols, (t1 - t0) * cols);
         case GGMLType.F32:

@@ -18,12 +18,17 @@ export interface KernelExports {
   quantize_q8_0(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0_i16(x: number, q: number, n: number, r0: number, r1: number, order: number): void;
   quantize_q8_K(x: number, q: number, n: number, r0: number, r1: number): void;
+  act_q8_K_eo_bytes(n: number): number;
+  quantize_q8_K_eo(x: number, q: number, n: number, r0: number, r1: number): void;
   round_f16(x: number, y: number, n: number): void;
   matmul_q4_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q8_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q4_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q5_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q6_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q2_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q3_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_iq4_xs(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_f16(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_f32(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   rmsnorm(x: number, w: number, y: number, n: number, eps: number, r0: number, r1: number): void;

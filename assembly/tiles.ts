@@ -1,6 +1,6 @@
 /*
- * How a Q4_0 or Q8_0 matmul walks its rows and tokens; the block formats' dot products are in
- * q4_0.ts and q8_0.ts.
+ * How a matmul of 32-weight blocks (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL) walks its rows and
+ * tokens; the block formats' dot products are in q4_0.ts, q8_0.ts and nibble_blocks.ts.
  *
  * Each weight row is read front to back while its output is computed for every token: tokens in
  * fours with dot1x4 (prompt processing: each block decoded once, used for four tokens), the rest
@@ -11,6 +11,7 @@
  */
 import { act_q4_0_bytes, dot1x4 as dot1x4Q4_0, dotRow as dotRowQ4_0 } from "./q4_0";
 import { dot1x4 as dot1x4Q8_0, dotRow as dotRowQ8_0 } from "./q8_0";
+import { blockBytes, dot1x4 as dot1x4Nib, dotRow as dotRowNib, IQ4_NL, Q4_1, Q5_0, Q5_1 } from "./nibble_blocks";
 import { act_q8_0_i16_bytes } from "./quantize";
 
 const Q4_0: i32 = 2;
@@ -20,7 +21,7 @@ const Q8_0: i32 = 8;
 // @ts-ignore: decorator
 @inline
 function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 5) * (type == Q4_0 ? 18 : 34);
+  const rowBytes = <usize>(n >> 5) * (type == Q4_0 ? 18 : type == Q8_0 ? 34 : blockBytes(type));
   const qStride = <usize>(type == Q4_0 ? act_q4_0_bytes(n) : act_q8_0_i16_bytes(n));
   const yStride = <usize>ldy << 2;
   const quads = nTok & ~3;
@@ -32,12 +33,13 @@ function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, 
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
       if (type == Q4_0) dot1x4Q4_0(wr, qt, qStride, n, yp, yStride);
-      else dot1x4Q8_0(wr, qt, qStride, n, yp, yStride);
+      else if (type == Q8_0) dot1x4Q8_0(wr, qt, qStride, n, yp, yStride);
+      else dot1x4Nib(type, wr, qt, qStride, n, yp, yStride);
     }
     for (; t < nTok; t++) {
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
-      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp) : dotRowQ8_0(wr, qt, n, yp));
+      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp) : type == Q8_0 ? dotRowQ8_0(wr, qt, n, yp) : dotRowNib(type, wr, qt, n, yp));
     }
   }
 }
@@ -48,4 +50,20 @@ export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i
 
 export function matmul_q8_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   matmulBlocks(Q8_0, w, q, y, n, r0, r1, nTok, ldy);
+}
+
+export function matmul_q4_1(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  matmulBlocks(Q4_1, w, q, y, n, r0, r1, nTok, ldy);
+}
+
+export function matmul_q5_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  matmulBlocks(Q5_0, w, q, y, n, r0, r1, nTok, ldy);
+}
+
+export function matmul_q5_1(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  matmulBlocks(Q5_1, w, q, y, n, r0, r1, nTok, ldy);
+}
+
+export function matmul_iq4_nl(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  matmulBlocks(IQ4_NL, w, q, y, n, r0, r1, nTok, ldy);
 }

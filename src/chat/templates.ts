@@ -60,7 +60,8 @@ function encodeParts(parts: readonly Part[], tokenizer: SentencePieceTokenizer):
   const ids: number[] = [];
   let text = "";
   const flush = () => {
-    if (text) ids.push(...tokenizer.encode(text, { addBos: false, addEos: false, parseSpecial: false }));
+    // A loop, not push(...ids): spreading a huge array (a 300 KB message) overflows the stack.
+    if (text) for (const id of tokenizer.encode(text, { addBos: false, addEos: false, parseSpecial: false })) ids.push(id);
     text = "";
   };
   for (const part of parts) {

@@ -21,6 +21,11 @@ An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1
   --alias NAME            another model name to accept (repeatable), e.g. chinese-llama-alpaca-2
   --max-tokens N          largest max_tokens a request may ask for (default: the context length)
   --max-body BYTES        largest request body (default 1048576)
+  --cors-origin ORIGIN    a web page origin allowed to call the server (repeatable; "*" for any);
+                          pages on localhost are always allowed, other origins get 403
+  --allowed-host NAME     a Host header name to accept besides localhost and the --host address
+                          (repeatable); with --host on a non-loopback address any Host is accepted
+                          unless this is given
 ${MODEL_OPTIONS_USAGE}`,
 
   async run(args, io) {
@@ -39,6 +44,8 @@ ${MODEL_OPTIONS_USAGE}`,
         alias: { type: "string", multiple: true },
         "max-tokens": { type: "string" },
         "max-body": { type: "string" },
+        "cors-origin": { type: "string", multiple: true },
+        "allowed-host": { type: "string", multiple: true },
       },
     });
     const host = values.host ?? "127.0.0.1";
@@ -60,6 +67,8 @@ ${MODEL_OPTIONS_USAGE}`,
       maxQueue,
       maxTokensLimit: values["max-tokens"] === undefined ? undefined : numberOption("max-tokens", values["max-tokens"], 0, 1, 1 << 24),
       maxBodyBytes: values["max-body"] === undefined ? undefined : numberOption("max-body", values["max-body"], 0, 1024, 1 << 30),
+      corsOrigins: values["cors-origin"],
+      allowedHosts: allowedHostsFor(host, values["allowed-host"]),
     });
     const handle = await serve(app.fetch, { hostname: host, port });
     io.stderr(`zh-llama serve: ${app.modelName} (template ${template.name}, ${parallel} parallel, ctx ${model.session.nCtx}) listening on http://${host.includes(":") ? `[${host}]` : host}:${handle.port} (${handle.runtime})\n`);
@@ -74,3 +83,11 @@ ${MODEL_OPTIONS_USAGE}`,
     return 0;
   },
 };
+
+/** Loopback --host: only localhost names and the bound address; a public one: any Host, unless --allowed-host narrows it. */
+export function allowedHostsFor(host: string, extra: readonly string[] = []): readonly string[] | "*" {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  const loopback = bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+  if (!loopback && extra.length === 0) return "*";
+  return [bare, ...extra];
+}

@@ -9,6 +9,11 @@
  *   POST /v1/chat/completions    messages -> reply through the chat template (stream: SSE)
  *   POST /v1/embeddings          mean-pooled, L2-normalised last hidden state
  *
+ * Browsers: a request whose Host header is not an allowed name (default: localhost and the
+ * loopback addresses) is refused, as is one from a web page whose Origin is not allowed
+ * (default: pages on localhost): without both checks any page a user visits could drive the
+ * server, directly or by DNS rebinding. Requests without an Origin (curl, SDKs) are not affected.
+ *
  * Generation runs on a pool of `parallel` sessions (one KV cache each) in FIFO order with a
  * bounded queue (429 when full); the request's AbortSignal (the client hanging up) or the
  * response stream's cancellation stops its generation and frees its session.
@@ -44,6 +49,18 @@ export interface ServerOptions {
   maxTokensLimit?: number;
   /** max_tokens when a request gives none (default 512, the upstream server's), capped by the context left. */
   defaultMaxTokens?: number;
+  /**
+   * Web page origins allowed to call the server ("http://localhost:3000"; "*" for any). Pages on
+   * localhost / 127.0.0.1 / [::1] (any port, http or https) are always allowed; a request with
+   * any other Origin gets 403.
+   */
+  corsOrigins?: readonly string[];
+  /**
+   * Host header names accepted (besides localhost, *.localhost, 127.0.0.1 and [::1], which always
+   * are); "*" accepts any (a server bound to a public address). Others get 403: the DNS-rebinding
+   * protection. A malformed Host is always 400.
+   */
+  allowedHosts?: readonly string[] | "*";
 }
 
 export interface ServerStats {
@@ -72,8 +89,8 @@ interface Generation {
   release: () => void;
 }
 
-const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "access-control-allow-origin": "*" };
-const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "access-control-allow-origin": "*", "x-accel-buffering": "no" };
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
+const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" };
 
 const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 const errorResponse = (e: ApiError): Response => json(e.body(), e.status);
@@ -114,6 +131,10 @@ export function createServer(options: ServerOptions): ServerApp {
   const defaultMaxTokens = options.defaultMaxTokens ?? 512;
   const created = Math.floor(Date.now() / 1000);
   const grammars = new Map<string, Grammar>();
+  const corsAny = options.corsOrigins?.includes("*") ?? false;
+  const corsOrigins = new Set((options.corsOrigins ?? []).filter((o) => o !== "*").map(normaliseOrigin));
+  const hostsAny = options.allowedHosts === "*";
+  const allowedHosts = new Set(options.allowedHosts === "*" ? [] : (options.allowedHosts ?? []).map((h) => normaliseHostName(h)));
   let streams = 0;
   let requests = 0;
   let cancelled = 0;
@@ -404,7 +425,8 @@ export function createServer(options: ServerOptions): ServerApp {
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = request.method.toUpperCase();
     if (method === "OPTIONS") {
-      return new Response(null, { status: 204, headers: { "access-control-allow-origin": "*", "access-control-allow-methods": "GET, POST, OPTIONS", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "86400" } });
+      // A CORS preflight; the origin was checked in fetch(), which adds allow-origin.
+      return new Response(null, { status: 204, headers: { allow: "GET, HEAD, POST, OPTIONS", "access-control-allow-methods": "GET, POST, OPTIONS", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "86400" } });
     }
     const routes: Record<string, { method: "GET" | "POST"; auth: boolean; handle: () => Promise<Response> | Response }> = {
       "/health": { method: "GET", auth: false, handle: () => json({ status: "ok", model: modelName, ...stats() }) },
@@ -418,7 +440,12 @@ export function createServer(options: ServerOptions): ServerApp {
       const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
       if (modelPath && method === "GET") {
         checkAuth(request);
-        const name = decodeURIComponent(modelPath[1]!);
+        let name: string;
+        try {
+          name = decodeURIComponent(modelPath[1]!);
+        } catch {
+          throw badRequest(`the model name in ${JSON.stringify(path)} is not valid percent-encoding`, "model", "invalid_url");
+        }
         checkModel(name);
         return json({ ...modelCard(), id: name });
       }
@@ -431,6 +458,26 @@ export function createServer(options: ServerOptions): ServerApp {
     return r.handle();
   }
 
+  /** 400 for a malformed Host header, 403 for a name this server does not answer to. */
+  function checkHost(request: Request): void {
+    const host = request.headers.get("host");
+    if (host === null || host === "") return; // HTTP/1.0, or no authority: no browser sends this
+    const name = parseHostHeader(host);
+    if (name === undefined) throw new ApiError(400, `invalid Host header ${JSON.stringify(host.slice(0, 100))}`, "invalid_request_error", null, "invalid_host");
+    if (hostsAny || isLocalHostName(name) || allowedHosts.has(name)) return;
+    throw new ApiError(403, `Host ${JSON.stringify(name)} is not allowed: this server answers to localhost (start it with --allowed-host NAME, or --host on a public address)`, "invalid_request_error", null, "host_not_allowed");
+  }
+
+  /** The CORS headers for the request's Origin (none without one); 403 for an origin not allowed. */
+  function corsFor(request: Request): Record<string, string> {
+    const origin = request.headers.get("origin");
+    if (origin === null) return {};
+    if (corsAny) return { "access-control-allow-origin": "*" };
+    const normal = normaliseOrigin(origin);
+    if (isLocalOrigin(normal) || corsOrigins.has(normal)) return { "access-control-allow-origin": origin, vary: "origin" };
+    throw new ApiError(403, `cross-origin requests from ${JSON.stringify(origin.slice(0, 100))} are not allowed (start the server with --cors-origin ORIGIN to allow them)`, "invalid_request_error", null, "origin_not_allowed");
+  }
+
   function stats(): ServerStats {
     return { parallel, busy: pool.busy, idle: pool.idleCount, queued: pool.queued, streams, requests, cancelled };
   }
@@ -441,11 +488,17 @@ export function createServer(options: ServerOptions): ServerApp {
     stats,
     async fetch(request: Request): Promise<Response> {
       requests++;
+      let cors: Record<string, string> = {};
+      let response: Response;
       try {
-        return await route(request);
+        checkHost(request);
+        cors = corsFor(request);
+        response = await route(request);
       } catch (error) {
-        return errorResponse(toApiError(error));
+        response = errorResponse(toApiError(error));
       }
+      for (const [k, v] of Object.entries(cors)) response.headers.set(k, v);
+      return response;
     },
   };
 }
@@ -457,6 +510,39 @@ function toApiError(error: unknown): ApiError {
   if (error instanceof ZhLlamaError) return badRequest(error.message);
   const message = error instanceof Error ? error.message : String(error);
   return new ApiError(500, `internal error: ${message}`, "server_error");
+}
+
+const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** localhost, *.localhost, 127.0.0.0/8, [::1]. */
+function isLocalHostName(name: string): boolean {
+  return LOOPBACK_NAMES.has(name) || name.endsWith(".localhost") || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+/** "Host" as "name" or "name:port" (IPv6 in brackets) -> the lower-case name; undefined if malformed. */
+export function parseHostHeader(host: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(host);
+  if (!m) return undefined;
+  if (m[2] !== undefined && Number(m[2]) > 65535) return undefined;
+  return normaliseHostName(m[1]!);
+}
+
+function normaliseHostName(name: string): string {
+  let n = name.trim().toLowerCase();
+  if (n.endsWith(".")) n = n.slice(0, -1);
+  if (n.includes(":") && !n.startsWith("[")) n = `[${n}]`;
+  return n;
+}
+
+/** "HTTP://LocalHost:80/" -> "http://localhost:80"; other strings unchanged but for case. */
+function normaliseOrigin(origin: string): string {
+  return origin.trim().toLowerCase().replace(/\/+$/, "");
+}
+
+/** An origin served from this machine: http(s) on localhost, *.localhost, 127.x or [::1], any port. */
+function isLocalOrigin(origin: string): boolean {
+  const m = /^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::\d{1,5})?$/.exec(origin);
+  return m !== null && isLocalHostName(m[1]!);
 }
 
 function randomId(): string {

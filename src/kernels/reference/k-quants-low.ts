@@ -25,17 +25,23 @@ export const K_LOW_TYPES: ReadonlySet<GGMLType> = new Set([GGMLType.Q2_K, GGMLTy
 /** 2-bit code of value v (0..255) of the Q2_K / Q3_K super-block whose qs start at qs. */
 const low2 = (w: Uint8Array, qs: number, v: number): number => (w[qs + 32 * (v >> 7) + (v & 31)] >> (2 * ((v >> 5) & 3))) & 3;
 
+/** Super-block B of Q2_K at o: [sum_j sc_j (q.qX)_j, sum_j m_j bsum_j], exact integers. */
+export function sumsQ2_K(w: Uint8Array, o: number, x: Q8Row, B: number): [isum: number, summs: number] {
+  let isum = 0;
+  let summs = 0;
+  for (let j = 0; j < 16; j++) {
+    let dot = 0;
+    for (let l = 0; l < 16; l++) dot += low2(w, o + 16, 16 * j + l) * x.qs[256 * B + 16 * j + l];
+    isum += (w[o + j] & 15) * dot;
+    summs += (w[o + j] >> 4) * x.sums[16 * B + j];
+  }
+  return [isum, summs];
+}
+
 export function dotQ2_K(w: Uint8Array, o: number, x: Q8Row): number {
   let sum = 0;
   for (let B = 0; B < x.d.length; B++, o += 84) {
-    let isum = 0;
-    let summs = 0;
-    for (let j = 0; j < 16; j++) {
-      let dot = 0;
-      for (let l = 0; l < 16; l++) dot += low2(w, o + 16, 16 * j + l) * x.qs[256 * B + 16 * j + l];
-      isum += (w[o + j] & 15) * dot;
-      summs += (w[o + j] >> 4) * x.sums[16 * B + j];
-    }
+    const [isum, summs] = sumsQ2_K(w, o, x, B);
     const dall = f(x.d[B] * f16(w, o + 80));
     const dmin = f(x.d[B] * f16(w, o + 82));
     sum = f(sum + f(f(dall * f(isum)) - f(dmin * f(summs))));
@@ -49,40 +55,46 @@ export function scaleQ3K(w: Uint8Array, o: number, j: number): number {
   return (low | (((w[o + 104 + (j & 3)] >> (2 * (j >> 2))) & 3) << 4)) - 32;
 }
 
+/** Super-block B of Q3_K at o: sum_j sc_j ((q - 4).qX)_j, an exact integer. */
+export function sumQ3_K(w: Uint8Array, o: number, x: Q8Row, B: number): number {
+  let isum = 0;
+  for (let j = 0; j < 16; j++) {
+    let dot = 0;
+    for (let l = 0; l < 16; l++) {
+      const v = 16 * j + l;
+      const high = (w[o + (v & 31)] >> (4 * (v >> 7) + ((v >> 5) & 3))) & 1;
+      dot += (low2(w, o + 32, v) - (high ? 0 : 4)) * x.qs[256 * B + v];
+    }
+    isum += scaleQ3K(w, o, j) * dot;
+  }
+  return isum;
+}
+
 export function dotQ3_K(w: Uint8Array, o: number, x: Q8Row): number {
   let sum = 0;
-  for (let B = 0; B < x.d.length; B++, o += 110) {
-    let isum = 0;
-    for (let j = 0; j < 16; j++) {
-      let dot = 0;
-      for (let l = 0; l < 16; l++) {
-        const v = 16 * j + l;
-        const high = (w[o + (v & 31)] >> (4 * (v >> 7) + ((v >> 5) & 3))) & 1;
-        dot += (low2(w, o + 32, v) - (high ? 0 : 4)) * x.qs[256 * B + v];
-      }
-      isum += scaleQ3K(w, o, j) * dot;
-    }
-    sum = f(sum + f(f(x.d[B] * f16(w, o + 108)) * f(isum)));
-  }
+  for (let B = 0; B < x.d.length; B++, o += 110) sum = f(sum + f(f(x.d[B] * f16(w, o + 108)) * f(sumQ3_K(w, o, x, B))));
   return sum;
+}
+
+/** Super-block B of IQ4_XS at o: sum_s (ls_s - 32) (KV[q].qX)_s, an exact integer. */
+export function sumIQ4_XS(w: Uint8Array, o: number, x: Q8Row, B: number): number {
+  const scalesH = w[o + 2] | (w[o + 3] << 8);
+  let isum = 0;
+  for (let s = 0; s < 8; s++) {
+    const ls = ((w[o + 4 + (s >> 1)] >> (4 * (s & 1))) & 15) | (((scalesH >> (2 * s)) & 3) << 4);
+    let dot = 0;
+    for (let l = 0; l < 16; l++) {
+      const q = w[o + 8 + 16 * s + l];
+      dot += KVALUES_IQ4NL[q & 15] * x.qs[256 * B + 32 * s + l] + KVALUES_IQ4NL[q >> 4] * x.qs[256 * B + 32 * s + 16 + l];
+    }
+    isum += (ls - 32) * dot;
+  }
+  return isum;
 }
 
 export function dotIQ4_XS(w: Uint8Array, o: number, x: Q8Row): number {
   let sum = 0;
-  for (let B = 0; B < x.d.length; B++, o += 136) {
-    const scalesH = w[o + 2] | (w[o + 3] << 8);
-    let isum = 0;
-    for (let s = 0; s < 8; s++) {
-      const ls = ((w[o + 4 + (s >> 1)] >> (4 * (s & 1))) & 15) | (((scalesH >> (2 * s)) & 3) << 4);
-      let dot = 0;
-      for (let l = 0; l < 16; l++) {
-        const q = w[o + 8 + 16 * s + l];
-        dot += KVALUES_IQ4NL[q & 15] * x.qs[256 * B + 32 * s + l] + KVALUES_IQ4NL[q >> 4] * x.qs[256 * B + 32 * s + 16 + l];
-      }
-      isum += (ls - 32) * dot;
-    }
-    sum = f(sum + f(f(f16(w, o) * x.d[B]) * f(isum)));
-  }
+  for (let B = 0; B < x.d.length; B++, o += 136) sum = f(sum + f(f(f16(w, o) * x.d[B]) * f(sumIQ4_XS(w, o, x, B))));
   return sum;
 }
 

@@ -92,6 +92,17 @@ export function randomWeights(type: MatmulType, rows: number, cols: number, r: (
       case GGMLType.IQ4_XS:
         putF16(b, o, (r() * 2 - 1) * 0.0002);
         break;
+      case GGMLType.Q5_0:
+        putF16(b, o, (r() * 2 - 1) * 0.002);
+        break;
+      case GGMLType.IQ4_NL:
+        putF16(b, o, (r() * 2 - 1) * 0.0002);
+        break;
+      case GGMLType.Q4_1:
+      case GGMLType.Q5_1:
+        putF16(b, o, r() * 0.002); // d
+        putF16(b, o + 2, (r() * 2 - 1) * 0.02); // m
+        break;
     }
   }
   return b;

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  createReferenceKernels, KernelMemory, Kernels, MATMUL_TYPES,
+  activationKind, createReferenceKernels, KernelMemory, Kernels, MATMUL_TYPES,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
@@ -35,6 +35,10 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     [GGMLType.Q2_K]: [[1, 256], [5, 768]],
     [GGMLType.Q3_K]: [[1, 256], [5, 768]],
     [GGMLType.IQ4_XS]: [[1, 256], [5, 768]],
+    [GGMLType.Q4_1]: [[1, 32], [7, 96], [13, 320]],
+    [GGMLType.Q5_0]: [[1, 32], [7, 96], [13, 320]],
+    [GGMLType.Q5_1]: [[1, 32], [7, 96], [13, 320]],
+    [GGMLType.IQ4_NL]: [[1, 32], [7, 96], [13, 320]],
   };
 
   for (const type of MATMUL_TYPES) {
@@ -278,7 +282,8 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
 });
 
 describe("reference matmul against the ggml dequantizer (src/formats/quants)", () => {
-  for (const type of MATMUL_TYPES) {
+  // Q4_1 / Q5_1 add ggml's Q8_1 s term: their version of this test is in nibble-blocks.test.ts.
+  for (const type of MATMUL_TYPES.filter((t) => activationKind(t) !== "q8_1")) {
     it(`${GGMLType[type]}: integer block sums equal dequantized weights times dequantized activations`, () => {
       const r = rng(100 + type);
       const mem = KernelMemory.create({ initialBytes: 4 << 20 });
@@ -295,7 +300,7 @@ describe("reference matmul against the ggml dequantizer (src/formats/quants)", (
       if (type === GGMLType.F32) xa = xs;
       else if (type === GGMLType.F16) xa = mem.f32(xq, cols).slice();
       else {
-        const kq = type === GGMLType.Q4_0 || type === GGMLType.Q8_0 ? quantizeQ8_0(xs) : quantizeQ8_K(xs);
+        const kq = activationKind(type) === "q8_0" ? quantizeQ8_0(xs) : quantizeQ8_K(xs);
         const bs = cols / kq.d.length;
         xa = Float32Array.from(kq.qs, (q, j) => q * kq.d[Math.floor(j / bs)]);
       }

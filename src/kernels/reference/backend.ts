@@ -10,6 +10,7 @@ import { attention, attentionQ8_0 } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
 import { activationKind, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, MatmulType, rowBytes } from "./matmul.js";
 import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
+import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
 import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
@@ -18,8 +19,9 @@ import { rope } from "./rope.js";
 const f = Math.fround;
 
 /**
- * Which build's activation layout: they differ only for Q4_0, where the relaxed-SIMD build keeps
- * plain i8 codes (i8 codes | f32 scales | i32 block sums) within the same row stride.
+ * Which build's activation layout: they differ only for Q4_0 (and Q4_1, Q5_0, Q5_1:
+ * nibble-blocks.ts), where the relaxed-SIMD build keeps plain i8 codes (i8 codes | f32 scales |
+ * i32 block sums) within the same row stride.
  */
 export type ActLayout = "simd" | "relaxed";
 
@@ -27,6 +29,7 @@ export type ActLayout = "simd" | "relaxed";
  * Bytes of one token's rounded activations in the kernels' layout (assembly/quantize.ts):
  *   Q4_0 / Q8_0 weights: codes widened to i16 and permuted per block (ORDER_Q4_0 / ORDER_Q8_0),
  *                        then f32 scales, then i32 block sums;
+ *   Q4_1, Q5_0, Q5_1, IQ4_NL: as Q8_0's (Q8_1 for Q4_1 / Q5_1: f32 s in place of the sums);
  *   k-quants:            i8 codes, f32 scales, i32 sums of 16;
  *   F16 / F32:           plain f32 rows (f16-rounded for F16).
  */
@@ -37,7 +40,7 @@ export function actBytes(type: MatmulType, cols: number): number {
   // The relaxed Q4_0 layout is smaller but keeps this row stride, so callers may index token
   // rows with this function whatever the build.
   const raw =
-    kind === "q8_0" ? 2 * cols + cols / 8 + cols / 8
+    kind === "q8_0" || kind === "q8_1" ? 2 * cols + cols / 8 + cols / 8
     : type === GGMLType.Q6_K ? cols + cols / 64 + cols / 4
     : 2 * cols + cols / 64 + cols / 8;
   return Math.ceil(raw / 16) * 16;
@@ -63,6 +66,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
   const plainI8 = (type: MatmulType) => type === GGMLType.Q6_K || (type === GGMLType.Q4_0 && layout === "relaxed");
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
     if (K_LOW_TYPES.has(type)) return writeQ8_K_eo(mem, p, cols, row);
+    if (NIBBLE_TYPES.has(type)) return writeNibbleAct(mem, type, layout, p, cols, row);
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
       mem.i8(p, cols).set(row.qs);
@@ -92,6 +96,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
   };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
     if (K_LOW_TYPES.has(type)) return readQ8_K_eo(mem, p, cols);
+    if (NIBBLE_TYPES.has(type)) return readNibbleAct(mem, type, layout, p, cols);
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
       const ns = type === GGMLType.Q6_K ? cols / 16 : cols / 32;
@@ -124,8 +129,8 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
       for (let t = t0; t < t1; t++) {
         const xt = mem.f32(x + 4 * t * cols, cols);
         const kind = activationKind(type);
-        if (kind === "q8_0" || kind === "q8_K") {
-          q8Write(type, xq + t * stride, cols, kind === "q8_0" ? quantizeQ8_0(xt) : quantizeQ8_K(xt));
+        if (kind === "q8_0" || kind === "q8_1" || kind === "q8_K") {
+          q8Write(type, xq + t * stride, cols, kind === "q8_0" ? quantizeQ8_0(xt) : kind === "q8_1" ? quantizeQ8_1(xt) : quantizeQ8_K(xt));
         } else {
           mem.f32(xq + t * stride, cols).set(kind === "f16" ? xt.map(roundF16) : xt);
         }
@@ -138,7 +143,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
       for (let t = 0; t < nTok; t++) {
         const out = mem.f32(y + 4 * t * ldy, ldy);
         const kind = activationKind(type);
-        const xr = kind === "q8_0" || kind === "q8_K" ? q8View(type, xq + t * stride, cols) : undefined;
+        const xr = kind === "q8_0" || kind === "q8_1" || kind === "q8_K" ? q8View(type, xq + t * stride, cols) : undefined;
         const xf = xr ? undefined : mem.f32(xq + t * stride, cols);
         for (let r = r0; r < r1; r++) {
           const o = r * rb;
@@ -151,6 +156,10 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
             case GGMLType.Q2_K: out[r] = dotQ2_K(wb, o, xr!); break;
             case GGMLType.Q3_K: out[r] = dotQ3_K(wb, o, xr!); break;
             case GGMLType.IQ4_XS: out[r] = dotIQ4_XS(wb, o, xr!); break;
+            case GGMLType.Q4_1: out[r] = dotQ4_1(wb, o, xr as Q8_1Row); break;
+            case GGMLType.Q5_0: out[r] = dotQ5_0(wb, o, xr!); break;
+            case GGMLType.Q5_1: out[r] = dotQ5_1(wb, o, xr as Q8_1Row); break;
+            case GGMLType.IQ4_NL: out[r] = dotIQ4_NL(wb, o, xr!); break;
             case GGMLType.F16: {
               const wr = f16View(w + o, cols);
               out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);

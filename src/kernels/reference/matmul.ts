@@ -11,28 +11,37 @@
  *   Q4_K / Q5_K:  sum_B  dX_B * (d_B * sum_s sc_s (qW.qX)_s  -  dmin_B * sum_s m_s * sum(qX)_s)
  *   Q6_K:         sum_B  dX_B * d_B * sum_s sc_s * ((qW - 32).qX)_s
  *   Q2_K, Q3_K, IQ4_XS: k-quants-low.ts
+ *   Q4_1, Q5_0, Q5_1, IQ4_NL (Q8_0 / Q8_1 activations): nibble-blocks.ts
  *   F16:          sum_j  W_j * f16(x_j)          F32: sum_j W_j x_j
  */
 import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
 import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
 import { dotIQ4_XS, dotQ2_K, dotQ3_K } from "./k-quants-low.js";
+import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, quantizeQ8_1, type Q8_1Row } from "./nibble-blocks.js";
 
 /** The weight types with a matmul kernel. */
 export type MatmulType = GGMLType.F32 | GGMLType.F16 | GGMLType.Q4_0 | GGMLType.Q8_0 | GGMLType.Q4_K | GGMLType.Q5_K | GGMLType.Q6_K
-  | GGMLType.Q2_K | GGMLType.Q3_K | GGMLType.IQ4_XS;
+  | GGMLType.Q2_K | GGMLType.Q3_K | GGMLType.IQ4_XS
+  | GGMLType.Q4_1 | GGMLType.Q5_0 | GGMLType.Q5_1 | GGMLType.IQ4_NL;
 
 export const MATMUL_TYPES: readonly MatmulType[] = [
   GGMLType.F32, GGMLType.F16, GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.IQ4_XS,
+  GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.IQ4_NL,
 ];
 
 /** How a type's activations are rounded before the product. */
-export function activationKind(type: MatmulType): "q8_0" | "q8_K" | "f16" | "f32" {
+export function activationKind(type: MatmulType): "q8_0" | "q8_1" | "q8_K" | "f16" | "f32" {
   switch (type) {
     case GGMLType.Q4_0:
     case GGMLType.Q8_0:
+    case GGMLType.Q5_0:
+    case GGMLType.IQ4_NL:
       return "q8_0";
+    case GGMLType.Q4_1:
+    case GGMLType.Q5_1:
+      return "q8_1";
     case GGMLType.Q4_K:
     case GGMLType.Q5_K:
     case GGMLType.Q6_K:
@@ -146,7 +155,7 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
   for (let t = 0; t < nTok; t++) {
     const xt = x.subarray(t * cols, (t + 1) * cols);
     const kind = activationKind(type);
-    const xq = kind === "q8_0" ? quantizeQ8_0(xt) : kind === "q8_K" ? quantizeQ8_K(xt) : undefined;
+    const xq = kind === "q8_0" ? quantizeQ8_0(xt) : kind === "q8_1" ? quantizeQ8_1(xt) : kind === "q8_K" ? quantizeQ8_K(xt) : undefined;
     for (let r = 0; r < rows; r++) {
       const o = r * rb;
       let v = 0;
@@ -159,6 +168,10 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
         case GGMLType.Q2_K: v = dotQ2_K(w, o, xq!); break;
         case GGMLType.Q3_K: v = dotQ3_K(w, o, xq!); break;
         case GGMLType.IQ4_XS: v = dotIQ4_XS(w, o, xq!); break;
+        case GGMLType.Q4_1: v = dotQ4_1(w, o, xq as Q8_1Row); break;
+        case GGMLType.Q5_0: v = dotQ5_0(w, o, xq!); break;
+        case GGMLType.Q5_1: v = dotQ5_1(w, o, xq as Q8_1Row); break;
+        case GGMLType.IQ4_NL: v = dotIQ4_NL(w, o, xq!); break;
         case GGMLType.F16:
           for (let j = 0; j < cols; j++) v += f16(w, o + 2 * j) * roundF16(xt[j]);
           break;

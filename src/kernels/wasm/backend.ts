@@ -22,6 +22,10 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     [GGMLType.Q2_K]: ex.matmul_q2_K,
     [GGMLType.Q3_K]: ex.matmul_q3_K,
     [GGMLType.IQ4_XS]: ex.matmul_iq4_xs,
+    [GGMLType.Q4_1]: ex.matmul_q4_1,
+    [GGMLType.Q5_0]: ex.matmul_q5_0,
+    [GGMLType.Q5_1]: ex.matmul_q5_1,
+    [GGMLType.IQ4_NL]: ex.matmul_iq4_nl,
   };
   return {
     backend: "wasm",
@@ -35,7 +39,15 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
           if (build === "relaxed") return ex.quantize_q8_0(x, xq, cols, t0, t1);
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 4);
         case GGMLType.Q8_0:
+        case GGMLType.IQ4_NL:
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
+        case GGMLType.Q5_0:
+          // Q8_0 order widened, or plain i8 codes in the relaxed build (assembly/nibble_blocks.ts).
+          if (build === "relaxed") return ex.quantize_q8_0(x, xq, cols, t0, t1);
+          return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
+        case GGMLType.Q4_1:
+        case GGMLType.Q5_1:
+          return ex.quantize_q8_1(x, xq, cols, t0, t1);
         case GGMLType.Q4_K:
         case GGMLType.Q5_K:
           return ex.quantize_q8_K_i16(x, xq, cols, t0, t1);

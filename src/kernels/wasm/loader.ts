@@ -29,6 +29,11 @@ export interface KernelExports {
   matmul_q2_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q3_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_iq4_xs(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q4_1(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q5_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_q5_1(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul_iq4_nl(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  quantize_q8_1(x: number, q: number, n: number, r0: number, r1: number): void;
   matmul_f16(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_f32(w: number, x: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   rmsnorm(x: number, w: number, y: number, n: number, eps: number, r0: number, r1: number): void;

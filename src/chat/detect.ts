@@ -21,9 +21,10 @@ export function templateNameFromModelName(name: string): string | undefined {
   return NAME_RULES.find(([pattern]) => pattern.test(lower))?.[1];
 }
 
-export function detectTemplate(metadata: Record<string, GgufValue>): ChatTemplate {
+/** `file` names the model in template errors ("FILE: tokenizer.chat_template"). */
+export function detectTemplate(metadata: Record<string, GgufValue>, file?: string): ChatTemplate {
   const source = metadata["tokenizer.chat_template"];
-  if (typeof source === "string" && source.trim() !== "") return jinjaTemplate(source);
+  if (typeof source === "string" && source.trim() !== "") return jinjaTemplate(source, { origin: `${file ? `${file}: ` : ""}tokenizer.chat_template` });
   const name = metadata["general.name"];
   const guess = typeof name === "string" ? templateNameFromModelName(name) : undefined;
   return getTemplate(guess ?? "plain");

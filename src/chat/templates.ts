@@ -35,6 +35,11 @@ export interface ChatTemplate {
   stop: string[];
   /** Prompt token ids for the conversation, ending where the assistant's reply begins. */
   render(messages: ChatMessage[], tokenizer: SentencePieceTokenizer): number[];
+  /**
+   * The same ids, computed off the calling thread where that matters (a model's own Jinja
+   * template renders on a worker thread: the server uses this so its event loop never waits).
+   */
+  renderAsync?(messages: ChatMessage[], tokenizer: SentencePieceTokenizer): Promise<number[]>;
 }
 
 const ROLES: readonly ChatRole[] = ["system", "user", "assistant"];

@@ -125,9 +125,9 @@ ${MODEL_OPTIONS_USAGE}`,
 };
 
 function chooseTemplate(name: string | undefined, model: LlamaModel): ChatTemplate {
-  if (name === undefined) return detectTemplate(model.file.metadata);
+  if (name === undefined) return detectTemplate(model.file.metadata, model.file.name);
   if (name === "jinja") {
-    const template = detectTemplate(model.file.metadata);
+    const template = detectTemplate(model.file.metadata, model.file.name);
     if (template.name !== "jinja") throw new UsageError(`--template jinja: the model has no tokenizer.chat_template`);
     return template;
   }

@@ -55,7 +55,7 @@ ${MODEL_OPTIONS_USAGE}`,
     if (!Number.isInteger(port) || !Number.isInteger(parallel) || !Number.isInteger(maxQueue)) throw new UsageError("--port, --parallel and --queue take integers");
     const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
     const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
-    const template = values.template !== undefined ? getTemplate(values.template) : detectTemplate(model.file.metadata);
+    const template = values.template !== undefined ? getTemplate(values.template) : detectTemplate(model.file.metadata, model.file.name);
     const app = createServer({
       model,
       tokenizer,

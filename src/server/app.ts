@@ -348,7 +348,8 @@ export function createServer(options: ServerOptions): ServerApp {
     checkModel(req.model);
     let promptIds: number[];
     try {
-      promptIds = template.render(req.messages, tokenizer);
+      // A model's own Jinja template renders on a worker thread, with limits (src/chat/jinja.ts).
+      promptIds = template.renderAsync ? await template.renderAsync(req.messages, tokenizer) : template.render(req.messages, tokenizer);
     } catch (error) {
       if (error instanceof ZhLlamaError) throw badRequest(error.message, "messages");
       throw error;

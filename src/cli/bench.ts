@@ -5,7 +5,7 @@ import { GGMLType, ggmlTypeFromName } from "../formats/ggml-types.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, syntheticModel } from "../model/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom } from "./model-options.js";
 
 export const benchCommand: Command = {
   usage: `usage: zh-llama bench (-m MODEL.gguf | --synthetic --type q4_0) [-p 128] [-n 64] [-r 3] [--json]
@@ -87,7 +87,7 @@ ${MODEL_OPTIONS_USAGE}`,
       return 0;
     }
     const nCtx = Math.max(promptTokens + genTokens + 1, 16);
-    const model = await LlamaModel.load(source, { ...load, nCtx, batchSize: load.batchSize ?? Math.min(promptTokens, 512) });
+    const model = await loadModel(io, source, { ...load, nCtx, batchSize: load.batchSize ?? Math.min(promptTokens, 512) });
     try {
       const r = await benchModel(model, { promptTokens, genTokens, repetitions });
       const threads = model.threads;

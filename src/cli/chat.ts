@@ -10,7 +10,7 @@ import { LlamaModel, type GenerationResult } from "../model/index.js";
 import type { SpeculativeResult } from "../model/speculative.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type CliIo, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { DECODING_OPTIONS, DECODING_USAGE, SAMPLING_OPTIONS, SAMPLING_USAGE, decodingFrom, loadDraft, samplingFrom } from "./run.js";
 
 /** The stderr line after an answer: speed, finish reason, speculative acceptance. */
@@ -89,7 +89,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const sampling = samplingFrom(values);
     const decoding = decodingFrom(values);
     const loadOptions = loadOptionsFrom(values);
-    const model = await LlamaModel.load(modelPath(values), loadOptions);
+    const model = await loadModel(io, modelPath(values), { ...loadOptions, sessions: decoding.cfgScale !== 1 ? 2 : 1 });
     let draft: LlamaModel | undefined;
     try {
       draft = await loadDraft(decoding, model, loadOptions);

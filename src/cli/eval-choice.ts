@@ -5,7 +5,7 @@ import { toJson } from "../formats/json.js";
 import { LlamaModel } from "../model/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { ProgressBar } from "./progress.js";
 
 export const evalChoiceCommand: Command = {
@@ -46,7 +46,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const split = values.split ?? (format === "ceval" ? "val" : "test");
     const subjects = await readChoiceDataset(values.data, format as ChoiceFormat, split);
     const template = values.template ? getTemplate(values.template) : undefined;
-    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    const model = await loadModel(io, modelPath(values), loadOptionsFrom(values));
     try {
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
       const total = subjects.reduce((n, s) => n + s.questions.length, 0);

@@ -2,7 +2,7 @@ import { writeAtomically, writeAll } from "../formats/gguf/index.js";
 import { UsageError } from "../errors.js";
 import { LlamaModel } from "../model/index.js";
 import { parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { parseIds } from "./run.js";
 
 export const logitsCommand: Command = {
@@ -21,7 +21,7 @@ ${MODEL_OPTIONS_USAGE}`,
     if (values["prompt-ids"] === undefined) throw new UsageError("--prompt-ids is required");
     if (values.out === undefined) throw new UsageError("--out FILE is required");
     const ids = parseIds(values["prompt-ids"], "--prompt-ids");
-    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    const model = await loadModel(io, modelPath(values), loadOptionsFrom(values));
     try {
       const logits = await model.evaluate(ids);
       await writeAtomically(values.out, values.force ?? false, (handle) => writeAll(handle, new Uint8Array(logits.buffer), 0));

@@ -5,8 +5,10 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
-import { KV_CACHE_TYPES, type Backend, type KvCacheType, type LoadOptions, type RopeOverrides } from "../model/index.js";
-import { numberOption } from "./command.js";
+import { formatPlanBytes, KV_CACHE_TYPES, LlamaModel, type Backend, type KvCacheType, type LoadOptions, type RopeOverrides } from "../model/index.js";
+import type { GgufFile, ByteInput } from "../formats/gguf/index.js";
+import { numberOption, type CliIo } from "./command.js";
+import { ProgressBar } from "./progress.js";
 
 export const MODEL_OPTIONS = {
   model: { type: "string", short: "m" },
@@ -85,4 +87,33 @@ export function loadOptionsFrom(values: Values): LoadOptions & { threads?: numbe
     threads: values.threads === undefined ? undefined : numberOption("threads", values.threads, 1, 1, 256),
     rope,
   };
+}
+
+/**
+ * LlamaModel.load with what a user wants to see on stderr: a progress bar while the weights
+ * stream in (on a terminal), then one line: size, time, rate, memories, context, conversions.
+ */
+export async function loadModel(io: CliIo, input: ByteInput | GgufFile, options: LoadOptions = {}): Promise<LlamaModel> {
+  let bar: ProgressBar | undefined;
+  const t0 = performance.now();
+  let bytes = 0;
+  const model = await LlamaModel.load(input, {
+    ...options,
+    onProgress: (done, total) => {
+      bytes = total;
+      if (io.isTty) (bar ??= new ProgressBar(io, "loading", total)).update(done, `${formatPlanBytes(done)} of ${formatPlanBytes(total)}`);
+      options.onProgress?.(done, total);
+    },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const p = model.plan;
+  const name = model.file.name.split(/[\\/]/).pop();
+  const converted = model.weights.conversions.length > 0 ? `; converted at load (no kernel): ${p.conversions.map((c) => c.name).slice(0, 3).join(", ")}${p.conversions.length > 3 ? ` and ${p.conversions.length - 3} more` : ""}` : "";
+  const line =
+    `loaded ${name}: ${formatPlanBytes(bytes)} in ${seconds.toFixed(1)} s (${(bytes / 2 ** 20 / Math.max(seconds, 1e-3)).toFixed(0)} MiB/s); ` +
+    `${formatPlanBytes(p.totalBytes)} in ${p.memories.length} memor${p.memories.length === 1 ? "y" : "ies"} (weights ${formatPlanBytes(p.weightBytes)}, KV cache ${formatPlanBytes(p.kvBytes)}), ` +
+    `context ${p.nCtx}, ${model.threads} thread${model.threads === 1 ? "" : "s"}${converted}`;
+  if (bar) bar.done(line.replace(/^loaded /, ""));
+  else io.stderr(line + "\n");
+  return model;
 }

@@ -5,7 +5,7 @@ import { toJson } from "../formats/json.js";
 import { LlamaModel } from "../model/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { ProgressBar } from "./progress.js";
 
 export const perplexityCommand: Command = {
@@ -27,7 +27,7 @@ ${MODEL_OPTIONS_USAGE}`,
     if (!values.file) throw new UsageError("-f TEXT.txt is required");
     const ctx = numberOption("ctx", values.ctx, 512, 4, 1 << 20);
     const text = await readFile(values.file, "utf8");
-    const model = await LlamaModel.load(modelPath(values), { ...loadOptionsFrom(values), nCtx: ctx, batchSize: Math.min(ctx, 512) });
+    const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), nCtx: ctx, batchSize: Math.min(ctx, 512) });
     try {
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
       let tokens = tokenizer.encode(text, { addBos: true, addEos: false });

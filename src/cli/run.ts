@@ -8,7 +8,7 @@ import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 
 export function parseIds(text: string, flag: string): number[] {
   const ids = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
@@ -152,7 +152,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const grammar = await grammarFrom(values.grammar, values["json-schema"]);
     const decoding = decodingFrom(values);
     if (grammar && (decoding.cfgScale !== 1 || decoding.draftModel !== undefined)) throw new UsageError("--grammar / --json-schema cannot be combined with --cfg-scale or --draft-model");
-    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    const model = await loadModel(io, modelPath(values), loadOptionsFrom(values));
     let draft: LlamaModel | undefined;
     try {
       draft = await loadDraft(decoding, model, loadOptionsFrom(values));

@@ -11,7 +11,7 @@ import { createKernels, KernelMemory, KernelMemoryError, ropeFrequencies, type K
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
-import { createPool, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
+import { createPool, defaultThreads, encodeProgram, execute, REGISTERS, type EncodedProgram, type Pool } from "../runtime/index.js";
 import { loadWeights, type LlamaWeights } from "./weights.js";
 import { availableMemory, checkPlanFits, formatPlanBytes, planMemory, type MemoryPlan } from "./plan.js";
 import { kvCacheBytes, layScratch } from "./state.js";
@@ -271,11 +271,6 @@ export class LlamaModel {
   }
 }
 
-/** All cores: what llama.cpp uses by default too. */
-function defaultThreads(): number {
-  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  return Math.max(1, Math.min(nav?.hardwareConcurrency ?? 1, 64));
-}
 
 /** One sequence's KV cache and scratch over a model's weights. */
 export class LlamaSession {

@@ -6,3 +6,4 @@ export * from "./program.js";
 export * from "./barrier.js";
 export { execute, sliceStart, type ThreadPlace } from "./executor.js";
 export { createPool, workerUrl, PoolError, type Pool, type PoolOptions, type PoolBackend } from "./pool.js";
+export * from "./threads.js";

@@ -4,7 +4,7 @@ import { LlamaModel } from "../model/index.js";
 import { createServer, serve } from "../server/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadOptionsFrom, modelPath } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 
 export const serveCommand: Command = {
   usage: `usage: zh-llama serve -m MODEL.gguf [--host 127.0.0.1] [--port 19327] [--api-key KEY] [--parallel N] [--template NAME]
@@ -53,7 +53,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const parallel = numberOption("parallel", values.parallel, 1, 1, 64);
     const maxQueue = numberOption("queue", values.queue, 64, 0, 1 << 20);
     if (!Number.isInteger(port) || !Number.isInteger(parallel) || !Number.isInteger(maxQueue)) throw new UsageError("--port, --parallel and --queue take integers");
-    const model = await LlamaModel.load(modelPath(values), loadOptionsFrom(values));
+    const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), sessions: parallel });
     const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
     const template = values.template !== undefined ? getTemplate(values.template) : detectTemplate(model.file.metadata, model.file.name);
     const app = createServer({

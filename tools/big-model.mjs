@@ -3,6 +3,7 @@
 //
 //   node tools/big-model.mjs make --shape 7b|13b|mixtral[:LAYERS] --type q4_0|q4_k_m|q8_0|q5_0|q5_1|q5_k_m|q2_k|q3_k_m|q6_k|f16 --out FILE
 //   node tools/big-model.mjs run FILE [--threads N] [--ctx N] [--prompt 100] [--tokens 8] [--memory-limit BYTES]
+//   node tools/big-model.mjs compare FILE [--threads N] [--ctx N] [--tokens 2]   (wasm vs the reference backend)
 //
 // `make` writes a GGUF of the family's real shapes (Chinese-LLaMA-2 7B / 13B: vocabulary 55296;
 // Mixtral 8x7B with fewer layers) whose blocks are random bytes with sane scales, written directly
@@ -186,6 +187,44 @@ export async function runBigModel(path, o = {}) {
   }
 }
 
+/** The wasm backend (threads as given) against the reference backend on the same prompt. */
+export async function compareBackends(path, o = {}) {
+  const prompt = [1, 1000, 2000, 3000];
+  const runOne = async (backend, threads) => {
+    const model = await LlamaModel.load(path, { backend, threads, nCtx: o.ctx ?? 256, batchSize: 4 });
+    try {
+      const out = [await model.evaluate(prompt)];
+      for (let i = 0; i < (o.tokens ?? 2); i++) {
+        const last = out[out.length - 1];
+        let best = 0;
+        for (let j = 1; j < last.length; j++) if (last[j] > last[best]) best = j;
+        out.push(await model.evaluate([best]));
+      }
+      return { out, memories: model.plan.memories.length, experts: model.hp.nExpert };
+    } finally {
+      await model.dispose();
+    }
+  };
+  const t0 = performance.now();
+  const wasm = await runOne("wasm", o.threads ?? 2);
+  const t1 = performance.now();
+  const ref = await runOne("reference", 1);
+  const t2 = performance.now();
+  let maxDiff = 0, maxAbs = 0, sameArgmax = true;
+  wasm.out.forEach((w, s) => {
+    const r = ref.out[s];
+    let bw = 0, br = 0;
+    for (let i = 0; i < w.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(w[i] - r[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(r[i]));
+      if (w[i] > w[bw]) bw = i;
+      if (r[i] > r[br]) br = i;
+    }
+    if (bw !== br) sameArgmax = false;
+  });
+  return { file: path, steps: wasm.out.length, experts: wasm.experts, memories: wasm.memories, maxDiff, maxAbs, sameArgmax, finite: wasm.out.every((x) => x.every(Number.isFinite)), wasmS: (t1 - t0) / 1000, referenceS: (t2 - t1) / 1000 };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [verb, ...rest] = process.argv.slice(2);
   const { values, positionals } = parseArgs({
@@ -200,6 +239,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   } else if (verb === "run") {
     const r = await runBigModel(positionals[0], { threads: num(values.threads), ctx: num(values.ctx), prompt: num(values.prompt), tokens: num(values.tokens), memoryLimit: num(values["memory-limit"]), batch: num(values.batch) });
     console.log(JSON.stringify(r));
+  } else if (verb === "compare") {
+    console.log(JSON.stringify(await compareBackends(positionals[0], { threads: num(values.threads), ctx: num(values.ctx), tokens: num(values.tokens) })));
   } else {
     console.error("usage: node tools/big-model.mjs make|run ... (see the header)");
     process.exit(2);

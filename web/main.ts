@@ -17,14 +17,15 @@
 import { GgufFile, openGguf } from "../src/formats/gguf/index.js";
 import { LlamaModel } from "../src/model/model.js";
 import { generate, type GenerateOptions } from "../src/model/generate.js";
-import { weightBytes } from "../src/model/weights.js";
+import { kvTypeFor, planMemory } from "../src/model/index.js";
+import { readHParams } from "../src/model/hparams.js";
 import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../src/tokenizer/index.js";
 import { getTemplate, TEMPLATE_NAMES, type ChatMessage, type ChatTemplate } from "../src/chat/templates.js";
 import { detectTemplate } from "../src/chat/detect.js";
 import { setKernelBaseUrl } from "../src/kernels/wasm/loader.js";
 import { installUnsharedFallback } from "./unshared.js";
 import { DEFAULT_MODEL_FILE, DEFAULT_MODEL_URL } from "./default-model.js";
-import { PageError, checkWeightBudget, describeError } from "./limits.js";
+import { PageError, checkPlanBudget, describeError } from "./limits.js";
 
 // The model loaded when the page opens (web/default-model.ts); `?model=URL` overrides it.
 
@@ -47,6 +48,8 @@ export interface PageState {
   generatedIds: number[];
   error: string;
   notices: string[];
+  /** wasm32 memories the loaded model spreads over (src/model/plan.ts). */
+  memories: number;
 }
 
 declare global {
@@ -57,7 +60,7 @@ declare global {
 
 const state: PageState = {
   status: "idle", backend: "", modelName: "", crossOriginIsolated: globalThis.crossOriginIsolated === true,
-  reply: "", tokenEvents: 0, lastTokensPerS: 0, finishReason: "", generatedIds: [], error: "", notices: [],
+  reply: "", tokenEvents: 0, lastTokensPerS: 0, finishReason: "", generatedIds: [], error: "", notices: [], memories: 0,
 };
 window.zhLlama = state;
 
@@ -211,11 +214,20 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
   try {
     if (typeof input !== "string") await checkMagic(input, name);
     file = await openGguf(input);
-    const bytes = weightBytes(file);
-    checkWeightBudget(bytes, name);
     const threads = state.crossOriginIsolated ? Math.max(1, Math.floor(Number(ui.threads.value) || cores)) : 1;
     const ctxWanted = Math.max(16, Math.floor(Number(ui.ctx.value) || 2048));
     const nCtx = Math.min(ctxWanted, Number(file.metadata[`${String(file.metadata["general.architecture"] ?? "llama")}.context_length`] ?? ctxWanted));
+    // The memory plan first: a model of any size loads if the device holds it (over several
+    // 4 GiB memories); ?memoryLimit=BYTES&layersPerMemory=N spread it further (tests).
+    const query = new URLSearchParams(location.search);
+    const spread = {
+      memoryLimit: query.has("memoryLimit") ? Number(query.get("memoryLimit")) : undefined,
+      layersPerMemory: query.has("layersPerMemory") ? Number(query.get("layersPerMemory")) : undefined,
+    };
+    const hp = readHParams(file.metadata);
+    const plan = planMemory(file, hp, { nCtx, kvType: kvTypeFor(hp, "f16"), maxTok: Math.min(64, nCtx), threads, ...spread });
+    const bytes = plan.weightBytes;
+    checkPlanBudget(plan, name, (navigator as { deviceMemory?: number }).deviceMemory);
     const onProgress = (done: number, total: number) => {
       ui.progress.max = total;
       ui.progress.value = done;
@@ -229,13 +241,14 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
         notice(`The WebGPU adapter (${probe.name}) is a software renderer, slower than the WASM kernels: using WASM. Choose the WebGPU backend to use it anyway.`);
       } else {
         try {
-          model = await LlamaModel.load(file, { backend: "webgpu", nCtx, onProgress });
+          model = await LlamaModel.load(file, { backend: "webgpu", nCtx, onProgress, checkMemory: false });
         } catch (e) {
           notice(`WebGPU could not run this model (${describeError(e)}): falling back to WASM.`);
         }
       }
     }
-    model ??= await LlamaModel.load(file, { backend: "wasm", threads, nCtx, onProgress });
+    model ??= await LlamaModel.load(file, { backend: "wasm", threads, nCtx, onProgress, ...spread });
+    state.memories = model.plan.memories.length;
     const tokenizer = tokenizerFromGgufMetadata(file.metadata);
     const detected = detectTemplate(file.metadata);
     loaded = { model, tokenizer, detected };
@@ -244,7 +257,7 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
     state.backend = model.gpu ? model.gpu.description : `WASM (${model.kernels.build} SIMD), ${where}`;
     ui.backend.textContent = `backend: ${state.backend}`;
     state.modelName = name;
-    ui.modelName.textContent = `${name}: ${model.hp.nLayer} layers, ${model.hp.nEmbd} wide, vocabulary ${model.hp.nVocab}, context ${model.nCtx}, ${(bytes / 1024 ** 2).toFixed(1)} MiB of weights`;
+    ui.modelName.textContent = `${name}: ${model.hp.nLayer} layers, ${model.hp.nEmbd} wide, vocabulary ${model.hp.nVocab}, context ${model.nCtx}, ${(bytes / 1024 ** 2).toFixed(1)} MiB of weights${model.plan.memories.length > 1 ? ` in ${model.plan.memories.length} memories` : ""}`;
     messages = [];
     ui.log.replaceChildren();
     state.status = "ready";

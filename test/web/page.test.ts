@@ -46,6 +46,7 @@ interface PageState {
   generatedIds: number[];
   error: string;
   notices: string[];
+  memories: number;
 }
 
 const PROMPT = "请用一句话介绍北京。";
@@ -203,6 +204,21 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
       await rm(gpuProfile, { recursive: true, force: true });
     }
   }, 300_000); // a software GPU: about 2 s per token of the bundled model
+
+  it("a model spread over 3 wasm32 memories (forced small limit) answers with the same tokens", async () => {
+    const page = await context.newPage();
+    // 64 MiB memories, at most 4 of the bundled model's 8 layers each: layers 0-3, layers 4-7,
+    // then the output projection with the tied embeddings.
+    await page.goto(`${base}?backend=wasm&memoryLimit=${64 << 20}&layersPerMemory=4`);
+    const loaded = await waitLoaded(page);
+    expect(loaded.error).toBe("");
+    expect(loaded.memories).toBe(3);
+    const { state } = await chat(page);
+    expect(state.error).toBe("");
+    expect(state.generatedIds).toEqual(expected.generatedIds);
+    expect(state.reply).toBe(expected.text);
+    await page.close();
+  });
 
   it("stops on the stop button", async () => {
     const page = await context.newPage();

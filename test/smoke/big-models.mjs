@@ -5,6 +5,9 @@
 // process. Checks: the plan spreads the model over several wasm32 memories, the logits are
 // finite, and the process's peak RSS lies between the weights' size and file size + KV cache +
 // 300 MB (the loader reads straight into kernel memory; untouched KV pages cost nothing).
+// Then Mixtral at scale: the 8x7B shape (8 experts of ffn 14336, top-2, vocabulary 32000; one
+// layer's stacked experts are 792 MB in Q4_0) with 2 layers, where the wasm backend on 2 threads
+// must match the reference backend (same greedy tokens; logits within 2e-3 of their magnitude).
 // Prints "ok ..." / "FAIL ..." lines for .ci/run.   node test/smoke/big-models.mjs [7b 13b]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statfsSync } from "node:fs";
@@ -14,7 +17,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const tool = join(root, "tools/big-model.mjs");
-const shapes = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["7b", "13b"];
+const shapes = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["7b", "13b", "mixtral"];
 const dir = mkdtempSync(join(tmpdir(), "zh-big-"));
 const MB = 1e6;
 let failed = 0;
@@ -28,14 +31,23 @@ try {
   const fs = statfsSync(tmpdir());
   const freeDisk = fs.bavail * fs.bsize;
   for (const shape of shapes) {
-    const need = shape === "13b" ? 8e9 : 4.2e9;
+    const need = shape === "13b" ? 8e9 : shape === "mixtral" ? 2e9 : 4.2e9;
     if (freeDisk < need + 1e9 || totalmem() < 2 * need + 4e9) {
       console.log(`skip ${shape}: needs ${(need / 1e9).toFixed(1)} GB of disk and ${((2 * need + 4e9) / 1e9).toFixed(0)} GB of RAM`);
       continue;
     }
     const file = join(dir, `${shape}-q4_0.gguf`);
-    const made = node(["make", "--shape", shape, "--type", "q4_0", "--out", file]);
+    const made = node(["make", "--shape", shape === "mixtral" ? "mixtral:2" : shape, "--type", "q4_0", "--out", file]);
     console.log(`# made ${file}: ${(made.bytes / 1e9).toFixed(2)} GB in ${made.seconds.toFixed(1)} s`);
+    if (shape === "mixtral") {
+      const c = node(["compare", file, "--threads", "2", "--tokens", "2"]);
+      console.log(`# mixtral-shaped, 2 layers x 8 experts: wasm ${c.wasmS.toFixed(1)} s, reference ${c.referenceS.toFixed(1)} s, max |Δlogit| ${c.maxDiff.toExponential(2)} of max |logit| ${c.maxAbs.toFixed(1)}`);
+      check(c.experts === 8 && c.finite, "mixtral: 8 experts, finite logits");
+      check(c.sameArgmax, "mixtral: wasm and reference backends pick the same greedy tokens (prompt + 2 steps)");
+      check(c.maxDiff <= 2e-3 * c.maxAbs, `mixtral: wasm logits within 2e-3 of their magnitude of the reference's (${(c.maxDiff / c.maxAbs).toExponential(2)})`);
+      rmSync(file, { force: true });
+      continue;
+    }
     for (const threads of [1, 2]) {
       const r = node(["run", file, "--threads", String(threads), "--prompt", "8", "--tokens", "8"]);
       const p = r.plan;

@@ -84,6 +84,64 @@ export function llamaGgufMetadata(config: LlamaConfig, fileType: number, name: s
   return m;
 }
 
+/** The HF tensors a LLaMA / Mixtral of `config` is made of, with their shapes (lm_head optional: tied embeddings). */
+export function expectedLlamaTensors(config: LlamaConfig, vocabSize: number): Map<string, { shape: number[]; optional?: boolean }> {
+  const H = config.hiddenSize;
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
+  const I = config.intermediateSize;
+  const out = new Map<string, { shape: number[]; optional?: boolean }>([
+    ["model.embed_tokens.weight", { shape: [vocabSize, H] }],
+    ["model.norm.weight", { shape: [H] }],
+    ["lm_head.weight", { shape: [vocabSize, H], optional: true }],
+  ]);
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    out.set(`${p}self_attn.q_proj.weight`, { shape: [q, H] });
+    out.set(`${p}self_attn.k_proj.weight`, { shape: [kv, H] });
+    out.set(`${p}self_attn.v_proj.weight`, { shape: [kv, H] });
+    out.set(`${p}self_attn.o_proj.weight`, { shape: [H, q] });
+    out.set(`${p}input_layernorm.weight`, { shape: [H] });
+    out.set(`${p}post_attention_layernorm.weight`, { shape: [H] });
+    if (config.numExperts > 0) {
+      out.set(`${p}block_sparse_moe.gate.weight`, { shape: [config.numExperts, H] });
+      for (let e = 0; e < config.numExperts; e++) {
+        out.set(`${p}block_sparse_moe.experts.${e}.w1.weight`, { shape: [I, H] });
+        out.set(`${p}block_sparse_moe.experts.${e}.w2.weight`, { shape: [H, I] });
+        out.set(`${p}block_sparse_moe.experts.${e}.w3.weight`, { shape: [I, H] });
+      }
+    } else {
+      out.set(`${p}mlp.gate_proj.weight`, { shape: [I, H] });
+      out.set(`${p}mlp.up_proj.weight`, { shape: [I, H] });
+      out.set(`${p}mlp.down_proj.weight`, { shape: [H, I] });
+    }
+  }
+  return out;
+}
+
+/**
+ * Refuses, before anything is written, a model that lacks a tensor its config.json calls for
+ * or has one of another shape (a truncated or partial checkpoint would otherwise become a
+ * GGUF that no loader accepts). Names the first few missing tensors and the count.
+ */
+export function checkModelComplete(source: ModelSource, vocabSize: number): void {
+  const expected = expectedLlamaTensors(source.config, vocabSize);
+  const have = new Map(source.tensors.map((t) => [t.name, t]));
+  const missing = [...expected].filter(([name, e]) => !e.optional && !have.has(name)).map(([name]) => name);
+  if (missing.length > 0) {
+    const required = [...expected.values()].filter((e) => !e.optional).length;
+    throw new FormatError(
+      `${source.name}: missing ${missing.length} of the ${required} tensors a ${source.config.numLayers}-layer model needs: ${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ", …" : ""} (a truncated or partial checkpoint?); nothing was written`,
+    );
+  }
+  for (const [name, e] of expected) {
+    const t = have.get(name);
+    if (t && (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i]))) {
+      throw new FormatError(`${source.name}: tensor ${JSON.stringify(name)} has shape [${t.shape.join(", ")}]; config.json calls for [${e.shape.join(", ")}]; nothing was written`);
+    }
+  }
+}
+
 /** Which GGUF tensors a model becomes, with their types, without reading any weights. */
 export function planGgufTensors(source: ModelSource, outtype: GgufOuttype): GgufPlanEntry[] {
   const config = source.config;
@@ -159,7 +217,9 @@ export async function writeModelAsGguf(source: ModelSource, path: string, option
   const plan = planGgufTensors(source, outtype);
   const embed = source.tensors.find((t) => t.name === "model.embed_tokens.weight");
   if (!embed) throw new FormatError(`${source.name}: no model.embed_tokens.weight`);
+  if (embed.shape.length !== 2) throw new FormatError(`${source.name}: model.embed_tokens.weight has shape [${embed.shape.join(", ")}]; expected [vocabulary, ${source.config.hiddenSize}]`);
   const vocabSize = embed.shape[0]!;
+  checkModelComplete(source, vocabSize);
   const config = { ...source.config, vocabSize };
   const mainType = outtype === "auto" ? (DTYPE_TO_GGML[embed.dtype] ?? GGMLType.F32) : GGUF_OUTTYPES[outtype];
   const fileType = FILE_TYPE[mainType] ?? 0;

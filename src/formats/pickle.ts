@@ -37,7 +37,12 @@ export interface UnpickleOptions {
   name?: string;
 }
 
-export const PICKLE_LIMITS = { maxStack: 1 << 20, maxMemo: 1 << 22, maxString: 1 << 30, maxMarks: 1 << 16 } as const;
+/**
+ * maxLongBytes bounds LONG1/LONG4/LONG integers: a torch checkpoint's integers (sizes,
+ * strides, offsets, storage keys) fit in 8 bytes; 1024 is generous and keeps a hostile
+ * 512 KiB integer from costing anything.
+ */
+export const PICKLE_LIMITS = { maxStack: 1 << 20, maxMemo: 1 << 22, maxString: 1 << 30, maxMarks: 1 << 16, maxLongBytes: 1024 } as const;
 
 /** Marker on the stack for MARK. */
 const MARK = Symbol("mark");
@@ -145,10 +150,16 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
     if (!Array.isArray(target) || Object.isFrozen(target)) fail("APPEND(S) on something that is not a list");
     for (const item of items) (target as unknown[]).push(item);
   };
+  const longLength = (n: number): number => {
+    if (n > PICKLE_LIMITS.maxLongBytes) fail(`an integer of ${n} bytes exceeds the ${PICKLE_LIMITS.maxLongBytes}-byte limit (a checkpoint's integers fit in 8)`);
+    return n;
+  };
+  // Little-endian two's complement, read in linear time (hex digits, then one BigInt parse).
   const long = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+    let hex = "";
+    for (let i = b.length - 1; i >= 0; i--) hex += b[i]!.toString(16).padStart(2, "0");
+    let v = BigInt(`0x${hex}`);
     if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
@@ -181,11 +192,11 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
       case 0x4a: push(i32()); break; // BININT
       case 0x4b: push(u8()); break; // BININT1
       case 0x4d: push(u16()); break; // BININT2
-      case 0x8a: push(long(bytes(u8()))); break; // LONG1
+      case 0x8a: push(long(bytes(longLength(u8())))); break; // LONG1
       case 0x8b: { // LONG4
         const n = i32();
         if (n < 0) fail("negative LONG4 length");
-        push(long(bytes(n)));
+        push(long(bytes(longLength(n))));
         break;
       }
       case 0x49: { // INT (text): also encodes True/False as 01/00
@@ -194,14 +205,15 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
         else if (t === "00") push(false);
         else {
           const v = Number(t);
-          if (!Number.isInteger(v)) fail(`bad INT ${JSON.stringify(t)}`);
+          if (!Number.isInteger(v)) fail(`bad INT ${JSON.stringify(t.slice(0, 40))}`);
           push(v);
         }
         break;
       }
       case 0x4c: { // LONG (text)
         const t = line().replace(/L$/, "");
-        if (!/^-?\d+$/.test(t)) fail(`bad LONG ${JSON.stringify(t)}`);
+        if (t.length > 2.5 * PICKLE_LIMITS.maxLongBytes) fail(`an integer of ${t.length} digits exceeds the ${PICKLE_LIMITS.maxLongBytes}-byte limit`);
+        if (!/^-?\d+$/.test(t)) fail(`bad LONG ${JSON.stringify(t.slice(0, 40))}`);
         const v = BigInt(t);
         push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;

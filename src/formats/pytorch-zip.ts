@@ -10,8 +10,13 @@
  * inflated with fflate. Every offset and size is checked against the file before use, so a
  * truncated download fails with the entry it lost. Zip64 is read and written (checkpoints over
  * 4 GiB need it).
+ *
+ * Declared sizes are not trusted with memory: a stored entry's two sizes must agree, a deflated
+ * one may not claim more than deflate can expand its bytes to (1032:1), and inflating streams
+ * into a buffer of the bytes asked for (a tensor's range), never one of the declared size, so
+ * a zip bomb costs what its tensor declares and no more.
  */
-import { inflateSync } from "fflate";
+import { Inflate } from "fflate";
 import { FormatError } from "./errors.js";
 import type { ByteSource } from "./gguf/source.js";
 import { writeAll } from "./gguf/writer.js";
@@ -35,6 +40,10 @@ const SIG_CENTRAL = 0x02014b50;
 const SIG_LOCAL = 0x04034b50;
 const MAX_COMMENT = 0xffff;
 const MAX_ENTRIES = 1 << 20;
+/** Deflate's largest expansion: 258 bytes from about 2 bits (zlib's "1032:1"). */
+const MAX_DEFLATE_RATIO = 1032;
+/** Compressed bytes fed to the inflater at a time (bounds one step's output to ~66 MB). */
+const INFLATE_SLICE = 64 << 10;
 
 let crcTable: Uint32Array | undefined;
 
@@ -138,6 +147,10 @@ export class ZipReader {
         e += 4 + len;
       }
       if (method !== 0 && method !== 8) fail(`entry ${JSON.stringify(name)} uses compression method ${method}; only stored (0) and deflate (8) are supported`);
+      if (method === 0 && compressedSize !== size) fail(`stored entry ${JSON.stringify(name)} declares ${size} bytes but holds ${compressedSize}`);
+      if (method === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 1024) {
+        fail(`deflated entry ${JSON.stringify(name)} declares ${size} bytes, more than deflate can make of its ${compressedSize} (a zip bomb or a damaged directory)`);
+      }
       if (localOffset + 30 + compressedSize > cdOffset) fail(`truncated: entry ${JSON.stringify(name)} (${compressedSize} bytes at ${localOffset}) runs into the central directory`);
       entries.push({ name, method, crc32: crc, compressedSize, size, localOffset });
       p += 46 + nameLength + extraLength + commentLength;
@@ -166,24 +179,55 @@ export class ZipReader {
       throw new ZipFormatError(`${this.source.name}: read of ${length} bytes at ${offset} outside entry ${JSON.stringify(entry.name)} (${entry.size} bytes)`);
     }
     if (entry.method === 0) return this.source.read((await this.dataOffset(entry)) + offset, length);
-    return (await this.read(entry)).subarray(offset, offset + length);
+    return this.inflate(entry, offset, length);
   }
 
-  /** The whole entry, CRC-checked. */
-  async read(entry: ZipEntry): Promise<Uint8Array> {
-    const raw = await this.source.read(await this.dataOffset(entry), entry.compressedSize);
-    let data: Uint8Array;
-    if (entry.method === 0) data = raw;
-    else {
-      try {
-        data = inflateSync(raw, { out: new Uint8Array(entry.size) });
-      } catch (error) {
-        throw new ZipFormatError(`${this.source.name}: entry ${JSON.stringify(entry.name)} does not inflate (${error instanceof Error ? error.message : String(error)})`);
-      }
-    }
+  /** The whole entry, CRC-checked; `maxBytes` refuses a larger one before reading it. */
+  async read(entry: ZipEntry, maxBytes = Infinity): Promise<Uint8Array> {
+    if (entry.size > maxBytes) throw new ZipFormatError(`${this.source.name}: entry ${JSON.stringify(entry.name)} is ${entry.size} bytes; at most ${maxBytes} are expected`);
+    const data = entry.method === 0 ? await this.source.read(await this.dataOffset(entry), entry.compressedSize) : await this.inflate(entry, 0, entry.size);
     if (data.length !== entry.size) throw new ZipFormatError(`${this.source.name}: entry ${JSON.stringify(entry.name)} is ${data.length} bytes, the directory says ${entry.size}`);
     if (crc32(data) !== entry.crc32) throw new ZipFormatError(`${this.source.name}: entry ${JSON.stringify(entry.name)} fails its CRC-32 check (corrupt file)`);
     return data;
+  }
+
+  /**
+   * Inflates a deflated entry as a stream, keeping only [offset, offset+length): the buffer is
+   * the size asked for, and inflating stops once it is full. Output beyond the declared size,
+   * or a stream that ends short of it, is an error.
+   */
+  private async inflate(entry: ZipEntry, offset: number, length: number): Promise<Uint8Array> {
+    const where = `${this.source.name}: entry ${JSON.stringify(entry.name)}`;
+    const out = new Uint8Array(length);
+    const end = offset + length;
+    let produced = 0;
+    let failure: string | undefined;
+    const inflater = new Inflate((chunk) => {
+      const from = produced;
+      produced += chunk.length;
+      if (produced > entry.size) {
+        failure ??= `inflates to more than the ${entry.size} bytes its directory declares`;
+        return;
+      }
+      const a = Math.max(from, offset);
+      const b = Math.min(produced, end);
+      if (a < b) out.set(chunk.subarray(a - from, b - from), a - offset);
+    });
+    const start = await this.dataOffset(entry);
+    let at = 0;
+    while (at < entry.compressedSize && produced < end && failure === undefined) {
+      const n = Math.min(INFLATE_SLICE, entry.compressedSize - at);
+      const slice = await this.source.read(start + at, n);
+      at += n;
+      try {
+        inflater.push(slice, at >= entry.compressedSize);
+      } catch (error) {
+        throw new ZipFormatError(`${where} does not inflate (${error instanceof Error ? error.message : String(error)})`);
+      }
+    }
+    if (failure !== undefined) throw new ZipFormatError(`${where} ${failure}`);
+    if (produced < end) throw new ZipFormatError(`${where} inflates to ${produced} bytes, the directory says ${entry.size}`);
+    return out;
   }
 
   close(): Promise<void> {

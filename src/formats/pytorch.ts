@@ -76,9 +76,33 @@ export interface TorchCheckpoint {
   close(): Promise<void>;
 }
 
+/** data.pkl larger than this is refused (a 70B model's is about 100 KB). */
+const TORCH_MAX_PICKLE_BYTES = 256 << 20;
+
+/** Limits on what a checkpoint may declare (a tensor of more elements is refused before any read). */
+export const TORCH_LIMITS = { maxDims: 8, maxElements: 2 ** 40, maxNesting: 64 } as const;
+
+/**
+ * A pickled value for an error message: bounded in length and depth, safe on cycles and
+ * bigints (JSON.stringify throws on both, and recurses without bound).
+ */
+export function describePickled(value: unknown, depth = 0): string {
+  if (typeof value === "bigint") return `${value}`.length > 30 ? `${`${value}`.slice(0, 30)}…` : `${value}`;
+  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (value === null || typeof value !== "object") return String(value);
+  if (depth >= 3) return "…";
+  if (Array.isArray(value)) {
+    const items = value.slice(0, 8).map((v) => describePickled(v, depth + 1));
+    return `[${items.join(", ")}${value.length > 8 ? `, … (${value.length} items)` : ""}]`;
+  }
+  if (value instanceof Map) return `{dict of ${value.size}}`;
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
+  return `<${value.constructor?.name ?? "object"}>`;
+}
+
 function intList(value: unknown, what: string, file: string): number[] {
-  if (!Array.isArray(value) || !value.every((v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) {
-    throw new FormatError(`${file}: ${what} ${JSON.stringify(value)} is not a tuple of non-negative integers`);
+  if (!Array.isArray(value) || value.length > TORCH_LIMITS.maxDims || !value.every((v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) {
+    throw new FormatError(`${file}: ${what} ${describePickled(value)} is not a tuple of at most ${TORCH_LIMITS.maxDims} non-negative integers`);
   }
   return value as number[];
 }
@@ -88,7 +112,7 @@ function torchGlobals(file: string): Record<string, PickleGlobal> {
   const rebuild = (args: unknown[]): TensorRef => {
     const [storage, offset, size, stride] = args;
     if (!(storage && typeof storage === "object" && "key" in storage)) throw new FormatError(`${file}: _rebuild_tensor_v2 without a storage`);
-    if (typeof offset !== "number") throw new FormatError(`${file}: _rebuild_tensor_v2 storage offset is not an integer`);
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) throw new FormatError(`${file}: _rebuild_tensor_v2 storage offset ${describePickled(offset)} is not a non-negative integer`);
     return new TensorRef(storage as StorageRef, offset, intList(size, "tensor size", file), intList(stride, "tensor stride", file));
   };
   const globals: Record<string, PickleGlobal> = {
@@ -110,26 +134,42 @@ export function parseTorchPickle(data: Uint8Array, file: string): Map<string, Te
     name: `${file} (data.pkl)`,
     globals,
     persistentLoad: (pid) => {
-      if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5) throw new FormatError(`${file}: unsupported persistent id ${JSON.stringify(pid)?.slice(0, 100)}`);
+      if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5) throw new FormatError(`${file}: unsupported persistent id ${describePickled(pid)}`);
       const [, type, key, , numel] = pid as unknown[];
       const storageType = type instanceof StorageType ? type : unwrapGlobal(type);
       if (!storageType) throw new FormatError(`${file}: persistent id names an unknown storage type`);
-      if (typeof key !== "string" && typeof key !== "number") throw new FormatError(`${file}: storage key is not a string`);
+      if ((typeof key !== "string" || key.length > 256) && typeof key !== "number") throw new FormatError(`${file}: storage key ${describePickled(key)} is not a short string`);
       if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0) throw new FormatError(`${file}: storage size ${String(numel)} is not a count`);
       return { key: String(key), dtype: storageType.dtype, numel } satisfies StorageRef;
     },
   });
   const out = new Map<string, TensorRef>();
-  const walk = (value: unknown, prefix: string): void => {
-    if (value instanceof TensorRef) out.set(prefix, value);
-    else if (value instanceof Map) {
-      for (const [k, v] of value) {
-        if (typeof k === "string") walk(v, prefix ? `${prefix}.${k}` : k);
-      }
-    }
-  };
   if (!(root instanceof Map)) throw new FormatError(`${file}: the pickle is not a dict of tensors`);
-  walk(root, "");
+  // Iterative, with the dicts on the current path: a dict that contains itself, or dicts nested
+  // 200000 deep, are refused by name instead of overflowing the stack.
+  const onPath = new Set<Map<unknown, unknown>>();
+  const stack: Array<{ map: Map<unknown, unknown>; prefix: string; entries: Iterator<[unknown, unknown]>; depth: number }> = [];
+  const enter = (map: Map<unknown, unknown>, prefix: string, depth: number): void => {
+    if (onPath.has(map)) throw new FormatError(`${file}: the state dict refers to itself at ${JSON.stringify(prefix.slice(0, 200))} (a cycle; not a checkpoint)`);
+    if (depth > TORCH_LIMITS.maxNesting) throw new FormatError(`${file}: dicts nested more than ${TORCH_LIMITS.maxNesting} deep (at ${JSON.stringify(prefix.slice(0, 200))}…); not a checkpoint`);
+    onPath.add(map);
+    stack.push({ map, prefix, entries: map.entries(), depth });
+  };
+  enter(root as Map<unknown, unknown>, "", 0);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const next = top.entries.next();
+    if (next.done) {
+      onPath.delete(top.map);
+      stack.pop();
+      continue;
+    }
+    const [k, v] = next.value;
+    if (typeof k !== "string") continue;
+    const name = top.prefix ? `${top.prefix}.${k}` : k;
+    if (v instanceof TensorRef) out.set(name, v);
+    else if (v instanceof Map) enter(v as Map<unknown, unknown>, name, top.depth + 1);
+  }
   return out;
 }
 
@@ -140,6 +180,36 @@ function unwrapGlobal(value: unknown): StorageType | undefined {
     if (v instanceof StorageType) return v;
   }
   return undefined;
+}
+
+/**
+ * Checks a tensor view against its storage before anything is read, and returns its element
+ * count. A view may not claim more elements than its storage holds (a zero-stride [2^31, 2^31]
+ * view over one element would otherwise become 2^62 values), must have one stride per
+ * dimension, and must stay inside the storage, which must fit its zip entry.
+ */
+export function checkView(file: string, name: string, ref: { storage: StorageRef; storageOffset: number; shape: number[]; stride: number[] }, entryBytes: number): number {
+  const what = `${file}: tensor ${JSON.stringify(name)} [${ref.shape.join(", ")}]`;
+  const itemSize = SAFETENSORS_DTYPE_BYTES[ref.storage.dtype];
+  const { numel } = ref.storage;
+  if (numel > TORCH_LIMITS.maxElements || numel * itemSize > entryBytes) {
+    throw new FormatError(`${file}: storage ${ref.storage.key} claims ${numel} ${ref.storage.dtype} values (${numel * itemSize} bytes); its archive entry holds ${entryBytes}`);
+  }
+  if (ref.shape.length !== ref.stride.length) throw new FormatError(`${what} has ${ref.stride.length} strides for ${ref.shape.length} dimensions`);
+  let elements = 1;
+  for (const d of ref.shape) {
+    elements *= d;
+    if (elements > TORCH_LIMITS.maxElements) throw new FormatError(`${what} claims more than ${TORCH_LIMITS.maxElements} elements`);
+  }
+  if (elements === 0) return 0;
+  if (elements > numel) {
+    throw new FormatError(`${what} claims ${elements} elements over a storage of ${numel} (an expanded or overlapping view; a checkpoint stores each value)`);
+  }
+  // The furthest element the view touches must lie inside the storage.
+  let last = ref.storageOffset;
+  for (let i = 0; i < ref.shape.length; i++) last += (ref.shape[i]! - 1) * ref.stride[i]!;
+  if (!Number.isSafeInteger(last) || last >= numel) throw new FormatError(`${what} reaches element ${last} of a ${numel}-element storage`);
+  return elements;
 }
 
 function isContiguous(shape: number[], stride: number[]): boolean {
@@ -164,22 +234,16 @@ export async function openTorchCheckpoint(input: string | Uint8Array | ByteInput
     if (pkl.length !== 1) throw new FormatError(`${source.name}: expected one ARCHIVE/data.pkl in the zip, found ${pkl.length} (not a torch checkpoint?)`);
     const prefix = pkl[0]!.name.slice(0, -"data.pkl".length);
     const byteorder = zip.entry(`${prefix}byteorder`);
-    if (byteorder && new TextDecoder().decode(await zip.read(byteorder)).trim() !== "little") {
+    if (byteorder && new TextDecoder().decode(await zip.read(byteorder, 64)).trim() !== "little") {
       throw new FormatError(`${source.name}: big-endian checkpoints are not supported`);
     }
-    const refs = parseTorchPickle(await zip.read(pkl[0]!), source.name);
+    const refs = parseTorchPickle(await zip.read(pkl[0]!, TORCH_MAX_PICKLE_BYTES), source.name);
     const infos: TorchTensorInfo[] = [];
     for (const [name, ref] of refs) {
-      const elements = ref.shape.reduce((a, b) => a * b, 1);
       const entry = zip.entry(`${prefix}data/${ref.storage.key}`);
       if (!entry) throw new FormatError(`${source.name}: tensor ${JSON.stringify(name)} refers to storage ${ref.storage.key}, which is not in the archive (truncated?)`);
+      const elements = checkView(source.name, name, ref, entry.size);
       const itemSize = SAFETENSORS_DTYPE_BYTES[ref.storage.dtype];
-      if (entry.size < ref.storage.numel * itemSize) throw new FormatError(`${source.name}: storage ${ref.storage.key} holds ${entry.size} bytes, ${ref.storage.numel} ${ref.storage.dtype} need ${ref.storage.numel * itemSize}`);
-      // The furthest element the view touches must lie inside the storage.
-      const last = elements === 0 ? 0 : ref.storageOffset + ref.shape.reduce((a, d, i) => a + (d - 1) * ref.stride[i]!, 0);
-      if (ref.shape.length !== ref.stride.length || (elements > 0 && last >= ref.storage.numel)) {
-        throw new FormatError(`${source.name}: tensor ${JSON.stringify(name)} [${ref.shape.join(", ")}] reaches element ${last} of a ${ref.storage.numel}-element storage`);
-      }
       infos.push({ name, dtype: ref.storage.dtype, shape: ref.shape, elements, byteLength: elements * itemSize });
     }
     const byName = new Map(infos.map((i) => [i.name, i]));
@@ -191,7 +255,8 @@ export async function openTorchCheckpoint(input: string | Uint8Array | ByteInput
       const itemSize = SAFETENSORS_DTYPE_BYTES[ref.storage.dtype];
       if (isContiguous(ref.shape, ref.stride)) return zip.readRange(entry, ref.storageOffset * itemSize, info.byteLength);
       // A strided view (a transposed tensor saved without .contiguous()): gather row-major.
-      const storage = await zip.read(entry);
+      // Only the storage's own bytes (the entry may be larger than the storage claims).
+      const storage = await zip.readRange(entry, 0, ref.storage.numel * itemSize);
       const out = new Uint8Array(info.byteLength);
       const index = new Array<number>(ref.shape.length).fill(0);
       for (let i = 0; i < info.elements; i++) {

@@ -18,14 +18,18 @@
  *   with KV = ggml's kvalues_iq4nl (16 levels, -127..113).
  *
  * Dot with a Q8_K row (d_x, codes x, bsum_j = sum of the 16 codes of sub-block j), per
- * super-block, in ggml's float order (ggml_vec_dot_*_q8_K: exact integer sums, sub-block scales
- * applied in integers, then one float expression per super-block):
- *   Q2_K:    (d_x*d) * sum_j sc_j (q.x)_j  -  (d_x*dmin) * sum_j m_j bsum_j
- *   Q3_K:    (d_x*d) * (sum_j sc_j (q.x)_j  -  4 * sum_j sc_j bsum_j)
- *   IQ4_XS:  (d*d_x) * sum_s (ls_s - 32) (KV[q].x)_s
- * The super-blocks are added in order into one float. (llama.cpp's AVX2 build spreads the same
- * terms over eight FMA lanes and adds the lanes at the end; the generic C build adds Q3_K in eight
- * lanes and IQ4_XS per sub-block: all agree to float rounding, integers exactly.)
+ * super-block, as llama.cpp's x86 build computes it (ggml_vec_dot_*_q8_K, AVX2 path): the integer
+ * sums are split over eight lanes, lane m taking the values v with (v mod 32) / 4 == m, sub-block
+ * scales applied in integers:
+ *   Q2_K:    S_m = sum sc_j q x          P_m = m_2m bsum_2m + m_2m+1 bsum_2m+1
+ *            acc_m = fma(-(d_x*dmin), P_m, acc_m);  acc_m = fma(d_x*d, S_m, acc_m)
+ *   Q3_K:    S_m = sum sc_j (q - 4) x   acc_m = fma(d_x*d, S_m, acc_m)
+ *   IQ4_XS:  S_m = sum (ls_s - 32) KV[q] x   acc_m = fma(d*d_x, S_m, acc_m)
+ * over the super-blocks in order, each fma rounded once (exactly: f64 product and sum, with
+ * musl's fmaf correction where the f64 sum lands halfway between two floats); the row's result
+ * is ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7)) (ggml's hsum_float_8).
+ * So the logits agree with llama.cpp's bit for bit, and a rounding tie of a later Q8_K
+ * quantization goes the same way in both.
  *
  * Activations (quantize_q8_K_eo): Q8_K codes widened to i16, each 16 values stored evens then
  * odds (values 16g + 0, 2, .., 14 | 16g + 1, 3, .., 15), then the f32 scales, then i32 sums of 16:
@@ -36,12 +40,11 @@
  *   +---------------------+
  * Read as eight 16-bit lanes, 16 weight bytes give the even values' codes in the low bytes and
  * the odd values' in the high bytes: one shift and one mask each (Q2_K, Q3_K), or a table lookup
- * and a sign-extending shift pair (IQ4_XS), and each 16 values are two i32x4.dot_i16x8_s. The
- * sub-block sums are gathered four at a time by a transpose and weighted by their scales in one
- * multiply.
+ * and a sign-extending shift pair (IQ4_XS), and each 16 values are two i32x4.dot_i16x8_s whose
+ * lanes are exactly the AVX2 lanes above (lane i: values 4i..4i+3 of the 16).
  */
-import { halfToFloat, hsumI32 } from "./common";
-import { transposeSum } from "./q4_0";
+import { halfToFloat, hsumF32, hsumI32 } from "./common";
+import { pairSums } from "./q4_0";
 
 /** Bytes of one Q8_K activation row for these kernels (i16 codes, evens|odds per 16), rounded up to 16. */
 export function act_q8_K_eo_bytes(n: i32): i32 {
@@ -94,11 +97,67 @@ function quantizeRowQ8_Keo(x: usize, q: usize, n: i32): void {
   }
 }
 
-/** Integer dot of one 16-value group: even codes e and odd codes o (i16) with its activations at x. */
+/**
+ * fma(a, b, c) rounded once, as x86's vfmadd: the f64 product is exact and the f64 sum rounds
+ * once more only when it needs over 53 bits; if that second rounding put it exactly halfway
+ * between two floats, the last bit is moved toward the true value (musl's fmaf).
+ */
+function fmaf(x: f32, y: f32, z: f32): f32 {
+  const xy = <f64>x * <f64>y;
+  const r = xy + <f64>z;
+  let i = reinterpret<u64>(r);
+  const e = <i32>((i >> 52) & 0x7ff);
+  if ((i & 0x1fffffff) != 0x10000000 || e == 0x7ff || (r - xy == <f64>z && r - <f64>z == xy)) return <f32>r;
+  const neg = (i >> 63) != 0;
+  const err = neg == (<f64>z > xy) ? xy - r + <f64>z : <f64>z - r + xy;
+  if (neg == (err < 0)) i++;
+  else i--;
+  return <f32>reinterpret<f64>(i);
+}
+
+/** fmaf lane by lane: c + a * f32(b) for i32 lanes b and f32 lanes c. */
+// @ts-ignore: decorator
+@inline
+function fma4(a: f32, b: v128, c: v128): v128 {
+  const bf = f32x4.convert_i32x4_s(b);
+  const ad = f64x2.splat(<f64>a);
+  const lo = f64x2.add(f64x2.mul(ad, f64x2.promote_low_f32x4(bf)), f64x2.promote_low_f32x4(c));
+  const hi = f64x2.add(
+    f64x2.mul(ad, f64x2.promote_low_f32x4(i32x4.shuffle(bf, bf, 2, 3, 2, 3))),
+    f64x2.promote_low_f32x4(i32x4.shuffle(c, c, 2, 3, 2, 3)),
+  );
+  const low29 = i64x2.splat(0x1fffffff);
+  const half = i64x2.splat(0x10000000);
+  if (v128.any_true(v128.or(i64x2.eq(v128.and(lo, low29), half), i64x2.eq(v128.and(hi, low29), half)))) {
+    // A sum halfway between two floats (about one in 2^29): the exact rounding lane by lane.
+    let out = f32x4.splat(fmaf(a, f32x4.extract_lane(bf, 0), f32x4.extract_lane(c, 0)));
+    out = f32x4.replace_lane(out, 1, fmaf(a, f32x4.extract_lane(bf, 1), f32x4.extract_lane(c, 1)));
+    out = f32x4.replace_lane(out, 2, fmaf(a, f32x4.extract_lane(bf, 2), f32x4.extract_lane(c, 2)));
+    return f32x4.replace_lane(out, 3, fmaf(a, f32x4.extract_lane(bf, 3), f32x4.extract_lane(c, 3)));
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/** ggml's hsum_float_8 of lanes lo = acc0..3, hi = acc4..7. */
+// @ts-ignore: decorator
+@inline
+function hsum8(lo: v128, hi: v128): f32 {
+  return hsumF32(f32x4.add(hi, lo));
+}
+
+/** Integer dot of one 16-value group: even codes e and odd codes o (i16) with its activations at x. Lane i: values 4i..4i+3. */
 // @ts-ignore: decorator
 @inline
 function groupDot(e: v128, o: v128, x: usize): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(e, v128.load(x)), i32x4.dot_i16x8_s(o, v128.load(x, 16)));
+}
+
+/** Lane k (a constant) of v in every lane. */
+// @ts-ignore: decorator
+@inline
+function splatLane(v: v128, k: i32): v128 {
+  return k == 0 ? i32x4.shuffle(v, v, 0, 0, 0, 0) : k == 1 ? i32x4.shuffle(v, v, 1, 1, 1, 1)
+    : k == 2 ? i32x4.shuffle(v, v, 2, 2, 2, 2) : i32x4.shuffle(v, v, 3, 3, 3, 3);
 }
 
 /** The 2-bit codes at shift s of the even bytes of v (i16 lanes). */
@@ -116,62 +175,73 @@ function odd2(v: v128, s: i32, m3: v128): v128 {
 }
 
 /**
- * Sub-blocks 8h + 2s and 8h + 2s + 1 of a Q2_K half (code bytes v0 = l 0..15, v1 = l 16..31)
- * against their activations at xh (the half's first code): two i32x4 partial sums.
+ * Q2_K sub-block scales (4 bits) of the super-block at wb, as i32 lanes: the even sub-blocks
+ * 0, 2, .., 14 (k = 0, 1 for the two halves) or the odd ones (k = 2, 3).
  */
 // @ts-ignore: decorator
 @inline
-function q2Pair0(v0: v128, xh: usize, s: i32, m3: v128): v128 {
-  return groupDot(even2(v0, s, m3), odd2(v0, s, m3), xh + (<usize>s << 6));
-}
-// @ts-ignore: decorator
-@inline
-function q2Pair1(v1: v128, xh: usize, s: i32, m3: v128): v128 {
-  return groupDot(even2(v1, s, m3), odd2(v1, s, m3), xh + (<usize>s << 6) + 32);
+function scalesQ2K(sc16e: v128, sc16o: v128, k: i32): v128 {
+  return k == 0 ? i32x4.extend_low_i16x8_u(sc16e) : k == 1 ? i32x4.extend_high_i16x8_u(sc16e)
+    : k == 2 ? i32x4.extend_low_i16x8_u(sc16o) : i32x4.extend_high_i16x8_u(sc16o);
 }
 
-/** One half (128 values) of a Q2_K super-block: sum_j sc_j (q.x)_j over its 8 sub-blocks, as i32x4. */
+/**
+ * acc + sum over s of sc_s * (q.x) for the four 16-value groups that one vector v of 16 Q2_K code
+ * bytes holds (shift 2s: values 32s + l; activations from x + 64 s), lane i = values 4i..4i+3.
+ */
 // @ts-ignore: decorator
 @inline
-function halfQ2K(wb: usize, xh: usize, h: i32, scLo: v128, scHi: v128, m3: v128, yp: usize): v128 {
-  const v0 = v128.load(wb + 16 + (<usize>h << 5));
-  const v1 = v128.load(wb + 32 + (<usize>h << 5));
-  const a0 = q2Pair0(v0, xh, 0, m3);
-  const a1 = q2Pair1(v1, xh, 0, m3);
-  v128.store32_lane(yp, a1, 0); // ordering fence (see q4_0.ts)
-  const a2 = q2Pair0(v0, xh, 1, m3);
-  const a3 = q2Pair1(v1, xh, 1, m3);
-  const lo = i32x4.mul(transposeSum(a0, a1, a2, a3), scLo);
-  v128.store32_lane(yp, lo, 0);
-  const b0 = q2Pair0(v0, xh, 2, m3);
-  const b1 = q2Pair1(v1, xh, 2, m3);
-  v128.store32_lane(yp, b1, 0);
-  const b2 = q2Pair0(v0, xh, 3, m3);
-  const b3 = q2Pair1(v1, xh, 3, m3);
-  return i32x4.add(lo, i32x4.mul(transposeSum(b0, b1, b2, b3), scHi));
+function q2Half(acc: v128, v: v128, x: usize, sc: v128, m3: v128, yp: usize): v128 {
+  let a = i32x4.add(acc, i32x4.mul(groupDot(even2(v, 0, m3), odd2(v, 0, m3), x), splatLane(sc, 0)));
+  v128.store32_lane(yp, a, 0); // ordering fences (see q4_0.ts)
+  a = i32x4.add(a, i32x4.mul(groupDot(even2(v, 1, m3), odd2(v, 1, m3), x + 64), splatLane(sc, 1)));
+  v128.store32_lane(yp, a, 0);
+  a = i32x4.add(a, i32x4.mul(groupDot(even2(v, 2, m3), odd2(v, 2, m3), x + 128), splatLane(sc, 2)));
+  v128.store32_lane(yp, a, 0);
+  return i32x4.add(a, i32x4.mul(groupDot(even2(v, 3, m3), odd2(v, 3, m3), x + 192), splatLane(sc, 3)));
 }
 
-/** One Q2_K super-block (at wb) against its activations (codes qb, sums of 16 at bs, scale dx). */
+/**
+ * y for one row (at w) and one token (activations at q) of Q2_K weights. The lane stores into
+ * the output slot yp are ordering fences (see q4_0.ts).
+ */
 // @ts-ignore: decorator
 @inline
-function superDotQ2K(wb: usize, qb: usize, bs: usize, dx: f32, m3: v128, yp: usize): f32 {
-  const sm = v128.load(wb);
-  const sc = i16x8.extend_low_i8x16_u(v128.and(sm, i8x16.splat(15)));
-  const sc1 = i16x8.extend_high_i8x16_u(v128.and(sm, i8x16.splat(15)));
-  const mn = i8x16.shr_u(sm, 4);
-  const mn0 = i16x8.extend_low_i8x16_u(mn);
-  const mn1 = i16x8.extend_high_i8x16_u(mn);
-  let mins = i32x4.mul(v128.load(bs), i32x4.extend_low_i16x8_u(mn0));
-  mins = i32x4.add(mins, i32x4.mul(v128.load(bs, 16), i32x4.extend_high_i16x8_u(mn0)));
-  mins = i32x4.add(mins, i32x4.mul(v128.load(bs, 32), i32x4.extend_low_i16x8_u(mn1)));
-  mins = i32x4.add(mins, i32x4.mul(v128.load(bs, 48), i32x4.extend_high_i16x8_u(mn1)));
-  const dots = i32x4.add(
-    halfQ2K(wb, qb, 0, i32x4.extend_low_i16x8_u(sc), i32x4.extend_high_i16x8_u(sc), m3, yp),
-    halfQ2K(wb, qb + 256, 1, i32x4.extend_low_i16x8_u(sc1), i32x4.extend_high_i16x8_u(sc1), m3, yp),
-  );
-  const dall = dx * halfToFloat(load<u16>(wb, 80));
-  const dmin = dx * halfToFloat(load<u16>(wb, 82));
-  return dall * <f32>hsumI32(dots) - dmin * <f32>hsumI32(mins);
+function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const nb = n >> 8;
+  const dxs = q + (<usize>n << 1);
+  const bss = dxs + (<usize>nb << 2);
+  const m3 = i16x8.splat(3);
+  const m15 = i8x16.splat(15);
+  let accLo = f32x4.splat(0);
+  let accHi = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 84;
+    const qb = q + (<usize>b << 9);
+    const bs = bss + (<usize>b << 6);
+    const sm = v128.load(wb);
+    const sc = v128.and(sm, m15);
+    // scales of even / odd sub-blocks as i16
+    const sce = i16x8.extend_low_i8x16_u(i8x16.shuffle(sc, sc, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14));
+    const sco = i16x8.extend_low_i8x16_u(i8x16.shuffle(sc, sc, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    const mn = i8x16.shr_u(sm, 4);
+    const mn0 = i16x8.extend_low_i8x16_u(mn);
+    const mn1 = i16x8.extend_high_i8x16_u(mn);
+    // P_m = m_2m bsum_2m + m_2m+1 bsum_2m+1
+    const pLo = pairSums(i32x4.mul(v128.load(bs), i32x4.extend_low_i16x8_u(mn0)), i32x4.mul(v128.load(bs, 16), i32x4.extend_high_i16x8_u(mn0)));
+    const pHi = pairSums(i32x4.mul(v128.load(bs, 32), i32x4.extend_low_i16x8_u(mn1)), i32x4.mul(v128.load(bs, 48), i32x4.extend_high_i16x8_u(mn1)));
+    // sub-blocks 8h + 2s (code bytes l = 0..15) feed lanes 0..3, 8h + 2s + 1 (l = 16..31) lanes 4..7
+    let sLo = q2Half(i32x4.splat(0), v128.load(wb, 16), qb, scalesQ2K(sce, sco, 0), m3, yp);
+    let sHi = q2Half(i32x4.splat(0), v128.load(wb, 32), qb + 32, scalesQ2K(sce, sco, 2), m3, yp);
+    sLo = q2Half(sLo, v128.load(wb, 48), qb + 256, scalesQ2K(sce, sco, 1), m3, yp);
+    sHi = q2Half(sHi, v128.load(wb, 64), qb + 288, scalesQ2K(sce, sco, 3), m3, yp);
+    const dx = load<f32>(dxs + (<usize>b << 2));
+    const dmin = -dx * halfToFloat(load<u16>(wb, 82));
+    const d = dx * halfToFloat(load<u16>(wb, 80));
+    accLo = fma4(d, sLo, fma4(dmin, pLo, accLo));
+    accHi = fma4(d, sHi, fma4(dmin, pHi, accHi));
+  }
+  return hsum8(accLo, accHi);
 }
 
 /**
@@ -187,66 +257,67 @@ function codes3(v: v128, hm: v128, h: i32, s: i32, m3: v128, m4: v128): v128 {
   return v128.or(low, high);
 }
 
-/** Sub-block pair s of a Q3_K half: code bytes v (l 0..15 or 16..31) with hmask bytes hm, activations at x. */
+/**
+ * Group s of a Q3_K half: code bytes v (l 0..15 or 16..31) with hmask bytes hm, activations at
+ * x: ((q - 4).x), the offset taken per value as ggml's AVX2 code does, so it sits in its lane.
+ */
 // @ts-ignore: decorator
 @inline
-function q3Group(v: v128, hm: v128, x: usize, h: i32, s: i32, m3: v128, m4: v128, m8: v128): v128 {
+function q3Group(v: v128, hm: v128, x: usize, h: i32, s: i32, m3: v128, m4: v128, m8: v128, four: v128): v128 {
   const c = codes3(v, hm, h, s, m3, m4);
-  return groupDot(v128.and(c, m8), i16x8.shr_u(c, 8), x);
+  return groupDot(i16x8.sub(v128.and(c, m8), four), i16x8.sub(i16x8.shr_u(c, 8), four), x);
 }
 
-/** One half of a Q3_K super-block: sum_j sc_j (q.x)_j over its 8 sub-blocks (q = 0..7), as i32x4. */
+/** acc + sum over s of sc_s ((q - 4).x) for the four groups of one vector v of Q3_K code bytes in half h (a constant). */
 // @ts-ignore: decorator
 @inline
-function halfQ3K(wb: usize, xh: usize, h: i32, hm0: v128, hm1: v128, scLo: v128, scHi: v128, yp: usize): v128 {
+function q3Half(acc: v128, v: v128, hm: v128, x: usize, h: i32, sc: v128, m3: v128, m4: v128, m8: v128, four: v128, yp: usize): v128 {
+  let a = i32x4.add(acc, i32x4.mul(q3Group(v, hm, x, h, 0, m3, m4, m8, four), splatLane(sc, 0)));
+  v128.store32_lane(yp, a, 0); // ordering fences (see q4_0.ts)
+  a = i32x4.add(a, i32x4.mul(q3Group(v, hm, x + 64, h, 1, m3, m4, m8, four), splatLane(sc, 1)));
+  v128.store32_lane(yp, a, 0);
+  a = i32x4.add(a, i32x4.mul(q3Group(v, hm, x + 128, h, 2, m3, m4, m8, four), splatLane(sc, 2)));
+  v128.store32_lane(yp, a, 0);
+  return i32x4.add(a, i32x4.mul(q3Group(v, hm, x + 192, h, 3, m3, m4, m8, four), splatLane(sc, 3)));
+}
+
+/** y for one row and one token of Q3_K weights. */
+// @ts-ignore: decorator
+@inline
+function dotRowQ3K(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const nb = n >> 8;
+  const dxs = q + (<usize>n << 1);
   const m3 = i16x8.splat(0x0303);
   const m4 = i16x8.splat(0x0404);
   const m8 = i16x8.splat(0x00ff);
-  const v0 = v128.load(wb + 32 + (<usize>h << 5));
-  const v1 = v128.load(wb + 48 + (<usize>h << 5));
-  const a0 = q3Group(v0, hm0, xh, h, 0, m3, m4, m8);
-  const a1 = q3Group(v1, hm1, xh + 32, h, 0, m3, m4, m8);
-  v128.store32_lane(yp, a1, 0); // ordering fence (see q4_0.ts)
-  const a2 = q3Group(v0, hm0, xh + 64, h, 1, m3, m4, m8);
-  const a3 = q3Group(v1, hm1, xh + 96, h, 1, m3, m4, m8);
-  const lo = i32x4.mul(transposeSum(a0, a1, a2, a3), scLo);
-  v128.store32_lane(yp, lo, 0);
-  const b0 = q3Group(v0, hm0, xh + 128, h, 2, m3, m4, m8);
-  const b1 = q3Group(v1, hm1, xh + 160, h, 2, m3, m4, m8);
-  v128.store32_lane(yp, b1, 0);
-  const b2 = q3Group(v0, hm0, xh + 192, h, 3, m3, m4, m8);
-  const b3 = q3Group(v1, hm1, xh + 224, h, 3, m3, m4, m8);
-  return i32x4.add(lo, i32x4.mul(transposeSum(b0, b1, b2, b3), scHi));
-}
-
-/** One Q3_K super-block (at wb) against its activations (codes qb, sums of 16 at bs, scale dx). */
-// @ts-ignore: decorator
-@inline
-function superDotQ3K(wb: usize, qb: usize, bs: usize, dx: f32, yp: usize): f32 {
-  const a0 = load<u32>(wb, 96);
-  const a1 = load<u32>(wb, 100);
-  const a2 = load<u32>(wb, 104);
-  let raw = i32x4.splat(<i32>((a0 & 0x0f0f0f0f) | ((a2 & 0x03030303) << 4)));
-  raw = i32x4.replace_lane(raw, 1, <i32>((a1 & 0x0f0f0f0f) | (((a2 >> 2) & 0x03030303) << 4)));
-  raw = i32x4.replace_lane(raw, 2, <i32>(((a0 >> 4) & 0x0f0f0f0f) | (((a2 >> 4) & 0x03030303) << 4)));
-  raw = i32x4.replace_lane(raw, 3, <i32>(((a1 >> 4) & 0x0f0f0f0f) | (((a2 >> 6) & 0x03030303) << 4)));
-  const sc8 = i8x16.sub(raw, i8x16.splat(32));
-  const s0 = i16x8.extend_low_i8x16_s(sc8);
-  const s1 = i16x8.extend_high_i8x16_s(sc8);
-  const sc0 = i32x4.extend_low_i16x8_s(s0);
-  const sc1 = i32x4.extend_high_i16x8_s(s0);
-  const sc2 = i32x4.extend_low_i16x8_s(s1);
-  const sc3 = i32x4.extend_high_i16x8_s(s1);
-  // sum_j sc_j bsum_j, for the -4 offset of the codes
-  let offs = i32x4.mul(v128.load(bs), sc0);
-  offs = i32x4.add(offs, i32x4.mul(v128.load(bs, 16), sc1));
-  offs = i32x4.add(offs, i32x4.mul(v128.load(bs, 32), sc2));
-  offs = i32x4.add(offs, i32x4.mul(v128.load(bs, 48), sc3));
-  const hm0 = v128.load(wb);
-  const hm1 = v128.load(wb, 16);
-  const dots = i32x4.add(halfQ3K(wb, qb, 0, hm0, hm1, sc0, sc1, yp), halfQ3K(wb, qb + 256, 1, hm0, hm1, sc2, sc3, yp));
-  const d = dx * halfToFloat(load<u16>(wb, 108));
-  return d * <f32>(hsumI32(dots) - 4 * hsumI32(offs));
+  const four = i16x8.splat(4);
+  let accLo = f32x4.splat(0);
+  let accHi = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 110;
+    const qb = q + (<usize>b << 9);
+    const a0 = load<u32>(wb, 96);
+    const a1 = load<u32>(wb, 100);
+    const a2 = load<u32>(wb, 104);
+    let raw = i32x4.splat(<i32>((a0 & 0x0f0f0f0f) | ((a2 & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 1, <i32>((a1 & 0x0f0f0f0f) | (((a2 >> 2) & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 2, <i32>(((a0 >> 4) & 0x0f0f0f0f) | (((a2 >> 4) & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 3, <i32>(((a1 >> 4) & 0x0f0f0f0f) | (((a2 >> 6) & 0x03030303) << 4)));
+    const sc8 = i8x16.sub(raw, i8x16.splat(32));
+    // even / odd sub-blocks' scales, as i16 then i32 per half
+    const sce = i16x8.extend_low_i8x16_s(i8x16.shuffle(sc8, sc8, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14));
+    const sco = i16x8.extend_low_i8x16_s(i8x16.shuffle(sc8, sc8, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    const hm0 = v128.load(wb);
+    const hm1 = v128.load(wb, 16);
+    let sLo = q3Half(i32x4.splat(0), v128.load(wb, 32), hm0, qb, 0, i32x4.extend_low_i16x8_s(sce), m3, m4, m8, four, yp);
+    let sHi = q3Half(i32x4.splat(0), v128.load(wb, 48), hm1, qb + 32, 0, i32x4.extend_low_i16x8_s(sco), m3, m4, m8, four, yp);
+    sLo = q3Half(sLo, v128.load(wb, 64), hm0, qb + 256, 1, i32x4.extend_high_i16x8_s(sce), m3, m4, m8, four, yp);
+    sHi = q3Half(sHi, v128.load(wb, 80), hm1, qb + 288, 1, i32x4.extend_high_i16x8_s(sco), m3, m4, m8, four, yp);
+    const d = load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 108));
+    accLo = fma4(d, sLo, accLo);
+    accHi = fma4(d, sHi, accHi);
+  }
+  return hsum8(accLo, accHi);
 }
 
 /** ggml's kvalues_iq4nl, the 16 IQ4 levels. */
@@ -271,56 +342,78 @@ function levelsDot(lv: v128, x: usize): v128 {
   return groupDot(i16x8.shr_s(i16x8.shl(lv, 8), 8), i16x8.shr_s(lv, 8), x);
 }
 
-/** Sub-block s of an IQ4_XS super-block (code bytes at wb + 8 + 16 s): (KV[q].x)_s as i32x4. */
+/**
+ * acc + ls_s * (KV[q].x) for the low (high = false) or high nibbles of IQ4_XS sub-block s (a
+ * constant; code bytes at wb + 8 + 16 s, activations from xb + 64 s); ls: the scales of
+ * sub-blocks 4(s/4) .. +3 as i32 lanes.
+ */
 // @ts-ignore: decorator
 @inline
-function subIQ4(wb: usize, xb: usize, s: i32, table: v128, m15: v128): v128 {
+function iq4Sub(acc: v128, wb: usize, xb: usize, s: i32, ls: v128, table: v128, m15: v128, high: bool): v128 {
   const v = v128.load(wb + 8 + (<usize>s << 4));
-  const lo = lookup(table, v128.and(v, m15));
-  const hi = lookup(table, v128.and(i16x8.shr_u(v, 4), m15));
-  const x = xb + (<usize>s << 6);
-  return i32x4.add(levelsDot(lo, x), levelsDot(hi, x + 32));
+  const idx = high ? v128.and(i16x8.shr_u(v, 4), m15) : v128.and(v, m15);
+  return i32x4.add(acc, i32x4.mul(levelsDot(lookup(table, idx), xb + (<usize>s << 6) + (high ? 32 : 0)), splatLane(ls, s & 3)));
 }
 
-/** One IQ4_XS super-block (at wb) against its activations (codes qb, scale dx). */
+/** y for one row and one token of IQ4_XS weights. */
 // @ts-ignore: decorator
 @inline
-function superDotIQ4XS(wb: usize, qb: usize, dx: f32, table: v128, m15: v128, yp: usize): f32 {
-  // ls_s for s = 0..3 and 4..7: lane k of (L * 2^(12-4k)) >> 12 is L >> 4k (L < 2^16), and of
-  // ((H << 4) * 2^(6-2k)) >> 6 is (H << 4) >> 2k.
-  const l = <i32>load<u32>(wb, 4);
-  const hh = <i32>load<u16>(wb, 2);
+function dotRowIQ4XS(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const nb = n >> 8;
+  const dxs = q + (<usize>n << 1);
+  const table = iq4Levels();
+  const m15 = i8x16.splat(15);
   const mulL = i32x4(4096, 256, 16, 1);
   const mulH = i32x4(64, 16, 4, 1);
   const m30 = i32x4.splat(0x30);
   const m0f = i32x4.splat(15);
   const thirtyTwo = i32x4.splat(32);
-  const ls0 = i32x4.sub(v128.or(
-    v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat(l & 0xffff), mulL), 12), m0f),
-    v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((hh & 0xff) << 4), mulH), 6), m30),
-  ), thirtyTwo);
-  const ls1 = i32x4.sub(v128.or(
-    v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((l >>> 16) & 0xffff), mulL), 12), m0f),
-    v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((hh >> 8) << 4), mulH), 6), m30),
-  ), thirtyTwo);
-  const g0 = subIQ4(wb, qb, 0, table, m15);
-  v128.store32_lane(yp, g0, 0); // ordering fences (see q4_0.ts)
-  const g1 = subIQ4(wb, qb, 1, table, m15);
-  v128.store32_lane(yp, g1, 0);
-  const g2 = subIQ4(wb, qb, 2, table, m15);
-  v128.store32_lane(yp, g2, 0);
-  const g3 = subIQ4(wb, qb, 3, table, m15);
-  const lo = i32x4.mul(transposeSum(g0, g1, g2, g3), ls0);
-  v128.store32_lane(yp, lo, 0);
-  const g4 = subIQ4(wb, qb, 4, table, m15);
-  v128.store32_lane(yp, g4, 0);
-  const g5 = subIQ4(wb, qb, 5, table, m15);
-  v128.store32_lane(yp, g5, 0);
-  const g6 = subIQ4(wb, qb, 6, table, m15);
-  v128.store32_lane(yp, g6, 0);
-  const g7 = subIQ4(wb, qb, 7, table, m15);
-  const isum = hsumI32(i32x4.add(lo, i32x4.mul(transposeSum(g4, g5, g6, g7), ls1)));
-  return (halfToFloat(load<u16>(wb)) * dx) * <f32>isum;
+  let accLo = f32x4.splat(0);
+  let accHi = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 136;
+    const qb = q + (<usize>b << 9);
+    // ls_s for s = 0..3 and 4..7: lane k of (L * 2^(12-4k)) >> 12 is L >> 4k (L < 2^16), and of
+    // ((H << 4) * 2^(6-2k)) >> 6 is (H << 4) >> 2k.
+    const l = <i32>load<u32>(wb, 4);
+    const hh = <i32>load<u16>(wb, 2);
+    const ls0 = i32x4.sub(v128.or(
+      v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat(l & 0xffff), mulL), 12), m0f),
+      v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((hh & 0xff) << 4), mulH), 6), m30),
+    ), thirtyTwo);
+    const ls1 = i32x4.sub(v128.or(
+      v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((l >>> 16) & 0xffff), mulL), 12), m0f),
+      v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat((hh >> 8) << 4), mulH), 6), m30),
+    ), thirtyTwo);
+    // sub-block s: low nibbles (values 32s + 0..15) feed lanes 0..3, high nibbles lanes 4..7
+    let sLo = iq4Sub(i32x4.splat(0), wb, qb, 0, ls0, table, m15, false);
+    let sHi = iq4Sub(i32x4.splat(0), wb, qb, 0, ls0, table, m15, true);
+    v128.store32_lane(yp, sHi, 0); // ordering fences (see q4_0.ts)
+    sLo = iq4Sub(sLo, wb, qb, 1, ls0, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 1, ls0, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 2, ls0, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 2, ls0, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 3, ls0, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 3, ls0, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 4, ls1, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 4, ls1, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 5, ls1, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 5, ls1, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 6, ls1, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 6, ls1, table, m15, true);
+    v128.store32_lane(yp, sHi, 0);
+    sLo = iq4Sub(sLo, wb, qb, 7, ls1, table, m15, false);
+    sHi = iq4Sub(sHi, wb, qb, 7, ls1, table, m15, true);
+    const d = halfToFloat(load<u16>(wb)) * load<f32>(dxs + (<usize>b << 2));
+    accLo = fma4(d, sLo, accLo);
+    accHi = fma4(d, sHi, accHi);
+  }
+  return hsum8(accLo, accHi);
 }
 
 const Q2_K: i32 = 10;
@@ -331,23 +424,7 @@ const IQ4_XS: i32 = 23;
 // @ts-ignore: decorator
 @inline
 function dotRow(type: i32, w: usize, q: usize, n: i32, yp: usize): f32 {
-  const nb = n >> 8;
-  const dxs = q + (<usize>n << 1);
-  const bs = dxs + (<usize>nb << 2);
-  const m3 = i16x8.splat(3);
-  const table = iq4Levels();
-  const m15 = i8x16.splat(15);
-  const blockBytes: usize = type == Q2_K ? 84 : type == Q3_K ? 110 : 136;
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + <usize>b * blockBytes;
-    const qb = q + (<usize>b << 9);
-    const dx = load<f32>(dxs + (<usize>b << 2));
-    if (type == Q2_K) sum += superDotQ2K(wb, qb, bs + (<usize>b << 6), dx, m3, yp);
-    else if (type == Q3_K) sum += superDotQ3K(wb, qb, bs + (<usize>b << 6), dx, yp);
-    else sum += superDotIQ4XS(wb, qb, dx, table, m15, yp);
-  }
-  return sum;
+  return type == Q2_K ? dotRowQ2K(w, q, n, yp) : type == Q3_K ? dotRowQ3K(w, q, n, yp) : dotRowIQ4XS(w, q, n, yp);
 }
 
 /** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart). */

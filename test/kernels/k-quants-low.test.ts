@@ -11,7 +11,7 @@ import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize, f16ToF32 } from "../../src/formats/quants/index.js";
 import { KernelMemory, Kernels, rowBytes } from "../../src/kernels/index.js";
 import { quantizeQ8_K } from "../../src/kernels/reference/index.js";
-import { dotIQ4_XS, dotQ2_K, dotQ3_K, sumIQ4_XS, sumQ3_K, sumsQ2_K } from "../../src/kernels/reference/k-quants-low.js";
+import { dotIQ4_XS, dotQ2_K, dotQ3_K, fmaf, lanesIQ4_XS, lanesQ2_K, lanesQ3_K } from "../../src/kernels/reference/k-quants-low.js";
 import { kernelPair, KERNEL_BUILDS, randomF32, randomWeights, rng, withMark } from "./helpers.js";
 
 const TYPES = [GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.IQ4_XS] as const;
@@ -99,12 +99,13 @@ describe("Q2_K / Q3_K / IQ4_XS reference against ggml's dequantizer", () => {
           }
           if (type === GGMLType.Q2_K) {
             // ggml rounds d*sc*q - dmin*m to float32 per weight: equal to that rounding.
-            const [isum, summs] = sumsQ2_K(w, o, xq, B);
+            const [S, P] = lanesQ2_K(w, o, xq, B);
+            const isum = S.reduce((a, b) => a + b), summs = P.reduce((a, b) => a + b);
             expect(Math.abs(s - (h(o + 80) * isum - h(o + 82) * summs))).toBeLessThanOrEqual(mag * 2 ** -23);
           } else if (type === GGMLType.Q3_K) {
-            expect(s).toBe(h(o + 108) * sumQ3_K(w, o, xq, B));
+            expect(s).toBe(h(o + 108) * lanesQ3_K(w, o, xq, B).reduce((a, b) => a + b));
           } else {
-            expect(s).toBe(h(o) * sumIQ4_XS(w, o, xq, B));
+            expect(s).toBe(h(o) * lanesIQ4_XS(w, o, xq, B).reduce((a, b) => a + b));
           }
         }
       }
@@ -128,4 +129,82 @@ describe("Q2_K / Q3_K / IQ4_XS reference against ggml's dequantizer", () => {
       }
     });
   }
+});
+
+/** x*y + z rounded once to float32, by exact integer arithmetic (normal results only). */
+function exactFmaF32(x: number, y: number, z: number): number {
+  const parts = (v: number): [bigint, number] => {
+    if (v === 0) return [0n, 0];
+    let e = Math.floor(Math.log2(Math.abs(v))) - 30;
+    let m = v / 2 ** e;
+    while (!Number.isInteger(m)) (e -= 1), (m = v / 2 ** e);
+    return [BigInt(m), e];
+  };
+  const [mx, ex] = parts(x), [my, ey] = parts(y), [mz, ez] = parts(z);
+  const ep = ex + ey, e = Math.min(ep, ez);
+  const total = ((mx * my) << BigInt(ep - e)) + (mz << BigInt(ez - e));
+  if (total === 0n) return 0;
+  const neg = total < 0n, mag = neg ? -total : total;
+  let shift = mag.toString(2).length - 24;
+  let q = mag;
+  if (shift > 0) {
+    q = mag >> BigInt(shift);
+    const rem = mag - (q << BigInt(shift)), half = 1n << BigInt(shift - 1);
+    if (rem > half || (rem === half && (q & 1n) === 1n)) q += 1n;
+    if (q === 1n << 24n) (q >>= 1n), (shift += 1);
+  }
+  const r = Number(q) * 2 ** (e + shift);
+  return neg ? -r : r;
+}
+
+describe("fmaf (the x86 FMA the AVX2 dot products round with)", () => {
+  // xy = 2^-24 (1 - 2^-30) and z = 1 + 2^-23: the float64 sum rounds to exactly halfway between
+  // two floats (1 + 2^-23 + 2^-24), and the true value lies just below it.
+  const x = 2 ** -39 * (1 + 2 ** -15), y = 32767, z = 1 + 2 ** -23;
+
+  it("rounds once, exactly, on random inputs and on float64 sums that land halfway", () => {
+    const r = rng(99);
+    const f = Math.fround;
+    for (let i = 0; i < 20000; i++) {
+      const a = f((r() * 2 - 1) * 2 ** Math.floor(r() * 20 - 10));
+      const b = f((r() * 2 - 1) * 2 ** Math.floor(r() * 20 - 10));
+      const c = i % 3 === 0 ? f(-a * b * (1 + (r() - 0.5) * 2 ** -20)) : f((r() * 2 - 1) * 2 ** Math.floor(r() * 20 - 10));
+      expect(fmaf(a, b, c)).toBe(exactFmaF32(a, b, c));
+    }
+    for (const [sx, sy, sz] of [[1, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]]) {
+      for (const p of [-20, 0, 17]) {
+        const [a, b, c] = [sx * x * 2 ** p, sy * y, sz * z * 2 ** p];
+        expect(fmaf(a, b, c)).toBe(exactFmaF32(a, b, c));
+        expect(Math.abs(fmaf(a, b, c))).toBe(z * 2 ** p); // plain float64 then float32 would give 1 + 2^-22
+      }
+    }
+  });
+
+  it.each(KERNEL_BUILDS)("the WASM kernel takes the same exact rounding (%s build)", async (build) => {
+    // IQ4_XS, two super-blocks; activation scales written directly: lane 0 gets
+    // fma(1 + 2^-23, 1, 0) from the first and fma(x, 32767, that) from the second, every other
+    // lane 0 (activation codes 0).
+    const { mem, wasm, ref } = await kernelPair(build, 1 << 20);
+    const cols = 512;
+    const w = new Uint8Array(2 * 136);
+    for (const [b, ls, terms] of [[0, 33, [[8, 1]]], [1, 63, [[15, 9], [8, 40]]]] as const) {
+      const o = b * 136;
+      w[o] = 0x00, w[o + 1] = 0x3c; // d = 1
+      w[o + 2] = ls >> 4; // scales_h: sub-block 0's high bits
+      w[o + 4] = ls & 15; // scales_l: sub-block 0's low bits
+      terms.forEach(([level], v) => (w[o + 8 + v] = level)); // values 0, 1: low nibbles of qs[0], qs[1]
+    }
+    const ab = wasm.actBytes(GGMLType.IQ4_XS, cols);
+    const wp = mem.put(w), xq = mem.alloc(ab), y1 = mem.alloc(4), y2 = mem.alloc(4);
+    mem.u8(xq, ab).fill(0);
+    const codes = mem.u16(xq, cols);
+    codes[0] = 1; // block 0, value 0 (even position 0)
+    codes[256] = 9; // block 1, value 0
+    codes[256 + 8] = 40; // block 1, value 1 (odd position 0)
+    mem.f32(xq + 2 * cols, 2).set([z, x]);
+    wasm.matmul(GGMLType.IQ4_XS, wp, xq, y1, cols, 0, 1, 1, 1);
+    ref.matmul(GGMLType.IQ4_XS, wp, xq, y2, cols, 0, 1, 1, 1);
+    expect(mem.f32(y1, 1)[0]).toBe(Math.fround(z));
+    expect(mem.f32(y2, 1)[0]).toBe(Math.fround(z));
+  });
 });

@@ -14,3 +14,9 @@ export class UsageError extends ZhLlamaError {}
 
 /** An argument or option with a value outside what the operation accepts. */
 export class InvalidArgumentError extends ZhLlamaError {}
+
+/**
+ * An output that could not be written: a full disk (ENOSPC), no permission, a read-only file
+ * system. The message names the path and the cause; nothing partial is left under the name.
+ */
+export class OutputError extends ZhLlamaError {}

@@ -137,6 +137,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       io.stderr(`zh-llama ${name}: ${error.name}: ${error.message}\n`);
       return 1;
     }
+    // A file-system failure that reached here without a typed error (ENOSPC, EACCES ...): one
+    // line, not a stack trace.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (error instanceof Error && typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      io.stderr(`zh-llama ${name}: ${code}: ${error.message}\n`);
+      return 1;
+    }
     throw error;
   }
 }

@@ -6,7 +6,6 @@ import { openHfModel, type ModelSource } from "./model-source.js";
 import { openGgufAsHf, type FromGgufOptions } from "./from-gguf.js";
 import { writeModelAsGguf, type ToGgufOptions, type ToGgufReport } from "./to-gguf.js";
 import { writeModelAsHf, type WriteDirOptions } from "./write-hf.js";
-import { writeFileManifest } from "./output-dir.js";
 
 export * from "./llama-layout.js";
 export * from "./model-source.js";
@@ -29,8 +28,9 @@ export async function openModel(path: string, options: FromGgufOptions = {}): Pr
 export async function convertHfToGguf(hfDir: string, outPath: string, options: ToGgufOptions = {}): Promise<ToGgufReport & { manifest: string }> {
   const source = await openHfModel(hfDir);
   try {
-    const report = await writeModelAsGguf(source, outPath, options);
-    return { ...report, manifest: await writeFileManifest(outPath) };
+    // The manifest is staged with the file and renamed in right after it: the two always match.
+    const report = await writeModelAsGguf(source, outPath, { ...options, manifest: true });
+    return { ...report, manifest: `${outPath}.sha256` };
   } finally {
     await source.close();
   }

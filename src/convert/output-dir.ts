@@ -4,13 +4,17 @@
  * Everything is written into a staging directory beside the target (`OUT.partial-PID-XXXX`),
  * the manifest last; only then is the staging directory renamed to OUT. A crash, a full disk
  * or a thrown error leaves no OUT (or the old OUT, untouched) and removes the staging
- * directory. `--force` moves an existing OUT aside, renames the new one in, then deletes the old.
+ * directory; so does SIGINT / SIGTERM, and the next write of OUT sweeps the staging directories
+ * of processes killed outright. `--force` moves an existing OUT aside (`OUT.old-PID-XXXX`),
+ * renames the new one in, then deletes the old; a kill between the two renames leaves the old
+ * one aside, and the next write puts it back. A full disk is a one-line OutputError.
  *
  * The manifest is `SHA256SUMS` in `sha256sum` format ("HEX  NAME"), so `sha256sum -c` and
  * `zh-llama verify` both check it.
  */
 import { InvalidArgumentError } from "../errors.js";
 import { ZhLlamaError } from "../errors.js";
+import { outputError, sweepStaleOutputs, trackTemporaryOutput } from "../formats/temp-outputs.js";
 
 export const MANIFEST_NAME = "SHA256SUMS";
 
@@ -24,11 +28,13 @@ async function exists(path: string): Promise<boolean> {
 /** Fills a fresh staging directory, writes its manifest, and renames it to `out`. */
 export async function writeDirectoryAtomically(out: string, overwrite: boolean, fill: (dir: string) => Promise<void>): Promise<string[]> {
   const fs = await import("node:fs/promises");
+  await sweepStaleOutputs(out);
   if (!overwrite && (await exists(out))) throw new InvalidArgumentError(`${out} already exists (pass --force to replace it)`);
   const suffix = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const staging = `${out}.partial-${suffix}`;
-  await fs.mkdir(staging);
+  const untrack = await trackTemporaryOutput(staging);
   try {
+    await fs.mkdir(staging);
     await fill(staging);
     const names = await writeManifest(staging);
     if (await exists(out)) {
@@ -36,14 +42,17 @@ export async function writeDirectoryAtomically(out: string, overwrite: boolean, 
       const old = `${out}.old-${suffix}`;
       await fs.rename(out, old);
       await fs.rename(staging, out);
+      untrack();
       await fs.rm(old, { recursive: true, force: true });
     } else {
       await fs.rename(staging, out);
+      untrack();
     }
     return names;
   } catch (error) {
-    await fs.rm(staging, { recursive: true, force: true });
-    throw error;
+    await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    untrack();
+    throw outputError(out, error);
   }
 }
 

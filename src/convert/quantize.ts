@@ -9,7 +9,9 @@
  * - A tensor whose rows are not a whole number of the target's blocks falls back to a type
  *   that fits (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, ...), as llama.cpp does.
  *
- * Tensors stream one at a time in row slices: memory stays near one tensor's output bytes.
+ * Tensors stream one at a time in row slices, read, converted and written a slice at a time:
+ * memory stays near one slice (about 4 MB of float32), whatever the tensor's size (a 13B's
+ * token embedding, a Mixtral expert stack of several GB, a tensor past 4 GiB).
  */
 import { InvalidArgumentError } from "../errors.js";
 import { UnsupportedTensorTypeError } from "../formats/errors.js";
@@ -80,19 +82,24 @@ export function chooseTensorType(info: Pick<GgufTensorInfo, "name" | "shape">, t
 /** Rows are converted in slices of about this many values. */
 const SLICE_VALUES = 1 << 20;
 
-async function convertTensor(file: GgufFile, info: GgufTensorInfo, type: GGMLType): Promise<Uint8Array> {
-  if (type === info.type) return file.readTensorBytes(info);
+/**
+ * A tensor converted to `type` as consecutive row slices of about `sliceValues` values (the
+ * bytes as stored when the type stays): never the whole tensor in one buffer.
+ */
+export async function* convertTensorSlices(file: GgufFile, info: GgufTensorInfo, type: GGMLType, sliceValues = SLICE_VALUES): AsyncGenerator<Uint8Array> {
   const rowLength = info.shape[0]!;
   const rows = info.elements / rowLength;
-  const out = new Uint8Array(Number(ggmlByteSize(type, BigInt(info.elements))));
-  const rowBytes = out.length / rows;
-  const rowsPerSlice = Math.max(1, Math.floor(SLICE_VALUES / rowLength));
+  const outRowBytes = Number(ggmlByteSize(type, BigInt(rowLength)));
+  const rowsPerSlice = Math.max(1, Math.floor(sliceValues / rowLength));
   for (let row = 0; row < rows; row += rowsPerSlice) {
     const count = Math.min(rowsPerSlice, rows - row);
-    const f32 = dequantize(info.type, await file.readTensorRows(info, row, count), count * rowLength);
-    quantize(type, f32, out.subarray(row * rowBytes, (row + count) * rowBytes));
+    const raw = await file.readTensorRows(info, row, count);
+    if (type === info.type) {
+      yield raw;
+      continue;
+    }
+    yield quantize(type, dequantize(info.type, raw, count * rowLength), new Uint8Array(count * outRowBytes));
   }
-  return out;
 }
 
 export interface QuantizeReport {
@@ -140,11 +147,14 @@ export async function quantizeGguf(input: ByteInput, outPath: string, target: GG
           name: info.name,
           type,
           shape: info.shape,
-          data: async () => {
-            const bytes = await convertTensor(file, info, type);
-            report.tensors.push({ name: info.name, from: ggmlTypeName(info.type), to: ggmlTypeName(type), bytes: bytes.length });
+          data: async function* () {
+            let bytes = 0;
+            for await (const slice of convertTensorSlices(file, info, type)) {
+              bytes += slice.length;
+              yield slice;
+            }
+            report.tensors.push({ name: info.name, from: ggmlTypeName(info.type), to: ggmlTypeName(type), bytes });
             options.onProgress?.(++done, plan.length, info.name);
-            return bytes;
           },
         })),
       },

@@ -30,6 +30,8 @@ export interface ToGgufOptions {
   name?: string;
   /** (tensors written, total, GGUF tensor name); throwing aborts and leaves no file. */
   onProgress?: (done: number, total: number, tensor: string) => void;
+  /** Also write PATH.sha256, always matching PATH (writeAtomically). */
+  manifest?: boolean;
 }
 
 export interface GgufPlanEntry {
@@ -240,6 +242,7 @@ export async function writeModelAsGguf(source: ModelSource, path: string, option
   const tensors: GgufTensorInput[] = plan.map((entry) => ({ name: entry.ggufName, type: entry.type, shape: entry.shape, data: () => ggufTensorBytes(entry) }));
   await writeGguf(path, { metadata, tensors }, {
     overwrite: options.overwrite,
+    manifest: options.manifest,
     onProgress: (done, total) => options.onProgress?.(done, total, plan[done - 1]!.ggufName),
   });
   const types: Record<string, number> = {};

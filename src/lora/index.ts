@@ -6,7 +6,6 @@ import { openModel } from "../convert/index.js";
 import { tensorByteLength } from "../convert/model-source.js";
 import { writeModelAsGguf, type GgufOuttype } from "../convert/to-gguf.js";
 import { writeModelAsHf, writeModelAsMeta } from "../convert/write-hf.js";
-import { writeFileManifest } from "../convert/output-dir.js";
 import type { SafetensorsFloatDtype } from "../formats/safetensors.js";
 import { openLoraAdapter, type LoraAdapter } from "./adapter.js";
 import { mergeLora, type MergeReport } from "./merge.js";
@@ -69,9 +68,9 @@ export async function mergeLoraFiles(options: MergeLoraFilesOptions): Promise<Me
     let files: string[];
     const format = options.format ?? "hf";
     if (format === "gguf") {
-      const r = await writeModelAsGguf(source, options.out, { outtype: options.outtype, overwrite: options.overwrite, onProgress });
+      const r = await writeModelAsGguf(source, options.out, { outtype: options.outtype, overwrite: options.overwrite, onProgress, manifest: true });
       warnings.push(...r.warnings);
-      files = [options.out, await writeFileManifest(options.out)];
+      files = [options.out, `${options.out}.sha256`];
     } else if (format === "pth") {
       files = await writeModelAsMeta(source, options.out, { overwrite: options.overwrite, dtype: options.dtype, onProgress });
     } else {

@@ -8,14 +8,19 @@ import { GGMLType, ggmlByteSize, ggmlTypeName, GGML_TYPES } from "../ggml-types.
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_LIMITS, GGUF_MAGIC, GGUF_WRITE_VERSION, GgufValueType, SPLIT_KEYS, splitFileName } from "./constants.js";
 import type { GgufArrayType, GgufType, GgufValue } from "./header.js";
 import { knownKeyType } from "./known-keys.js";
+import { outputError, sweepStaleOutputs, trackTemporaryOutput } from "../temp-outputs.js";
 
 export interface GgufTensorInput {
   name: string;
   type: GGMLType;
   /** ne[0] (row length) first, as GGUF stores it. */
   shape: number[];
-  /** The bytes, or a callback producing them when the writer reaches this tensor. */
-  data: Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
+  /**
+   * The bytes, or a callback producing them when the writer reaches this tensor: all at once,
+   * or as consecutive pieces (an async iterable), so a tensor larger than one buffer can hold
+   * (4 GiB) streams through in slices.
+   */
+  data: Uint8Array | (() => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>);
 }
 
 export interface GgufWriteSpec {
@@ -30,6 +35,8 @@ export interface GgufWriteOptions {
   onProgress?: (done: number, total: number, bytes: number) => void;
   /** Replace an existing file (default: refuse). */
   overwrite?: boolean;
+  /** Also write PATH.sha256 so that it always matches PATH (see writeAtomically). */
+  manifest?: boolean;
 }
 
 const utf8 = new TextEncoder();
@@ -217,12 +224,22 @@ export function layoutGguf(spec: GgufWriteSpec): GgufLayout {
   return { header, alignment, dataOffsets, byteSizes, fileSize: header.length + offset };
 }
 
-async function tensorBytes(t: GgufTensorInput, expected: number): Promise<Uint8Array> {
-  const bytes = typeof t.data === "function" ? await t.data() : t.data;
-  if (bytes.length !== expected) {
-    throw new InvalidArgumentError(`tensor ${JSON.stringify(t.name)} (${ggmlTypeName(t.type)} [${t.shape.join(", ")}]) needs ${expected} bytes, got ${bytes.length}`);
+/** A tensor's bytes piece by piece (one piece unless its callback streams), `expected` in all. */
+async function* tensorPieces(t: GgufTensorInput, expected: number): AsyncGenerator<Uint8Array> {
+  const data = typeof t.data === "function" ? await t.data() : t.data;
+  const wrong = (got: string) => new InvalidArgumentError(`tensor ${JSON.stringify(t.name)} (${ggmlTypeName(t.type)} [${t.shape.join(", ")}]) needs ${expected} bytes, got ${got}`);
+  if (data instanceof Uint8Array) {
+    if (data.length !== expected) throw wrong(`${data.length}`);
+    yield data;
+    return;
   }
-  return bytes;
+  let n = 0;
+  for await (const piece of data) {
+    n += piece.length;
+    if (n > expected) throw wrong(`more`);
+    yield piece;
+  }
+  if (n !== expected) throw wrong(`${n}`);
 }
 
 /** The whole file in memory (for browsers, tests and small models). */
@@ -231,7 +248,11 @@ export async function encodeGguf(spec: GgufWriteSpec): Promise<Uint8Array> {
   const out = new Uint8Array(layout.fileSize);
   out.set(layout.header, 0);
   for (let i = 0; i < spec.tensors.length; i++) {
-    out.set(await tensorBytes(spec.tensors[i]!, layout.byteSizes[i]!), layout.dataOffsets[i]!);
+    let at = layout.dataOffsets[i]!;
+    for await (const piece of tensorPieces(spec.tensors[i]!, layout.byteSizes[i]!)) {
+      out.set(piece, at);
+      at += piece.length;
+    }
   }
   return out;
 }
@@ -247,14 +268,16 @@ export async function writeGguf(path: string, spec: GgufWriteSpec, options: Gguf
     await writeAll(handle, layout.header, 0);
     let bytes = layout.header.length;
     for (let i = 0; i < spec.tensors.length; i++) {
-      const data = await tensorBytes(spec.tensors[i]!, layout.byteSizes[i]!);
-      await writeAll(handle, data, layout.dataOffsets[i]!);
-      bytes = layout.dataOffsets[i]! + data.length;
+      bytes = layout.dataOffsets[i]!;
+      for await (const piece of tensorPieces(spec.tensors[i]!, layout.byteSizes[i]!)) {
+        await writeAll(handle, piece, bytes);
+        bytes += piece.length;
+      }
       options.onProgress?.(i + 1, spec.tensors.length, bytes);
     }
     // Padding after the last tensor: extend the file to its full, aligned length.
     await handle.truncate(layout.fileSize);
-  });
+  }, { manifest: options.manifest });
 }
 
 export interface GgufSplitOptions extends GgufWriteOptions {
@@ -309,30 +332,74 @@ export async function writeAll(handle: import("node:fs/promises").FileHandle, da
   }
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * Also write `PATH.sha256` ("HEX  NAME", as sha256sum): hashed from the finished temporary
+   * file, staged as a temporary too, and renamed in right after the file, the old manifest
+   * removed first; so a file is never paired with another file's manifest (an interruption
+   * between the two renames leaves a file without one, which `verify` reports as such).
+   */
+  manifest?: boolean;
+}
+
 /**
- * Runs `fill` on a temporary file next to `path`, then renames it to `path`. Shared by every
- * writer of model files so that no failure leaves a half-written file under the real name.
+ * Runs `fill` on a temporary file next to `path` (`PATH.PID.RAND.tmp`), then renames it to
+ * `path`. Shared by every writer of model files so that no failure leaves a half-written file
+ * under the real name: a thrown error removes the temporary file, so does SIGINT / SIGTERM,
+ * and the next write of `path` sweeps those of processes killed outright (temp-outputs.ts).
+ * A file-system failure (a full disk) is a one-line OutputError.
  */
 export async function writeAtomically(
   path: string,
   overwrite: boolean,
   fill: (handle: import("node:fs/promises").FileHandle) => Promise<void>,
+  options: AtomicWriteOptions = {},
 ): Promise<void> {
   const fs = await import("node:fs/promises");
+  await sweepStaleOutputs(path);
   if (!overwrite) {
     const exists = await fs.stat(path).then(() => true, () => false);
     if (exists) throw new InvalidArgumentError(`${path} already exists (pass --force / overwrite to replace it)`);
   }
-  const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`;
-  const handle = await fs.open(temp, "wx");
+  const suffix = `${process.pid}.${Math.random().toString(36).slice(2, 8)}`;
+  const temp = `${path}.${suffix}.tmp`;
+  const manifest = `${path}.sha256`;
+  const manifestTemp = `${manifest}.${suffix}.tmp`;
+  const untrack = await trackTemporaryOutput(temp);
+  const untrackManifest = options.manifest ? await trackTemporaryOutput(manifestTemp) : () => undefined;
+  let handle: import("node:fs/promises").FileHandle | undefined;
   try {
+    handle = await fs.open(temp, "wx");
     await fill(handle);
     await handle.sync();
     await handle.close();
+    handle = undefined;
+    if (options.manifest) {
+      const { basename } = await import("node:path");
+      await fs.writeFile(manifestTemp, `${await sha256OfFile(temp)}  ${basename(path)}\n`);
+      await fs.rm(manifest, { force: true });
+    }
     await fs.rename(temp, path);
+    untrack();
+    if (options.manifest) {
+      await fs.rename(manifestTemp, manifest);
+      untrackManifest();
+    }
   } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(temp, { force: true });
-    throw error;
+    await handle?.close().catch(() => undefined);
+    await fs.rm(temp, { force: true }).catch(() => undefined);
+    if (options.manifest) await fs.rm(manifestTemp, { force: true }).catch(() => undefined);
+    untrack();
+    untrackManifest();
+    throw outputError(path, error);
   }
+}
+
+/** SHA-256 of a file, streamed, as hex. */
+async function sha256OfFile(path: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const { createReadStream } = await import("node:fs");
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Uint8Array);
+  return hash.digest("hex");
 }

@@ -26,13 +26,15 @@
  *   Q3_K:    S_m = sum sc_j (q - 4) x   acc_m = fma(d_x*d, S_m, acc_m)
  *   IQ4_XS:  S_m = sum (ls_s - 32) KV[q] x   acc_m = fma(d*d_x, S_m, acc_m)
  * over the super-blocks in order, each fma rounded once (exactly: f64 product and sum, with
- * musl's fmaf correction where the f64 sum lands halfway between two floats); the row's result
+ * musl's fmaf where the f64 sum lands halfway between two floats); the row's result
  * is ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7)) (ggml's hsum_float_8).
- * So the logits agree with llama.cpp's bit for bit, and a rounding tie of a later Q8_K
- * quantization goes the same way in both.
+ * So each product has the bits of llama.cpp's x86 (AVX2/AVX-512) build, and a rounding tie of a
+ * later Q8_K quantization goes the same way in both. (Its ARM and generic C builds add in other
+ * orders; those agree to float rounding.)
  *
  * Activations (quantize_q8_K_eo): Q8_K codes widened to i16, each 16 values stored evens then
- * odds (values 16g + 0, 2, .., 14 | 16g + 1, 3, .., 15), then the f32 scales, then i32 sums of 16:
+ * odds (values 16g + 0, 2, .., 14 | 16g + 1, 3, .., 15), then the f32 scales, then i32 sums of 16
+ * (Q2_K's bsum):
  *   +---------------------+ q
  *   | qs  i16[n]          |
  *   | d   f32[n/256]      | q + 2n
@@ -115,33 +117,59 @@ function fmaf(x: f32, y: f32, z: f32): f32 {
   return <f32>reinterpret<f64>(i);
 }
 
-/** fmaf lane by lane: c + a * f32(b) for i32 lanes b and f32 lanes c. */
+/*
+ * The eight float accumulators live as four f64x2 (lanes 0-1, 2-3, 4-5, 6-7) holding float32
+ * values. One fma step over them: r = d * S + acc in f64 (exact product, at most one rounding),
+ * then rounded to f32. That is fmaf's result unless r lies exactly halfway between two floats
+ * (low 29 bits 0x10000000: an exact tie, which rounding to even settles correctly, or a sum the
+ * f64 addition rounded onto the tie); then the step's eight lanes go through fmaf one by one.
+ * On random rows a step meets a tie once in about 80 (Q2_K, small lane sums) to 1600 (IQ4_XS),
+ * nearly always an exact one.
+ */
+
+/** S lanes 0-1 (k = 0) or 2-3 (k = 1) of i32x4 s as f64x2 (exact: |S| < 2^24, as f32 on x86). */
 // @ts-ignore: decorator
 @inline
-function fma4(a: f32, b: v128, c: v128): v128 {
-  const bf = f32x4.convert_i32x4_s(b);
-  const ad = f64x2.splat(<f64>a);
-  const lo = f64x2.add(f64x2.mul(ad, f64x2.promote_low_f32x4(bf)), f64x2.promote_low_f32x4(c));
-  const hi = f64x2.add(
-    f64x2.mul(ad, f64x2.promote_low_f32x4(i32x4.shuffle(bf, bf, 2, 3, 2, 3))),
-    f64x2.promote_low_f32x4(i32x4.shuffle(c, c, 2, 3, 2, 3)),
-  );
-  const low29 = i64x2.splat(0x1fffffff);
-  const half = i64x2.splat(0x10000000);
-  if (v128.any_true(v128.or(i64x2.eq(v128.and(lo, low29), half), i64x2.eq(v128.and(hi, low29), half)))) {
-    // A sum halfway between two floats (about one in 2^29): the exact rounding lane by lane.
-    let out = f32x4.splat(fmaf(a, f32x4.extract_lane(bf, 0), f32x4.extract_lane(c, 0)));
-    out = f32x4.replace_lane(out, 1, fmaf(a, f32x4.extract_lane(bf, 1), f32x4.extract_lane(c, 1)));
-    out = f32x4.replace_lane(out, 2, fmaf(a, f32x4.extract_lane(bf, 2), f32x4.extract_lane(c, 2)));
-    return f32x4.replace_lane(out, 3, fmaf(a, f32x4.extract_lane(bf, 3), f32x4.extract_lane(c, 3)));
-  }
-  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+function pairF64(s: v128, k: i32): v128 {
+  return f64x2.convert_low_i32x4_s(k == 0 ? s : i32x4.shuffle(s, s, 2, 3, 2, 3));
 }
 
-/** ggml's hsum_float_8 of lanes lo = acc0..3, hi = acc4..7. */
+/** d * s + a in f64 (dd = d splat as f64). */
 // @ts-ignore: decorator
 @inline
-function hsum8(lo: v128, hi: v128): f32 {
+function madd2(dd: v128, s: v128, a: v128): v128 {
+  return f64x2.add(f64x2.mul(dd, s), a);
+}
+
+/** r rounded to float32, kept as f64. */
+// @ts-ignore: decorator
+@inline
+function round2(r: v128): v128 {
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(r));
+}
+
+/** Which of the four f64 sums r0, r1 lie exactly halfway between two floats (as i32 lanes). */
+// @ts-ignore: decorator
+@inline
+function halfway4(r0: v128, r1: v128, low29: v128, half: v128): v128 {
+  return i32x4.eq(v128.and(i32x4.shuffle(r0, r1, 0, 2, 4, 6), low29), half);
+}
+
+/** fmaf on both lanes: d * s + a, s and a f64x2 holding floats. */
+// @ts-ignore: decorator
+@inline
+function fmaExact2(d: f32, s: v128, a: v128): v128 {
+  const r0 = fmaf(d, <f32>f64x2.extract_lane(s, 0), <f32>f64x2.extract_lane(a, 0));
+  const r1 = fmaf(d, <f32>f64x2.extract_lane(s, 1), <f32>f64x2.extract_lane(a, 1));
+  return f64x2.replace_lane(f64x2.splat(<f64>r0), 1, <f64>r1);
+}
+
+/** ggml's hsum_float_8 of the accumulators (f64x2 a0..a3 holding floats): ((0+4)+(2+6))+((1+5)+(3+7)). */
+// @ts-ignore: decorator
+@inline
+function hsum8(a0: v128, a1: v128, a2: v128, a3: v128): f32 {
+  const lo = i32x4.shuffle(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
+  const hi = i32x4.shuffle(f32x4.demote_f64x2_zero(a2), f32x4.demote_f64x2_zero(a3), 0, 1, 4, 5);
   return hsumF32(f32x4.add(hi, lo));
 }
 
@@ -213,8 +241,12 @@ function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const bss = dxs + (<usize>nb << 2);
   const m3 = i16x8.splat(3);
   const m15 = i8x16.splat(15);
-  let accLo = f32x4.splat(0);
-  let accHi = f32x4.splat(0);
+  let a0 = f64x2.splat(0);
+  let a1 = f64x2.splat(0);
+  let a2 = f64x2.splat(0);
+  let a3 = f64x2.splat(0);
+  const low29 = i32x4.splat(0x1fffffff); // loop constants in locals (see q4_0.ts)
+  const half = i32x4.splat(0x10000000);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 84;
     const qb = q + (<usize>b << 9);
@@ -230,18 +262,62 @@ function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
     // P_m = m_2m bsum_2m + m_2m+1 bsum_2m+1
     const pLo = pairSums(i32x4.mul(v128.load(bs), i32x4.extend_low_i16x8_u(mn0)), i32x4.mul(v128.load(bs, 16), i32x4.extend_high_i16x8_u(mn0)));
     const pHi = pairSums(i32x4.mul(v128.load(bs, 32), i32x4.extend_low_i16x8_u(mn1)), i32x4.mul(v128.load(bs, 48), i32x4.extend_high_i16x8_u(mn1)));
+    const dx = load<f32>(dxs + (<usize>b << 2));
+    const dmin = -dx * halfToFloat(load<u16>(wb, 82));
+    const d = dx * halfToFloat(load<u16>(wb, 80));
+    // acc = fma(-(dx*dmin), P, acc) first, as ggml does: P is then dead during the groups
+    {
+      const dd = f64x2.splat(<f64>dmin);
+      const s0 = pairF64(pLo, 0);
+      const s1 = pairF64(pLo, 1);
+      const s2 = pairF64(pHi, 0);
+      const s3 = pairF64(pHi, 1);
+      const r0 = madd2(dd, s0, a0);
+      const r1 = madd2(dd, s1, a1);
+      const r2 = madd2(dd, s2, a2);
+      const r3 = madd2(dd, s3, a3);
+      if (v128.any_true(v128.or(halfway4(r0, r1, low29, half), halfway4(r2, r3, low29, half)))) {
+        a0 = fmaExact2(dmin, s0, a0);
+        a1 = fmaExact2(dmin, s1, a1);
+        a2 = fmaExact2(dmin, s2, a2);
+        a3 = fmaExact2(dmin, s3, a3);
+      } else {
+        a0 = round2(r0);
+        a1 = round2(r1);
+        a2 = round2(r2);
+        a3 = round2(r3);
+      }
+    }
+    v128.store32_lane(yp, a3, 0); // ordering fence (see q4_0.ts)
     // sub-blocks 8h + 2s (code bytes l = 0..15) feed lanes 0..3, 8h + 2s + 1 (l = 16..31) lanes 4..7
     let sLo = q2Half(i32x4.splat(0), v128.load(wb, 16), qb, scalesQ2K(sce, sco, 0), m3, yp);
     let sHi = q2Half(i32x4.splat(0), v128.load(wb, 32), qb + 32, scalesQ2K(sce, sco, 2), m3, yp);
     sLo = q2Half(sLo, v128.load(wb, 48), qb + 256, scalesQ2K(sce, sco, 1), m3, yp);
     sHi = q2Half(sHi, v128.load(wb, 64), qb + 288, scalesQ2K(sce, sco, 3), m3, yp);
-    const dx = load<f32>(dxs + (<usize>b << 2));
-    const dmin = -dx * halfToFloat(load<u16>(wb, 82));
-    const d = dx * halfToFloat(load<u16>(wb, 80));
-    accLo = fma4(d, sLo, fma4(dmin, pLo, accLo));
-    accHi = fma4(d, sHi, fma4(dmin, pHi, accHi));
+    {
+      const dd = f64x2.splat(<f64>d);
+      const s0 = pairF64(sLo, 0);
+      const s1 = pairF64(sLo, 1);
+      const s2 = pairF64(sHi, 0);
+      const s3 = pairF64(sHi, 1);
+      const r0 = madd2(dd, s0, a0);
+      const r1 = madd2(dd, s1, a1);
+      const r2 = madd2(dd, s2, a2);
+      const r3 = madd2(dd, s3, a3);
+      if (v128.any_true(v128.or(halfway4(r0, r1, low29, half), halfway4(r2, r3, low29, half)))) {
+        a0 = fmaExact2(d, s0, a0);
+        a1 = fmaExact2(d, s1, a1);
+        a2 = fmaExact2(d, s2, a2);
+        a3 = fmaExact2(d, s3, a3);
+      } else {
+        a0 = round2(r0);
+        a1 = round2(r1);
+        a2 = round2(r2);
+        a3 = round2(r3);
+      }
+    }
   }
-  return hsum8(accLo, accHi);
+  return hsum8(a0, a1, a2, a3);
 }
 
 /**
@@ -291,18 +367,22 @@ function dotRowQ3K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const m4 = i16x8.splat(0x0404);
   const m8 = i16x8.splat(0x00ff);
   const four = i16x8.splat(4);
-  let accLo = f32x4.splat(0);
-  let accHi = f32x4.splat(0);
+  let a0 = f64x2.splat(0);
+  let a1 = f64x2.splat(0);
+  let a2 = f64x2.splat(0);
+  let a3 = f64x2.splat(0);
+  const low29 = i32x4.splat(0x1fffffff); // loop constants in locals (see q4_0.ts)
+  const half = i32x4.splat(0x10000000);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 110;
     const qb = q + (<usize>b << 9);
-    const a0 = load<u32>(wb, 96);
-    const a1 = load<u32>(wb, 100);
-    const a2 = load<u32>(wb, 104);
-    let raw = i32x4.splat(<i32>((a0 & 0x0f0f0f0f) | ((a2 & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 1, <i32>((a1 & 0x0f0f0f0f) | (((a2 >> 2) & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 2, <i32>(((a0 >> 4) & 0x0f0f0f0f) | (((a2 >> 4) & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 3, <i32>(((a1 >> 4) & 0x0f0f0f0f) | (((a2 >> 6) & 0x03030303) << 4)));
+    const u0 = load<u32>(wb, 96);
+    const u1 = load<u32>(wb, 100);
+    const u2 = load<u32>(wb, 104);
+    let raw = i32x4.splat(<i32>((u0 & 0x0f0f0f0f) | ((u2 & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 1, <i32>((u1 & 0x0f0f0f0f) | (((u2 >> 2) & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 2, <i32>(((u0 >> 4) & 0x0f0f0f0f) | (((u2 >> 4) & 0x03030303) << 4)));
+    raw = i32x4.replace_lane(raw, 3, <i32>(((u1 >> 4) & 0x0f0f0f0f) | (((u2 >> 6) & 0x03030303) << 4)));
     const sc8 = i8x16.sub(raw, i8x16.splat(32));
     // even / odd sub-blocks' scales, as i16 then i32 per half
     const sce = i16x8.extend_low_i8x16_s(i8x16.shuffle(sc8, sc8, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14));
@@ -314,10 +394,30 @@ function dotRowQ3K(w: usize, q: usize, n: i32, yp: usize): f32 {
     sLo = q3Half(sLo, v128.load(wb, 64), hm0, qb + 256, 1, i32x4.extend_high_i16x8_s(sce), m3, m4, m8, four, yp);
     sHi = q3Half(sHi, v128.load(wb, 80), hm1, qb + 288, 1, i32x4.extend_high_i16x8_s(sco), m3, m4, m8, four, yp);
     const d = load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 108));
-    accLo = fma4(d, sLo, accLo);
-    accHi = fma4(d, sHi, accHi);
+    {
+      const dd = f64x2.splat(<f64>d);
+      const s0 = pairF64(sLo, 0);
+      const s1 = pairF64(sLo, 1);
+      const s2 = pairF64(sHi, 0);
+      const s3 = pairF64(sHi, 1);
+      const r0 = madd2(dd, s0, a0);
+      const r1 = madd2(dd, s1, a1);
+      const r2 = madd2(dd, s2, a2);
+      const r3 = madd2(dd, s3, a3);
+      if (v128.any_true(v128.or(halfway4(r0, r1, low29, half), halfway4(r2, r3, low29, half)))) {
+        a0 = fmaExact2(d, s0, a0);
+        a1 = fmaExact2(d, s1, a1);
+        a2 = fmaExact2(d, s2, a2);
+        a3 = fmaExact2(d, s3, a3);
+      } else {
+        a0 = round2(r0);
+        a1 = round2(r1);
+        a2 = round2(r2);
+        a3 = round2(r3);
+      }
+    }
   }
-  return hsum8(accLo, accHi);
+  return hsum8(a0, a1, a2, a3);
 }
 
 /** ggml's kvalues_iq4nl, the 16 IQ4 levels. */
@@ -368,8 +468,12 @@ function dotRowIQ4XS(w: usize, q: usize, n: i32, yp: usize): f32 {
   const m30 = i32x4.splat(0x30);
   const m0f = i32x4.splat(15);
   const thirtyTwo = i32x4.splat(32);
-  let accLo = f32x4.splat(0);
-  let accHi = f32x4.splat(0);
+  let a0 = f64x2.splat(0);
+  let a1 = f64x2.splat(0);
+  let a2 = f64x2.splat(0);
+  let a3 = f64x2.splat(0);
+  const low29 = i32x4.splat(0x1fffffff); // loop constants in locals (see q4_0.ts)
+  const half = i32x4.splat(0x10000000);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 136;
     const qb = q + (<usize>b << 9);
@@ -410,10 +514,30 @@ function dotRowIQ4XS(w: usize, q: usize, n: i32, yp: usize): f32 {
     sLo = iq4Sub(sLo, wb, qb, 7, ls1, table, m15, false);
     sHi = iq4Sub(sHi, wb, qb, 7, ls1, table, m15, true);
     const d = halfToFloat(load<u16>(wb)) * load<f32>(dxs + (<usize>b << 2));
-    accLo = fma4(d, sLo, accLo);
-    accHi = fma4(d, sHi, accHi);
+    {
+      const dd = f64x2.splat(<f64>d);
+      const s0 = pairF64(sLo, 0);
+      const s1 = pairF64(sLo, 1);
+      const s2 = pairF64(sHi, 0);
+      const s3 = pairF64(sHi, 1);
+      const r0 = madd2(dd, s0, a0);
+      const r1 = madd2(dd, s1, a1);
+      const r2 = madd2(dd, s2, a2);
+      const r3 = madd2(dd, s3, a3);
+      if (v128.any_true(v128.or(halfway4(r0, r1, low29, half), halfway4(r2, r3, low29, half)))) {
+        a0 = fmaExact2(d, s0, a0);
+        a1 = fmaExact2(d, s1, a1);
+        a2 = fmaExact2(d, s2, a2);
+        a3 = fmaExact2(d, s3, a3);
+      } else {
+        a0 = round2(r0);
+        a1 = round2(r1);
+        a2 = round2(r2);
+        a3 = round2(r3);
+      }
+    }
   }
-  return hsum8(accLo, accHi);
+  return hsum8(a0, a1, a2, a3);
 }
 
 const Q2_K: i32 = 10;

@@ -79,8 +79,8 @@ function fillWeights(mem: KernelMemory, type: MatmulType, w: number, rows: numbe
   } else if (type === GGMLType.F16) {
     for (let i = 0; i < bytes.length; i += 2) setHalf(i, (next() / 2 ** 32 - 0.5) * 0.1);
   } else {
-    // The f16 scale fields of each block: d (and dmin) at the front, Q6_K's d at the end.
-    const scaleOffsets = type === GGMLType.Q6_K ? [208]
+    // The f16 scale fields of each block: d (and dmin) at the front, Q6_K's, Q3_K's and Q2_K's at the end.
+    const scaleOffsets = type === GGMLType.Q6_K ? [208] : type === GGMLType.Q3_K ? [108] : type === GGMLType.Q2_K ? [80, 82]
       : type === GGMLType.Q4_K || type === GGMLType.Q5_K || type === GGMLType.Q4_1 || type === GGMLType.Q5_1 ? [0, 2] : [0];
     for (let b = 0; b < (rb * tile) / bytesPerBlock; b++) {
       for (const o of scaleOffsets) setHalf(b * bytesPerBlock + o, 0.001 + (next() / 2 ** 32) * 0.01);

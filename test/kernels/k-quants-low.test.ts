@@ -12,6 +12,7 @@ import { dequantize, f16ToF32 } from "../../src/formats/quants/index.js";
 import { KernelMemory, Kernels, rowBytes } from "../../src/kernels/index.js";
 import { quantizeQ8_K } from "../../src/kernels/reference/index.js";
 import { dotIQ4_XS, dotQ2_K, dotQ3_K, fmaf, lanesIQ4_XS, lanesQ2_K, lanesQ3_K } from "../../src/kernels/reference/k-quants-low.js";
+import { checkWebGpuTypes, WebGpuError } from "../../src/kernels/webgpu/index.js";
 import { kernelPair, KERNEL_BUILDS, randomF32, randomWeights, rng, withMark } from "./helpers.js";
 
 const TYPES = [GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.IQ4_XS] as const;
@@ -206,5 +207,12 @@ describe("fmaf (the x86 FMA the AVX2 dot products round with)", () => {
     ref.matmul(GGMLType.IQ4_XS, wp, xq, y2, cols, 0, 1, 1, 1);
     expect(mem.f32(y1, 1)[0]).toBe(Math.fround(z));
     expect(mem.f32(y2, 1)[0]).toBe(Math.fround(z));
+  });
+});
+
+describe("Q2_K / Q3_K / IQ4_XS on the WebGPU backend", () => {
+  it.each(TYPES)("%s weights are refused with WebGPU's clear error (no WGSL kernel)", (type) => {
+    expect(() => checkWebGpuTypes([type])).toThrow(WebGpuError);
+    expect(() => checkWebGpuTypes([type])).toThrow(new RegExp(`no kernel for ${GGMLType[type]} weights`));
   });
 });

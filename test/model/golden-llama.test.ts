@@ -22,28 +22,19 @@ import { encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { LlamaModel, syntheticModel, type Backend, type KvCacheType, type SyntheticModelOptions } from "../../src/model/index.js";
 import { repoRoot } from "../helpers/shared.js";
+import { goldenCases } from "../helpers/golden-cases.js";
 
 const LOGIT_TOLERANCE = 1e-3;
 const GAP_TOLERANCE = 1e-3;
 const QUANTIZED_KV_GAP_TOLERANCE = 0.1;
 
-interface GoldenCase {
-  name: string;
-  model: Omit<SyntheticModelOptions, "type"> & { type: keyof typeof GGMLType };
-  kv: "F32" | "F16" | "Q8_0";
-  /** llama.cpp ran with flash attention (the path that allows a quantized V cache). */
-  flash?: boolean;
-  ctx: number;
-  prompt: number[];
-  steps: number;
-}
 interface Golden {
   gguf_sha256: string;
   first_logits_f32le_base64: string;
   greedy: Array<{ token: number; gap: number }>;
 }
 
-const cases = JSON.parse(readFileSync(join(repoRoot, "test/model/golden-cases.json"), "utf8")) as GoldenCase[];
+const cases = goldenCases;
 
 function argmax(x: Float32Array): number {
   let best = 0;

@@ -16,15 +16,9 @@ import {
   type Backend, type KvCacheType, type SyntheticModelOptions,
 } from "../../src/model/index.js";
 import { repoRoot } from "../helpers/shared.js";
+import { goldenCases, type GoldenCase } from "../helpers/golden-cases.js";
 
-interface GoldenCase {
-  name: string;
-  model: Omit<SyntheticModelOptions, "type"> & { type: keyof typeof GGMLType };
-  kv: "F32" | "F16" | "Q8_0";
-  ctx: number;
-  prompt: number[];
-}
-const cases = JSON.parse(readFileSync(join(repoRoot, "test/model/golden-cases.json"), "utf8")) as GoldenCase[];
+const cases = goldenCases;
 const bundled = join(repoRoot, "fixtures/models/chinese-alpaca-tiny-q4_0.gguf");
 
 /** The smallest page-multiple memory limit the plan accepts: spreads the model the most. */

@@ -1,0 +1,19 @@
+/** The llama.cpp conformance cases (test/model/golden-cases.json; goldens by tools/golden-llama.mjs). */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { GGMLType } from "../../src/formats/ggml-types.js";
+import type { SyntheticModelOptions } from "../../src/model/index.js";
+import { repoRoot } from "./shared.js";
+
+export interface GoldenCase {
+  name: string;
+  model: Omit<SyntheticModelOptions, "type"> & { type: keyof typeof GGMLType };
+  kv: "F32" | "F16" | "Q8_0";
+  /** llama.cpp ran with flash attention (the path that allows a quantized V cache). */
+  flash?: boolean;
+  ctx: number;
+  prompt: number[];
+  steps: number;
+}
+
+export const goldenCases = JSON.parse(readFileSync(join(repoRoot, "test/model/golden-cases.json"), "utf8")) as GoldenCase[];

@@ -4,8 +4,12 @@
  *     blocks, odd row counts cut into slices, several token counts and row lengths, both builds;
  *   - the reference's integer sums equal the ggml dequantizer's weights (src/formats/quants, bit
  *     for bit ggml's) times the Q8_K codes, and its product equals dequantized row . dequantized
- *     activations to float rounding.
+ *     activations to float rounding;
+ *   - both give, bit for bit, what llama.cpp's own ggml_vec_dot_*_q8_K computes (AVX2 and AVX-512
+ *     backends, fixtures/golden/kernels/vec-dot-k-low.json from tools/golden-vec-dot.py), on
+ *     activations our quantizer rounds into llama.cpp's Q8_K blocks exactly.
  */
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize, f16ToF32 } from "../../src/formats/quants/index.js";
@@ -215,4 +219,52 @@ describe("Q2_K / Q3_K / IQ4_XS on the WebGPU backend", () => {
     expect(() => checkWebGpuTypes([type])).toThrow(WebGpuError);
     expect(() => checkWebGpuTypes([type])).toThrow(new RegExp(`no kernel for ${GGMLType[type]} weights`));
   });
+});
+
+describe("Q2_K / Q3_K / IQ4_XS against llama.cpp's vec_dot (fixtures/golden/kernels/vec-dot-k-low.json)", () => {
+  const golden = JSON.parse(readFileSync(new URL("../../fixtures/golden/kernels/vec-dot-k-low.json", import.meta.url), "utf8")) as {
+    backends: string[]; rows: number; cols: number; tokens: number; x_f32: string; q8_K: string;
+    types: Record<string, { w: string; y: string }>;
+  };
+  const bytes = (b64: string) => new Uint8Array(Buffer.from(b64, "base64"));
+  const { rows, cols, tokens } = golden;
+  const x = new Float32Array(bytes(golden.x_f32).buffer);
+  const bits = (a: Float32Array) => Array.from(new Uint32Array(a.slice().buffer));
+
+  it("our Q8_K activations are llama.cpp's quantize_row_q8_K blocks (d, codes, bsums)", () => {
+    const q = bytes(golden.q8_K);
+    const dv = new DataView(q.buffer);
+    for (let t = 0; t < tokens; t++) {
+      const row = quantizeQ8_K(x.subarray(t * cols, (t + 1) * cols));
+      for (let B = 0; B < cols / 256; B++) {
+        const o = (t * cols / 256 + B) * 292;
+        expect(Math.fround(row.d[B])).toBe(dv.getFloat32(o, true));
+        expect(Array.from(row.qs.subarray(256 * B, 256 * B + 256))).toEqual(Array.from(new Int8Array(q.buffer, o + 4, 256)));
+        for (let j = 0; j < 16; j++) expect(row.sums[16 * B + j]).toBe(dv.getInt16(o + 260 + 2 * j, true));
+      }
+    }
+  });
+
+  for (const type of TYPES) {
+    it(`${GGMLType[type]}: the reference and the WASM kernels give llama.cpp's bits (${golden.backends.join(", ")})`, async () => {
+      const g = golden.types[GGMLType[type]];
+      const w = bytes(g.w);
+      const want = bits(new Float32Array(bytes(g.y).buffer));
+      const rb = rowBytes(type, cols);
+      const ref = new Float32Array(tokens * rows);
+      for (let t = 0; t < tokens; t++) {
+        const xq = quantizeQ8_K(x.subarray(t * cols, (t + 1) * cols));
+        for (let r = 0; r < rows; r++) ref[t * rows + r] = DOT[type](w, r * rb, xq);
+      }
+      expect(bits(ref)).toEqual(want);
+      for (const build of KERNEL_BUILDS) {
+        const { mem, wasm } = await kernelPair(build, 1 << 20);
+        const wp = mem.put(w), xp = mem.put(x);
+        const xq = mem.alloc(wasm.actBytes(type, cols) * tokens), y = mem.alloc(4 * rows * tokens);
+        wasm.quantize(type, xp, xq, cols, 0, tokens);
+        wasm.matmul(type, wp, xq, y, cols, 0, rows, tokens, rows);
+        expect(bits(mem.f32(y, rows * tokens)), build).toEqual(want);
+      }
+    });
+  }
 });

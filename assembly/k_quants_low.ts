@@ -202,6 +202,30 @@ function odd2(v: v128, s: i32, m3: v128): v128 {
   return s == 3 ? i16x8.shr_u(v, 14) : v128.and(i16x8.shr_u(v, 8 + 2 * s), m3);
 }
 
+/** The even (odd = false) or odd bytes of v as eight i16, sign- or zero-extended. */
+// @ts-ignore: decorator
+@inline
+function evenOdd16(v: v128, odd: bool, signed: bool): v128 {
+  const b = odd
+    ? i8x16.shuffle(v, v, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15)
+    : i8x16.shuffle(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  return signed ? i16x8.extend_low_i8x16_s(b) : i16x8.extend_low_i8x16_u(b);
+}
+
+/** Q3_K's 16 signed scales sc_j of the super-block at wb as i8 lanes (the u32 unpacking drawn above). */
+// @ts-ignore: decorator
+@inline
+function scalesQ3K(wb: usize): v128 {
+  const a0 = load<u32>(wb, 96);
+  const a1 = load<u32>(wb, 100);
+  const a2 = load<u32>(wb, 104);
+  let raw = i32x4.splat(<i32>((a0 & 0x0f0f0f0f) | ((a2 & 0x03030303) << 4)));
+  raw = i32x4.replace_lane(raw, 1, <i32>((a1 & 0x0f0f0f0f) | (((a2 >> 2) & 0x03030303) << 4)));
+  raw = i32x4.replace_lane(raw, 2, <i32>(((a0 >> 4) & 0x0f0f0f0f) | (((a2 >> 4) & 0x03030303) << 4)));
+  raw = i32x4.replace_lane(raw, 3, <i32>(((a1 >> 4) & 0x0f0f0f0f) | (((a2 >> 6) & 0x03030303) << 4)));
+  return i8x16.sub(raw, i8x16.splat(32));
+}
+
 /**
  * Q2_K sub-block scales (4 bits) of the super-block at wb, as i32 lanes: the even sub-blocks
  * 0, 2, .., 14 (k = 0, 1 for the two halves) or the odd ones (k = 2, 3).
@@ -253,9 +277,8 @@ function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
     const bs = bss + (<usize>b << 6);
     const sm = v128.load(wb);
     const sc = v128.and(sm, m15);
-    // scales of even / odd sub-blocks as i16
-    const sce = i16x8.extend_low_i8x16_u(i8x16.shuffle(sc, sc, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14));
-    const sco = i16x8.extend_low_i8x16_u(i8x16.shuffle(sc, sc, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    const sce = evenOdd16(sc, false, false); // scales of even / odd sub-blocks as i16
+    const sco = evenOdd16(sc, true, false);
     const mn = i8x16.shr_u(sm, 4);
     const mn0 = i16x8.extend_low_i8x16_u(mn);
     const mn1 = i16x8.extend_high_i8x16_u(mn);
@@ -376,17 +399,9 @@ function dotRowQ3K(w: usize, q: usize, n: i32, yp: usize): f32 {
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 110;
     const qb = q + (<usize>b << 9);
-    const u0 = load<u32>(wb, 96);
-    const u1 = load<u32>(wb, 100);
-    const u2 = load<u32>(wb, 104);
-    let raw = i32x4.splat(<i32>((u0 & 0x0f0f0f0f) | ((u2 & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 1, <i32>((u1 & 0x0f0f0f0f) | (((u2 >> 2) & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 2, <i32>(((u0 >> 4) & 0x0f0f0f0f) | (((u2 >> 4) & 0x03030303) << 4)));
-    raw = i32x4.replace_lane(raw, 3, <i32>(((u1 >> 4) & 0x0f0f0f0f) | (((u2 >> 6) & 0x03030303) << 4)));
-    const sc8 = i8x16.sub(raw, i8x16.splat(32));
-    // even / odd sub-blocks' scales, as i16 then i32 per half
-    const sce = i16x8.extend_low_i8x16_s(i8x16.shuffle(sc8, sc8, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14));
-    const sco = i16x8.extend_low_i8x16_s(i8x16.shuffle(sc8, sc8, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15));
+    const sc8 = scalesQ3K(wb);
+    const sce = evenOdd16(sc8, false, true); // even / odd sub-blocks' scales as i16
+    const sco = evenOdd16(sc8, true, true);
     const hm0 = v128.load(wb);
     const hm1 = v128.load(wb, 16);
     let sLo = q3Half(i32x4.splat(0), v128.load(wb, 32), hm0, qb, 0, i32x4.extend_low_i16x8_s(sce), m3, m4, m8, four, yp);
@@ -453,6 +468,20 @@ function iq4Sub(acc: v128, wb: usize, xb: usize, s: i32, ls: v128, table: v128, 
   const v = v128.load(wb + 8 + (<usize>s << 4));
   const idx = high ? v128.and(i16x8.shr_u(v, 4), m15) : v128.and(v, m15);
   return i32x4.add(acc, i32x4.mul(levelsDot(lookup(table, idx), xb + (<usize>s << 6) + (high ? 32 : 0)), splatLane(ls, s & 3)));
+}
+
+/**
+ * ls_s - 32 of IQ4_XS sub-blocks 4k .. 4k+3 as i32 lanes: lane j of (L * 2^(12-4j)) >> 12 is
+ * L >> 4j (L = 16 bits of scales_l), and of ((H << 4) * 2^(6-2j)) >> 6 is (H << 4) >> 2j.
+ */
+// @ts-ignore: decorator
+@inline
+function scalesIQ4XS(wb: usize, k: i32): v128 {
+  const l = (<i32>load<u32>(wb, 4) >>> (16 * k)) & 0xffff;
+  const hh = (<i32>load<u16>(wb, 2) >> (8 * k)) & 0xff;
+  const low = v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat(l), i32x4(4096, 256, 16, 1)), 12), i32x4.splat(15));
+  const high = v128.and(i32x4.shr_u(i32x4.mul(i32x4.splat(hh << 4), i32x4(64, 16, 4, 1)), 6), i32x4.splat(0x30));
+  return i32x4.sub(v128.or(low, high), i32x4.splat(32));
 }
 
 /** y for one row and one token of IQ4_XS weights. */
@@ -551,16 +580,200 @@ function dotRow(type: i32, w: usize, q: usize, n: i32, yp: usize): f32 {
   return type == Q2_K ? dotRowQ2K(w, q, n, yp) : type == Q3_K ? dotRowQ3K(w, q, n, yp) : dotRowIQ4XS(w, q, n, yp);
 }
 
-/** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart). */
+/*
+ * Prompt processing: one row against four tokens (dot1x4). Each 16-value group is decoded once,
+ * multiplied by its sub-block scale as i16 (|sc * q| <= 4064), and dotted with the four tokens'
+ * codes; each token then takes the same fma steps as dotRow, so the bits are dotRow's. A
+ * super-block's groups form two streams of eight, lanes 0..3 ("lo": Q2_K/Q3_K code bytes
+ * l = 0..15, IQ4_XS low nibbles) and lanes 4..7 ("hi"); group k of either sits at code offset
+ * 64k (+32 for hi) in every type, and its scale is lane k of one i16 vector per stream.
+ */
+
+/** The code bytes of group k of a stream, both values of each i16 lane (see evensOf/oddsOf). */
+// @ts-ignore: decorator
+@inline
+function pairCodes(type: i32, wb: usize, k: i32, hi: bool, hm: v128, m3: v128, m1: v128, table: v128, m15: v128): v128 {
+  if (type == IQ4_XS) {
+    const v = v128.load(wb + 8 + (<usize>k << 4));
+    return lookup(table, hi ? v128.and(i16x8.shr_u(v, 4), m15) : v128.and(v, m15));
+  }
+  const h = k >> 2;
+  const s = k & 3;
+  const v = v128.load(wb + (type == Q2_K ? 16 : 32) + (hi ? 16 : 0) + (<usize>h << 5));
+  const low = v128.and(i16x8.shr_u(v, 2 * s), m3);
+  if (type == Q2_K) return low;
+  return v128.or(low, i16x8.shl(v128.and(i16x8.shr_u(hm, k), m1), 2)); // Q3_K: hmask bit 4h + s = k
+}
+
+/** The even values' weights (i16) of a pair of code bytes t: Q2_K q, Q3_K q - 4, IQ4_XS KV[q]. */
+// @ts-ignore: decorator
+@inline
+function evensOf(type: i32, t: v128, m8: v128, four: v128): v128 {
+  if (type == IQ4_XS) return i16x8.shr_s(i16x8.shl(t, 8), 8);
+  const e = v128.and(t, m8);
+  return type == Q3_K ? i16x8.sub(e, four) : e;
+}
+
+/** The odd values' weights of t. */
+// @ts-ignore: decorator
+@inline
+function oddsOf(type: i32, t: v128, four: v128): v128 {
+  if (type == IQ4_XS) return i16x8.shr_s(t, 8);
+  const o = i16x8.shr_u(t, 8);
+  return type == Q3_K ? i16x8.sub(o, four) : o;
+}
+
+/** One row (at w) against four tokens (activations at q + t qs): outputs at yp + t ys. */
+// @ts-ignore: decorator
+@inline
+function dot1x4(type: i32, w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  const nb = n >> 8;
+  const dxs = q + (<usize>n << 1);
+  const bss = dxs + (<usize>nb << 2);
+  const blockBytes: usize = type == Q2_K ? 84 : type == Q3_K ? 110 : 136;
+  const m3 = i16x8.splat(0x0303);
+  const m1 = i16x8.splat(0x0101);
+  const m8 = i16x8.splat(0x00ff);
+  const m15 = i8x16.splat(15);
+  const four = i16x8.splat(4);
+  const table = iq4Levels();
+  const laneIdx = i16x8.splat(0x0100);
+  const laneStep = i16x8.splat(0x0202);
+  const low29w = i32x4.splat(0x1fffffff);
+  const halfw = i32x4.splat(0x10000000);
+  const zero = f64x2.splat(0);
+  // Token t's accumulator pairs (t, 0), (t, 1) of the stream being summed (c) and of the other (o):
+  // they trade places after each stream, so c holds lanes 0-3 for "lo" and 4-7 for "hi".
+  let c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+  let o00 = zero, o01 = zero, o10 = zero, o11 = zero, o20 = zero, o21 = zero, o30 = zero, o31 = zero;
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * blockBytes;
+    const qb = q + (<usize>b << 9);
+    const dxp = dxs + (<usize>b << 2);
+    // the two streams' scales as i16 lanes 0..7, and the super-block scale of the weights
+    let scLo: v128, scHi: v128;
+    let dw: f32;
+    let dminW: f32 = 0; // Q2_K
+    let mins0 = i16x8.splat(0), mins1 = i16x8.splat(0); // Q2_K's m_j, j = 0..7 and 8..15
+    if (type == Q2_K) {
+      const sc = v128.and(v128.load(wb), m15);
+      scLo = evenOdd16(sc, false, false);
+      scHi = evenOdd16(sc, true, false);
+      dw = halfToFloat(load<u16>(wb, 80));
+      const mn = i8x16.shr_u(v128.load(wb), 4);
+      mins0 = i16x8.extend_low_i8x16_u(mn);
+      mins1 = i16x8.extend_high_i8x16_u(mn);
+      dminW = halfToFloat(load<u16>(wb, 82));
+    } else if (type == Q3_K) {
+      const sc8 = scalesQ3K(wb);
+      scLo = evenOdd16(sc8, false, true);
+      scHi = evenOdd16(sc8, true, true);
+      dw = halfToFloat(load<u16>(wb, 108));
+    } else {
+      const ls = i16x8.narrow_i32x4_s(scalesIQ4XS(wb, 0), scalesIQ4XS(wb, 1));
+      scLo = ls;
+      scHi = ls;
+      dw = halfToFloat(load<u16>(wb));
+    }
+    const hm0 = v128.load(wb);
+    const hm1 = v128.load(wb, 16);
+    for (let part = 0; part < 2; part++) {
+      const hi = part == 1;
+      const scv = hi ? scHi : scLo;
+      let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
+      let idx = laneIdx;
+      for (let k = 0; k < 8; k++, idx = i16x8.add(idx, laneStep)) {
+        const t = pairCodes(type, wb, k, hi, hi ? hm1 : hm0, m3, m1, table, m15);
+        const sc = i8x16.swizzle(scv, idx); // lane k in every lane
+        const e = i16x8.mul(evensOf(type, t, m8, four), sc);
+        const o = i16x8.mul(oddsOf(type, t, four), sc);
+        const x = qb + (<usize>k << 6) + (hi ? 32 : 0);
+        s0 = i32x4.add(s0, groupDot(e, o, x));
+        s1 = i32x4.add(s1, groupDot(e, o, x + qs));
+        v128.store32_lane(yp, s1, 0); // ordering fences (see q4_0.ts)
+        s2 = i32x4.add(s2, groupDot(e, o, x + 2 * qs));
+        s3 = i32x4.add(s3, groupDot(e, o, x + 3 * qs));
+      }
+      // acc = fma(dx*d, S, acc) on this stream's lanes, token by token (d = d*dx for IQ4_XS: same product)
+      const d0 = load<f32>(dxp) * dw, d1 = load<f32>(dxp + qs) * dw;
+      const d2 = load<f32>(dxp + 2 * qs) * dw, d3 = load<f32>(dxp + 3 * qs) * dw;
+      const dd0 = f64x2.splat(<f64>d0), dd1 = f64x2.splat(<f64>d1), dd2 = f64x2.splat(<f64>d2), dd3 = f64x2.splat(<f64>d3);
+      if (type == Q2_K) {
+        // acc = fma(-(dx*dmin), P, acc) first (ggml's order), P_m = m_2m bsum_2m + m_2m+1 bsum_2m+1
+        const mv = hi ? mins1 : mins0;
+        const mA = i32x4.extend_low_i16x8_u(mv), mB = i32x4.extend_high_i16x8_u(mv);
+        const bs = bss + (<usize>b << 6) + (hi ? 32 : 0);
+        const pm0 = pairSums(i32x4.mul(v128.load(bs), mA), i32x4.mul(v128.load(bs, 16), mB));
+        const pm1 = pairSums(i32x4.mul(v128.load(bs + qs), mA), i32x4.mul(v128.load(bs + qs, 16), mB));
+        const pm2 = pairSums(i32x4.mul(v128.load(bs + 2 * qs), mA), i32x4.mul(v128.load(bs + 2 * qs, 16), mB));
+        const pm3 = pairSums(i32x4.mul(v128.load(bs + 3 * qs), mA), i32x4.mul(v128.load(bs + 3 * qs, 16), mB));
+        const dm0 = -load<f32>(dxp) * dminW, dm1 = -load<f32>(dxp + qs) * dminW;
+        const dm2 = -load<f32>(dxp + 2 * qs) * dminW, dm3 = -load<f32>(dxp + 3 * qs) * dminW;
+        const ddm0 = f64x2.splat(<f64>dm0), ddm1 = f64x2.splat(<f64>dm1), ddm2 = f64x2.splat(<f64>dm2), ddm3 = f64x2.splat(<f64>dm3);
+        const q00 = pairF64(pm0, 0), q01 = pairF64(pm0, 1), q10 = pairF64(pm1, 0), q11 = pairF64(pm1, 1);
+        const q20 = pairF64(pm2, 0), q21 = pairF64(pm2, 1), q30 = pairF64(pm3, 0), q31 = pairF64(pm3, 1);
+        const u00 = madd2(ddm0, q00, c00), u01 = madd2(ddm0, q01, c01), u10 = madd2(ddm1, q10, c10), u11 = madd2(ddm1, q11, c11);
+        const u20 = madd2(ddm2, q20, c20), u21 = madd2(ddm2, q21, c21), u30 = madd2(ddm3, q30, c30), u31 = madd2(ddm3, q31, c31);
+        if (v128.any_true(v128.or(
+          v128.or(halfway4(u00, u01, low29w, halfw), halfway4(u10, u11, low29w, halfw)),
+          v128.or(halfway4(u20, u21, low29w, halfw), halfway4(u30, u31, low29w, halfw)),
+        ))) {
+          c00 = fmaExact2(dm0, q00, c00); c01 = fmaExact2(dm0, q01, c01); c10 = fmaExact2(dm1, q10, c10); c11 = fmaExact2(dm1, q11, c11);
+          c20 = fmaExact2(dm2, q20, c20); c21 = fmaExact2(dm2, q21, c21); c30 = fmaExact2(dm3, q30, c30); c31 = fmaExact2(dm3, q31, c31);
+        } else {
+          c00 = round2(u00); c01 = round2(u01); c10 = round2(u10); c11 = round2(u11);
+          c20 = round2(u20); c21 = round2(u21); c30 = round2(u30); c31 = round2(u31);
+        }
+      }
+      const p00 = pairF64(s0, 0), p01 = pairF64(s0, 1), p10 = pairF64(s1, 0), p11 = pairF64(s1, 1);
+      const p20 = pairF64(s2, 0), p21 = pairF64(s2, 1), p30 = pairF64(s3, 0), p31 = pairF64(s3, 1);
+      const r00 = madd2(dd0, p00, c00), r01 = madd2(dd0, p01, c01), r10 = madd2(dd1, p10, c10), r11 = madd2(dd1, p11, c11);
+      const r20 = madd2(dd2, p20, c20), r21 = madd2(dd2, p21, c21), r30 = madd2(dd3, p30, c30), r31 = madd2(dd3, p31, c31);
+      if (v128.any_true(v128.or(
+        v128.or(halfway4(r00, r01, low29w, halfw), halfway4(r10, r11, low29w, halfw)),
+        v128.or(halfway4(r20, r21, low29w, halfw), halfway4(r30, r31, low29w, halfw)),
+      ))) {
+        c00 = fmaExact2(d0, p00, c00); c01 = fmaExact2(d0, p01, c01); c10 = fmaExact2(d1, p10, c10); c11 = fmaExact2(d1, p11, c11);
+        c20 = fmaExact2(d2, p20, c20); c21 = fmaExact2(d2, p21, c21); c30 = fmaExact2(d3, p30, c30); c31 = fmaExact2(d3, p31, c31);
+      } else {
+        c00 = round2(r00); c01 = round2(r01); c10 = round2(r10); c11 = round2(r11);
+        c20 = round2(r20); c21 = round2(r21); c30 = round2(r30); c31 = round2(r31);
+      }
+      let x0 = c00; c00 = o00; o00 = x0;
+      x0 = c01; c01 = o01; o01 = x0;
+      x0 = c10; c10 = o10; o10 = x0;
+      x0 = c11; c11 = o11; o11 = x0;
+      x0 = c20; c20 = o20; o20 = x0;
+      x0 = c21; c21 = o21; o21 = x0;
+      x0 = c30; c30 = o30; o30 = x0;
+      x0 = c31; c31 = o31; o31 = x0;
+    }
+  }
+  store<f32>(yp, hsum8(c00, c01, o00, o01));
+  store<f32>(yp + ys, hsum8(c10, c11, o10, o11));
+  store<f32>(yp + 2 * ys, hsum8(c20, c21, o20, o21));
+  store<f32>(yp + 3 * ys, hsum8(c30, c31, o30, o31));
+}
+
+/**
+ * y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart): each row read
+ * once for all tokens, in fours with dot1x4, the rest with dotRow (as tiles.ts walks Q4_0).
+ */
 // @ts-ignore: decorator
 @inline
 function matmulLow(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * (type == Q2_K ? 84 : type == Q3_K ? 110 : 136);
   const qStride = <usize>act_q8_K_eo_bytes(n);
+  const yStride = <usize>ldy << 2;
+  const quads = nTok & ~3;
   for (let r = r0; r < r1; r++) {
-    for (let t = 0; t < nTok; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRow(type, w + <usize>r * rowBytes, q + <usize>t * qStride, n, yp));
+    const wr = w + <usize>r * rowBytes;
+    const yr = y + (<usize>r << 2);
+    let t = 0;
+    for (; t < quads; t += 4) dot1x4(type, wr, q + <usize>t * qStride, qStride, n, yr + <usize>t * yStride, yStride);
+    for (; t < nTok; t++) {
+      const yp = yr + <usize>t * yStride;
+      store<f32>(yp, dotRow(type, wr, q + <usize>t * qStride, n, yp));
     }
   }
 }

@@ -8,8 +8,9 @@ calls, on deterministic inputs, the functions its matrix products run:
 in the AVX2 backend (libggml-cpu-haswell.so) and, where this CPU runs it, the AVX-512 one
 (libggml-cpu-icelake.so); the script fails unless every backend gives the same bits. Each type
 gets 12 rows of 1024 weights: rows 0-5 random bytes with random f16 scales, rows 6-11 ggml's own
-quantization of Gaussian rows. Output (stdout, JSON): the float32 activations, llama.cpp's Q8_K
-blocks of them, the weight bytes and y[token][row], all little-endian base64.
+quantization of Gaussian rows, against 5 activation rows (a four-token tile and one more). Output
+(stdout, JSON): the float32 activations, llama.cpp's Q8_K blocks of them, the weight bytes and
+y[token][row], all little-endian base64.
 
 Run: tools/install-llama-cpp.sh && python3 tools/golden-vec-dot.py > fixtures/golden/kernels/vec-dot-k-low.json
 Checked by test/kernels/k-quants-low.test.ts.
@@ -25,7 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINS = os.path.join(ROOT, "tools/.llama-cpp/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64")
 SEED = 20261207
-ROWS, COLS, TOKENS = 12, 1024, 3
+ROWS, COLS, TOKENS = 12, 1024, 5
 TYPES = {"Q2_K": (10, 84, [80, 82]), "Q3_K": (11, 110, [108]), "IQ4_XS": (23, 136, [0])}
 Q8K_BYTES = 4 + 256 + 32
 

@@ -48,11 +48,11 @@ describe.each(KERNEL_BUILDS)("Q2_K / Q3_K / IQ4_XS kernels (%s build)", (build) 
   });
 
   for (const type of TYPES) {
-    it(`${GGMLType[type]}: WASM gives the reference's bits (odd rows, row slices, 1..5 tokens, 256..4352 columns)`, () => {
+    it(`${GGMLType[type]}: WASM gives the reference's bits (odd rows, row slices, 1..9 tokens: the four-token tile and its tail, 256..4352 columns)`, () => {
       const r = rng(type * 31 + 7);
       const shapes: Array<[rows: number, cols: number]> = [[1, 256], [3, 256], [7, 768], [5, 4352], [2, 512]];
       for (const [rows, cols] of shapes) {
-        for (const nTok of [1, 2, 3, 5]) {
+        for (const nTok of [1, 2, 3, 4, 5, 9]) {
           withMark(mem, () => {
             const w = mem.put(weights(type, rows, cols, r));
             const xs = randomF32(r, nTok * cols, 3);

@@ -71,8 +71,9 @@ async function getWorker(): Promise<WorkerLike | undefined> {
       unavailable = true;
       return undefined;
     }
-    const w = new Worker(url, { resourceLimits: { maxOldGenerationSizeMb: JINJA_WORKER_HEAP_MB, maxYoungGenerationSizeMb: 32 } }) as unknown as WorkerLike;
-    w.unref();
+    // Node flags of this process minus those about its entry script (--input-type breaks a worker).
+    const execArgv = (globalThis.process?.execArgv ?? []).filter((a) => a.startsWith("--") && !/^--(input-type|eval|print)\b/.test(a));
+    const w = new Worker(url, { execArgv, resourceLimits: { maxOldGenerationSizeMb: JINJA_WORKER_HEAP_MB, maxYoungGenerationSizeMb: 32 } }) as unknown as WorkerLike;
     w.on("message", (m) => {
       const p = pending.get(m.id);
       if (!p) return;
@@ -98,6 +99,8 @@ async function getWorker(): Promise<WorkerLike | undefined> {
         failAll((p) => new ChatTemplateError(`the chat template was stopped: its renderer exited (${p.what})`));
       }
     });
+    // After the listeners: the worker never keeps the process alive on its own.
+    w.unref();
     worker = w;
     return w;
   } catch {

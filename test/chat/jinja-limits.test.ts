@@ -4,6 +4,7 @@
  * template, quickly and without filling the heap; in the server it renders on a worker thread
  * and the event loop keeps answering meanwhile.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,7 +36,7 @@ const HOSTILE: Array<[string, string, RegExp]> = [
   ["a string doubled 40 times", "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}", /string of more than/],
   ["a message repeated until the output is huge", "{% for i in range(100000) %}{{ messages[0]['content'] }}{% endfor %}", /characters in all|string of more than/],
   ["a macro that calls itself", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", /failed to render|stopped/],
-  ["many ranges", "{% for i in range(1000) %}{% set x = range(99999) %}{% endfor %}", /steps/],
+  ["many ranges", "{% for i in range(1000) %}{% set x = range(99999) %}{% endfor %}", /more than 5000000 steps|longer than/],
 ];
 
 describe("hostile templates stop with a ChatTemplateError naming the template", () => {
@@ -74,6 +75,17 @@ describe("hostile templates stop with a ChatTemplateError naming the template", 
 
 describe("in the server", () => {
   const worker = join(repoRoot, "dist/chat/jinja-worker.js");
+  it.runIf(existsSync(worker))("the render thread never keeps a process alive", () => {
+    const code = `const { jinjaTemplate } = await import(${JSON.stringify(join(repoRoot, "dist/chat/index.js"))});
+      const { loadTokenizer } = await import(${JSON.stringify(join(repoRoot, "dist/tokenizer/index.js"))});
+      const tok = await loadTokenizer(${JSON.stringify(join(repoRoot, "fixtures/tokenizer/zh-bpe.model"))});
+      console.log((await jinjaTemplate("{{ messages[0]['content'] }}").renderAsync([{ role: "user", content: "你好" }], tok)).length > 0);`;
+    const t0 = performance.now();
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8", timeout: 20_000 });
+    expect(out.trim()).toBe("true");
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it.runIf(existsSync(worker))("a hostile chat_template is a 400 and the event loop keeps serving while it renders", async () => {
     const slow = jinjaTemplate("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", { origin: "evil.gguf: tokenizer.chat_template", limits: { timeoutMs: 1500, maxSteps: 1e12 } });
     const t = await testServer({ template: slow });

@@ -54,6 +54,15 @@ try {
     await model.dispose();
   }
   check("forward pass on 1 and 2 threads agrees", logits[0].length === 300 && logits[0].every((v, i) => Number.isFinite(v) && v === logits[1][i]));
+  // A model spread over several wasm32 memories (one layer each), as 7B/13B models are: the
+  // same logits on 1 and 2 threads in this runtime.
+  for (const threads of [1, 2]) {
+    const model = await zh.LlamaModel.load(fixture, { threads, nCtx: 32, memoryLimit: 16 << 20, layersPerMemory: 1 });
+    const spread = await model.evaluate([1, 5, 6, 7]);
+    const memories = model.plan.memories.length;
+    await model.dispose();
+    check(`layers over ${memories} memories, ${threads} thread(s), agrees with one memory`, memories >= 2 && spread.every((v, i) => v === logits[0][i]));
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

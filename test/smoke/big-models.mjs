@@ -5,7 +5,7 @@
 // process. Checks: the plan spreads the model over several wasm32 memories, the logits are
 // finite, and the process's peak RSS lies between the weights' size and file size + KV cache +
 // 300 MB (the loader reads straight into kernel memory; untouched KV pages cost nothing).
-// Then Mixtral at scale: the 8x7B shape (8 experts of ffn 14336, top-2, vocabulary 32000; one
+// The 7B file also runs under Deno and Bun (2 threads). Then Mixtral at scale: the 8x7B shape (8 experts of ffn 14336, top-2, vocabulary 32000; one
 // layer's stacked experts are 792 MB in Q4_0) with 2 layers, where the wasm backend on 2 threads
 // must match the reference backend (same greedy tokens; logits within 2e-3 of their magnitude).
 // Prints "ok ..." / "FAIL ..." lines for .ci/run.   node test/smoke/big-models.mjs [7b 13b]
@@ -25,7 +25,16 @@ const check = (ok, what) => {
   console.log(`${ok ? "ok" : "FAIL"} ${what}`);
   if (!ok) failed++;
 };
-const node = (args) => JSON.parse(execFileSync(process.execPath, [tool, ...args], { encoding: "utf8", maxBuffer: 1 << 24 }).trim().split("\n").pop());
+const RUNTIMES = {
+  node: [process.execPath],
+  deno: ["npx", "--no-install", "deno", "run", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"],
+  bun: ["npx", "--no-install", "bun"],
+};
+const run = (runtime, args) => {
+  const [cmd, ...pre] = RUNTIMES[runtime];
+  return JSON.parse(execFileSync(cmd, [...pre, tool, ...args], { encoding: "utf8", maxBuffer: 1 << 24, cwd: root }).trim().split("\n").pop());
+};
+const node = (args) => run("node", args);
 
 try {
   const fs = statfsSync(tmpdir());
@@ -59,6 +68,18 @@ try {
       const bound = r.fileBytes + p.kvBytes + 300 * MB;
       check(r.maxRssBytes <= bound, `${shape} t${threads}: peak RSS ${(r.maxRssBytes / MB).toFixed(0)} MB <= file + KV cache + 300 MB (${(bound / MB).toFixed(0)} MB)`);
       check(r.maxRssBytes <= p.totalBytes + 300 * MB, `${shape} t${threads}: peak RSS within the plan's ${(p.totalBytes / MB).toFixed(0)} MB + 300 MB`);
+    }
+    if (shape === "7b") {
+      // The same file in Deno and Bun (Bun has no Memory64: the layer split is what lets it run).
+      for (const runtime of ["deno", "bun"]) {
+        try {
+          const r = run(runtime, ["run", file, "--threads", "2", "--prompt", "8", "--tokens", "8"]);
+          console.log(`# ${shape} q4_0 under ${runtime}, 2 threads: ${r.plan.memories} memories, peak RSS ${(r.maxRssBytes / MB).toFixed(0)} MB, decode ${r.decodeTokS.toFixed(2)} tok/s`);
+          check(r.finite && r.plan.memories >= 2 && r.nCtx === 4096, `${shape} under ${runtime}: default context, ${r.plan.memories} memories, finite logits`);
+        } catch (error) {
+          check(false, `${shape} under ${runtime}: ${String(error.message ?? error).split("\n")[0]}`);
+        }
+      }
     }
     rmSync(file, { force: true });
   }

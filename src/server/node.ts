@@ -8,12 +8,16 @@
  * while turning the request into a Request or writing the Response is answered 500 (or the
  * connection closed, once the head is out) by a last-resort handler per request. The URL is
  * built from the bound address, never from the Host header (the app checks that header).
- * A response sent before the request body was read (413, 401, 404) closes the connection, so
- * the unread body cannot be taken for the next request on it.
+ * A response sent before the request body was read (413, 401, 404) leaves the connection usable:
+ * the rest of the body is read and dropped (up to DRAIN_LIMIT bytes; a larger one closes the
+ * connection instead), so the client can finish sending, read its answer and send the next
+ * request on the same connection.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { Readable } from "node:stream";
 import type { ServeOptions, ServedHandle, FetchHandler } from "./runtime.js";
+
+/** Unread request body the server reads and drops after an early answer, to keep the connection. */
+const DRAIN_LIMIT = 16 << 20;
 
 /** Methods undici's Request refuses to construct (the fetch spec's forbidden methods). */
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
@@ -32,7 +36,7 @@ function sendError(res: ServerResponse, status: number, message: string, code: s
   }
   const body = JSON.stringify({ error: { message, type, param: null, code } });
   const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)), ...extra };
-  if (!res.req.complete) headers.connection = "close";
+  closeIfUndrainable(res.req, headers);
   res.writeHead(status, headers);
   res.end(body);
 }
@@ -51,7 +55,59 @@ function requestPath(target: string): string {
   throw new AdapterRefusal(400, `the request target ${JSON.stringify(target.slice(0, 100))} is not a path`, "invalid_request_target");
 }
 
-function toRequest(req: IncomingMessage, res: ServerResponse, base: string): { request: Request; controller: AbortController } {
+/**
+ * The request body as a web stream, read only when the app reads it (so a body the app never
+ * touches is left for node:http to drop after the response), and `drain()`, which reads and
+ * drops whatever the app left, within DRAIN_LIMIT.
+ */
+function bodyOf(req: IncomingMessage): { stream: ReadableStream<Uint8Array>; drain: () => void } {
+  let attached = false;
+  let draining = false;
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const drain = (): void => {
+    if (draining || !attached || req.complete || req.destroyed) return;
+    draining = true;
+    let dropped = 0;
+    req.removeAllListeners("data");
+    req.on("data", (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > DRAIN_LIMIT) req.socket?.destroy();
+    });
+    req.resume();
+  };
+  const attach = (): void => {
+    attached = true;
+    req.on("data", (chunk: Buffer) => {
+      if (draining) return;
+      controller!.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if ((controller!.desiredSize ?? 0) <= 0) req.pause();
+    });
+    req.on("end", () => {
+      if (!draining) controller!.close();
+    });
+    req.on("error", (error) => {
+      if (!draining) controller!.error(error);
+    });
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      pull() {
+        if (!attached) attach();
+        req.resume();
+      },
+      cancel() {
+        drain();
+      },
+    },
+    { highWaterMark: 1 << 16, size: (chunk) => chunk.byteLength },
+  );
+  return { stream, drain };
+}
+
+function toRequest(req: IncomingMessage, res: ServerResponse, base: string): { request: Request; controller: AbortController; drain: () => void } {
   const method = (req.method ?? "GET").toUpperCase();
   if (FORBIDDEN_METHODS.has(method)) {
     throw new AdapterRefusal(405, `method ${method} is not allowed`, "method_not_allowed", { allow: "GET, HEAD, POST, OPTIONS" });
@@ -66,9 +122,12 @@ function toRequest(req: IncomingMessage, res: ServerResponse, base: string): { r
   }
   const hasBody = method !== "GET" && method !== "HEAD";
   const init: RequestInit & { duplex?: "half" } = { method, headers, signal: controller.signal };
+  let drain = (): void => undefined;
   if (hasBody) {
-    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
+    const body = bodyOf(req);
+    init.body = body.stream;
     init.duplex = "half";
+    drain = body.drain;
   }
   let request: Request;
   try {
@@ -80,15 +139,20 @@ function toRequest(req: IncomingMessage, res: ServerResponse, base: string): { r
   res.on("close", () => {
     if (!res.writableFinished) controller.abort();
   });
-  return { request, controller };
+  return { request, controller, drain };
+}
+
+/** An early answer to a request whose declared body is too large to drain closes the connection. */
+function closeIfUndrainable(req: IncomingMessage, headers: Record<string, string>): void {
+  if (req.complete) return;
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (Number.isFinite(declared) && declared > DRAIN_LIMIT) headers.connection = "close";
 }
 
 async function writeResponse(response: Response, req: IncomingMessage, res: ServerResponse, controller: AbortController): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, key) => (headers[key] = value));
-  // The body was not (wholly) read: close the connection after this response rather than
-  // leave the rest of the body to be parsed as the next request.
-  if (!req.complete) headers.connection = "close";
+  closeIfUndrainable(req, headers);
   res.writeHead(response.status, headers);
   if (!response.body) {
     res.end();
@@ -135,13 +199,18 @@ export function serveNode(handler: FetchHandler, options: ServeOptions): Promise
     res.on("error", () => undefined);
     let request: Request;
     let controller: AbortController;
+    let drain: () => void;
     try {
-      ({ request, controller } = toRequest(req, res, base));
+      ({ request, controller, drain } = toRequest(req, res, base));
     } catch (error) {
       if (error instanceof AdapterRefusal) sendError(res, error.status, error.message, error.code, undefined, error.headers);
       else sendError(res, 400, `malformed request: ${error instanceof Error ? error.message : String(error)}`, "invalid_request");
       return;
     }
+    // Whatever of the body the app left unread is dropped once the answer is out, so the next
+    // request on this connection is parsed from where it begins (a body node:http never
+    // started reading, it drops itself).
+    res.once("finish", drain);
     Promise.resolve()
       .then(() => handler(request))
       .then((response) => writeResponse(response, req, res, controller))

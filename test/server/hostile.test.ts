@@ -140,6 +140,13 @@ describe("keep-alive after an early error", () => {
     }
   });
 
+  it("clients sending bodies over the limit all read their 413 (the rest of the body is drained, not reset)", async () => {
+    const body = JSON.stringify({ messages: [{ role: "user", content: "x".repeat(2 << 20) }] });
+    const statuses = await Promise.all(Array.from({ length: 24 }, () => fetch(`http://127.0.0.1:${handle.port}/v1/chat/completions`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body }).then((r) => r.status, () => 0)));
+    expect(statuses).toEqual(Array(24).fill(413));
+    await healthy();
+  });
+
   it("a request whose body was read keeps its connection", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {

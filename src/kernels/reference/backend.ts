@@ -30,13 +30,16 @@ export type ActLayout = "simd" | "relaxed";
  *   Q4_0 / Q8_0 weights: codes widened to i16 and permuted per block (ORDER_Q4_0 / ORDER_Q8_0),
  *                        then f32 scales, then i32 block sums;
  *   Q4_1, Q5_0, Q5_1, IQ4_NL: as Q8_0's (Q8_1 for Q4_1 / Q5_1: f32 s in place of the sums);
- *   k-quants:            i8 codes, f32 scales, i32 sums of 16;
+ *   Q4_K / Q5_K:         codes widened to i16 (ORDER_Q4_K), f32 scales, i32 sums of 32;
+ *   Q6_K:                i8 codes, f32 scales, i32 sums of 16;
+ *   Q2_K, Q3_K, IQ4_XS:  codes widened to i16, evens then odds per 16, f32 scales, i32 sums of 16
+ *                        (k-quants-low.ts);
  *   F16 / F32:           plain f32 rows (f16-rounded for F16).
  */
 export function actBytes(type: MatmulType, cols: number): number {
   const kind = activationKind(type);
   if (kind === "f16" || kind === "f32") return 4 * cols;
-  if (K_LOW_TYPES.has(type)) return actBytesKLow(cols); // i16 codes, evens|odds per 16 (k-quants-low.ts)
+  if (K_LOW_TYPES.has(type)) return actBytesKLow(cols);
   // The relaxed Q4_0 layout is smaller but keeps this row stride, so callers may index token
   // rows with this function whatever the build.
   const raw =

@@ -100,12 +100,15 @@ async function readBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
  * outside Node.
  */
 export async function enableRelaxedSimd(): Promise<boolean> {
+  const bytes = await readBytes(kernelUrl("relaxed"));
+  // Node 22+ has it on (and no longer knows the flag: setting it there only prints an error).
+  if (WebAssembly.validate(bytes)) return true;
   const proc = (globalThis as { process?: { versions?: { node?: string; bun?: string; deno?: string } } }).process;
   if (proc?.versions?.node && !proc.versions.bun && !proc.versions.deno) {
     const v8 = await import("node:v8");
     v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
   }
-  return WebAssembly.validate(await readBytes(kernelUrl("relaxed")));
+  return WebAssembly.validate(bytes);
 }
 
 export interface CompiledKernels {

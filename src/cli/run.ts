@@ -30,11 +30,14 @@ export const SAMPLING_OPTIONS = {
 } as const;
 
 export const SAMPLING_USAGE = `sampling (defaults: the upstream Chinese-Alpaca scripts):
-  --temp T                temperature, 0 = greedy (default ${UPSTREAM_DEFAULTS.temperature})
+  --temp T                temperature, 0 = greedy (default ${UPSTREAM_DEFAULTS.temperature}); the repetition
+                          penalty still applies at 0, so for llama.cpp's plain greedy add
+                          --repeat-penalty 1
   --top-k K               (default ${UPSTREAM_DEFAULTS.topK}; 0 = off)
   --top-p P               (default ${UPSTREAM_DEFAULTS.topP})
   --min-p M, --typical-p P
-  --repeat-penalty R      HF repetition penalty over the whole context (default ${UPSTREAM_DEFAULTS.repetitionPenalty})
+  --repeat-penalty R      HF repetition penalty over the whole context (default ${UPSTREAM_DEFAULTS.repetitionPenalty},
+                          upstream's; 1 turns it off)
   --presence-penalty F, --frequency-penalty F   OpenAI-style, over generated tokens
   --sampler-order hf|llama.cpp   HF: penalties, temperature, top-k, top-p (default)
   -s, --seed S            PRNG seed (default: random)`;

@@ -16,7 +16,8 @@
  */
 import { GgufFile, openGguf } from "../src/formats/gguf/index.js";
 import { LlamaModel } from "../src/model/model.js";
-import { generate, type GenerateOptions } from "../src/model/generate.js";
+import type { GenerateOptions } from "../src/model/generate.js";
+import { ChatSession } from "../src/chat/session.js";
 import { kvTypeFor, planMemory } from "../src/model/index.js";
 import { readHParams } from "../src/model/hparams.js";
 import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../src/tokenizer/index.js";
@@ -324,9 +325,12 @@ function addMessage(role: "user" | "assistant", text: string): HTMLDivElement {
 async function send(text: string): Promise<void> {
   if (!loaded || state.status === "generating") return;
   const { model, tokenizer } = loaded;
-  const template = currentTemplate();
+  // A ChatSession per turn over the model's one KV cache (so earlier turns are not evaluated
+  // again): the template, system prompt and sampling are the page's current ones, and the
+  // oldest turns are dropped when the conversation outgrows the context (fitHistory).
   const system = ui.system.value.trim();
-  const turn: ChatMessage[] = [...(system ? [{ role: "system" as const, content: system }] : []), ...messages.filter((m) => m.role !== "system"), { role: "user", content: text }];
+  const chat = new ChatSession({ model, tokenizer, template: currentTemplate(), system: system || undefined, generation: samplingOptions() });
+  chat.setMessages(messages.filter((m) => m.role !== "system"));
   addMessage("user", text);
   const bubble = addMessage("assistant", "");
   state.status = "generating";
@@ -338,9 +342,7 @@ async function send(text: string): Promise<void> {
   setBusy(true);
   ui.stop.disabled = false;
   try {
-    const prompt = template.render(turn, tokenizer);
-    const options: GenerateOptions = { ...samplingOptions(), stop: template.stop, signal: abort.signal };
-    for await (const event of generate(model, tokenizer, prompt, options)) {
+    for await (const event of chat.send(text, abort.signal)) {
       if (event.type === "token") {
         state.reply += event.text;
         state.tokenEvents++;
@@ -354,11 +356,11 @@ async function send(text: string): Promise<void> {
         ui.speed.textContent =
           `prompt ${t.promptTokens} tok at ${t.promptTokensPerS.toFixed(1)} tok/s · ` +
           `decode ${t.generatedTokens} tok at ${t.decodeTokensPerS.toFixed(1)} tok/s · ${event.result.finishReason}`;
-        messages = [...turn, { role: "assistant", content: event.result.text }];
       }
       // On one thread the forward pass ran here: let the page paint and take clicks (Stop).
       await yieldToEventLoop();
     }
+    messages = chat.messages;
     state.status = "ready";
   } catch (e) {
     fail(describeError(e));

@@ -220,6 +220,22 @@ describe.skipIf(!haveChromium)("web page in Chromium", () => {
     await page.close();
   });
 
+  it("a chat longer than the context drops its oldest turns instead of failing (ChatSession)", async () => {
+    const page = await context.newPage();
+    await page.goto(base);
+    await waitLoaded(page);
+    // Reload with a 128-token context, then hold a conversation several times that long.
+    await page.fill("#ctx", "128");
+    await page.click("#reload");
+    await waitLoaded(page);
+    for (let turn = 0; turn < 5; turn++) {
+      const { state } = await chat(page, 40);
+      expect(state.error, `turn ${turn}`).toBe("");
+      expect(state.generatedIds.length).toBeGreaterThan(0);
+    }
+    await page.close();
+  });
+
   it("stops on the stop button", async () => {
     const page = await context.newPage();
     await page.goto(base);

@@ -10,6 +10,7 @@ export {
 } from "./quantize";
 export { round_f16 } from "./common";
 export { act_q4_0_bytes } from "./q4_0";
+import { relaxedDotAddOk } from "./q4_0";
 export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";
 export { quantize_q8_1 } from "./nibble_blocks";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
@@ -25,4 +26,13 @@ export { stream_read } from "./bandwidth";
 /** 1 in the relaxed-SIMD build, 0 in the plain one. */
 export function relaxed(): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
+
+/**
+ * 1 where the relaxed build's Q4_0 product runs on i32x4.relaxed_dot_i8x16_i7x16_add_s (this
+ * runtime passed the probe in q4_0.ts), 0 where it keeps the i16 pair products (plain build;
+ * Node 20's experimental relaxed SIMD, whose add form returns twice the sum).
+ */
+export function relaxed_dot_add(): i32 {
+  return relaxedDotAddOk() ? 1 : 0;
 }

@@ -15,7 +15,9 @@
  *     (lane >> 8) & 15 -> weight 2k+1     lane >> 12 -> weight 2k+17
  * so the activations are stored widened to i16 in that order (quantize.ts, "Q4_0 order"), and
  * each block is 4 i32x4.dot_i16x8_s. The relaxed-SIMD build instead keeps plain i8 activations
- * (quantize_q8_0) and multiplies bytes directly (relaxed_dot_i8x16_i7x16_s). Four blocks share
+ * (quantize_q8_0) and multiplies bytes directly (relaxed_dot_i8x16_i7x16_s), or, where the
+ * runtime passes relaxedDotAddOk's probe, i32x4.relaxed_dot_i8x16_i7x16_add_s (16 products
+ * into i32 lanes, one vpdpbusd with AVX-VNNI; Node 20's returns twice the sum). Four blocks share
  * one f16->f32 conversion of their scales and one float multiply-add.
  *
  * Summation order (dotRow, one row and one token): exact integer block sums; block b's product
@@ -53,12 +55,18 @@ function nibbles(v: v128, k: i32, m: v128): v128 {
  * The integer sum of one block for one (row, token), as four i32 lanes: decoded weights c0..c3
  * (nibbles 0..3) times the token's activation vectors at qb. The relaxed build uses c0, c1 and
  * two vectors of i8 codes: the nibbles (0..15) are the "i7" operand of a byte-pair multiply-add,
- * two of which fit an i16 lane (4 * 15 * 127 < 32768).
+ * two of which fit an i16 lane (4 * 15 * 127 < 32768). With `add` (where relaxedDotAddOk), one
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s per 16 bytes instead: 16 products summed straight into
+ * i32 lanes (one vpdpbusd where the CPU has AVX-VNNI). Integer sums either way: the same bits.
  */
 // @ts-ignore: decorator
 @inline
-function decodedDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize): v128 {
+function decodedDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, add: bool = false): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
+    if (add) {
+      return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qb, 16), c1,
+        i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qb), c0, i32x4.splat(0)));
+    }
     return i32x4.extadd_pairwise_i16x8_s(i16x8.add(
       i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb), c0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qb, 16), c1)));
   }
@@ -68,12 +76,41 @@ function decodedDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize): v128 {
   return i32x4.add(s, i32x4.dot_i16x8_s(c3, v128.load(qb, 48)));
 }
 
+/**
+ * Whether this runtime's i32x4.relaxed_dot_i8x16_i7x16_add_s is right, tested once per instance
+ * on inputs of known answer (Node 20's experimental relaxed SIMD returns twice the sum; Node 22+,
+ * Chromium, Deno, Bun are right). Always false in the plain build. The inputs derive from
+ * memory.size() so that the optimizer cannot fold the probe away at build time.
+ */
+let dotAddState: i32 = -1;
+export function relaxedDotAddOk(): bool {
+  if (!ASC_FEATURE_RELAXED_SIMD) return false;
+  if (dotAddState < 0) {
+    const x = <i32>memory.size();
+    const a0 = -50 - (x & 63); // -113..-50
+    const a1 = 37 + (x & 31); // 37..68
+    const b0 = 90 + (x & 31); // 90..121 (the i7 operand stays in 0..127)
+    const b1 = x & 127;
+    const a = i8x16.replace_lane(i8x16.splat(<i8>a0), 5, <i8>a1);
+    const b = i8x16.replace_lane(i8x16.splat(<i8>b0), 6, <i8>b1);
+    const acc = i32x4.replace_lane(i32x4.splat(x), 3, -x - 12345);
+    const r = i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, acc);
+    const e0 = 4 * a0 * b0 + x;
+    const e1 = a0 * b0 + a1 * b0 + a0 * b1 + a0 * b0 + x; // lane 1: bytes 4..7 (5 is a1, 6 is b1)
+    const e3 = 4 * a0 * b0 - x - 12345;
+    const ok = i32x4.extract_lane(r, 0) == e0 && i32x4.extract_lane(r, 1) == e1 &&
+      i32x4.extract_lane(r, 2) == e0 && i32x4.extract_lane(r, 3) == e3;
+    dotAddState = ok ? 1 : 0;
+  }
+  return dotAddState == 1;
+}
+
 /** One block of one row (at wb) against one token (codes at qb). */
 // @ts-ignore: decorator
 @inline
-function blockDot(wb: usize, qb: usize, m: v128): v128 {
+function blockDot(wb: usize, qb: usize, m: v128, add: bool = false): v128 {
   const v = v128.load(wb, 2);
-  return decodedDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb);
+  return decodedDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb, add);
 }
 
 /** The f16 scales of the four blocks from wb on, as f32x4 (scales4 with constant offsets). */
@@ -130,7 +167,7 @@ function addGroup(acc: v128, isum: v128, dw: v128, dx: v128, sx: v128): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128): f32 {
+function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128, add: bool = false): f32 {
   const nb = n >> 5;
   const dx = q + (<usize>n << (ACT_SHIFT - 5));
   const sx = dx + (<usize>nb << 2);
@@ -138,7 +175,7 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128): f32 {
   let sum = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1);
   for (; b < nb; b++) {
     const wb = w + <usize>b * 18;
-    const isum = hsumI32(blockDot(wb, q + (<usize>b << ACT_SHIFT), m)) - 8 * load<i32>(sx + (<usize>b << 2));
+    const isum = hsumI32(blockDot(wb, q + (<usize>b << ACT_SHIFT), m, add)) - 8 * load<i32>(sx + (<usize>b << 2));
     sum += <f32>isum * (halfToFloat(load<u16>(wb)) * load<f32>(dx + (<usize>b << 2)));
   }
   return sum;
@@ -147,7 +184,7 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128): f32 {
 /** One row (at w) against one token (activations at q); yp: its output slot (see the fences). */
 // @ts-ignore: decorator
 @inline
-export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+export function dotRow(w: usize, q: usize, n: i32, yp: usize, add: bool = false): f32 {
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -163,16 +200,16 @@ export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
     // The lane stores into this row's output slot are ordering fences: V8 computes values
     // where they are first needed, so without them it issues all the group's loads first and
     // spills half of them (7.3 vs 6.4 GB/s). (One fence per two blocks spills too.)
-    const s0 = blockDot(wb, qb, m);
+    const s0 = blockDot(wb, qb, m, add);
     v128.store32_lane(yp, s0, 0);
-    const s1 = blockDot(wb + 18, qb + (1 << ACT_SHIFT), m);
+    const s1 = blockDot(wb + 18, qb + (1 << ACT_SHIFT), m, add);
     v128.store32_lane(yp, s1, 0);
-    const s2 = blockDot(wb + 36, qb + (2 << ACT_SHIFT), m);
+    const s2 = blockDot(wb + 36, qb + (2 << ACT_SHIFT), m, add);
     v128.store32_lane(yp, s2, 0);
-    const s3 = blockDot(wb + 54, qb + (3 << ACT_SHIFT), m);
+    const s3 = blockDot(wb + 54, qb + (3 << ACT_SHIFT), m, add);
     acc = addGroup(acc, transposeSum(s0, s1, s2, s3), blockScales4(wb, magic, mask), v128.load(dxp), v128.load(sxp));
   }
-  return finish(acc, w, q, n, b, m);
+  return finish(acc, w, q, n, b, m, add);
 }
 
 /**
@@ -183,10 +220,10 @@ export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
  */
 // @ts-ignore: decorator
 @inline
-function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, fence: usize): v128 {
-  const s01 = pairSums(decodedDot(c0, c1, c2, c3, qb), decodedDot(c0, c1, c2, c3, qb + qs));
+function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, fence: usize, add: bool = false): v128 {
+  const s01 = pairSums(decodedDot(c0, c1, c2, c3, qb, add), decodedDot(c0, c1, c2, c3, qb + qs, add));
   v128.store32_lane(fence, s01, 0);
-  const s23 = pairSums(decodedDot(c0, c1, c2, c3, qb + 2 * qs), decodedDot(c0, c1, c2, c3, qb + 3 * qs));
+  const s23 = pairSums(decodedDot(c0, c1, c2, c3, qb + 2 * qs, add), decodedDot(c0, c1, c2, c3, qb + 3 * qs, add));
   return pairSums(s01, s23);
 }
 
@@ -198,7 +235,7 @@ function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, f
  */
 // @ts-ignore: decorator
 @inline
-export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool = false): void {
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -217,16 +254,16 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
   for (; b + 3 < nb; b += 4, wb += 72, qb += 4 << ACT_SHIFT, dxp += 16, sxp += 16) {
     // tk: block b+k's sums for tokens 0..3; the stores after them are fences (see quadDot)
     let v = v128.load(wb, 2);
-    const t0 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb, qs, yp);
+    const t0 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb, qs, yp, add);
     v128.store32_lane(yp, t0, 0);
     v = v128.load(wb, 20);
-    const t1 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (1 << ACT_SHIFT), qs, yp);
+    const t1 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (1 << ACT_SHIFT), qs, yp, add);
     v128.store32_lane(yp, t1, 0);
     v = v128.load(wb, 38);
-    const t2 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (2 << ACT_SHIFT), qs, yp);
+    const t2 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (2 << ACT_SHIFT), qs, yp, add);
     v128.store32_lane(yp, t2, 0);
     v = v128.load(wb, 56);
-    const t3 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (3 << ACT_SHIFT), qs, yp);
+    const t3 = quadDot(nibbles(v, 0, m), nibbles(v, 1, m), nibbles(v, 2, m), nibbles(v, 3, m), qb + (3 << ACT_SHIFT), qs, yp, add);
     v128.store32_lane(yp, t3, 0);
     const dw = blockScales4(wb, magic, mask);
     acc0 = addGroup(acc0, column(t0, t1, t2, t3, 0), dw, v128.load(dxp), v128.load(sxp));
@@ -234,8 +271,8 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
     acc2 = addGroup(acc2, column(t0, t1, t2, t3, 2), dw, v128.load(dxp + qs2), v128.load(sxp + qs2));
     acc3 = addGroup(acc3, column(t0, t1, t2, t3, 3), dw, v128.load(dxp + qs3), v128.load(sxp + qs3));
   }
-  store<f32>(yp, finish(acc0, w, q, n, b, m));
-  store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m));
-  store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m));
-  store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m));
+  store<f32>(yp, finish(acc0, w, q, n, b, m, add));
+  store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m, add));
+  store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m, add));
+  store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m, add));
 }

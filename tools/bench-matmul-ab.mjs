@@ -22,6 +22,9 @@ const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: t
 const instance = (path) =>
   new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), { env: { memory, abort() { throw new Error("kernel abort"); } } }).exports;
 const builds = [instance(oldPath), instance(newPath)];
+// The relaxed build reads plain i8 codes for Q4_0 (assembly/q4_0.ts); both builds must be of one kind.
+const relaxed = builds.map((b) => (b.relaxed ? b.relaxed() : 0));
+if (relaxed[0] !== relaxed[1]) throw new Error("OLD and NEW must both be plain SIMD or both relaxed builds");
 
 let seed = 12345;
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
@@ -52,7 +55,8 @@ for (const type of typesArg.split(",")) {
       const xs = new Float32Array(memory.buffer, x, nTok * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
       const xq = alloc(builds[0].act_q8_0_i16_bytes(cols) * nTok);
-      builds[0].quantize_q8_0_i16(x, xq, cols, 0, nTok, type === "q4_0" ? 4 : 8);
+      if (relaxed[0] && type === "q4_0") builds[0].quantize_q8_0(x, xq, cols, 0, nTok);
+      else builds[0].quantize_q8_0_i16(x, xq, cols, 0, nTok, type === "q4_0" ? 4 : 8);
       const ys = builds.map(() => alloc(4 * rows * nTok));
       const fns = builds.map((b) => b[`matmul_${type}`]);
 
@@ -75,7 +79,8 @@ for (const type of typesArg.split(",")) {
         ratios.push(t[0] / t[1]);
         oldMs.push(t[0]);
       }
-      console.log(`${type} ${rows}x${cols} x ${nTok} tokens: old ${median(oldMs).toFixed(3)} ms, new/old speed ${median(ratios).toFixed(3)}` +
+      const gbs = (nBlocks * blockBytes) / (median(oldMs) * 1e6);
+      console.log(`${type} ${rows}x${cols} x ${nTok} tokens: old ${median(oldMs).toFixed(3)} ms (${gbs.toFixed(1)} GB/s, ${(nTok * 1000 / median(oldMs)).toFixed(0)} tok/s), new/old speed ${median(ratios).toFixed(3)}` +
         ` (${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)})${mismatches ? `, ${mismatches} outputs DIFFER` : ", bit-identical"}`);
       top = mark;
     }

@@ -11,6 +11,7 @@ import {
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
 import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
+import { compileKernels, instantiateKernels } from "../../src/kernels/wasm/loader.js";
 import { kernelPair, KERNEL_BUILDS, matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng, withMark as withMarkIn } from "./helpers.js";
 
 describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => {
@@ -318,4 +319,16 @@ describe("reference matmul against the ggml dequantizer (src/formats/quants)", (
       }
     });
   }
+});
+
+describe("relaxed SIMD's i8 dot product with accumulate (assembly/q4_0.ts, relaxedDotAddOk)", () => {
+  it.each(KERNEL_BUILDS)("%s build: the probe picks the add form only where it is right", async (build) => {
+    const { module } = await compileKernels(build);
+    const mem = KernelMemory.create({ initialBytes: 1 << 20 });
+    const ex = instantiateKernels(module, mem.memory);
+    const nodeMajor = Number(process.versions.node.split(".")[0]);
+    if (build === "simd") expect(ex.relaxed_dot_add()).toBe(0);
+    // Node 20's experimental relaxed SIMD returns twice the sum: the i16 form stays there.
+    else if (!("bun" in process.versions) && !("deno" in process.versions)) expect(ex.relaxed_dot_add()).toBe(nodeMajor >= 22 ? 1 : 0);
+  });
 });

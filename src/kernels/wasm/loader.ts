@@ -58,6 +58,8 @@ export interface KernelExports {
   moe_route(logits: number, probs: number, nExpert: number, k: number, norm: number, idx: number, wt: number): void;
   stream_read(p: number, bytes: number): number;
   relaxed(): number;
+  /** 1 where Q4_0 runs on i32x4.relaxed_dot_i8x16_i7x16_add_s (a start-up probe of known answer passed). */
+  relaxed_dot_add(): number;
 }
 
 export type KernelBuild = "simd" | "relaxed";

@@ -19,6 +19,13 @@
  *   Q4_K/Q5_K: d_x*d * sum_j sc_j * (q_j . x_j)  -  d_x*dmin * sum_j m_j * (bsum_2j + bsum_2j+1)
  *   Q6_K:      d_x*d * (sum_s sc_s * (v_s . x_s)  -  32 * sum_s sc_s * bsum_s)      (s: 16 sub-blocks)
  * Inner products are exact integers; codes are 0..63 so relaxed SIMD applies directly.
+ *
+ * Float order (per row and token, f32): sum += (d_x*d) * f32(S) - (d_x*dmin) * f32(M) per Q4_K /
+ * Q5_K super-block (S = sum_j sc_j (q_j . x_j), M = the mins term), sum += (d_x*d) * f32(S - 32 B)
+ * per Q6_K one; test/kernels/k-quants-tiles.test.ts writes it out and holds every path to it.
+ * Prompt processing walks each Q4_K / Q5_K row against tokens in fours (dot1x4K45): 16 code bytes are
+ * decoded once, multiplied by their sub-block scales in i16, and used for four tokens; the
+ * integer sums and each token's float steps are the one-token path's, so the bits are too.
  */
 import { halfToFloat, hsumI32, dotI8U7 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
@@ -196,26 +203,134 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   return sum;
 }
 
-export function matmul_q4_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 8) * 144;
+/**
+ * Code vector k (0..3) of 16 Q4_K / Q5_K code bytes v in chunk c, as i16 lanes: k = 0, 1 the
+ * even and odd values of sub-block A (low nibbles), k = 2, 3 those of sub-block B (high).
+ */
+// @ts-ignore: decorator
+@inline
+function codesK45(v: v128, hq: v128, hq4: v128, hasHigh: bool, c: i32, k: i32): v128 {
+  const m = i16x8.splat(15);
+  let r = k == 0 ? v128.and(v, m) : k == 1 ? v128.and(i16x8.shr_u(v, 8), m) : k == 2 ? v128.and(i16x8.shr_u(v, 4), m) : i16x8.shr_u(v, 12);
+  if (hasHigh) {
+    const bit = k == 0 ? i16x8.shr_u(hq4, 2 * c) : k == 1 ? i16x8.shr_u(hq, 4 + 2 * c) : k == 2 ? i16x8.shr_u(hq4, 2 * c + 1) : i16x8.shr_u(hq, 5 + 2 * c);
+    r = v128.or(r, v128.and(bit, i16x8.splat(16)));
+  }
+  return r;
+}
+
+/** Integer dot of four i16 code vectors with one token's 32 i16 activations at x. */
+// @ts-ignore: decorator
+@inline
+function dot4(c0: v128, c1: v128, c2: v128, c3: v128, x: usize): v128 {
+  let s = i32x4.dot_i16x8_s(c0, v128.load(x));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(c1, v128.load(x, 16)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(c2, v128.load(x, 32)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(c3, v128.load(x, 48)));
+}
+
+/**
+ * One Q4_K / Q5_K row (at w) against four tokens (i16 Q8_K activations at q + t qs; outputs at
+ * yp + t ys), for prompt processing. Each 16 code bytes are decoded once and multiplied by their
+ * sub-block scale in i16 (|sc q| <= 63 * 31), so a token's sum_j sc_j (q_j . x_j) collects in
+ * one accumulator; the integer sums are dotRowK45's, and each token's float steps are its steps
+ * in the same order (lane t of a vector), so the outputs have dotRowK45's bits.
+ */
+// @ts-ignore: decorator
+@inline
+function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, hasHigh: bool, yp: usize, ys: usize): void {
+  const nb = n >> 8;
+  const dxs = q + (<usize>n << 1);
+  const sums = dxs + (<usize>nb << 2);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  let total = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * blockBytes;
+    const sm = scalesMinsK4(wb + 4);
+    const sc = i16x8.extend_low_i8x16_u(sm);
+    const qsb = wb + (hasHigh ? 48 : 16);
+    const hq0 = hasHigh ? v128.load(wb, 16) : i32x4.splat(0);
+    const hq1 = hasHigh ? v128.load(wb, 32) : i32x4.splat(0);
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    let x = q + (<usize>b << 9);
+    for (let c = 0; c < 4; c++, x += 128) {
+      // lanes 2c and 2c+1 of sc, each in all eight lanes
+      const scA = i8x16.swizzle(sc, i16x8.splat(<i16>(0x0100 + 0x0404 * c)));
+      const scB = i8x16.swizzle(sc, i16x8.splat(<i16>(0x0302 + 0x0404 * c)));
+      for (let h = 0; h < 2; h++) {
+        const v = v128.load(qsb + (<usize>c << 5) + (<usize>h << 4));
+        const hq = h ? hq1 : hq0;
+        const hq4 = i16x8.shl(hq, 4);
+        const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 0), scA);
+        const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 1), scA);
+        const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 2), scB);
+        const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 3), scB);
+        const xh = x + (<usize>h << 6);
+        a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+        v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+        a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+        v128.store32_lane(yp, a1, 0);
+        a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+        v128.store32_lane(yp, a2, 0);
+        a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+        v128.store32_lane(yp, a3, 0);
+      }
+    }
+    const mn = i16x8.extend_high_i8x16_u(sm);
+    const mLo = i32x4.extend_low_i16x8_u(mn);
+    const mHi = i32x4.extend_high_i16x8_u(mn);
+    const sb = sums + (<usize>b << 5);
+    const mins = transposeSum(
+      i32x4.add(i32x4.mul(v128.load(sb), mLo), i32x4.mul(v128.load(sb, 16), mHi)),
+      i32x4.add(i32x4.mul(v128.load(sb + qs), mLo), i32x4.mul(v128.load(sb + qs, 16), mHi)),
+      i32x4.add(i32x4.mul(v128.load(sb + qs2), mLo), i32x4.mul(v128.load(sb + qs2, 16), mHi)),
+      i32x4.add(i32x4.mul(v128.load(sb + qs3), mLo), i32x4.mul(v128.load(sb + qs3, 16), mHi)),
+    );
+    const dp = dxs + (<usize>b << 2);
+    let dx = v128.load32_lane(dp, i32x4.splat(0), 0);
+    dx = v128.load32_lane(dp + qs, dx, 1);
+    dx = v128.load32_lane(dp + qs2, dx, 2);
+    dx = v128.load32_lane(dp + qs3, dx, 3);
+    const dd = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb))));
+    const dmin = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 2))));
+    total = f32x4.add(total, f32x4.sub(
+      f32x4.mul(dd, f32x4.convert_i32x4_s(transposeSum(a0, a1, a2, a3))),
+      f32x4.mul(dmin, f32x4.convert_i32x4_s(mins)),
+    ));
+  }
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
+}
+
+/** Rows r0..r1-1 of a Q4_K / Q5_K matmul: tokens in fours with dot1x4K45, the rest with dotRowK45. */
+// @ts-ignore: decorator
+@inline
+function matmulK45(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32, blockBytes: usize, hasHigh: bool): void {
+  const rowBytes = <usize>(n >> 8) * blockBytes;
   const qStride = <usize>act_q8_K_i16_bytes(n);
+  const yStride = <usize>ldy << 2;
+  const quads = nTok & ~3;
   for (let r = r0; r < r1; r++) {
-    for (let t = 0; t < nTok; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRowK45(w + <usize>r * rowBytes, q + <usize>t * qStride, n, 144, false, yp));
+    const wr = w + <usize>r * rowBytes;
+    const yr = y + (<usize>r << 2);
+    let t = 0;
+    for (; t < quads; t += 4) dot1x4K45(wr, q + <usize>t * qStride, qStride, n, blockBytes, hasHigh, yr + <usize>t * yStride, yStride);
+    for (; t < nTok; t++) {
+      const yp = yr + <usize>t * yStride;
+      store<f32>(yp, dotRowK45(wr, q + <usize>t * qStride, n, blockBytes, hasHigh, yp));
     }
   }
 }
 
+export function matmul_q4_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  matmulK45(w, q, y, n, r0, r1, nTok, ldy, 144, false);
+}
+
 export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 8) * 176;
-  const qStride = <usize>act_q8_K_i16_bytes(n);
-  for (let r = r0; r < r1; r++) {
-    for (let t = 0; t < nTok; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRowK45(w + <usize>r * rowBytes, q + <usize>t * qStride, n, 176, true, yp));
-    }
-  }
+  matmulK45(w, q, y, n, r0, r1, nTok, ldy, 176, true);
 }
 
 export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

@@ -1,6 +1,8 @@
+import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { InvalidArgumentError, UsageError } from "../errors.js";
-import { loadTokenizer, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { TokenizerError, loadTokenizer, type SentencePieceTokenizer } from "../tokenizer/index.js";
+import { decodeUtf8Strict } from "../tokenizer/utf8.js";
 import { parseCommandArgs, type Command } from "./command.js";
 
 export const tokenizeCommand: Command = {
@@ -87,15 +89,30 @@ function tokenizeJsonl(
 export async function readInputFile(path: string, what: string): Promise<string>;
 export async function readInputFile(path: string, what: string, binary: true): Promise<Uint8Array>;
 export async function readInputFile(path: string, what: string, binary?: true): Promise<string | Uint8Array> {
+  let bytes: Buffer;
   try {
-    return binary ? new Uint8Array(await readFile(path)) : await readFile(path, "utf8");
+    bytes = await readFile(path);
   } catch (error) {
     throw new InvalidArgumentError(`cannot read ${what} ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+  return binary ? new Uint8Array(bytes) : utf8Text(bytes, `${what} ${path}`);
+}
+
+/**
+ * Text input as UTF-8, strictly: invalid bytes are a TokenizerError naming the input and the
+ * byte offset, never silently U+FFFD (which would tokenize as something the input is not).
+ */
+export function utf8Text(bytes: Buffer, what: string): string {
+  if (!isUtf8(bytes)) {
+    const bad = decodeUtf8Strict(bytes);
+    const at = "badOffset" in bad ? bad.badOffset : 0;
+    throw new TokenizerError(`${what}: not valid UTF-8 at byte ${at} (0x${(bytes[at] ?? 0).toString(16).padStart(2, "0")}); text inputs must be UTF-8`);
+  }
+  return bytes.toString("utf8");
 }
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return utf8Text(Buffer.concat(chunks), "standard input");
 }

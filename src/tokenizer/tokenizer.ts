@@ -146,6 +146,14 @@ export class SentencePieceTokenizer {
   /** Control (and unknown) pieces as they may be written in text, longest first per first char. */
   private readonly specials = new Map<number, { text: string; id: number }[]>();
   private readonly scratch = new Scratch();
+  /**
+   * Adjacent UTF-16 code unit pairs (left * 65536 + right) inside some mergeable or user-defined
+   * piece: BPE can merge across a boundary only where its pair is here. Long inputs are cut into
+   * pieces of about `chunkLength` at boundaries that are not, which gives the same ids.
+   */
+  private readonly joinPairs = new Set<number>();
+  /** @internal Code units per piece a long normalized input is cut into (tests lower it). */
+  chunkLength = 1 << 16;
   /** Decoded text per id, filled as ids are met. */
   private readonly texts: (string | undefined)[] = [];
 
@@ -206,6 +214,9 @@ export class SentencePieceTokenizer {
       if (!Number.isInteger(id) || id < -1 || id >= n) throw new TokenizerError(`${where}: ${name} id ${id} is outside the vocabulary of ${n} pieces`);
     }
     this.maxPieceLength = maxLength;
+    for (const piece of [...this.mergeable.keys(), ...user]) {
+      for (let k = 1; k < piece.length; k++) this.joinPairs.add(piece.charCodeAt(k - 1) * 0x10000 + piece.charCodeAt(k));
+    }
     this.pairIds = PairTable.fromPieces(this.mergeable);
     // A reserved piece short enough to be one symbol, or equal to a mergeable one, changes what
     // PieceToId answers for a symbol; then ids are looked up by string, as upstream does.
@@ -337,9 +348,39 @@ export class SentencePieceTokenizer {
     return decoded.text;
   }
 
+  /**
+   * Normalizes `text` and runs BPE on it, a piece of about chunkLength code units at a time, cut
+   * only where no piece can span the cut (see joinPairs): merges never cross such a cut, so each
+   * piece merges exactly as it would inside the whole, and memory stays near one piece's symbols
+   * however long the input (50 MB of text on one line). A run with no such cut (a long run of
+   * spaces, which LLaMA's "▁▁" pieces join) is encoded whole.
+   */
   private encodeFragment(text: string, out: number[]): void {
     const s = this.normalizer.normalize(text);
     if (s.length === 0) return;
+    const state = { prevUnk: false };
+    if (s.length <= this.chunkLength) {
+      this.encodeNormalized(s, out, state);
+      return;
+    }
+    for (let from = 0; from < s.length; ) {
+      let to = Math.min(s.length, from + this.chunkLength);
+      while (to < s.length && !this.canCut(s, to)) to++;
+      this.encodeNormalized(s.slice(from, to), out, state);
+      from = to;
+    }
+  }
+
+  /** May normalized text be cut between s[i - 1] and s[i] without changing its ids? */
+  private canCut(s: string, i: number): boolean {
+    const a = s.charCodeAt(i - 1);
+    const b = s.charCodeAt(i);
+    if (a >= 0xd800 && a <= 0xdbff && b >= 0xdc00 && b <= 0xdfff) return false; // one code point
+    return !this.joinPairs.has(a * 0x10000 + b);
+  }
+
+  /** BPE over normalized text; `state.prevUnk` carries a run of unknown symbols across pieces. */
+  private encodeNormalized(s: string, out: number[], state: { prevUnk: boolean }): void {
     const sc = this.scratch;
     sc.ensureSymbols(s.length);
     const { start, end, prev, next, frozen, symId } = sc;
@@ -452,7 +493,7 @@ export class SentencePieceTokenizer {
       addPair(left, next[left]);
     }
 
-    let prevUnk = false;
+    let prevUnk = state.prevUnk;
     const emit = (piece: string): void => {
       const id = this.pieceToId(piece);
       if (revMerge && this.types[id] === PieceType.Unused) {
@@ -485,6 +526,7 @@ export class SentencePieceTokenizer {
         emit(s.slice(start[i], end[i]));
       }
     }
+    state.prevUnk = prevUnk;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -38,12 +38,12 @@ export function wllamaUnavailableReason() {
   try {
     require.resolve("@wllama/wllama/package.json");
   } catch {
-    return "npm package @wllama/wllama is not installed (npm install)";
+    return "npm package @wllama/wllama is not installed (tools/install-extras.sh wllama)";
   }
   try {
     require.resolve("playwright-core");
   } catch {
-    return "npm package playwright-core is not installed (npm install)";
+    return "npm package playwright-core is not installed (tools/install-extras.sh playwright)";
   }
   return undefined;
 }

@@ -32,8 +32,10 @@ const ARGS = [
   "--disable-component-update", "--disable-sync", "--no-first-run",
 ];
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`test/web: ${CHROMIUM} is missing, skipping the browser tests (apt-get install chromium)`);
+const havePlaywright = existsSync(join(ROOT, "node_modules", "playwright-core", "package.json"));
+const haveChromium = existsSync(CHROMIUM) && havePlaywright;
+if (!existsSync(CHROMIUM)) console.warn(`test/web: ${CHROMIUM} is missing, skipping the browser tests (apt-get install chromium)`);
+else if (!havePlaywright) console.warn("test/web: playwright-core is missing, skipping the browser tests (tools/install-extras.sh playwright)");
 
 /** What the page exposes as window.zhLlama (web/main.ts PageState), as far as the test reads it. */
 interface PageState {

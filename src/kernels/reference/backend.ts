@@ -21,7 +21,8 @@ const f = Math.fround;
 /**
  * Which build's activation layout: they differ only for Q4_0 (and Q4_1, Q5_0, Q5_1:
  * nibble-blocks.ts), where the relaxed-SIMD build keeps plain i8 codes (i8 codes | f32 scales |
- * i32 block sums) within the same row stride.
+ * i32 block sums) within the same row stride; Q4_0's i8 codes with each group of four blocks
+ * transposed (groupedQ4_0).
  */
 export type ActLayout = "simd" | "relaxed";
 
@@ -64,6 +65,19 @@ export const ORDER_Q4_K: readonly number[] = Array.from({ length: 64 }, (_, s) =
   return [16 * h + 2 * k, 16 * h + 2 * k + 1, 32 + 16 * h + 2 * k, 32 + 16 * h + 2 * k + 1][part];
 }).reduce<number[]>((pos, j, s) => ((pos[j] = s), pos), []);
 
+/**
+ * Where code j of a row of `cols` sits in the relaxed build's Q4_0 activations (assembly/q4_0.ts,
+ * quantize_q4_0): each full group of four blocks (128 bytes) transposed so that i32 lane k of
+ * vector (i, h), at 32 i + 16 h, holds codes 16 h + 4 i .. 16 h + 4 i + 3 of block k; the blocks
+ * after the last full group in place.
+ */
+export function groupedQ4_0(j: number, cols: number): number {
+  const b = j >> 5;
+  if (b >= ((cols >> 5) & ~3)) return j;
+  const c = j & 31;
+  return ((b >> 2) << 7) + 32 * ((c >> 2) & 3) + 16 * (c >> 4) + 4 * (b & 3) + (c & 3);
+}
+
 export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "simd"): Kernels {
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
   const plainI8 = (type: MatmulType) => type === GGMLType.Q6_K || (type === GGMLType.Q4_0 && layout === "relaxed");
@@ -72,7 +86,10 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     if (NIBBLE_TYPES.has(type)) return writeNibbleAct(mem, type, layout, p, cols, row);
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
-      mem.i8(p, cols).set(row.qs);
+      if (type === GGMLType.Q4_0) {
+        const codes = mem.i8(p, cols);
+        for (let j = 0; j < cols; j++) codes[groupedQ4_0(j, cols)] = row.qs[j];
+      } else mem.i8(p, cols).set(row.qs);
       mem.f32(p + cols, nd).set(row.d);
       mem.i32(p + cols + 4 * nd, row.sums.length).set(row.sums);
       return;
@@ -103,7 +120,9 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     if (plainI8(type)) {
       const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
       const ns = type === GGMLType.Q6_K ? cols / 16 : cols / 32;
-      return { qs: mem.i8(p, cols), d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, ns) };
+      const codes = mem.i8(p, cols);
+      const qs = type === GGMLType.Q4_0 ? Int8Array.from({ length: cols }, (_, j) => codes[groupedQ4_0(j, cols)]) : codes;
+      return { qs, d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, ns) };
     }
     if (type === GGMLType.Q6_K) {
       return { qs: mem.i8(p, cols), d: mem.f32(p + cols, cols / 256), sums: mem.i32(p + cols + cols / 64, cols / 16) };

@@ -5,20 +5,27 @@ import { GGMLType, ggmlTypeFromName } from "../formats/ggml-types.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, syntheticModel } from "../model/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
-import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom } from "./model-options.js";
+import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
+import { basename } from "node:path";
 
 export const benchCommand: Command = {
-  usage: `usage: zh-llama bench (-m MODEL.gguf | --synthetic --type q4_0) [-p 128] [-n 64] [-r 3] [--json]
+  usage: `usage: zh-llama bench [-m MODEL.gguf | --synthetic --type q4_0] [-t 1,2] [-p 128,512] [-n 64] [-r 3] [-o md|json|jsonl|csv]
 
 Prompt-processing and decode speed: a batch of -p random tokens from an empty cache, then -n
-single-token decode steps; the median of -r runs after a warm-up.
-  -p, --n-prompt N    prompt tokens (default 128)
-  -n, --n-gen N       decode steps (default 64)
-  -r, --repetitions N (default 3)
+single-token decode steps; the median of -r runs after a warm-up. Without -m or --synthetic:
+the bundled model. -t, -p and -n take comma-separated lists, as llama-bench does: one
+measurement per combination (the model is loaded once per thread count).
+  -t, --threads N,...  worker threads (default: all cores)
+  -p, --n-prompt N,... prompt tokens (default 128)
+  -n, --n-gen N,...    decode steps (default 64)
+  -r, --repetitions N  (default 3)
+  -o, --output FORMAT  md (default: a table, pp and tg rows), json (one array), jsonl (one
+                       object a line), csv
   --synthetic         generate the ~125M-parameter benchmark model (dim 768, 12 layers, GQA 12/4,
                       ffn 2048, vocab 32000) with random weights instead of loading -m
   --type T            weight type of the synthetic model (f32, f16, q8_0, q4_0, q4_k, q6_k; default q4_0)
-  --json              {"model","backend","threads","prompt_tokens","prompt_tokens_per_s","gen_tokens","decode_tokens_per_s"}
+  --json              the same as -o jsonl: {"model","backend","threads","prompt_tokens",
+                      "prompt_tokens_per_s","gen_tokens","decode_tokens_per_s"} a line
   --vs llama.cpp      also run llama.cpp native (npm node-llama-cpp; tools/install-llama-cpp.sh installs it)
                       on the same file and threads, alternating runs, and print both with the ratio
   --svg FILE          with --vs: write a bar chart of the ratios
@@ -36,15 +43,21 @@ ${MODEL_OPTIONS_USAGE}`,
         synthetic: { type: "boolean" },
         type: { type: "string" },
         json: { type: "boolean" },
+        output: { type: "string", short: "o" },
         vs: { type: "string" },
         svg: { type: "string" },
       },
     });
     if (values.vs !== undefined && values.vs !== "llama.cpp") throw new UsageError(`--vs accepts only llama.cpp, got ${JSON.stringify(values.vs)}`);
-    const promptTokens = numberOption("n-prompt", values["n-prompt"], 128, 1, 1 << 16);
-    const genTokens = numberOption("n-gen", values["n-gen"], 64, 0, 1 << 16);
+    const promptList = listOption("n-prompt", values["n-prompt"], 128, 1, 1 << 16);
+    const genList = listOption("n-gen", values["n-gen"], 64, 0, 1 << 16);
+    const threadList = values.threads === undefined ? [undefined] : listOption("threads", values.threads, 1, 1, 256);
     const repetitions = numberOption("repetitions", values.repetitions, 3, 1, 1000);
-    const load = loadOptionsFrom(values);
+    const format = values.output ?? (values.json ? "jsonl" : "md");
+    if (!["md", "json", "jsonl", "csv"].includes(format)) throw new UsageError(`-o must be md, json, jsonl or csv, got ${JSON.stringify(format)}`);
+    if (values.json && values.output !== undefined && values.output !== "jsonl") throw new UsageError("--json is -o jsonl; give one of them");
+    const load = loadOptionsFrom({ ...values, threads: undefined });
+    const [promptTokens, genTokens] = [promptList[0]!, genList[0]!];
     let source: string | Uint8Array;
     let name: string;
     if (values.synthetic) {
@@ -55,11 +68,11 @@ ${MODEL_OPTIONS_USAGE}`,
       source = await encodeGguf(syntheticModel(shape));
       name = shape.name!;
     } else {
-      if (!values.model) throw new UsageError("give -m MODEL.gguf or --synthetic");
-      source = values.model;
-      name = values.model;
+      source = modelPath(values);
+      name = values.model ?? basename(source);
     }
     if (values.vs) {
+      if (promptList.length > 1 || genList.length > 1 || threadList.length > 1) throw new UsageError("--vs llama.cpp measures one combination: give single -t, -p and -n values");
       let path = values.model;
       let cleanup = async () => {};
       if (typeof source !== "string") {
@@ -73,9 +86,9 @@ ${MODEL_OPTIONS_USAGE}`,
         cleanup = () => rm(dir, { recursive: true, force: true });
       }
       try {
-        const threads = load.threads ?? (globalThis.navigator?.hardwareConcurrency ?? 1);
+        const threads = threadList[0] ?? (globalThis.navigator?.hardwareConcurrency ?? 1);
         const row = await compareWithLlamaCpp(path!, name, { threads, promptTokens, genTokens, repetitions }, (line) => io.stderr(line + "\n"));
-        if (values.json) io.stdout(toJson(row) + "\n");
+        if (format !== "md") io.stdout(toJson(row) + "\n");
         else io.stdout(compareMarkdown([row]) + `\n(peer: llama.cpp via ${row.peer}; medians of ${repetitions} alternating runs)\n`);
         if (values.svg) {
           const { writeAtomically, writeAll } = await import("../formats/gguf/index.js");
@@ -86,21 +99,62 @@ ${MODEL_OPTIONS_USAGE}`,
       }
       return 0;
     }
-    const nCtx = Math.max(promptTokens + genTokens + 1, 16);
-    const model = await loadModel(io, source, { ...load, nCtx, batchSize: load.batchSize ?? Math.min(promptTokens, 512) });
-    try {
-      const r = await benchModel(model, { promptTokens, genTokens, repetitions });
-      const threads = model.threads;
-      if (values.json) {
-        io.stdout(toJson({ model: name, backend: load.backend, threads, prompt_tokens: promptTokens, prompt_tokens_per_s: r.promptTokensPerS, gen_tokens: genTokens, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
-      } else {
-        io.stdout(`| model | backend | threads | test | tokens/s |\n|---|---|---|---|---|\n`);
-        io.stdout(`| ${name} | ${load.backend} | ${threads} | pp${promptTokens} | ${r.promptTokensPerS.toFixed(2)} |\n`);
-        io.stdout(`| ${name} | ${load.backend} | ${threads} | tg${genTokens} | ${r.decodeTokensPerS.toFixed(2)} |\n`);
+    const maxPrompt = Math.max(...promptList);
+    const nCtx = Math.max(maxPrompt + Math.max(...genList) + 1, 16);
+    const rows: BenchRow[] = [];
+    for (const threads of threadList) {
+      const model = await loadModel(io, source, { ...load, threads, nCtx, batchSize: load.batchSize ?? Math.min(maxPrompt, 512) });
+      try {
+        for (const p of promptList) {
+          for (const n of genList) {
+            const r = await benchModel(model, { promptTokens: p, genTokens: n, repetitions });
+            rows.push({ model: name, backend: load.backend ?? "wasm", threads: model.threads, prompt_tokens: p, prompt_tokens_per_s: r.promptTokensPerS, gen_tokens: n, decode_tokens_per_s: r.decodeTokensPerS });
+            if (format === "jsonl") io.stdout(toJson(rows.at(-1)) + "\n");
+          }
+        }
+      } finally {
+        await model.dispose();
       }
-      return 0;
-    } finally {
-      await model.dispose();
     }
+    if (format === "json") io.stdout(toJson(rows) + "\n");
+    else if (format === "csv") {
+      const keys = Object.keys(rows[0]!) as Array<keyof BenchRow>;
+      io.stdout([keys.join(","), ...rows.map((r) => keys.map((k) => (typeof r[k] === "string" ? JSON.stringify(r[k]) : String(r[k]))).join(","))].join("\n") + "\n");
+    } else if (format === "md") io.stdout(benchMarkdown(rows, promptList.length > 1 && genList.length > 1));
+    return 0;
   },
 };
+
+interface BenchRow {
+  model: string;
+  backend: string;
+  threads: number;
+  prompt_tokens: number;
+  prompt_tokens_per_s: number;
+  gen_tokens: number;
+  decode_tokens_per_s: number;
+}
+
+/** llama-bench's table: a ppN row per thread count and prompt size, a tgN row per generation length. */
+function benchMarkdown(rows: BenchRow[], tagTg: boolean): string {
+  const lines = ["| model | backend | threads | test | tokens/s |", "|---|---|---|---|---|"];
+  const seen = new Set<string>();
+  for (const r of rows) {
+    const pp = `${r.threads} pp${r.prompt_tokens}`;
+    if (!seen.has(pp)) {
+      seen.add(pp);
+      lines.push(`| ${r.model} | ${r.backend} | ${r.threads} | pp${r.prompt_tokens} | ${r.prompt_tokens_per_s.toFixed(2)} |`);
+    }
+    if (r.gen_tokens > 0) lines.push(`| ${r.model} | ${r.backend} | ${r.threads} | tg${r.gen_tokens}${tagTg ? ` @ pp${r.prompt_tokens}` : ""} | ${r.decode_tokens_per_s.toFixed(2)} |`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** A comma-separated list of numbers (llama-bench's `-p 128,512`); each checked as numberOption does. */
+function listOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number[] {
+  if (value === undefined) return [fallback];
+  const items = value.split(",").map((s) => s.trim());
+  const list = items.map((item) => numberOption(name, item, fallback, min, max));
+  if (list.some((n) => !Number.isInteger(n))) throw new UsageError(`--${name} expects integers, got ${JSON.stringify(value)}`);
+  return [...new Set(list)];
+}

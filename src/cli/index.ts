@@ -4,6 +4,7 @@
  */
 import { ZhLlamaError, UsageError } from "../errors.js";
 import type { CliIo, Command } from "./command.js";
+import { translateLlamaCppArgs } from "./llama-compat.js";
 
 /** name -> one-line summary and a lazy loader for the command's module. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -92,7 +93,8 @@ export function helpText(): string {
   return [
     "zh-llama — the Chinese LLaMA / Alpaca family in TypeScript",
     "",
-    "usage: zh-llama <command> [options]   (zh-llama <command> --help for details)",
+    "usage: zh-llama <command> [options]   (zh-llama help <command> or zh-llama <command> --help for details)",
+    "       zh-llama --version; add --verbose to any command for stack traces with its errors",
     "",
     "commands:",
     ...lines,
@@ -107,43 +109,85 @@ const processIo: CliIo = {
 };
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  // --verbose anywhere before a `--`: expected failures print their stack too.
+  const end = argv.indexOf("--") === -1 ? argv.length : argv.indexOf("--");
+  const verbose = argv.slice(0, end).includes("--verbose");
+  if (verbose) argv = argv.filter((a, i) => i >= end || a !== "--verbose");
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined || name === "--help" || name === "-h" || (name === "help" && rest.length === 0)) {
     io.stdout(helpText());
     return name === undefined ? 1 : 0;
   }
-  if (name === "--version") {
-    io.stdout("zh-llama 0.1.0\n");
+  if (name === "--version" || name === "-v" || name === "version") {
+    io.stdout(`zh-llama ${await packageVersion()}\n`);
     return 0;
   }
+  if (name === "help") return main([rest[0]!, "--help"], io);
   const entry = commands[name];
   if (!entry) {
-    io.stderr(`zh-llama: unknown command ${JSON.stringify(name)}\n\n${helpText()}`);
+    io.stderr(`zh-llama: unknown command ${JSON.stringify(name)}; see \`zh-llama --help\`\n`);
     return 2;
   }
   const command = await entry.load();
-  if (rest.includes("--help") || rest.includes("-h")) {
+  const { args, notes } = translateLlamaCppArgs(rest);
+  if (args.includes("--help") || args.includes("-h")) {
     io.stdout(command.usage.endsWith("\n") ? command.usage : command.usage + "\n");
     return 0;
   }
+  for (const note of notes) io.stderr(`zh-llama ${name}: ${note}\n`);
   try {
-    return await command.run(rest, io);
+    return await command.run(args, io);
   } catch (error) {
+    const line = expectedFailure(error);
+    if (line === undefined) throw error; // a bug: Node prints the stack
     if (error instanceof UsageError) {
-      io.stderr(`zh-llama ${name}: ${error.message}\n\n${command.usage}\n`);
+      io.stderr(`zh-llama ${name}: ${error.message}\nsee \`zh-llama ${name} --help\`\n`);
       return 2;
     }
-    if (error instanceof ZhLlamaError) {
-      io.stderr(`zh-llama ${name}: ${error.name}: ${error.message}\n`);
-      return 1;
-    }
-    // A file-system failure that reached here without a typed error (ENOSPC, EACCES ...): one
-    // line, not a stack trace.
-    const code = (error as { code?: unknown } | null)?.code;
-    if (error instanceof Error && typeof code === "string" && /^E[A-Z]+$/.test(code)) {
-      io.stderr(`zh-llama ${name}: ${code}: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
+    io.stderr(`zh-llama ${name}: ${line}\n`);
+    if (verbose) io.stderr(stackOf(error));
+    return 1;
+  }
+}
+
+/** The one line for a failure a user can cause (bad file, busy port, full disk), or undefined for a bug. */
+export function expectedFailure(error: unknown): string | undefined {
+  if (error instanceof ZhLlamaError) return `${error.name}: ${error.message}`;
+  const e = error as { code?: unknown; syscall?: unknown; path?: unknown; address?: unknown; port?: unknown; message?: unknown } | null;
+  const code = e?.code;
+  if (!(error instanceof Error) || typeof code !== "string" || !/^E[A-Z0-9]+$/.test(code)) return undefined;
+  // Node: "ENOENT: no such file or directory, open 'x'" / "listen EADDRINUSE: address already in use 127.0.0.1:80".
+  const reason = String(e!.message)
+    .replace(/^(\w+ )?E[A-Z0-9]+: /, "")
+    .replace(/, \w+( '.*')?$/, "")
+    .replace(/ [\d.:a-f[\]]+:\d+$/i, "");
+  if (e!.syscall === "listen" || code === "EADDRINUSE" || code === "EADDRNOTAVAIL") {
+    const where = `${typeof e!.address === "string" ? e!.address : "?"}:${typeof e!.port === "number" ? e!.port : "?"}`;
+    if (code === "EADDRINUSE") return `cannot listen on ${where}: the port is already in use (EADDRINUSE); choose another with --port N (0 picks a free one)`;
+    if (code === "EACCES") return `cannot listen on ${where}: permission denied (EACCES); ports below 1024 need privileges, choose another with --port N`;
+    return `cannot listen on ${where}: ${reason} (${code})`;
+  }
+  const verb: Record<string, string> = { open: "cannot open", read: "cannot read", write: "cannot write", stat: "cannot read", lstat: "cannot read", scandir: "cannot list", mkdir: "cannot create", rename: "cannot rename", unlink: "cannot remove" };
+  const path = typeof e!.path === "string" ? e!.path : undefined;
+  const what = typeof e!.syscall === "string" ? (verb[e!.syscall] ?? `${e!.syscall} failed on`) : "failed on";
+  if (path !== undefined) return `${what} ${path}: ${reason} (${code})`;
+  return typeof e!.syscall === "string" ? `${what}: ${reason} (${code})` : `${reason} (${code})`;
+}
+
+function stackOf(error: unknown): string {
+  let text = "";
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    text += (depth > 0 ? "caused by: " : "") + (e.stack ?? String(e)) + "\n";
+  }
+  return text;
+}
+
+async function packageVersion(): Promise<string> {
+  try {
+    const { readFile } = await import("node:fs/promises");
+    const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
   }
 }

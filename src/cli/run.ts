@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, generate, type GenerationResult, type LoadOptions } from "../model/index.js";
@@ -9,6 +9,7 @@ import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
+import { readInputFile } from "./tokenize.js";
 
 export function parseIds(text: string, flag: string): number[] {
   const ids = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
@@ -114,17 +115,22 @@ function speculativeJson({ speculative: s }: SpeculativeResult) {
 }
 
 export const runCommand: Command = {
-  usage: `usage: zh-llama run -m MODEL.gguf (-p TEXT | --prompt-ids 1,2,3) [-n 128] [sampling] [--json]
+  usage: `usage: zh-llama run -m MODEL.gguf (-p TEXT | -f FILE | --prompt-ids 1,2,3) [-n 128] [sampling] [--json]
 
 Generates a continuation and streams it to stdout. -p text is tokenized with BOS as the model
 declares; --prompt-ids are used verbatim.
   -p, --prompt TEXT       prompt text
+  -f, --file FILE         prompt text from a UTF-8 file (as llama.cpp's -f)
   --prompt-ids IDS        prompt as comma-separated token ids
   -n, --n-predict N       tokens to generate (default 128)
   --stop TEXT             stop string (repeatable)
   --ignore-eos            keep generating past end-of-sequence
-  --grammar FILE          constrain the output to a GBNF grammar (llama.cpp's format)
-  --json-schema FILE      constrain the output to JSON matching a JSON Schema
+  --grammar TEXT          constrain the output to a GBNF grammar (llama.cpp's format); a value
+                          naming an existing file with no "::=" in it is read as the file
+  --grammar-file FILE     the grammar from a file
+  -j, --json-schema TEXT  constrain the output to JSON matching a JSON Schema; a value not
+                          starting with "{" that names an existing file is read as the file
+  -jf, --json-schema-file FILE   the schema from a file
   --json                  print one object at the end instead of streaming:
                           {"prompt_ids","generated_ids","text","first_top_logits","timings"}
 ${SAMPLING_USAGE}
@@ -140,19 +146,23 @@ ${MODEL_OPTIONS_USAGE}`,
         ...SAMPLING_OPTIONS,
         ...DECODING_OPTIONS,
         prompt: { type: "string", short: "p" },
+        file: { type: "string", short: "f" },
         "prompt-ids": { type: "string" },
         "n-predict": { type: "string", short: "n" },
         stop: { type: "string", multiple: true },
         "ignore-eos": { type: "boolean" },
         grammar: { type: "string" },
-        "json-schema": { type: "string" },
+        "grammar-file": { type: "string" },
+        "json-schema": { type: "string", short: "j" },
+        "json-schema-file": { type: "string" },
         json: { type: "boolean" },
       },
     });
-    if ((values.prompt === undefined) === (values["prompt-ids"] === undefined)) throw new UsageError("give exactly one of -p TEXT or --prompt-ids IDS");
+    if ([values.prompt, values.file, values["prompt-ids"]].filter((v) => v !== undefined).length !== 1) throw new UsageError("give exactly one of -p TEXT, -f FILE or --prompt-ids IDS");
     const nPredict = numberOption("n-predict", values["n-predict"], 128, 0, 1 << 20);
     const sampling = samplingFrom(values);
-    const grammar = await grammarFrom(values.grammar, values["json-schema"]);
+    const grammar = await grammarFrom(values);
+    const promptText = values.file !== undefined ? await readInputFile(values.file, "prompt file") : values.prompt;
     const decoding = decodingFrom(values);
     if (grammar && (decoding.cfgScale !== 1 || decoding.draftModel !== undefined)) throw new UsageError("--grammar / --json-schema cannot be combined with --cfg-scale or --draft-model");
     const model = await loadModel(io, modelPath(values), loadOptionsFrom(values));
@@ -160,7 +170,7 @@ ${MODEL_OPTIONS_USAGE}`,
     try {
       draft = await loadDraft(decoding, model, loadOptionsFrom(values));
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
-      const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(values.prompt!);
+      const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(promptText!);
       let result: GenerationResult | undefined;
       const options = { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] };
       const negativePromptIds = decoding.negativePrompt === undefined ? undefined : tokenizer.encode(decoding.negativePrompt);
@@ -206,25 +216,45 @@ ${MODEL_OPTIONS_USAGE}`,
   },
 };
 
-/** The grammar of --grammar FILE (GBNF) or --json-schema FILE, if either is given. */
-async function grammarFrom(grammarFile: string | undefined, schemaFile: string | undefined): Promise<Grammar | undefined> {
-  if (grammarFile !== undefined && schemaFile !== undefined) throw new UsageError("give at most one of --grammar and --json-schema");
-  if (grammarFile !== undefined) {
-    const text = await readFile(grammarFile, "utf8");
+/**
+ * The grammar of --grammar TEXT / --grammar-file FILE (GBNF) or --json-schema TEXT /
+ * --json-schema-file FILE, if one is given. For compatibility with earlier versions, where both
+ * flags took a file, a --grammar value with no "::=" that names a file, and a --json-schema value
+ * not starting with "{" that names a file, are read as files.
+ */
+export async function grammarFrom(v: { grammar?: string; "grammar-file"?: string; "json-schema"?: string; "json-schema-file"?: string }): Promise<Grammar | undefined> {
+  const given = (["grammar", "grammar-file", "json-schema", "json-schema-file"] as const).filter((k) => v[k] !== undefined);
+  if (given.length > 1) throw new UsageError(`give at most one of --grammar and --json-schema (got ${given.map((k) => `--${k}`).join(" and ")})`);
+  let grammarFile = v["grammar-file"];
+  let grammarText = v.grammar;
+  if (grammarText !== undefined && !grammarText.includes("::=") && isFile(grammarText)) [grammarFile, grammarText] = [grammarText, undefined];
+  if (grammarFile !== undefined) grammarText = await readInputFile(grammarFile, "grammar file");
+  if (grammarText !== undefined) {
     try {
-      return Grammar.parse(text);
+      return Grammar.parse(grammarText);
     } catch (error) {
-      if (error instanceof GrammarError) throw new GrammarError(`${grammarFile}: ${error.message}`);
+      if (error instanceof GrammarError) throw new GrammarError(`${grammarFile ?? "--grammar"}: ${error.message}`);
       throw error;
     }
   }
-  if (schemaFile === undefined) return undefined;
-  const text = await readFile(schemaFile, "utf8");
+  let schemaFile = v["json-schema-file"];
+  let schemaText = v["json-schema"];
+  if (schemaText !== undefined && !schemaText.trimStart().startsWith("{") && isFile(schemaText)) [schemaFile, schemaText] = [schemaText, undefined];
+  if (schemaFile !== undefined) schemaText = await readInputFile(schemaFile, "JSON schema file");
+  if (schemaText === undefined) return undefined;
   let schema: unknown;
   try {
-    schema = JSON.parse(text);
+    schema = JSON.parse(schemaText);
   } catch (error) {
-    throw new JsonSchemaError(`${schemaFile}: not JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new JsonSchemaError(`${schemaFile ?? "--json-schema"}: not JSON (${error instanceof Error ? error.message : String(error)})`);
   }
   return jsonSchemaGrammar(schema);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -81,7 +81,7 @@ describe("zh-llama run", () => {
     expect((await run("run", "-m", q4Path, "--prompt-ids", "1,2,3000", "--ctx", "64")).stderr).toMatch(/token id 3000 is outside the vocabulary \(0\.\.299\)/);
     const long = Array.from({ length: 70 }, () => 5).join(",");
     expect((await run("run", "-m", q4Path, "--prompt-ids", long, "--ctx", "64")).stderr).toMatch(/prompt has 70 tokens, but the context holds 64/);
-    expect((await run("run", "-m", q4Path)).stderr).toMatch(/exactly one of -p TEXT or --prompt-ids/);
+    expect((await run("run", "-m", q4Path)).stderr).toMatch(/exactly one of -p TEXT, -f FILE or --prompt-ids/);
     expect((await run("run", "-m", q4Path, "-p", "x", "--temp", "hot")).stderr).toMatch(/--temp expects a number/);
   });
 });

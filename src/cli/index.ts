@@ -28,6 +28,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "summarise a GGUF model (or print its header as JSON)",
     load: async () => (await import("./inspect.js")).inspectCommand,
   },
+  pull: {
+    summary: "download a GGUF from the Hugging Face Hub into its shared cache (-m hf://ORG/NAME/FILE does too)",
+    load: async () => (await import("./pull.js")).pullCommand,
+  },
   "dump-tensor": {
     summary: "write one tensor, dequantized to little-endian float32",
     load: async () => (await import("./dump-tensor.js")).dumpTensorCommand,
@@ -136,7 +140,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   }
   for (const note of notes) io.stderr(`zh-llama ${name}: ${note}\n`);
   try {
-    return await command.run(args, io);
+    // -m hf://ORG/NAME/FILE (any command): pulled into the hub cache, then the local path.
+    return await command.run(args.some((a) => a.includes("hf://")) ? await (await import("./pull.js")).resolveHfArguments(name, args, io) : args, io);
   } catch (error) {
     const line = expectedFailure(error);
     if (line === undefined) throw error; // a bug: Node prints the stack

@@ -9,7 +9,7 @@ export {
   quantize_q8_0, quantize_q8_0_i16, quantize_q8_K, quantize_q8_K_i16,
 } from "./quantize";
 export { round_f16 } from "./common";
-export { act_q4_0_bytes } from "./q4_0";
+export { act_q4_0_bytes, quantize_q4_0 } from "./q4_0";
 import { relaxedDotAddOk } from "./q4_0";
 export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";
 export { quantize_q8_1 } from "./nibble_blocks";

@@ -28,9 +28,14 @@
  * decodes each block's nibbles once and uses them four times. It keeps dotRow's order for every
  * (row, token) pair, so it gives the same bits, and prompt processing agrees with decoding one
  * token at a time (dotRow).
+ *
+ * The relaxed build walks groups of four blocks with the blocks in the lanes ("Relaxed build"
+ * below: activations transposed per group by quantize_q4_0, weights by 8 shuffles per group), so
+ * the integer block sums need no horizontal adds; same sums, same order, same bits.
  */
 import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
-import { act_q8_0_i16_bytes } from "./quantize";
+import { act_q8_0_i16_bytes, codesQ8_0, quantize_q8_0_i16 } from "./quantize";
+import { floatToHalf, maxAbs } from "./common";
 
 /** log2 of the activation bytes per block: i16 codes (64 bytes), or i8 (32) in the relaxed build. */
 const ACT_SHIFT: usize = ASC_FEATURE_RELAXED_SIMD ? 5 : 6;
@@ -185,6 +190,7 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128, add: boo
 // @ts-ignore: decorator
 @inline
 export function dotRow(w: usize, q: usize, n: i32, yp: usize, add: bool = false): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return dotRowGroups(w, q, n, yp, add);
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -236,6 +242,10 @@ function quadDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, qs: usize, f
 // @ts-ignore: decorator
 @inline
 export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool = false): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    dot1x4Groups(w, q, qs, n, yp, ys, add);
+    return;
+  }
   const nb = n >> 5;
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(SCALES4_MASK);
@@ -275,4 +285,173 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
   store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m, add));
   store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m, add));
   store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m, add));
+}
+
+/*
+ * Relaxed build: groups of four blocks with the blocks in the lanes.
+ *
+ * The relaxed build's Q4_0 activations (quantize_q4_0) keep each full group of four blocks
+ * transposed: 128 bytes per group, vector (i, h) at 32 i + 16 h holding in its i32 lane k the
+ * codes 16 h + 4 i .. 16 h + 4 i + 3 of block k of the group. The kernel transposes the four
+ * blocks' 16 code bytes the same way (column(), 8 shuffles per group and row), so that every
+ * byte-pair product lands in its own block's lane: eight multiply-adds give the four integer
+ * block sums [b0, b1, b2, b3] of one (row, token) directly, which is what addGroup takes; no
+ * horizontal sums and, in dot1x4, no transposes per token. Blocks past the last full group keep
+ * the natural layout (32 codes at q + 32 b) and go through finish(). Same integer sums, same
+ * float order: the same bits as before.
+ */
+
+/** The 8 decoded nibble vectors of one group of four blocks (at wb), blocks in lanes. */
+// @ts-ignore: decorator
+@inline
+function groupNibbles(m: v128, k: i32, u: v128): v128 {
+  return k & 1 ? v128.and(i16x8.shr_u(u, 4), m) : v128.and(u, m);
+}
+
+/**
+ * The group's integer block sums [b0..b3] for one token (group codes at qg): lo_i / hi_i are the
+ * low / high nibbles of transposed vector i.
+ */
+// @ts-ignore: decorator
+@inline
+function groupDot(l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128, l3: v128, h3: v128, qg: usize, add: bool): v128 {
+  if (add) {
+    // Two chains of four: the multiply-adds' latency, not their count, bounds one token's group.
+    const z = i32x4.splat(0);
+    let s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg), l0, z);
+    let t = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 64), l2, z);
+    s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 16), h0, s);
+    t = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 80), h2, t);
+    s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 32), l1, s);
+    t = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 96), l3, t);
+    s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 48), h1, s);
+    t = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(qg, 112), h3, t);
+    return i32x4.add(s, t);
+  }
+  // i16 lanes: 8 pair sums of at most 2 * 127 * 15 each, <= 30480 in all: no overflow.
+  let s = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg), l0);
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 16), h0));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 32), l1));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 48), h1));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 64), l2));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 80), h2));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 96), l3));
+  s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(qg, 112), h3));
+  return i32x4.extadd_pairwise_i16x8_s(s);
+}
+
+/** dotRow of the relaxed build (see above). */
+// @ts-ignore: decorator
+@inline
+function dotRowGroups(w: usize, q: usize, n: i32, yp: usize, add: bool): f32 {
+  const nb = n >> 5;
+  const magic = f32x4.splat(HALF_TO_SINGLE);
+  const mask = i32x4.splat(SCALES4_MASK);
+  const m = i8x16.splat(15);
+  let acc = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qg = q;
+  let dxp = q + <usize>n;
+  let sxp = dxp + (<usize>nb << 2);
+  for (; b + 3 < nb; b += 4, wb += 72, qg += 128, dxp += 16, sxp += 16) {
+    const v0 = v128.load(wb, 2);
+    const v1 = v128.load(wb, 20);
+    const v2 = v128.load(wb, 38);
+    const v3 = v128.load(wb, 56);
+    const u0 = column(v0, v1, v2, v3, 0);
+    const u1 = column(v0, v1, v2, v3, 1);
+    const u2 = column(v0, v1, v2, v3, 2);
+    const u3 = column(v0, v1, v2, v3, 3);
+    const isum = groupDot(groupNibbles(m, 0, u0), groupNibbles(m, 1, u0), groupNibbles(m, 0, u1), groupNibbles(m, 1, u1),
+      groupNibbles(m, 0, u2), groupNibbles(m, 1, u2), groupNibbles(m, 0, u3), groupNibbles(m, 1, u3), qg, add);
+    acc = addGroup(acc, isum, blockScales4(wb, magic, mask), v128.load(dxp), v128.load(sxp));
+  }
+  return finish(acc, w, q, n, b, m, add);
+}
+
+/** dot1x4 of the relaxed build: each group's nibbles decoded once for the four tokens. */
+// @ts-ignore: decorator
+@inline
+function dot1x4Groups(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
+  const nb = n >> 5;
+  const magic = f32x4.splat(HALF_TO_SINGLE);
+  const mask = i32x4.splat(SCALES4_MASK);
+  const m = i8x16.splat(15);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let acc2 = f32x4.splat(0);
+  let acc3 = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qg = q;
+  let dxp = q + <usize>n;
+  let sxp = dxp + (<usize>nb << 2);
+  for (; b + 3 < nb; b += 4, wb += 72, qg += 128, dxp += 16, sxp += 16) {
+    const v0 = v128.load(wb, 2);
+    const v1 = v128.load(wb, 20);
+    const v2 = v128.load(wb, 38);
+    const v3 = v128.load(wb, 56);
+    const u0 = column(v0, v1, v2, v3, 0);
+    const u1 = column(v0, v1, v2, v3, 1);
+    const u2 = column(v0, v1, v2, v3, 2);
+    const u3 = column(v0, v1, v2, v3, 3);
+    const l0 = groupNibbles(m, 0, u0), h0 = groupNibbles(m, 1, u0);
+    const l1 = groupNibbles(m, 0, u1), h1 = groupNibbles(m, 1, u1);
+    const l2 = groupNibbles(m, 0, u2), h2 = groupNibbles(m, 1, u2);
+    const l3 = groupNibbles(m, 0, u3), h3 = groupNibbles(m, 1, u3);
+    const dw = blockScales4(wb, magic, mask);
+    acc0 = addGroup(acc0, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg, add), dw, v128.load(dxp), v128.load(sxp));
+    v128.store32_lane(yp, acc0, 0);
+    acc1 = addGroup(acc1, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + qs, add), dw, v128.load(dxp + qs), v128.load(sxp + qs));
+    v128.store32_lane(yp, acc1, 0);
+    acc2 = addGroup(acc2, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + qs2, add), dw, v128.load(dxp + qs2), v128.load(sxp + qs2));
+    v128.store32_lane(yp, acc2, 0);
+    acc3 = addGroup(acc3, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + qs3, add), dw, v128.load(dxp + qs3), v128.load(sxp + qs3));
+  }
+  store<f32>(yp, finish(acc0, w, q, n, b, m, add));
+  store<f32>(yp + ys, finish(acc1, w, q + qs, n, b, m, add));
+  store<f32>(yp + 2 * ys, finish(acc2, w, q + qs2, n, b, m, add));
+  store<f32>(yp + 3 * ys, finish(acc3, w, q + qs3, n, b, m, add));
+}
+
+/**
+ * Quantize rows [r0, r1) of x (rows of n f32) to the activations Q4_0 weights read: in the plain
+ * build Q8_0 codes widened to i16 in "Q4_0 order" (quantize.ts); in the relaxed build i8 codes
+ * with each full group of four blocks transposed (see above), d and sums as quantize_q8_0.
+ */
+export function quantize_q4_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) {
+    quantize_q8_0_i16(x, q, n, r0, r1, 4);
+    return;
+  }
+  const stride = <usize>act_q4_0_bytes(n);
+  const nb = n >> 5;
+  for (let r = r0; r < r1; r++) {
+    const xr = x + <usize>r * <usize>n * 4;
+    const qr = q + <usize>r * stride;
+    const dOut = qr + <usize>n;
+    const sOut = dOut + (<usize>nb << 2);
+    for (let b = 0; b < nb; b++) {
+      const xb = xr + (<usize>b << 7);
+      const amax = maxAbs(xb, 32);
+      const sum = codesQ8_0(xb, amax, qr + (<usize>b << 5));
+      store<f32>(dOut + (<usize>b << 2), halfToFloat(floatToHalf(amax / <f32>127.0)));
+      store<i32>(sOut + (<usize>b << 2), hsumI32(sum));
+    }
+    for (let g: usize = qr, end = qr + (<usize>(nb & ~3) << 5); g < end; g += 128) {
+      const a0 = v128.load(g), a1 = v128.load(g, 32), a2 = v128.load(g, 64), a3 = v128.load(g, 96);
+      const b0 = v128.load(g, 16), b1 = v128.load(g, 48), b2 = v128.load(g, 80), b3 = v128.load(g, 112);
+      v128.store(g, column(a0, a1, a2, a3, 0));
+      v128.store(g, column(b0, b1, b2, b3, 0), 16);
+      v128.store(g, column(a0, a1, a2, a3, 1), 32);
+      v128.store(g, column(b0, b1, b2, b3, 1), 48);
+      v128.store(g, column(a0, a1, a2, a3, 2), 64);
+      v128.store(g, column(b0, b1, b2, b3, 2), 80);
+      v128.store(g, column(a0, a1, a2, a3, 3), 96);
+      v128.store(g, column(b0, b1, b2, b3, 3), 112);
+    }
+  }
 }

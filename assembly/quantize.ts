@@ -50,7 +50,7 @@ export function act_q8_K_bytes(n: i32): i32 {
 
 /**
  * Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_0 activation rows at q (the
- * relaxed build's Q4_0 input). Rows are spaced like the i16 layout (act_q8_0_i16_bytes), so the
+ * relaxed build's Q5_0 input; its Q4_0 input is this with groups transposed: q4_0.ts). Rows are spaced like the i16 layout (act_q8_0_i16_bytes), so the
  * row stride of a type's activations is the same in every build.
  */
 export function quantize_q8_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {

@@ -5,7 +5,8 @@
 //   node tools/bench-matmul-ab.mjs OLD.wasm NEW.wasm [rounds] [tokens] [types] [shapes]
 //   e.g. node tools/bench-matmul-ab.mjs /tmp/old/kernels.wasm build/kernels.wasm 9 1,128 q4_0,q8_0 768x768,2048x768
 //
-// Both instances share one memory and one set of random weights and activations. Each round
+// Both instances share one memory and one set of random weights and activations (each build
+// quantizes them into its own layout). Each round
 // times old and new back to back (the order alternating) in process CPU time, which a busy
 // shared machine disturbs less than wall time; the ratio printed is the median over rounds of
 // old time / new time, so > 1 means the new build is faster. Any output that differs in a
@@ -54,21 +55,26 @@ for (const type of typesArg.split(",")) {
       const x = alloc(4 * nTok * cols);
       const xs = new Float32Array(memory.buffer, x, nTok * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
-      const xq = alloc(builds[0].act_q8_0_i16_bytes(cols) * nTok);
-      if (relaxed[0] && type === "q4_0") builds[0].quantize_q8_0(x, xq, cols, 0, nTok);
-      else builds[0].quantize_q8_0_i16(x, xq, cols, 0, nTok, type === "q4_0" ? 4 : 8);
+      // Each build quantizes for itself: the activation layouts may differ between builds.
+      const xqs = builds.map((b, i) => {
+        const xq = alloc(b.act_q8_0_i16_bytes(cols) * nTok);
+        if (type === "q4_0" && b.quantize_q4_0) b.quantize_q4_0(x, xq, cols, 0, nTok);
+        else if (relaxed[i] && type === "q4_0") b.quantize_q8_0(x, xq, cols, 0, nTok);
+        else b.quantize_q8_0_i16(x, xq, cols, 0, nTok, type === "q4_0" ? 4 : 8);
+        return xq;
+      });
       const ys = builds.map(() => alloc(4 * rows * nTok));
       const fns = builds.map((b) => b[`matmul_${type}`]);
 
       let mismatches = 0;
       for (const [r0, r1, nt] of [[0, rows, nTok], [Math.min(3, rows - 1), rows - (rows > 4 ? 2 : 0), Math.max(1, nTok - 1)]]) {
-        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(w, xq, ys[i], cols, r0, r1, nt, rows); });
+        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(w, xqs[i], ys[i], cols, r0, r1, nt, rows); });
         const [a, b] = ys.map((y) => new Uint32Array(memory.buffer, y, rows * nTok));
         for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) mismatches++;
       }
 
       const iters = Math.max(1, Math.round(3e8 / (rows * cols * nTok)));
-      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xq, ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
+      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xqs[i], ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
       time(0), time(1);
       const ratios = [], oldMs = [];
       for (let r = 0; r < rounds; r++) {

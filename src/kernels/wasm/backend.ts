@@ -35,9 +35,8 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     quantize(type, x, xq, cols, t0, t1) {
       switch (type) {
         case GGMLType.Q4_0:
-          // The relaxed build multiplies plain i8 codes (assembly/q4_0.ts).
-          if (build === "relaxed") return ex.quantize_q8_0(x, xq, cols, t0, t1);
-          return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 4);
+          // Each build writes the layout its kernel reads (assembly/q4_0.ts, quantize_q4_0).
+          return ex.quantize_q4_0(x, xq, cols, t0, t1);
         case GGMLType.Q8_0:
         case GGMLType.IQ4_NL:
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);

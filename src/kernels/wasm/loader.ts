@@ -16,6 +16,8 @@ export interface KernelExports {
   act_q4_0_bytes(n: number): number;
   quantize_q8_K_i16(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0(x: number, q: number, n: number, r0: number, r1: number): void;
+  /** Q4_0's activations: quantize_q8_0_i16 order 4 (plain build), or i8 with groups of four blocks transposed (relaxed; assembly/q4_0.ts). */
+  quantize_q4_0(x: number, q: number, n: number, r0: number, r1: number): void;
   quantize_q8_0_i16(x: number, q: number, n: number, r0: number, r1: number, order: number): void;
   quantize_q8_K(x: number, q: number, n: number, r0: number, r1: number): void;
   act_q8_K_eo_bytes(n: number): number;

@@ -8,15 +8,19 @@
  * also for subnormals; the multiply keeps the sign). Weights are finite (no Inf/NaN path here).
  * F32 row: f32[n].
  *
- * One kernel serves both, generic over the weight element W (u16 = half, f32): only loading
- * four weights differs. It is register-blocked, four weight rows against two tokens, so each
- * loaded (and, for F16, widened) weight vector feeds two tokens and each activation vector four
- * rows; prompt processing and training are bound by this, not by memory.
+ * F16 sums in llama.cpp's order (src/kernels/reference/matmul.ts, dotF16 / f16Lanes: the
+ * AVX-512 tinyBLAS and ggml_vec_dot_f16 orders, checked to the bit against llama.cpp's
+ * mul_mat). A product of two halves is exact in f32, so mul+add equals llama.cpp's FMA (and
+ * relaxed_madd, fused or not, gives the same bits):
+ *   16 lanes when nTok >= 2, n % 16 == 0 and ldy (the matrix's row count) % 4 == 0: four f32x4
+ *     accumulators per output over 16-column steps, then (a0+a2)+(a1+a3) and hsumF32;
+ *   64 lanes otherwise (one token, MoE experts, odd shapes): sixteen f32x4 accumulators over
+ *     64-column steps, halved pairwise (a[v] + a[v+8], a[v] + a[v+4], ...), then the leftover
+ *     columns added in f64 and rounded once.
+ * So an F16 result depends on how many tokens share the call, as llama.cpp's does.
  *
- * Every dot product, whichever path computes it, sums the same way: one f32x4 accumulator over
- * 4-column steps, a horizontal sum, then the scalar tail. So a token's result does not depend on
- * how many tokens share the call (a prompt evaluated at once or token by token, a KV cache reused
- * or not, gives bit-identical logits).
+ * F32 is register-blocked, four weight rows against two tokens, and every dot product sums the
+ * same way: one f32x4 accumulator over 4-column steps, a horizontal sum, then the scalar tail.
  */
 import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK } from "./common";
 
@@ -120,9 +124,140 @@ function matmul<W>(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i32, nTok:
   }
 }
 
+/** a + w * x for f32x4 (w * x exact here: halves times halves). */
+// @ts-ignore: decorator
+@inline
+function madd(w: v128, x: v128, a: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.relaxed_madd(w, x, a);
+  } else {
+    return f32x4.add(a, f32x4.mul(w, x));
+  }
+}
+
+/** Halves w[j..j+7] as two f32x4 (low, high). */
+// @ts-ignore: decorator
+@inline
+function half8lo(h: v128): v128 {
+  return halves4(i32x4.extend_low_i16x8_s(h), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+}
+// @ts-ignore: decorator
+@inline
+function half8hi(h: v128): v128 {
+  return halves4(i32x4.extend_high_i16x8_s(h), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+}
+
+/** 64-lane order (ggml_vec_dot_f16): one row against one token. */
+function dotF16x64(w: usize, x: usize, n: i32): f32 {
+  const body = n & ~63;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let a8 = f32x4.splat(0), a9 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+  let a12 = f32x4.splat(0), a13 = f32x4.splat(0), a14 = f32x4.splat(0), a15 = f32x4.splat(0);
+  for (let j = 0; j < body; j += 64) {
+    const wj = w + (<usize>j << 1);
+    const xj = x + (<usize>j << 2);
+    let h = v128.load(wj);
+    a0 = madd(half8lo(h), v128.load(xj), a0);
+    a1 = madd(half8hi(h), v128.load(xj, 16), a1);
+    h = v128.load(wj, 16);
+    a2 = madd(half8lo(h), v128.load(xj, 32), a2);
+    a3 = madd(half8hi(h), v128.load(xj, 48), a3);
+    h = v128.load(wj, 32);
+    a4 = madd(half8lo(h), v128.load(xj, 64), a4);
+    a5 = madd(half8hi(h), v128.load(xj, 80), a5);
+    h = v128.load(wj, 48);
+    a6 = madd(half8lo(h), v128.load(xj, 96), a6);
+    a7 = madd(half8hi(h), v128.load(xj, 112), a7);
+    h = v128.load(wj, 64);
+    a8 = madd(half8lo(h), v128.load(xj, 128), a8);
+    a9 = madd(half8hi(h), v128.load(xj, 144), a9);
+    h = v128.load(wj, 80);
+    a10 = madd(half8lo(h), v128.load(xj, 160), a10);
+    a11 = madd(half8hi(h), v128.load(xj, 176), a11);
+    h = v128.load(wj, 96);
+    a12 = madd(half8lo(h), v128.load(xj, 192), a12);
+    a13 = madd(half8hi(h), v128.load(xj, 208), a13);
+    h = v128.load(wj, 112);
+    a14 = madd(half8lo(h), v128.load(xj, 224), a14);
+    a15 = madd(half8hi(h), v128.load(xj, 240), a15);
+  }
+  // 64 -> 32 -> 16 -> 8 -> 4 lanes, then hsumF32 (4 -> 2 -> 1).
+  a0 = f32x4.add(a0, a8); a1 = f32x4.add(a1, a9); a2 = f32x4.add(a2, a10); a3 = f32x4.add(a3, a11);
+  a4 = f32x4.add(a4, a12); a5 = f32x4.add(a5, a13); a6 = f32x4.add(a6, a14); a7 = f32x4.add(a7, a15);
+  a0 = f32x4.add(a0, a4); a1 = f32x4.add(a1, a5); a2 = f32x4.add(a2, a6); a3 = f32x4.add(a3, a7);
+  let sum = <f64>hsumF32(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)));
+  for (let j = body; j < n; j++) sum += <f64>(halfToFloat(load<u16>(w + (<usize>j << 1))) * load<f32>(x + (<usize>j << 2)));
+  return <f32>sum;
+}
+
+/** 16-lane order (tinyBLAS): one row against tokens t and t+1 (n % 16 == 0). */
+// @ts-ignore: decorator
+@inline
+function dotF16x16Pair(w: usize, x0: usize, x1: usize, n: i32, y0: usize, y1: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (let j = 0; j < n; j += 16) {
+    const wj = w + (<usize>j << 1);
+    const o = <usize>j << 2;
+    let h = v128.load(wj);
+    let m = half8lo(h);
+    a0 = madd(m, v128.load(x0 + o), a0);
+    b0 = madd(m, v128.load(x1 + o), b0);
+    m = half8hi(h);
+    a1 = madd(m, v128.load(x0 + o, 16), a1);
+    b1 = madd(m, v128.load(x1 + o, 16), b1);
+    h = v128.load(wj, 16);
+    m = half8lo(h);
+    a2 = madd(m, v128.load(x0 + o, 32), a2);
+    b2 = madd(m, v128.load(x1 + o, 32), b2);
+    m = half8hi(h);
+    a3 = madd(m, v128.load(x0 + o, 48), a3);
+    b3 = madd(m, v128.load(x1 + o, 48), b3);
+  }
+  store<f32>(y0, hsumF32(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3))));
+  store<f32>(y1, hsumF32(f32x4.add(f32x4.add(b0, b2), f32x4.add(b1, b3))));
+}
+
+/** 16-lane order, one row against one token. */
+function dotF16x16(w: usize, x: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let j = 0; j < n; j += 16) {
+    const wj = w + (<usize>j << 1);
+    const xj = x + (<usize>j << 2);
+    let h = v128.load(wj);
+    a0 = madd(half8lo(h), v128.load(xj), a0);
+    a1 = madd(half8hi(h), v128.load(xj, 16), a1);
+    h = v128.load(wj, 16);
+    a2 = madd(half8lo(h), v128.load(xj, 32), a2);
+    a3 = madd(half8hi(h), v128.load(xj, 48), a3);
+  }
+  return hsumF32(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)));
+}
+
 /** x: nTok rows of n f32, already rounded to f16 precision. */
 export function matmul_f16(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  matmul<u16>(w, x, y, n, r0, r1, nTok, ldy);
+  const rowBytes = <usize>n << 1;
+  const xBytes = <usize>n << 2;
+  const yStride = <usize>ldy << 2;
+  if (nTok >= 2 && (n & 15) == 0 && (ldy & 3) == 0) {
+    for (let r = r0; r < r1; r++) {
+      const wr = w + <usize>r * rowBytes;
+      const yr = y + (<usize>r << 2);
+      let t = 0;
+      for (; t + 2 <= nTok; t += 2) {
+        const x0 = x + <usize>t * xBytes;
+        dotF16x16Pair(wr, x0, x0 + xBytes, n, yr + <usize>t * yStride, yr + <usize>(t + 1) * yStride);
+      }
+      if (t < nTok) store<f32>(yr + <usize>t * yStride, dotF16x16(wr, x + <usize>t * xBytes, n));
+    }
+    return;
+  }
+  for (let t = 0; t < nTok; t++) {
+    const xt = x + <usize>t * xBytes;
+    const yt = y + <usize>t * yStride;
+    for (let r = r0; r < r1; r++) store<f32>(yt + (<usize>r << 2), dotF16x64(w + <usize>r * rowBytes, xt, n));
+  }
 }
 
 export function matmul_f32(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

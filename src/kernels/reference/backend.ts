@@ -8,7 +8,7 @@ import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
 import { attention, attentionQ8_0 } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
-import { activationKind, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, MatmulType, rowBytes } from "./matmul.js";
+import { activationKind, dotF16, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
 import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
 import { route } from "./moe.js";
@@ -182,11 +182,10 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
             case GGMLType.Q5_0: out[r] = dotQ5_0(wb, o, xr!); break;
             case GGMLType.Q5_1: out[r] = dotQ5_1(wb, o, xr as Q8_1Row); break;
             case GGMLType.IQ4_NL: out[r] = dotIQ4_NL(wb, o, xr!); break;
-            case GGMLType.F16: {
-              const wr = f16View(w + o, cols);
-              out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
+            case GGMLType.F16:
+              // ldy is the matrix's row count in every caller: llama.cpp's order depends on it.
+              out[r] = dotF16(wb, o, xf!, cols, f16Lanes(nTok, cols, ldy));
               break;
-            }
             case GGMLType.F32: {
               const wr = mem.f32(w + o, cols);
               out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);

@@ -12,7 +12,8 @@
  *   Q6_K:         sum_B  dX_B * d_B * sum_s sc_s * ((qW - 32).qX)_s
  *   Q2_K, Q3_K, IQ4_XS: k-quants-low.ts
  *   Q4_1, Q5_0, Q5_1, IQ4_NL (Q8_0 / Q8_1 activations): nibble-blocks.ts
- *   F16:          sum_j  W_j * f16(x_j)          F32: sum_j W_j x_j
+ *   F16:          sum_j  W_j * f16(x_j), summed in llama.cpp's order (dotF16)
+ *   F32:          sum_j  W_j x_j
  */
 import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
@@ -146,6 +147,46 @@ export function dotQ6_K(w: Uint8Array, o: number, x: Q8Row): number {
 }
 
 /**
+ * The summation order of llama.cpp's F16 matrix product on x86 with AVX-512 (libggml-cpu's
+ * zen4 / icelake builds, which node-llama-cpp loads on this project's reference machines).
+ * Every product of two halves is exact in f32 (11 x 11 significant bits), so FMA and mul+add
+ * agree and only the order of the additions matters. Two orders, chosen per call:
+ *
+ *   16 lanes (tinyBLAS, llamafile_sgemm): when the call has nTok >= 2 tokens, cols % 16 == 0 and
+ *     the matrix's row count % 4 == 0. Lane i (0..15) sums the products of columns i, i+16,
+ *     i+32, ... in f32, in column order; then _mm512_reduce_add_ps halves the lanes pairwise
+ *     (i + i+8, then i + i+4, i + i+2, i + i+1).
+ *   64 lanes (ggml_vec_dot_f16, four 16-wide accumulators), otherwise: one token (decode), any
+ *     MoE expert product (ggml_mul_mat_id always takes this path; zh-llama runs experts one
+ *     token at a time), and the shapes tinyBLAS declines. Lane i (0..63) sums columns i, i+64,
+ *     ... over the first cols & ~63 columns; the lanes halve pairwise as above (i + i+32 first),
+ *     and the tree's f32 result widens to f64, which adds the leftover columns' products one by
+ *     one in order and rounds to f32 once at the end.
+ *
+ * Checked to the bit against llama.cpp's own mul_mat and mul_mat_id (tools/golden-f16-matmul.py,
+ * fixtures/golden/kernels/matmul-f16.json).
+ */
+export function f16Lanes(nTok: number, cols: number, rows: number): 16 | 64 {
+  return nTok >= 2 && cols % 16 === 0 && rows % 4 === 0 ? 16 : 64;
+}
+
+/** One F16 dot product: halves at w[o..], f16-rounded activations x[0..cols), in `lanes` order. */
+export function dotF16(w: Uint8Array, o: number, x: ArrayLike<number>, cols: number, lanes: 16 | 64): number {
+  const fr = Math.fround;
+  const acc = new Array<number>(lanes).fill(0);
+  const body = cols - (cols % lanes);
+  for (let j = 0; j < body; j += lanes) {
+    for (let i = 0; i < lanes; i++) acc[i] = fr(acc[i] + f16(w, o + 2 * (j + i)) * x[j + i]);
+  }
+  for (let half = lanes >> 1; half >= 1; half >>= 1) {
+    for (let i = 0; i < half; i++) acc[i] = fr(acc[i] + acc[i + half]);
+  }
+  let sum = acc[0]; // f64 from here on: only the 64-lane order has leftover columns
+  for (let j = body; j < cols; j++) sum += f16(w, o + 2 * j) * x[j];
+  return fr(sum);
+}
+
+/**
  * y (nTok x rows) = W (rows x cols, bytes w) times x (nTok x cols), with llama.cpp's rounding
  * of x. This is the specification the WASM kernels are tested against.
  */
@@ -156,6 +197,7 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
     const xt = x.subarray(t * cols, (t + 1) * cols);
     const kind = activationKind(type);
     const xq = kind === "q8_0" ? quantizeQ8_0(xt) : kind === "q8_1" ? quantizeQ8_1(xt) : kind === "q8_K" ? quantizeQ8_K(xt) : undefined;
+    const xh = kind === "f16" ? xt.map(roundF16) : undefined;
     for (let r = 0; r < rows; r++) {
       const o = r * rb;
       let v = 0;
@@ -173,7 +215,7 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
         case GGMLType.Q5_1: v = dotQ5_1(w, o, xq as Q8_1Row); break;
         case GGMLType.IQ4_NL: v = dotIQ4_NL(w, o, xq!); break;
         case GGMLType.F16:
-          for (let j = 0; j < cols; j++) v += f16(w, o + 2 * j) * roundF16(xt[j]);
+          v = dotF16(w, o, xh!, cols, f16Lanes(nTok, cols, rows));
           break;
         case GGMLType.F32: {
           const dv = new DataView(w.buffer, w.byteOffset + o, 4 * cols);

@@ -1,5 +1,7 @@
 /**
- * zh-llama's public library API. The CLI (src/cli) is a thin shell over what is exported here.
+ * Everything the library has, flat: `import ... from "zh-llama/internals"`. The project's own
+ * tools and advanced users reach kernels, program encoders, test generators and format helpers
+ * here; most code wants the curated entry, `zh-llama` (src/index.ts).
  */
 export * from "./errors.js";
 export * from "./formats/ggml-types.js";

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // GFLOP/s of the F32 matmul kernel on training-shaped products (npm run build first).
 import { KernelMemory, createKernels } from "../dist/kernels/index.js";
-import { GGMLType } from "../dist/index.js";
+import { GGMLType } from "../dist/internals.js";
 const mem = KernelMemory.create({ initialBytes: 64 << 20 });
 const k = await createKernels(mem, "wasm");
 for (const [rows, cols, nTok] of [[32000, 128, 64], [512, 192, 256], [192, 512, 256]]) {

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const zh = await import(join(root, "dist/index.js"));
+const zh = await import(join(root, "dist/internals.js"));
 const { values: args } = parseArgs({
   options: {
     r: { type: "string", short: "r", default: "3" },

@@ -19,7 +19,7 @@ const { values, positionals } = parseArgs({ allowPositionals: true, options: { o
 const configs = positionals.length > 0 ? positionals : ["7b:q4_0", "7b:q4_k_m", "7b:q8_0", "13b:q4_0"];
 const PROMPT = Number(values.prompt ?? 100);
 const TOKENS = Number(values.tokens ?? 16);
-const zh = await import(pathToFileURL(join(root, "dist/index.js")).href);
+const zh = await import(pathToFileURL(join(root, "dist/internals.js")).href);
 const dir = mkdtempSync(join(tmpdir(), "zh-big-report-"));
 const node = (args) => JSON.parse(execFileSync(process.execPath, [tool, ...args], { encoding: "utf8", maxBuffer: 1 << 24 }).trim().split("\n").pop());
 const GB = 1e9;

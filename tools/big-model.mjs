@@ -20,7 +20,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const zh = await import(pathToFileURL(join(root, "dist/index.js")).href);
+const zh = await import(pathToFileURL(join(root, "dist/internals.js")).href);
 const { GGMLType, GGML_TYPES, layoutGguf, syntheticVocab, LlamaModel, describePlan } = zh;
 
 export const SHAPES = {

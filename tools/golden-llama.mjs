@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const { syntheticModel, encodeGguf, GGMLType } = await import(join(root, "dist/index.js"));
+const { syntheticModel, encodeGguf, GGMLType } = await import(join(root, "dist/internals.js"));
 const require = createRequire(join(root, "tools/.llama-cpp/package.json"));
 const { getLlama } = await import(require.resolve("node-llama-cpp"));
 const nlcVersion = JSON.parse(readFileSync(join(root, "tools/.llama-cpp/node_modules/node-llama-cpp/package.json"), "utf8")).version;

@@ -23,7 +23,7 @@ const { values } = parseArgs({
     json: { type: "boolean" },
   },
 });
-const zh = await import("../dist/index.js");
+const zh = await import("../dist/internals.js");
 const modelPath = values.model ?? fileURLToPath(new URL("../fixtures/models/tiny-random-q8_0.gguf", import.meta.url));
 const source = values.synthetic
   ? await zh.encodeGguf(zh.syntheticModel({ name: "synthetic-d512-l8", dim: 512, layers: 8, heads: 8, ffn: 1376, vocab: 8000, ctx: 512, type: zh.GGMLType.Q8_0 }))

@@ -2,7 +2,7 @@
 // A 7B-shaped Q8_0 GGUF header (55296-token vocabulary) with its data left as a sparse hole:
 // what `inspect` peak memory is measured on.  node tools/make-big-gguf.mjs /tmp/big7b.gguf
 // then: /usr/bin/time -v node bin/zh-llama.js inspect /tmp/big7b.gguf
-import { layoutGguf, GGMLType } from "../dist/index.js";
+import { layoutGguf, GGMLType } from "../dist/internals.js";
 import { open } from "node:fs/promises";
 const dim = 4096, ff = 11008, layers = 32, vocab = 55296;
 const tensors = [{ name: "token_embd.weight", type: GGMLType.Q8_0, shape: [dim, vocab] }];

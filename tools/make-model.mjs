@@ -38,7 +38,7 @@ const release = argValue("--release") ?? (quick ? join(work, "release") : join(r
 const until = argValue("--until");
 mkdirSync(work, { recursive: true });
 mkdirSync(release, { recursive: true });
-const zh = await import(join(root, "dist/index.js"));
+const zh = await import(join(root, "dist/internals.js"));
 
 // Sizes: a few million parameters outside the embeddings; steps sized for ~45 minutes on 2 cores.
 const S = quick

@@ -222,7 +222,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
     process.exit(2);
   }
   const threads = arg("-t", 1), runs = arg("-r", 3), promptTokens = arg("-p", 128), genTokens = arg("-n", 64);
-  const zh = await import(pathToFileURL(join(root, "dist/index.js")).href);
+  const zh = await import(pathToFileURL(join(root, "dist/internals.js")).href);
   const prompt = benchPromptText(llamaVocabulary(zh).tokenizer, promptTokens);
   const wl = await startWllama(dirname(resolve(model)), (l) => console.error(l));
   try {

@@ -112,6 +112,7 @@ async function getWorker(): Promise<WorkerLike | undefined> {
 /**
  * The text `source` renders to with `context`, on the worker thread (in-process where there
  * is none). Rejects with ChatTemplateError naming `origin` and the limit passed.
+ * @internal (takes @huggingface/jinja's Template; see renderBounded in jinja.ts)
  */
 export async function renderJinjaOffThread(template: Template, source: string, context: Record<string, unknown>, limits: Partial<JinjaLimits> = {}, origin?: string): Promise<string> {
   const w = await getWorker();

@@ -149,7 +149,11 @@ export function jinjaContext(messages: readonly ChatMessage[], tokenizer: Senten
   };
 }
 
-/** Renders a parsed template with `context` within `limits`; ChatTemplateError on any failure. */
+/**
+ * Renders a parsed template with `context` within `limits`; ChatTemplateError on any failure.
+ * @internal (its parameter is @huggingface/jinja's Template, whose typings do not compile
+ * under NodeNext: kept out of the published declarations)
+ */
 export function renderBounded(template: Template, source: string, context: Record<string, unknown>, limits: Partial<JinjaLimits> = {}, origin?: string): string {
   installHooks();
   const l: JinjaLimits = { ...JINJA_LIMITS, ...limits };
@@ -170,7 +174,10 @@ export function renderBounded(template: Template, source: string, context: Recor
   }
 }
 
-/** The prompt text a Jinja chat template gives for `messages`. */
+/**
+ * The prompt text a Jinja chat template gives for `messages`.
+ * @internal (takes @huggingface/jinja's Template; see renderBounded)
+ */
 export function renderJinja(template: Template, source: string, messages: readonly ChatMessage[], tokenizer: SentencePieceTokenizer, limits: Partial<JinjaLimits> = {}, origin?: string): string {
   return renderBounded(template, source, jinjaContext(messages, tokenizer), limits, origin);
 }

@@ -3,7 +3,7 @@
  * serve), mapped onto LoadOptions. Metadata gives the defaults; flags override.
  */
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { bundledModelPath } from "../bundled.js";
 import { UsageError } from "../errors.js";
 import { formatPlanBytes, KV_CACHE_TYPES, LlamaModel, type Backend, type KvCacheType, type LoadOptions, type RopeOverrides } from "../model/index.js";
 import type { GgufFile, ByteInput } from "../formats/gguf/index.js";
@@ -46,7 +46,7 @@ export const MODEL_OPTIONS_USAGE = `model options:
 type Values = { [K in keyof typeof MODEL_OPTIONS]?: string };
 
 /** The model shipped in the package (made by `npm run make-model`), used when -m is not given. */
-export const BUNDLED_MODEL = fileURLToPath(new URL("../../fixtures/models/chinese-alpaca-tiny-q4_0.gguf", import.meta.url));
+export const BUNDLED_MODEL = bundledModelPath();
 
 export function modelPath(values: Values): string {
   if (values.model) return values.model;

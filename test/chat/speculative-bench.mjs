@@ -7,7 +7,7 @@
 // and with each draft (median of interleaved rounds), the acceptance rate, and checks the
 // outputs are identical. --k N fixes the draft length (default: the adaptive rule).
 import { parseArgs } from "node:util";
-import { GGMLType, LlamaModel, encodeGguf, generateSpeculative, generateText, syntheticModel, tokenizerFromGgufMetadata } from "../../dist/index.js";
+import { GGMLType, LlamaModel, encodeGguf, generateSpeculative, generateText, syntheticModel, tokenizerFromGgufMetadata } from "../../dist/internals.js";
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as zh from "../../src/index.js";
+import * as zh from "../../src/internals.js";
 import * as wl from "../../tools/wllama-peer.mjs";
 
 interface PeerRun { promptTokens: number; promptMs: number; genTokens: number; decodeMs: number; wallMs: number }

@@ -24,4 +24,5 @@ export * as runtime from "./runtime/index.js";
 export * as train from "./train/index.js";
 export * from "./grammar/index.js";
 export * from "./server/index.js";
+export * from "./hub/index.js";
 export { embed } from "./model/embed.js";

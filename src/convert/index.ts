@@ -14,7 +14,7 @@ export * from "./to-gguf.js";
 export * from "./from-gguf.js";
 export * from "./write-hf.js";
 export * from "./output-dir.js";
-export { quantizeGguf, chooseTensorType, type QuantizeOptions, type QuantizeReport } from "./quantize.js";
+export { quantizeGguf, chooseTensorType, chooseMixType, planQuantization, QUANT_MIXES, type QuantMix, type QuantFallback, type QuantizeOptions, type QuantizeReport } from "./quantize.js";
 
 /** Opens a model given as an HF directory or a GGUF file. */
 export async function openModel(path: string, options: FromGgufOptions = {}): Promise<ModelSource & { warnings?: string[] }> {

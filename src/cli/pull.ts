@@ -63,7 +63,7 @@ export async function resolveHfArguments(command: string, args: string[], io: Cl
     } else if (MODEL_FLAGS.has(a) && i + 1 < out.length) {
       out[i + 1] = await resolveHfArgument(io, out[i + 1]!);
       i++;
-    } else if (a.startsWith("hf://") && POSITIONAL_MODEL_COMMANDS.has(command) && (i === 0 || !out[i - 1]!.startsWith("-") || out[i - 1]!.includes("="))) {
+    } else if (a.startsWith("hf://") && POSITIONAL_MODEL_COMMANDS.has(command)) {
       out[i] = await resolveHfArgument(io, a);
     }
   }

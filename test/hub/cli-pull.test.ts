@@ -19,9 +19,13 @@ const saved: Record<string, string | undefined> = {};
 const VARS = ["HF_ENDPOINT", "HF_HOME", "HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"];
 
 async function cli(...argv: string[]) {
+  return cliTty(false, ...argv);
+}
+
+async function cliTty(isTty: boolean, ...argv: string[]) {
   let stdout = "";
   let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
+  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty };
   const status = await main(argv, io);
   return { status, stdout, stderr };
 }
@@ -63,6 +67,14 @@ describe("zh-llama pull", () => {
     expect(hub.requests("cdn")).toHaveLength(0);
   });
 
+  it("draws a progress bar in place on a terminal", async () => {
+    hub.repos.get(REPO)!.files["other.gguf"] = { data: new Uint8Array(200_000).fill(7) };
+    const r = await cliTty(true, "pull", REPO, "other.gguf");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/\rhfl\/chinese-alpaca-2-7b-gguf\/other\.gguf \[#+-*\] +\d+% /);
+    expect(r.stderr).toMatch(/\[#{30}\] 100% 196 KiB of 196 KiB/);
+  });
+
   it("errors are one line: 404 and 401 name the file; 401 suggests HF_TOKEN", async () => {
     const missing = await cli("pull", REPO, "nope.gguf");
     expect(missing.status).toBe(1);
@@ -79,7 +91,7 @@ describe("zh-llama pull", () => {
     const inspect = await cli("inspect", "-m", `hf://${REPO}/ggml-model-f32.gguf`);
     expect(inspect.status).toBe(0);
     expect(inspect.stdout).toContain(join("snapshots", COMMIT, "ggml-model-f32.gguf"));
-    const positional = await cli("inspect", `hf://${REPO}@main/ggml-model-f32.gguf`, "--json");
+    const positional = await cli("inspect", "--json", `hf://${REPO}@main/ggml-model-f32.gguf`);
     expect(positional.status).toBe(0);
     expect(JSON.parse(positional.stdout).version).toBe(3);
     const run = await cli("run", `--model=hf://${REPO}/ggml-model-f32.gguf`, "--prompt-ids", "1,2,3", "-n", "2", "--temp", "0", "-t", "1", "--json");

@@ -1,7 +1,7 @@
 /**
  * Downloads files from the Hugging Face Hub as huggingface_hub's `hf_hub_download` does:
  *
- * 1. `HEAD {endpoint}/{repo}/resolve/{revision}/{file}` (same-origin redirects followed, so a
+ * 1. `HEAD {endpoint}/{repo}/resolve/{revision}/{file}` (relative redirects followed, so a
  *    renamed repository still resolves) gives the commit (`X-Repo-Commit`), the blob's etag
  *    (`X-Linked-Etag` for LFS files, which is their sha256, else `ETag`) and its size
  *    (`X-Linked-Size`, else `Content-Length`).
@@ -162,9 +162,9 @@ class Client {
   }
 
   /**
-   * One request with redirects handled here: `followCrossOrigin` false (HEAD) stops at a
-   * redirect to another origin and returns it (its headers carry the metadata); true (GET)
-   * follows it without the token. `controller` aborts the request; the caller arms timeouts.
+   * One request with redirects handled here: `followCrossOrigin` false (HEAD) stops at an
+   * absolute redirect and returns it (its headers carry the metadata); true (GET) follows every
+   * redirect, sending the token to the endpoint's origin only. `controller` aborts the request; the caller arms timeouts.
    */
   async request(method: "HEAD" | "GET", url: string, extra: Record<string, string>, followCrossOrigin: boolean, signal: AbortSignal): Promise<{ response: Response; url: string }> {
     let current = url;
@@ -173,7 +173,10 @@ class Client {
       const location = response.headers.get("location");
       if (response.status >= 300 && response.status < 400 && location) {
         const next = new URL(location, current).toString();
-        if (!followCrossOrigin && new URL(next).origin !== new URL(current).origin) return { response, url: current };
+        // HEAD follows relative redirects only (a renamed repository), as huggingface_hub does:
+        // an absolute one (the CDN, or a mirror's own storage) carries the metadata itself.
+        const relativeLocation = !/^[a-z][a-z0-9+.-]*:/i.test(location) && !location.startsWith("//");
+        if (!followCrossOrigin && !relativeLocation) return { response, url: current };
         await response.body?.cancel().catch(() => undefined);
         current = next;
         continue;

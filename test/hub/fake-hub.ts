@@ -43,6 +43,8 @@ export class FakeHub {
   readonly corrupt = new Map<string, Uint8Array>();
   /** Ignore Range headers (answer 200 with everything). */
   ignoreRange = false;
+  /** Old repository id -> new one: answered with a relative 307, as the hub does for a renamed repository. */
+  readonly renamed = new Map<string, string>();
   private hub!: Server;
   private cdn!: Server;
   hubUrl = "";
@@ -80,6 +82,11 @@ export class FakeHub {
       res.end(message);
     };
     if (!m) return fail(404, "", "no such route");
+    const moved = this.renamed.get(`${m[1]}/${m[2]}`);
+    if (moved) {
+      res.writeHead(307, { location: `/${moved}/resolve/${m[3]}/${m[4]}` });
+      return res.end();
+    }
     const repo = this.repos.get(`${m[1]}/${m[2]}`);
     const auth = req.headers.authorization;
     if (!repo || (repo.token !== undefined && auth !== `Bearer ${repo.token}`)) {

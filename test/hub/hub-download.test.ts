@@ -62,6 +62,7 @@ beforeEach(async () => {
   hub.dropAfter = [];
   hub.corrupt.clear();
   hub.ignoreRange = false;
+  hub.renamed.clear();
   hub.repos.set(REPO, { commit: COMMIT, files: { "ggml-model-q4_0.gguf": { data: big }, "README.md": { data: small, lfs: false } } });
 });
 
@@ -111,6 +112,14 @@ describe("hubDownload", () => {
     await writeFile(join(home, "token"), "hf_env\n");
     const again = await hubDownload(REPO, "ggml-model-q4_0.gguf", { env: { HF_ENDPOINT: hub.hubUrl, HF_HOME: home }, retryDelayMs: 5 });
     expect(again.downloaded).toBe(big.byteLength);
+  });
+
+  it("follows the hub's relative redirect for a renamed repository; the cache keeps the name asked for", async () => {
+    hub.renamed.set("ymcui/chinese-alpaca-2-7b-gguf", REPO);
+    const r = await hubDownload("ymcui/chinese-alpaca-2-7b-gguf", "ggml-model-q4_0.gguf", opts());
+    expect(r.path).toBe(join(cache, "models--ymcui--chinese-alpaca-2-7b-gguf", "snapshots", COMMIT, "ggml-model-q4_0.gguf"));
+    expect(sha256(await readFile(r.path))).toBe(sha256(big));
+    expect(hub.requests("hub", "HEAD").map((q) => q.path)).toEqual([`/ymcui/chinese-alpaca-2-7b-gguf/resolve/main/ggml-model-q4_0.gguf`, `/${REPO}/resolve/main/ggml-model-q4_0.gguf`]);
   });
 
   it("a non-LFS file is served directly and stored under its git ETag", async () => {

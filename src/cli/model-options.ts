@@ -31,17 +31,20 @@ export const MODEL_OPTIONS_USAGE = `model options:
   --backend wasm|reference|webgpu  kernels: WebAssembly SIMD (default), the plain TypeScript
                           reference, or WGSL on WebGPU (where navigator.gpu exists: Deno, browsers)
   -t, --threads N         worker threads (default: all cores)
-  -c, --ctx N             context length in tokens (default: the model's training context)
+  -c, --ctx N             context length in tokens (default: the model's training context);
+                          llama.cpp's --ctx-size is the same flag
   --kv-type f16|f32|q8_0  KV cache type (default f16, as llama.cpp); q8_0 takes 34 bytes per
                           32 values (head size a multiple of 32)
-  -b, --batch N           prompt tokens per forward pass (default 64)
+  -b, --batch N           prompt tokens per forward pass (default 64; also --batch-size)
   --rope-scaling none|linear|yarn   override the model's RoPE scaling
   --rope-scale F          linear / YaRN factor
   --rope-freq-base F      RoPE base frequency (rope_theta)
   --yarn-orig-ctx N       YaRN original context
   --ntk-alpha F|auto      NTK-aware scaling (Chinese-LLaMA-Alpaca): base' = base * alpha^(d/(d-2));
                           auto grows alpha with the sequence once it passes the trained context
-  --ntk-formula v2|v1     auto alpha: v2 L/(n_ctx_train/2) - 1 (default), v1 (L/1024 - 1) * 1.1`;
+  --ntk-formula v2|v1     auto alpha: v2 L/(n_ctx_train/2) - 1 (default), v1 (L/1024 - 1) * 1.1
+  llama.cpp flags with no meaning here (-ngl/--n-gpu-layers, --mlock, --no-mmap, -fa, -tb)
+  are ignored with a one-line note; --verbose prints a stack trace with an error`;
 
 type Values = { [K in keyof typeof MODEL_OPTIONS]?: string };
 

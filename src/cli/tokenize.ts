@@ -6,13 +6,14 @@ import { decodeUtf8Strict } from "../tokenizer/utf8.js";
 import { parseCommandArgs, type Command } from "./command.js";
 
 export const tokenizeCommand: Command = {
-  usage: `usage: zh-llama tokenize --model MODEL TEXT [--json] [--no-bos] [--eos] [--parse-special]
-       zh-llama tokenize --model MODEL --jsonl IN.jsonl [--no-bos] [--eos] [--parse-special]
+  usage: `usage: zh-llama tokenize -m MODEL TEXT [--json] [--no-bos] [--eos] [--parse-special]
+       zh-llama tokenize -m MODEL --jsonl IN.jsonl [--no-bos] [--eos] [--parse-special]
 
 Tokenizes text exactly as SentencePiece does. MODEL is a GGUF model or a SentencePiece
 tokenizer.model. BOS is added as the model declares (GGUF tokenizer.ggml.add_bos_token;
 always for a tokenizer.model that has <s>).
 
+  -m, --model MODEL a GGUF model or a tokenizer.model
   --json            print {"ids":[...],"pieces":[...]} instead of comma-separated ids
   --jsonl FILE      one JSON object {"text": ...} per line (FILE "-" reads stdin);
                     prints one {"ids":[...]} line for each
@@ -34,7 +35,7 @@ always for a tokenizer.model that has <s>).
         "parse-special": { type: "boolean" },
       },
     });
-    if (!values.model) throw new UsageError("--model is required");
+    if (!values.model) throw new UsageError("-m MODEL is required (a GGUF model or a tokenizer.model)");
     if (values.jsonl !== undefined && positionals.length > 0) throw new UsageError("give either TEXT or --jsonl, not both");
     if (values.jsonl === undefined && positionals.length !== 1) throw new UsageError("expected exactly one TEXT argument (quote it), or --jsonl FILE");
     if (values.jsonl !== undefined && values.json) throw new UsageError("--json applies to a single TEXT; --jsonl output is already JSON");

@@ -167,7 +167,7 @@ export function expectedFailure(error: unknown): string | undefined {
     .replace(/, \w+( '.*')?$/, "")
     .replace(/ [\d.:a-f[\]]+:\d+$/i, "");
   if (e!.syscall === "listen" || code === "EADDRINUSE" || code === "EADDRNOTAVAIL") {
-    const where = `${typeof e!.address === "string" ? e!.address : "?"}:${typeof e!.port === "number" ? e!.port : "?"}`;
+    const where = typeof e!.address === "string" && typeof e!.port === "number" ? `${e!.address.includes(":") ? `[${e!.address}]` : e!.address}:${e!.port}` : "the address";
     if (code === "EADDRINUSE") return `cannot listen on ${where}: the port is already in use (EADDRINUSE); choose another with --port N (0 picks a free one)`;
     if (code === "EACCES") return `cannot listen on ${where}: permission denied (EACCES); ports below 1024 need privileges, choose another with --port N`;
     return `cannot listen on ${where}: ${reason} (${code})`;

@@ -70,7 +70,20 @@ ${MODEL_OPTIONS_USAGE}`,
       corsOrigins: values["cors-origin"],
       allowedHosts: allowedHostsFor(host, values["allowed-host"]),
     });
-    const handle = await serve(app.fetch, { hostname: host, port });
+    let handle: Awaited<ReturnType<typeof serve>>;
+    try {
+      handle = await serve(app.fetch, { hostname: host, port });
+    } catch (error) {
+      await model.dispose();
+      // Deno and Bun name the code (EADDRINUSE) but not the address: add it for the one-line error.
+      if (error !== null && typeof error === "object" && typeof (error as { code?: unknown }).code === "string") {
+        const e = error as { address?: unknown; port?: unknown; syscall?: unknown };
+        e.address ??= host;
+        e.port ??= port;
+        e.syscall ??= "listen";
+      }
+      throw error;
+    }
     io.stderr(`zh-llama serve: ${app.modelName} (template ${template.name}, ${parallel} parallel, ctx ${model.session.nCtx}) listening on http://${host.includes(":") ? `[${host}]` : host}:${handle.port} (${handle.runtime})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

@@ -26,6 +26,9 @@
  * Prompt processing walks each Q4_K / Q5_K row against tokens in fours (dot1x4K45): 16 code bytes are
  * decoded once, multiplied by their sub-block scales in i16, and used for four tokens; the
  * integer sums and each token's float steps are the one-token path's, so the bits are too.
+ * Q6_K rows likewise (dot1x4Q6K): 16 codes decoded once, then per token either the codes widened
+ * and scaled in i16 (plain SIMD) or an i8 dot product followed by an i16 one with the scale
+ * (relaxed); the -32 offset is sum_s sc_s bsum_s per token, as in dotRowQ6K.
  */
 import { halfToFloat, hsumI32, dotI8U7 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
@@ -333,13 +336,157 @@ export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i
   matmulK45(w, q, y, n, r0, r1, nTok, ldy, 176, true);
 }
 
+
+/**
+ * One Q6_K row (at w) against four tokens (Q8_K activations at q + t qs; outputs at yp + t ys),
+ * for prompt processing: each 16 codes decoded once for the four tokens, scaled by their
+ * sub-block scale in integers, one accumulator per token; the integer sums and each token's
+ * float steps are dotRowQ6K's, so the outputs have its bits.
+ */
+// @ts-ignore: decorator
+@inline
+function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  const nb = n >> 8;
+  const dxs = q + <usize>n;
+  const bs = dxs + (<usize>nb << 2);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  const low = i8x16.splat(0x0f);
+  const three = i8x16.splat(3);
+  let total = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 210;
+    const sc = v128.load(wb, 192);
+    const sc0 = i16x8.extend_low_i8x16_s(sc);
+    const sc1 = i16x8.extend_high_i8x16_s(sc);
+    const s0 = i32x4.extend_low_i16x8_s(sc0), s1 = i32x4.extend_high_i16x8_s(sc0);
+    const s2 = i32x4.extend_low_i16x8_s(sc1), s3 = i32x4.extend_high_i16x8_s(sc1);
+    // sum_s sc_s * bsum_s per token, for the -32 offset of the codes
+    const bsb = bs + (<usize>b << 6);
+    const offs = transposeSum(
+      offsQ6K(bsb, s0, s1, s2, s3),
+      offsQ6K(bsb + qs, s0, s1, s2, s3),
+      offsQ6K(bsb + qs2, s0, s1, s2, s3),
+      offsQ6K(bsb + qs3, s0, s1, s2, s3),
+    );
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    const qb = q + (<usize>b << 8);
+    for (let g = 0; g < 4; g++) {
+      // g = 2h + l: half h, 16-byte column l
+      const h = g >> 1;
+      const l = g & 1;
+      const ql = wb + (<usize>h << 6) + (<usize>l << 4);
+      const a = v128.load(ql);
+      const c = v128.load(ql, 32);
+      const hb = v128.load(wb + 128 + (<usize>h << 5) + (<usize>l << 4));
+      const xo = qb + (<usize>h << 7) + (<usize>l << 4);
+      const sp = wb + 192 + (<usize>h << 3) + <usize>l; // scale of sub-block 8h + 2k + l at sp + 2k
+      {
+        const qc = codeQ6K(a, c, hb, 0, low, three);
+        const scv = i16x8.splat(load<i8>(sp, 0));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 0;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 1, low, three);
+        const scv = i16x8.splat(load<i8>(sp, 2));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 32;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 2, low, three);
+        const scv = i16x8.splat(load<i8>(sp, 4));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 64;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 3, low, three);
+        const scv = i16x8.splat(load<i8>(sp, 6));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 96;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+    }
+    const isum = i32x4.sub(transposeSum(a0, a1, a2, a3), i32x4.shl(offs, 5));
+    const dp = dxs + (<usize>b << 2);
+    let dx = v128.load32_lane(dp, i32x4.splat(0), 0);
+    dx = v128.load32_lane(dp + qs, dx, 1);
+    dx = v128.load32_lane(dp + qs2, dx, 2);
+    dx = v128.load32_lane(dp + qs3, dx, 3);
+    total = f32x4.add(total, f32x4.mul(f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 208)))), f32x4.convert_i32x4_s(isum)));
+  }
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
+}
+
+/** Codes k (0..3) of a Q6_K 16-byte column: ql bytes a (low nibbles of k = 0, 2), c (k = 1, 3), qh bytes hb. */
+// @ts-ignore: decorator
+@inline
+function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, three: v128): v128 {
+  if (k == 0) return v128.or(v128.and(a, low), i8x16.shl(v128.and(hb, three), 4));
+  if (k == 1) return v128.or(v128.and(c, low), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), three), 4));
+  if (k == 2) return v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), three), 4));
+  return v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4));
+}
+
+/**
+ * One token's sc * (codes . x) for 16 Q6_K codes and its 16 i8 activations at x, as four lanes.
+ * Plain SIMD: lo, hi are the codes widened and scaled (|sc q| <= 128 * 63), two i16 dot products
+ * with the widened activations. Relaxed: one i8 dot product of codes qc (pairs, |.| <= 2*63*128)
+ * and one i16 dot product with the scale scv, which multiplies and widens.
+ */
+// @ts-ignore: decorator
+@inline
+function tokQ6K(qc: v128, lo: v128, hi: v128, scv: v128, x: usize): v128 {
+  const v = v128.load(x);
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, qc), scv);
+  return i32x4.add(i32x4.dot_i16x8_s(lo, i16x8.extend_low_i8x16_s(v)), i32x4.dot_i16x8_s(hi, i16x8.extend_high_i8x16_s(v)));
+}
+
+/** sum_s sc_s * bsum_s of one token's 16 Q8_K sums at p, as four lanes (scales as i32 in s0..s3). */
+// @ts-ignore: decorator
+@inline
+function offsQ6K(p: usize, s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  let o = i32x4.mul(v128.load(p), s0);
+  o = i32x4.add(o, i32x4.mul(v128.load(p, 16), s1));
+  o = i32x4.add(o, i32x4.mul(v128.load(p, 32), s2));
+  return i32x4.add(o, i32x4.mul(v128.load(p, 48), s3));
+}
+
 export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 210;
   const qStride = <usize>act_q8_K_bytes(n);
+  const yStride = <usize>ldy << 2;
+  const quads = nTok & ~3;
   for (let r = r0; r < r1; r++) {
-    for (let t = 0; t < nTok; t++) {
-      const yp = y + ((<usize>t * <usize>ldy + <usize>r) << 2);
-      store<f32>(yp, dotRowQ6K(w + <usize>r * rowBytes, q + <usize>t * qStride, n, yp));
+    const wr = w + <usize>r * rowBytes;
+    const yr = y + (<usize>r << 2);
+    let t = 0;
+    for (; t < quads; t += 4) dot1x4Q6K(wr, q + <usize>t * qStride, qStride, n, yr + <usize>t * yStride, yStride);
+    for (; t < nTok; t++) {
+      const yp = yr + <usize>t * yStride;
+      store<f32>(yp, dotRowQ6K(wr, q + <usize>t * qStride, n, yp));
     }
   }
 }

@@ -418,6 +418,64 @@ function dot1x4Groups(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usiz
 }
 
 /**
+ * One row (at w) against eight tokens (relaxed build): dot1x4Groups with each group's nibbles
+ * decoded once for eight tokens. Outputs at yp + t ys; same bits as dotRow.
+ */
+// @ts-ignore: decorator
+@inline
+export function dot1x8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool = false): void {
+  const nb = n >> 5;
+  const magic = f32x4.splat(HALF_TO_SINGLE);
+  const mask = i32x4.splat(SCALES4_MASK);
+  const m = i8x16.splat(15);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qg = q;
+  let dxp = q + <usize>n;
+  let sxp = dxp + (<usize>nb << 2);
+  for (; b + 3 < nb; b += 4, wb += 72, qg += 128, dxp += 16, sxp += 16) {
+    const v0 = v128.load(wb, 2);
+    const v1 = v128.load(wb, 20);
+    const v2 = v128.load(wb, 38);
+    const v3 = v128.load(wb, 56);
+    const u0 = column(v0, v1, v2, v3, 0);
+    const u1 = column(v0, v1, v2, v3, 1);
+    const u2 = column(v0, v1, v2, v3, 2);
+    const u3 = column(v0, v1, v2, v3, 3);
+    const l0 = groupNibbles(m, 0, u0), h0 = groupNibbles(m, 1, u0);
+    const l1 = groupNibbles(m, 0, u1), h1 = groupNibbles(m, 1, u1);
+    const l2 = groupNibbles(m, 0, u2), h2 = groupNibbles(m, 1, u2);
+    const l3 = groupNibbles(m, 0, u3), h3 = groupNibbles(m, 1, u3);
+    const dw = blockScales4(wb, magic, mask);
+    a0 = addGroup(a0, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg, add), dw, v128.load(dxp), v128.load(sxp));
+    v128.store32_lane(yp, a0, 0);
+    a1 = addGroup(a1, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + qs, add), dw, v128.load(dxp + qs), v128.load(sxp + qs));
+    v128.store32_lane(yp, a1, 0);
+    a2 = addGroup(a2, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 2 * qs, add), dw, v128.load(dxp + 2 * qs), v128.load(sxp + 2 * qs));
+    v128.store32_lane(yp, a2, 0);
+    a3 = addGroup(a3, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 3 * qs, add), dw, v128.load(dxp + 3 * qs), v128.load(sxp + 3 * qs));
+    v128.store32_lane(yp, a3, 0);
+    a4 = addGroup(a4, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 4 * qs, add), dw, v128.load(dxp + 4 * qs), v128.load(sxp + 4 * qs));
+    v128.store32_lane(yp, a4, 0);
+    a5 = addGroup(a5, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 5 * qs, add), dw, v128.load(dxp + 5 * qs), v128.load(sxp + 5 * qs));
+    v128.store32_lane(yp, a5, 0);
+    a6 = addGroup(a6, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 6 * qs, add), dw, v128.load(dxp + 6 * qs), v128.load(sxp + 6 * qs));
+    v128.store32_lane(yp, a6, 0);
+    a7 = addGroup(a7, groupDot(l0, h0, l1, h1, l2, h2, l3, h3, qg + 7 * qs, add), dw, v128.load(dxp + 7 * qs), v128.load(sxp + 7 * qs));
+  }
+  store<f32>(yp, finish(a0, w, q, n, b, m, add));
+  store<f32>(yp + ys, finish(a1, w, q + qs, n, b, m, add));
+  store<f32>(yp + 2 * ys, finish(a2, w, q + 2 * qs, n, b, m, add));
+  store<f32>(yp + 3 * ys, finish(a3, w, q + 3 * qs, n, b, m, add));
+  store<f32>(yp + 4 * ys, finish(a4, w, q + 4 * qs, n, b, m, add));
+  store<f32>(yp + 5 * ys, finish(a5, w, q + 5 * qs, n, b, m, add));
+  store<f32>(yp + 6 * ys, finish(a6, w, q + 6 * qs, n, b, m, add));
+  store<f32>(yp + 7 * ys, finish(a7, w, q + 7 * qs, n, b, m, add));
+}
+
+/**
  * Quantize rows [r0, r1) of x (rows of n f32) to the activations Q4_0 weights read: in the plain
  * build Q8_0 codes widened to i16 in "Q4_0 order" (quantize.ts); in the relaxed build i8 codes
  * with each full group of four blocks transposed (see above), d and sums as quantize_q8_0.

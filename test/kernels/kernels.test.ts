@@ -101,11 +101,11 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     it(`matmul ${GGMLType[type]}: every tile and tail sums in the kernel order, to the bit`, () => {
       const r = rng(type + 101);
       // Blocks per row 1, 3, 4, 5, 9 (groups of four and left-over blocks); row and token
-      // counts around the tiles (four tokens for one row, four rows for one token) with their
-      // tails; the rows cut into slices at odd places, as threads cut them.
+      // counts around the tiles (four tokens for one row; eight for a Q4_0 row in the relaxed
+      // build) with their tails; the rows cut into slices at odd places, as threads cut them.
       const shapes: Array<[rows: number, cols: number]> = [[1, 32], [5, 96], [7, 128], [9, 160], [13, 288]];
       for (const [rows, cols] of shapes) {
-        for (const nTok of [1, 2, 3, 4, 5, 7, 8, 9]) {
+        for (const nTok of [1, 2, 3, 4, 5, 7, 8, 9, 13, 16]) {
           withMark(() => {
             const wBytes = randomWeights(type, rows, cols, r);
             const xs = randomF32(r, nTok * cols, 3);

@@ -256,29 +256,158 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
     const hq0 = hasHigh ? v128.load(wb, 16) : i32x4.splat(0);
     const hq1 = hasHigh ? v128.load(wb, 32) : i32x4.splat(0);
     let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-    let x = q + (<usize>b << 9);
-    for (let c = 0; c < 4; c++, x += 128) {
-      // lanes 2c and 2c+1 of sc, each in all eight lanes
-      const scA = i8x16.swizzle(sc, i16x8.splat(<i16>(0x0100 + 0x0404 * c)));
-      const scB = i8x16.swizzle(sc, i16x8.splat(<i16>(0x0302 + 0x0404 * c)));
-      for (let h = 0; h < 2; h++) {
-        const v = v128.load(qsb + (<usize>c << 5) + (<usize>h << 4));
-        const hq = h ? hq1 : hq0;
-        const hq4 = i16x8.shl(hq, 4);
-        const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 0), scA);
-        const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 1), scA);
-        const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 2), scB);
-        const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, c, 3), scB);
-        const xh = x + (<usize>h << 6);
-        a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
-        v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
-        a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
-        v128.store32_lane(yp, a1, 0);
-        a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
-        v128.store32_lane(yp, a2, 0);
-        a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
-        v128.store32_lane(yp, a3, 0);
-      }
+    const x = q + (<usize>b << 9);
+    const scA0 = i16x8.shuffle(sc, sc, 0,0,0,0,0,0,0,0);
+    const scB0 = i16x8.shuffle(sc, sc, 1,1,1,1,1,1,1,1);
+    const scA1 = i16x8.shuffle(sc, sc, 2,2,2,2,2,2,2,2);
+    const scB1 = i16x8.shuffle(sc, sc, 3,3,3,3,3,3,3,3);
+    const scA2 = i16x8.shuffle(sc, sc, 4,4,4,4,4,4,4,4);
+    const scB2 = i16x8.shuffle(sc, sc, 5,5,5,5,5,5,5,5);
+    const scA3 = i16x8.shuffle(sc, sc, 6,6,6,6,6,6,6,6);
+    const scB3 = i16x8.shuffle(sc, sc, 7,7,7,7,7,7,7,7);
+    {
+      const v = v128.load(qsb, 0);
+      const hq = hq0;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 0), scA0);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 1), scA0);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 2), scB0);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 3), scB0);
+      const xh = x + 0;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 16);
+      const hq = hq1;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 0), scA0);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 1), scA0);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 2), scB0);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 0, 3), scB0);
+      const xh = x + 64;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 32);
+      const hq = hq0;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 0), scA1);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 1), scA1);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 2), scB1);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 3), scB1);
+      const xh = x + 128;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 48);
+      const hq = hq1;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 0), scA1);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 1), scA1);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 2), scB1);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 1, 3), scB1);
+      const xh = x + 192;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 64);
+      const hq = hq0;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 0), scA2);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 1), scA2);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 2), scB2);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 3), scB2);
+      const xh = x + 256;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 80);
+      const hq = hq1;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 0), scA2);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 1), scA2);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 2), scB2);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 2, 3), scB2);
+      const xh = x + 320;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 96);
+      const hq = hq0;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 0), scA3);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 1), scA3);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 2), scB3);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 3), scB3);
+      const xh = x + 384;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v = v128.load(qsb, 112);
+      const hq = hq1;
+      const hq4 = i16x8.shl(hq, 4);
+      const c0 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 0), scA3);
+      const c1 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 1), scA3);
+      const c2 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 2), scB3);
+      const c3 = i16x8.mul(codesK45(v, hq, hq4, hasHigh, 3, 3), scB3);
+      const xh = x + 448;
+      a0 = i32x4.add(a0, dot4(c0, c1, c2, c3, xh));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, dot4(c0, c1, c2, c3, xh + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, dot4(c0, c1, c2, c3, xh + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, dot4(c0, c1, c2, c3, xh + qs3));
+      v128.store32_lane(yp, a3, 0);
     }
     const mn = i16x8.extend_high_i8x16_u(sm);
     const mLo = i32x4.extend_low_i16x8_u(mn);

@@ -22,7 +22,7 @@ import { enableRelaxedSimd } from "../kernels/wasm/loader.js";
 import { MATMUL_TYPES, rowBytes, type MatmulType } from "../kernels/reference/matmul.js";
 import { actBytes } from "../kernels/reference/backend.js";
 import { createPool, type Pool } from "../runtime/pool.js";
-import { encodeProgram, type Op } from "../runtime/program.js";
+import { encodeProgram, type Op } from "../kernels/program.js";
 
 const SIZES: Array<[rows: number, cols: number]> = process.env.KERNEL_BENCH_QUICK
   ? [[768, 768], [4096, 4096]]

@@ -17,6 +17,7 @@ import { createWasmKernels } from "./wasm/backend.js";
 import type { KernelBuild } from "./wasm/loader.js";
 
 export * from "./types.js";
+export * from "./program.js";
 export * from "./memory.js";
 export { actBytes } from "./reference/backend.js";
 export { MATMUL_TYPES, activationKind, rowBytes } from "./reference/matmul.js";

@@ -13,7 +13,7 @@
  *   [opcode, sync, argCount, (kind, a, b, c) x MAX_ARGS]
  *   kind 0: a    kind 1: a + c * reg[b]    kind 2: a + c * i32(mem[b])    kind 3: f32(mem[b])
  */
-import type { KvType, MatmulType } from "../kernels/types.js";
+import type { KvType, MatmulType } from "./types.js";
 
 export type Arg =
   | number
@@ -69,8 +69,8 @@ export const OP_SLOTS = 3 + 4 * MAX_ARGS;
 /** Registers a run may set (positions, lengths). */
 export const REGISTERS = 16;
 
-/** The argument order of each op, as the executor reads them. */
-export const ARG_ORDER: { [K in Op["op"]]: readonly string[] } = {
+/** The argument order of each op: how ops are encoded, and (through ARG) how they are read. */
+export const ARG_ORDER = {
   quantize: ["type", "x", "xq", "cols", "nTok"],
   matmul: ["type", "w", "xq", "y", "cols", "rows", "nTok", "ldy"],
   rmsnorm: ["x", "w", "y", "n", "eps", "nTok"],
@@ -94,7 +94,15 @@ export const ARG_ORDER: { [K in Op["op"]]: readonly string[] } = {
   streamRead: ["ptr", "bytes"],
   memory: ["index"],
   transfer: ["from", "src", "to", "dst", "bytes"],
-};
+} as const satisfies { [K in Op["op"]]: readonly string[] };
+
+/**
+ * Each op's argument positions by name (ARG.matmul.rows === 5): the executor and the WebGPU
+ * runner read arguments through this, so the order is written once, in ARG_ORDER.
+ */
+export const ARG = Object.fromEntries(
+  Object.entries(ARG_ORDER).map(([op, names]) => [op, Object.fromEntries(names.map((name, i) => [name, i]))]),
+) as { [K in keyof typeof ARG_ORDER]: { readonly [N in (typeof ARG_ORDER)[K][number]]: number } };
 
 export class ProgramError extends Error {
   override name = "ProgramError";
@@ -126,7 +134,7 @@ export function encodeProgram(ops: readonly Op[]): EncodedProgram {
   const slots = new Float64Array(sab);
   ops.forEach((op, i) => {
     const o = i * OP_SLOTS;
-    const order = ARG_ORDER[op.op];
+    const order: readonly string[] = ARG_ORDER[op.op];
     if (!order) throw new ProgramError(`op ${i}: unknown op ${JSON.stringify(op.op)}`);
     slots[o] = OPCODES[op.op];
     slots[o + 1] = op.sync === false ? 0 : 1;

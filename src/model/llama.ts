@@ -1,6 +1,6 @@
 /**
  * The LLaMA / Llama-2 / Mixtral forward pass, in model order, like llama2.c's `forward()` —
- * written as a program: the list of kernel calls one step makes (src/runtime/program.ts).
+ * written as a program: the list of kernel calls one step makes (src/kernels/program.ts).
  * Every worker thread walks the same list over the same shared memory, doing its share of each
  * call (rows of a matrix, heads of attention, elements of a vector) and meeting the others at a
  * barrier after it; with one thread the list simply runs in order. The position of the step's
@@ -20,7 +20,7 @@
  */
 import { GGMLType } from "../formats/ggml-types.js";
 import { actBytes, rowBytes, type KvType } from "../kernels/index.js";
-import type { Op } from "../runtime/index.js";
+import type { Op } from "../kernels/index.js";
 import type { LlamaHParams } from "./hparams.js";
 import type { Matrix, LlamaWeights } from "./weights.js";
 import type { Scratch } from "./state.js";

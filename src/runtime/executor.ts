@@ -5,7 +5,7 @@
  */
 import type { Kernels, KvType, MatmulType } from "../kernels/types.js";
 import type { Barrier } from "./barrier.js";
-import { MAX_ARGS, OPCODES, OP_SLOTS } from "./program.js";
+import { ARG, MAX_ARGS, OPCODES, OP_SLOTS } from "../kernels/program.js";
 
 /** Where this thread sits. */
 export interface ThreadPlace {
@@ -40,7 +40,7 @@ export function execute(
     const code = program[o];
     const count = program[o + 2];
     if (code === OPCODES.memory) {
-      k = memoryAt(place, program[o + 4]);
+      k = memoryAt(place, program[o + 3 + 4 * ARG.memory.index + 1]);
       mem = k.memory.memory;
     }
     if (i32.buffer !== mem.buffer) {
@@ -59,9 +59,9 @@ export function execute(
     }
     if (code === OPCODES.transfer) {
       if (t === 0) {
-        const bytes = args[4];
-        const src = new Uint8Array(memoryAt(place, args[0]).memory.buffer, args[1], bytes);
-        new Uint8Array(memoryAt(place, args[2]).memory.buffer, args[3], bytes).set(src);
+        const bytes = args[TR.bytes];
+        const src = new Uint8Array(memoryAt(place, args[TR.from]).memory.buffer, args[TR.src], bytes);
+        new Uint8Array(memoryAt(place, args[TR.to]).memory.buffer, args[TR.dst], bytes).set(src);
       }
     } else if (code !== OPCODES.memory) runOp(k, code, args, t, n, place.peers);
     if (program[o + 1] !== 0 && barrier) barrier.wait();
@@ -74,80 +74,87 @@ function memoryAt(place: ThreadPlace, index: number): Kernels {
   return k;
 }
 
+// Argument positions by name (src/kernels/program.ts), looked up once.
+const { quantize: Q, matmul: MM, rmsnorm: RN, softmax: SM, swiglu: EW, silu: SI, axpy: AX, rope: RP, attention: AT } = ARG;
+const { copy: CP, storeF16: SF, storeQ8_0: SQ, hadamard: HD, moeRoute: MR, gather: GA, streamRead: SR, transfer: TR } = ARG;
+
 function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, peers: readonly WebAssembly.Memory[]): void {
   const lo = (total: number) => sliceStart(total, t, n);
   const hi = (total: number) => sliceStart(total, t + 1, n);
   switch (code) {
     case OPCODES.quantize: {
-      const nTok = a[4];
+      const nTok = a[Q.nTok];
       // One token is microseconds of work: not worth splitting.
       if (nTok < n) {
-        if (t === 0) k.quantize(a[0] as MatmulType, a[1], a[2], a[3], 0, nTok);
-      } else k.quantize(a[0] as MatmulType, a[1], a[2], a[3], lo(nTok), hi(nTok));
+        if (t === 0) k.quantize(a[Q.type] as MatmulType, a[Q.x], a[Q.xq], a[Q.cols], 0, nTok);
+      } else k.quantize(a[Q.type] as MatmulType, a[Q.x], a[Q.xq], a[Q.cols], lo(nTok), hi(nTok));
       return;
     }
     case OPCODES.matmul: {
-      const rows = a[5];
-      k.matmul(a[0] as MatmulType, a[1], a[2], a[3], a[4], lo(rows), hi(rows), a[6], a[7]);
+      const rows = a[MM.rows];
+      k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], lo(rows), hi(rows), a[MM.nTok], a[MM.ldy]);
       return;
     }
     case OPCODES.rmsnorm:
-      return k.rmsnorm(a[0], a[1], a[2], a[3], a[4], lo(a[5]), hi(a[5]));
+      return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], lo(a[RN.nTok]), hi(a[RN.nTok]));
     case OPCODES.softmax:
-      return k.softmax(a[0], a[1], a[2], lo(a[3]), hi(a[3]));
+      return k.softmax(a[SM.x], a[SM.y], a[SM.n], lo(a[SM.nRows]), hi(a[SM.nRows]));
+    // swiglu, add and mul share one argument layout (a, b, out, n).
     case OPCODES.swiglu:
-      return k.swiglu(a[0], a[1], a[2], lo(a[3]), hi(a[3]));
+      return k.swiglu(a[EW.a], a[EW.b], a[EW.out], lo(a[EW.n]), hi(a[EW.n]));
     case OPCODES.add:
-      return k.add(a[0], a[1], a[2], lo(a[3]), hi(a[3]));
+      return k.add(a[EW.a], a[EW.b], a[EW.out], lo(a[EW.n]), hi(a[EW.n]));
     case OPCODES.mul:
-      return k.mul(a[0], a[1], a[2], lo(a[3]), hi(a[3]));
+      return k.mul(a[EW.a], a[EW.b], a[EW.out], lo(a[EW.n]), hi(a[EW.n]));
     case OPCODES.silu:
-      return k.silu(a[0], a[1], lo(a[2]), hi(a[2]));
+      return k.silu(a[SI.a], a[SI.out], lo(a[SI.n]), hi(a[SI.n]));
     case OPCODES.axpy:
-      return k.axpy(a[0], a[1], a[2], lo(a[3]), hi(a[3]));
+      return k.axpy(a[AX.a], a[AX.s], a[AX.out], lo(a[AX.n]), hi(a[AX.n]));
     case OPCODES.rope:
-      if (t === 0) k.rope(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8] !== 0, a[9], a[10]);
+      if (t === 0) {
+        k.rope(a[RP.x], a[RP.cs], a[RP.nHeads], a[RP.headDim], a[RP.nDims], a[RP.pos], a[RP.invFreq], a[RP.mscale], a[RP.neox] !== 0, a[RP.nTok], a[RP.ld]);
+      }
       return;
     case OPCODES.attention: {
-      const nHead = a[8];
+      const nHead = a[AT.nHead];
       // Per-thread scratch: scores and the rounded (f16 or Q8_0) query.
       k.attention(
-        a[0], a[1], a[2], a[3], a[4] + t * a[5], a[6] + t * a[7], nHead, a[9], a[10], a[11], a[12],
-        a[13] as KvType, a[14], lo(nHead), hi(nHead),
+        a[AT.q], a[AT.k], a[AT.v], a[AT.out], a[AT.scores] + t * a[AT.scoresStride], a[AT.qh] + t * a[AT.qhStride], nHead,
+        a[AT.nKvHead], a[AT.headDim], a[AT.pos], a[AT.nTok], a[AT.kvType] as KvType, a[AT.scale], lo(nHead), hi(nHead),
       );
       return;
     }
     case OPCODES.copy:
-      if (t === 0) new Uint8Array(k.memory.memory.buffer).copyWithin(a[1], a[0], a[0] + a[2]);
+      if (t === 0) new Uint8Array(k.memory.memory.buffer).copyWithin(a[CP.dst], a[CP.src], a[CP.src] + a[CP.bytes]);
       return;
     case OPCODES.storeF16:
-      if (t === 0) k.storeF16(a[0], a[1], a[2]);
+      if (t === 0) k.storeF16(a[SF.x], a[SF.h], a[SF.n]);
       return;
     case OPCODES.storeQ8_0:
-      if (t === 0) k.storeQ8_0(a[0], a[1], a[2]);
+      if (t === 0) k.storeQ8_0(a[SQ.x], a[SQ.dst], a[SQ.n]);
       return;
     case OPCODES.hadamard:
-      return k.hadamard(a[0], a[1], lo(a[2]), hi(a[2]));
+      return k.hadamard(a[HD.x], a[HD.n], lo(a[HD.count]), hi(a[HD.count]));
     case OPCODES.moeRoute:
-      if (t === 0) k.moeRoute(a[0], a[1], a[2], a[3], a[4] !== 0, a[5], a[6]);
+      if (t === 0) k.moeRoute(a[MR.logits], a[MR.probs], a[MR.nExpert], a[MR.k], a[MR.norm] !== 0, a[MR.idx], a[MR.wt]);
       return;
     case OPCODES.gather: {
       if (t !== 0) return;
       const src = new Uint8Array(k.memory.memory.buffer);
       for (const peer of peers) {
         const dst = new Uint8Array(peer.buffer);
-        for (let r = 0; r < a[2]; r++) {
-          const p = a[0] + r * a[3];
-          dst.set(src.subarray(p, p + a[1]), p);
+        for (let r = 0; r < a[GA.nRows]; r++) {
+          const p = a[GA.ptr] + r * a[GA.stride];
+          dst.set(src.subarray(p, p + a[GA.bytes]), p);
         }
       }
       return;
     }
     case OPCODES.streamRead: {
       // 64-byte granules so every thread's slice stays aligned.
-      const units = Math.floor(a[1] / 64);
+      const units = Math.floor(a[SR.bytes] / 64);
       const u0 = lo(units);
-      k.streamRead(a[0] + 64 * u0, 64 * (hi(units) - u0));
+      k.streamRead(a[SR.ptr] + 64 * u0, 64 * (hi(units) - u0));
       return;
     }
     default:

@@ -1,8 +1,9 @@
 /**
- * Multi-threaded execution of graph steps over shared WebAssembly memory: programs (lists of
- * kernel calls), the worker pool that runs them, and the Atomics barrier between ops.
+ * Multi-threaded execution of graph steps over shared WebAssembly memory: the worker pool that
+ * runs programs (lists of kernel calls; the format is the kernels' own, src/kernels/program.ts,
+ * re-exported here for callers that build and run them) and the Atomics barrier between ops.
  */
-export * from "./program.js";
+export * from "../kernels/program.js";
 export * from "./barrier.js";
 export { execute, sliceStart, type ThreadPlace } from "./executor.js";
 export { createPool, workerUrl, PoolError, type Pool, type PoolOptions, type PoolBackend } from "./pool.js";

@@ -24,7 +24,7 @@
 import type { KernelMemory } from "../kernels/memory.js";
 import { compileKernels, type KernelBuild } from "../kernels/wasm/loader.js";
 import { BARRIER_WORDS, DEFAULT_SPINS } from "./barrier.js";
-import type { EncodedProgram } from "./program.js";
+import type { EncodedProgram } from "../kernels/program.js";
 import { CONTROL_BYTES, CONTROL_REGS, type WorkerInit, type WorkerTask } from "./worker-core.js";
 
 export type PoolBackend = "piscina" | "web";

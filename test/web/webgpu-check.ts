@@ -19,7 +19,7 @@ import { createWebGpuRunner, WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgp
 import { KernelMemory, createReferenceKernels, type MatmulType } from "../../src/kernels/index.ts";
 import { actBytes } from "../../src/kernels/reference/backend.ts";
 import { quantize } from "../../src/formats/quants/index.ts";
-import { encodeProgram } from "../../src/runtime/program.ts";
+import { encodeProgram } from "../../src/kernels/program.ts";
 import { execute } from "../../src/runtime/executor.ts";
 
 interface GoldenCase {

@@ -1,5 +1,5 @@
 /**
- * The WebGPU backend: runs a forward program (src/runtime/program.ts, the same list of kernel
+ * The WebGPU backend: runs a forward program (src/kernels/program.ts, the same list of kernel
  * calls the WASM workers walk) as one compute pass of WGSL dispatches (wgsl.ts).
  *
  *   CPU kernel memory   [statics | weights | run state, KV cache ...]        (the allocator's map)
@@ -19,7 +19,7 @@ import { actBytes } from "../reference/backend.js";
 import { rowBytes } from "../reference/matmul.js";
 import type { KernelMemory } from "../memory.js";
 import type { KvType, MatmulType } from "../types.js";
-import { MAX_ARGS, OPCODES, OP_SLOTS, REGISTERS, type EncodedProgram } from "../../runtime/program.js";
+import { ARG, MAX_ARGS, OPCODES, OP_SLOTS, REGISTERS, type EncodedProgram } from "../program.js";
 import { ELEMENTWISE, SHADERS, type ShaderName } from "./wgsl.js";
 
 export class WebGpuError extends Error {
@@ -42,12 +42,17 @@ const MAX_GRID = 65535;
 /** Upload the initial memory in pieces (WebGPU implementations stage writeBuffer data). */
 const UPLOAD_CHUNK = 16 << 20;
 
-/** Argument positions that are floats (encoded as f32 bits when constant). */
+/** Arguments that are floats (encoded as f32 bits when constant). */
 const FLOAT_ARGS: Partial<Record<number, readonly number[]>> = {
-  [OPCODES.rmsnorm]: [4],
-  [OPCODES.rope]: [7],
-  [OPCODES.attention]: [14],
+  [OPCODES.rmsnorm]: [ARG.rmsnorm.eps],
+  [OPCODES.rope]: [ARG.rope.mscale],
+  [OPCODES.attention]: [ARG.attention.scale],
 };
+
+/** Each opcode's argument positions by name (src/kernels/program.ts). */
+const ARG_BY_CODE: Partial<Record<number, Readonly<Record<string, number>>>> = Object.fromEntries(
+  Object.entries(OPCODES).map(([name, code]) => [code, ARG[name as keyof typeof ARG]]),
+);
 
 /** Variants of the element-wise shader (op.head.z). */
 const ELEMENTWISE_VARIANT: Partial<Record<number, number>> = {
@@ -255,8 +260,14 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
         words[r + 3] = toU32(code[s + 3]!, `op ${i} argument ${j}`);
       }
       words[rec] = opcode;
+      const at = (what: string): number => {
+        const j = ARG_BY_CODE[opcode]?.[what];
+        if (j === undefined) throw new WebGpuError(`op ${i}: opcode ${opcode} has no argument ${what}`);
+        return j;
+      };
       /** A constant argument (sizes decide the grid, so they must be known here). */
-      const c = (j: number, what: string): number => {
+      const c = (what: string): number => {
+        const j = at(what);
         if (kinds[j] !== 0) throw new WebGpuError(`op ${i}: ${what} must be a constant for the WebGPU backend`);
         return consts[j]!;
       };
@@ -264,9 +275,9 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
       const head = (y: number, z: number, w: number) => words.set([opcode, y, z, w], rec);
       switch (opcode) {
         case OPCODES.quantize: {
-          const type = c(0, "type") as MatmulType;
-          const cols = c(3, "cols");
-          const nTok = c(4, "nTok");
+          const type = c("type") as MatmulType;
+          const cols = c("cols");
+          const nTok = c("nTok");
           const stride = actBytes(type, cols);
           if (type === GGMLType.Q4_0 || type === GGMLType.Q8_0) {
             head(stride, 0, 0);
@@ -281,45 +292,46 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
           break;
         }
         case OPCODES.matmul: {
-          const type = c(0, "type") as MatmulType;
+          const type = c("type") as MatmulType;
           const shader = MATMUL_SHADER[type];
           if (!shader) throw new WebGpuError(`op ${i}: no WebGPU kernel for ${GGMLType[type]} weights`);
-          const cols = c(4, "cols");
-          const groups = c(5, "rows") * c(6, "nTok");
+          const cols = c("cols");
+          const groups = c("rows") * c("nTok");
           head(actBytes(type, cols), rowBytes(type, cols), groups);
           dispatches.push({ shader, grid: grid(groups) });
           break;
         }
         case OPCODES.rmsnorm: {
-          const rows = c(5, "nTok");
+          const rows = c("nTok");
           head(0, 0, rows);
           dispatches.push({ shader: "rmsnorm", grid: grid(rows) });
           break;
         }
         case OPCODES.rope: {
-          const nDims = c(4, "nDims");
-          const nTok = c(9, "nTok");
-          if (kinds[5] !== 1) throw new WebGpuError(`op ${i}: rope's position must be a register`);
-          const use: RopeUse = { invFreq: c(6, "invFreq"), mscale: c(7, "mscale"), half: nDims / 2, nTok, posReg: code[o + 3 + 4 * 5 + 2]!, posAdd: consts[5]! };
+          const nDims = c("nDims");
+          const nTok = c("nTok");
+          const posArg = at("pos");
+          if (kinds[posArg] !== 1) throw new WebGpuError(`op ${i}: rope's position must be a register`);
+          const use: RopeUse = { invFreq: c("invFreq"), mscale: c("mscale"), half: nDims / 2, nTok, posReg: code[o + 3 + 4 * posArg + 2]!, posAdd: consts[posArg]! };
           if (rope && (rope.invFreq !== use.invFreq || rope.mscale !== use.mscale || rope.nTok !== use.nTok || rope.half !== use.half || rope.posReg !== use.posReg || rope.posAdd !== use.posAdd)) {
             throw new WebGpuError(`op ${i}: rope ops of one step must share positions and frequencies`);
           }
           rope = use;
           head(0, 0, 0);
-          dispatches.push({ shader: "rope", grid: items(nTok * c(2, "nHeads") * use.half) });
+          dispatches.push({ shader: "rope", grid: items(nTok * c("nHeads") * use.half) });
           break;
         }
         case OPCODES.storeF16: {
-          const n = c(2, "n");
-          checkAligned(code, o + 3 + 4, n % 2 === 0, `op ${i}: storeF16 needs an even count and a 4-aligned destination`);
+          const n = c("n");
+          checkAligned(code, o + 3 + 4 * at("h"), n % 2 === 0, `op ${i}: storeF16 needs an even count and a 4-aligned destination`);
           head(0, 0, 0);
           dispatches.push({ shader: "store_f16", grid: items(n / 2) });
           break;
         }
         case OPCODES.copy: {
-          const bytes = c(2, "bytes");
-          checkAligned(code, o + 3, bytes % 4 === 0, `op ${i}: copy needs whole words`);
-          checkAligned(code, o + 3 + 4, true, `op ${i}: copy needs a 4-aligned destination`);
+          const bytes = c("bytes");
+          checkAligned(code, o + 3 + 4 * at("src"), bytes % 4 === 0, `op ${i}: copy needs whole words`);
+          checkAligned(code, o + 3 + 4 * at("dst"), true, `op ${i}: copy needs a 4-aligned destination`);
           head(0, 0, 0);
           dispatches.push({ shader: "copy", grid: items(bytes / 4) });
           break;
@@ -329,18 +341,18 @@ export async function createWebGpuRunner(mem: KernelMemory, options: WebGpuOptio
         case OPCODES.mul:
         case OPCODES.axpy: {
           head(0, ELEMENTWISE_VARIANT[opcode]!, 0);
-          dispatches.push({ shader: "elementwise", grid: items(c(3, "n")) });
+          dispatches.push({ shader: "elementwise", grid: items(c("n")) });
           break;
         }
         case OPCODES.silu: {
           head(0, ELEMENTWISE_VARIANT[opcode]!, 0);
-          dispatches.push({ shader: "elementwise", grid: items(c(2, "n")) });
+          dispatches.push({ shader: "elementwise", grid: items(c("n")) });
           break;
         }
         case OPCODES.attention: {
-          checkWebGpuKvType(c(13, "kvType") as KvType);
-          const nCtx = c(5, "scoresStride") / 4;
-          const groups = c(8, "nHead") * c(12, "nTok");
+          checkWebGpuKvType(c("kvType") as KvType);
+          const nCtx = c("scoresStride") / 4;
+          const groups = c("nHead") * c("nTok");
           scratch = Math.max(scratch, groups * nCtx);
           head(0, 0, groups);
           dispatches.push({ shader: "attention", grid: grid(groups) });

@@ -1,5 +1,5 @@
 /**
- * WGSL kernels: the forward program's ops (src/runtime/program.ts) as compute shaders over one
+ * WGSL kernels: the forward program's ops (src/kernels/program.ts) as compute shaders over one
  * storage buffer that mirrors the kernel memory byte for byte, so every address in a program
  * means the same tensor on the GPU as in WebAssembly.
  *

@@ -21,7 +21,9 @@ winning, which is how the vocabulary grows (32000 -> 49953 -> 49954). The last a
 tokenizer and config.json are carried over. Vocabulary mismatches are refused with an
 explanation. One tensor is in memory at a time; peak memory is reported.
 
-  --base BASE      HF directory (safetensors or pytorch_model*.bin) or a GGUF file
+  --base BASE      HF directory (safetensors or pytorch_model*.bin), Meta's original
+                   layout (consolidated.NN.pth + params.json, shards joined as Meta
+                   splits them), a TencentPretrain .bin, or a GGUF file
   --lora DIR       a PEFT adapter directory; repeat for stacked adapters
                    (Plus/Pro Alpaca: --lora LLAMA_PLUS --lora ALPACA_PLUS, in that order)
   --out OUT        output directory (hf, pth) or .gguf file (gguf)

@@ -106,6 +106,29 @@ export function hfToMetaName(name: string): string | undefined {
   return rest ? `layers.${m[1]}.${rest}` : undefined;
 }
 
+const META_TO_HF_LAYER = Object.fromEntries(Object.entries(LAYER_HF_TO_META).map(([a, b]) => [b, a]));
+const META_TO_HF_GLOBAL = Object.fromEntries(Object.entries(GLOBAL_HF_TO_META).map(([a, b]) => [b, a]));
+
+/** The HF name of a Meta (consolidated.*.pth) tensor, or undefined (rope.freqs and unknown keys). */
+export function metaToHfName(name: string): string | undefined {
+  if (META_TO_HF_GLOBAL[name]) return META_TO_HF_GLOBAL[name];
+  const m = /^layers\.(\d+)\.(.+)$/.exec(name);
+  if (!m) return undefined;
+  const rest = META_TO_HF_LAYER[m[2]!];
+  return rest ? `model.layers.${m[1]}.${rest}` : undefined;
+}
+
+/**
+ * How Meta's model-parallel shards split a tensor (llama/model.py: ColumnParallelLinear for
+ * wq/wk/wv/w1/w3 and output -> dim 0; RowParallelLinear for wo/w2 -> dim 1; ParallelEmbedding
+ * for tok_embeddings -> dim 1 in LLaMA 1/2; norms replicated -> undefined).
+ */
+export function metaSplitDim(metaName: string): 0 | 1 | undefined {
+  if (metaName === "tok_embeddings.weight" || /\.(wo|w2)\.weight$/.test(metaName)) return 1;
+  if (metaName === "output.weight" || /\.(wq|wk|wv|w1|w3)\.weight$/.test(metaName)) return 0;
+  return undefined;
+}
+
 /** Which heads count a q/k projection permutes with, or undefined for other tensors. */
 export function ropePermuteHeads(hfName: string, numHeads: number, numKvHeads: number): number | undefined {
   if (hfName.endsWith("self_attn.q_proj.weight")) return numHeads;

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from "../errors.js";
 import { FormatError } from "../formats/errors.js";
 import { fromFloat32, planSafetensorsShards, writeSafetensorsLazy, type SafetensorsFloatDtype, type SafetensorsLazyTensor } from "../formats/safetensors.js";
 import { writeTorchCheckpoint, type TorchTensorOutput } from "../formats/pytorch.js";
-import { hfToMetaName, isIgnoredHfTensor, permuteRopeRows, ropePermuteHeads } from "./llama-layout.js";
+import { hfToMetaName, isIgnoredHfTensor, metaSplitDim, permuteRopeRows, ropePermuteHeads } from "./llama-layout.js";
 import { readF32, type ModelSource, type ModelTensor } from "./model-source.js";
 import { writeDirectoryAtomically } from "./output-dir.js";
 import { SAFETENSORS_DTYPE_BYTES } from "../formats/safetensors.js";
@@ -109,17 +109,6 @@ const META_SHARDS: Record<number, { shards: number; normEps: number; multipleOf:
   8192: { shards: 8, normEps: 1e-5, multipleOf: 256 },
 };
 
-/**
- * How Meta splits a tensor across model-parallel shards: tok_embeddings on dim 1; output, wq,
- * wk, wv, w1, w3 on dim 0; wo, w2 on dim 1; norms replicated. Uneven splits give the last
- * shard the remainder ("13B: [24976, 24977]").
- */
-function metaSplitDim(metaName: string): 0 | 1 | undefined {
-  if (metaName === "tok_embeddings.weight" || /\.(wo|w2)\.weight$/.test(metaName)) return 1;
-  if (metaName === "output.weight" || /\.(wq|wk|wv|w1|w3)\.weight$/.test(metaName)) return 0;
-  return undefined;
-}
-
 function sliceRows(data: Uint8Array, shape: number[], dim: 0 | 1, start: number, count: number, itemSize: number): Uint8Array {
   const [rows, cols] = [shape[0]!, shape[1] ?? 1];
   if (dim === 0) return data.slice(start * cols * itemSize, (start + count) * cols * itemSize);
@@ -158,6 +147,7 @@ export async function writeModelAsMeta(source: ModelSource, out: string, options
   return writeDirectoryAtomically(out, options.overwrite ?? false, async (dir) => {
     for (let s = 0; s < nShards; s++) {
       const outputs: TorchTensorOutput[] = tensors.map(({ meta, t, heads }) => {
+        // Uneven splits give the last shard the remainder ("13B: [24976, 24977]").
         const dim = nShards > 1 ? metaSplitDim(meta) : undefined;
         const itemSize = SAFETENSORS_DTYPE_BYTES[t.dtype];
         let shape = t.shape;

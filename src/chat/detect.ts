@@ -12,7 +12,8 @@ const NAME_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/alpaca[-_ ]?2|llama[-_ ]?2[-_ ].*chat/, "alpaca-2"],
   [/mixtral.*instruct|chinese[-_ ]?mixtral[-_ ]?instruct/, "mixtral"],
   [/alpaca/, "alpaca"],
-  [/linly|chatflow/, "linly"],
+  // Linly's releases: Linly-ChatFlow, ChatLLaMA-zh-7B (chatllama_7b.bin).
+  [/linly|chatflow|chatllama[-_ ]?(zh|\d+b)/, "linly"],
 ];
 
 /** The template name `general.name` suggests, or undefined. */

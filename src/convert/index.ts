@@ -84,7 +84,9 @@ export async function convertHfToGguf(input: string, outPath: string, options: C
       return { path: outPath, tensors: source.tensors.length, types, warnings, manifest: files.find((f) => f.endsWith("SHA256SUMS")) ?? `${outPath}/SHA256SUMS` };
     }
     // The manifest is staged with the file and renamed in right after it: the two always match.
-    const report = await writeModelAsGguf(source, outPath, { ...options, manifest: true });
+    // general.name: a single-file checkpoint is named by its file, without ".bin".
+    const name = options.name ?? (/\.(bin|pt|pth)$/.test(input) ? input.split(/[\\/]/).pop()!.replace(/\.(bin|pt|pth)$/, "") : undefined);
+    const report = await writeModelAsGguf(source, outPath, { ...options, name, manifest: true });
     return { ...report, warnings: [...warnings, ...report.warnings], manifest: `${outPath}.sha256` };
   } finally {
     await source.close();

@@ -213,7 +213,7 @@ export async function tencentPretrainFiles(path: string): Promise<string[]> {
 
 function unknownKeyMessage(file: string, key: string): string {
   const hint = key.endsWith(".bias")
-    ? "LLaMA has no biases (a model trained without remove_transformer_bias?)"
+    ? "a bias, which LLaMA does not have (a model trained without remove_transformer_bias?)"
     : /lora/i.test(key)
       ? "a LoRA weight: merge the adapter into the model in TencentPretrain first"
       : "not part of TencentPretrain's LLaMA (embedding.word, encoder.transformer.N.self_attn / feed_forward / layer_norm_1/2, encoder.layer_norm, target.lm.output_layer)";

@@ -19,6 +19,7 @@ import { FormatError } from "../../src/formats/errors.js";
 import { InvalidArgumentError } from "../../src/errors.js";
 import { LlamaModel } from "../../src/model/index.js";
 import { main } from "../../src/cli/index.js";
+import { templateNameFromModelName } from "../../src/chat/detect.js";
 import { py, tempDir } from "../lora/helpers.js";
 import { repoRoot } from "../helpers/shared.js";
 
@@ -64,7 +65,7 @@ async function fixtureTensors(): Promise<TorchTensorOutput[]> {
 /** A single-file TencentPretrain checkpoint (+ tokenizer.model) made from the fixture, edited by `edit`. */
 async function singleFile(edit: (ts: TorchTensorOutput[]) => TorchTensorOutput[] = (x) => x): Promise<{ dir: string; bin: string }> {
   const dir = tempDir("zh-tp-");
-  const bin = join(dir, "chatllama_tiny.bin");
+  const bin = join(dir, "chatllama-zh-tiny.bin");
   await writeTorchCheckpoint(bin, edit(await fixtureTensors()));
   copyFileSync(join(MODEL, "tokenizer.model"), join(dir, "tokenizer.model"));
   return { dir, bin };
@@ -116,6 +117,11 @@ describe("TencentPretrain checkpoints -> GGUF", () => {
     const out = join(dir, "out.gguf");
     await convertHfToGguf(bin, out, { config: CONFIG, outtype: "f32" });
     for (const c of golden.cases) expect(maxDiff(await zhLogits(out, c.ids), c.last)).toBeLessThan(1e-5);
+    // Named after the file, which is how chat recognises Linly's template.
+    const gguf = await openGguf(out);
+    expect(gguf.metadata["general.name"]).toBe("chatllama-zh-tiny");
+    expect(templateNameFromModelName(gguf.metadata["general.name"] as string)).toBe("linly");
+    await gguf.close();
     // HF output: transformers' rotate-half layout (Linly's convert_llama_from_tencentpretrain_to_hf.py
     // `permute`), run through the existing float64 HF forward (tools/lora-hf-fixtures.py).
     const hf = join(dir, "hf");
@@ -172,7 +178,7 @@ describe("TencentPretrain: bad input is refused before anything is written", () 
 
   it("unknown keys, named with the file", async () => {
     const { bin } = await singleFile((ts) => [...ts, { name: "encoder.transformer.0.self_attn.linear_layers.0.bias", dtype: "F16", shape: [32], data: new Uint8Array(64) }]);
-    await refused(bin, /chatllama_tiny\.bin: tensor "encoder\.transformer\.0\.self_attn\.linear_layers\.0\.bias" is LLaMA has no biases/);
+    await refused(bin, /chatllama-zh-tiny\.bin: tensor "encoder\.transformer\.0\.self_attn\.linear_layers\.0\.bias" is a bias, which LLaMA does not have/);
     const { bin: lora } = await singleFile((ts) => [...ts, { name: "encoder.transformer.1.self_attn.linear_layers.0.lora_A", dtype: "F16", shape: [4, 32], data: new Uint8Array(256) }]);
     await refused(lora, /lora_A" is a LoRA weight/);
     const { bin: other } = await singleFile((ts) => [...ts, { name: "encoder.transformer.1.feed_forward.linear_3.weight", dtype: "F16", shape: [4], data: new Uint8Array(8) }]);
@@ -181,7 +187,7 @@ describe("TencentPretrain: bad input is refused before anything is written", () 
 
   it("missing tensors and shape disagreements name the key and the file", async () => {
     const { bin } = await singleFile((ts) => ts.filter((t) => t.name !== "encoder.transformer.1.layer_norm_2.weight"));
-    await refused(bin, /chatllama_tiny\.bin: missing 1 tensor a 2-layer model needs: tensor "encoder\.transformer\.1\.layer_norm_2\.weight" \(a truncated or partial checkpoint\?\); nothing was written/);
+    await refused(bin, /chatllama-zh-tiny\.bin: missing 1 tensor a 2-layer model needs: tensor "encoder\.transformer\.1\.layer_norm_2\.weight" \(a truncated or partial checkpoint\?\); nothing was written/);
     // The config says 3 layers; the checkpoint has 2.
     const conf3 = join(tempDir("zh-tp-bad-"), "c.json");
     writeFileSync(conf3, JSON.stringify({ ...JSON.parse(readFileSync(CONFIG, "utf8")), layers_num: 3 }));

@@ -65,9 +65,9 @@ async function metaModel(shards: number, dtype: "F32" | "F16" = "F32"): Promise<
 }
 
 describe("Meta consolidated.*.pth as an input", () => {
-  for (const shards of [2, 3]) {
-    it(`round trip: HF -> Meta (${shards} shards) -> read back gives the HF tensors byte for byte`, async () => {
-      const { hf, meta } = await metaModel(shards);
+  for (const [shards, dtype] of [[2, "F32"], [3, "F16"]] as const) {
+    it(`round trip: HF -> Meta (${shards} shards, ${dtype}) -> read back gives the HF tensors byte for byte`, async () => {
+      const { hf, meta } = await metaModel(shards, dtype);
       const a = await openHfModel(hf);
       const b = await openMetaModel(meta);
       expect(b.tensors.map((t) => t.name).sort()).toEqual(a.tensors.map((t) => t.name).sort());

@@ -53,76 +53,123 @@ function scalesMinsK4(s: usize): v128 {
   return i32x4.replace_lane(v, 3, <i32>(((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030)));
 }
 
-/** Sub-block A (low nibbles, 5th bit 2c) of 16 code bytes v against its 16 activations at x. */
-// @ts-ignore: decorator
-@inline
-function dotA(v: v128, hq: v128, hq4: v128, x: usize, high: bool, c: i32): v128 {
-  let c0 = v128.and(v, i16x8.splat(15));
-  let c1 = v128.and(i16x8.shr_u(v, 8), i16x8.splat(15));
-  if (high) {
-    c0 = v128.or(c0, v128.and(i16x8.shr_u(hq4, 2 * c), i16x8.splat(16)));
-    c1 = v128.or(c1, v128.and(i16x8.shr_u(hq, 4 + 2 * c), i16x8.splat(16)));
-  }
-  return i32x4.add(i32x4.dot_i16x8_s(c0, v128.load(x)), i32x4.dot_i16x8_s(c1, v128.load(x, 16)));
-}
-
-/** Sub-block B (high nibbles, 5th bit 2c+1). */
-// @ts-ignore: decorator
-@inline
-function dotB(v: v128, hq: v128, hq4: v128, x: usize, high: bool, c: i32): v128 {
-  let c2 = v128.and(i16x8.shr_u(v, 4), i16x8.splat(15));
-  let c3 = i16x8.shr_u(v, 12);
-  if (high) {
-    c2 = v128.or(c2, v128.and(i16x8.shr_u(hq4, 2 * c + 1), i16x8.splat(16)));
-    c3 = v128.or(c3, v128.and(i16x8.shr_u(hq, 5 + 2 * c), i16x8.splat(16)));
-  }
-  return i32x4.add(i32x4.dot_i16x8_s(c2, v128.load(x, 32)), i32x4.dot_i16x8_s(c3, v128.load(x, 48)));
-}
-
 /**
- * One super-block of Q4_K (qh = 0) or Q5_K (qh = address of its 32 high-bit bytes) against
- * i16-widened Q8_K codes (quantize.ts): the Q4_0 trick per 16 code bytes, eight sub-block sums
- * gathered by two transposes and weighted by the decoded scales in one multiply.
+ * One super-block of Q4_K (hasHigh false) or Q5_K (qh = address of its 32 high-bit bytes)
+ * against i16-widened Q8_K codes at x (quantize.ts), decoding one token: the nibbles in i16 lanes
+ * as Q4_0 does, code x activation products (|q x| <= 31 * 127) summed per sub-block in i16 (four
+ * per lane, <= 15748), then one i32x4.dot_i16x8_s with the sub-block's scale both widens and
+ * scales; one accumulator. (1.15x over eight sub-block accumulators of i32x4.dot_i16x8_s
+ * gathered by transposes; the lane stores are ordering fences, see q4_0.ts.)
  */
 // @ts-ignore: decorator
 @inline
-function superDotK45(qs: usize, qh: usize, hasHigh: bool, qx: usize, sm: v128, sums: usize, dd: f32, dmin: f32, yp: usize): f32 {
-  let sub0 = i32x4.splat(0), sub1 = i32x4.splat(0), sub2 = i32x4.splat(0), sub3 = i32x4.splat(0);
-  let sub4 = i32x4.splat(0), sub5 = i32x4.splat(0), sub6 = i32x4.splat(0), sub7 = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    const hq = hasHigh ? v128.load(qh + (<usize>h << 4)) : i32x4.splat(0);
-    const hq4 = i16x8.shl(hq, 4);
-    const xh = qx + (<usize>h << 6);
-    const qsh = qs + (<usize>h << 4);
-    // Chunks unrolled so every shift count is a constant; the lane stores are ordering fences
-    // (see q4_0.ts).
-    let v = v128.load(qsh);
-    sub0 = i32x4.add(sub0, dotA(v, hq, hq4, xh, hasHigh, 0));
-    sub1 = i32x4.add(sub1, dotB(v, hq, hq4, xh, hasHigh, 0));
-    v128.store32_lane(yp, sub1, 0);
-    v = v128.load(qsh, 32);
-    sub2 = i32x4.add(sub2, dotA(v, hq, hq4, xh + 128, hasHigh, 1));
-    sub3 = i32x4.add(sub3, dotB(v, hq, hq4, xh + 128, hasHigh, 1));
-    v128.store32_lane(yp, sub3, 0);
-    v = v128.load(qsh, 64);
-    sub4 = i32x4.add(sub4, dotA(v, hq, hq4, xh + 256, hasHigh, 2));
-    sub5 = i32x4.add(sub5, dotB(v, hq, hq4, xh + 256, hasHigh, 2));
-    v128.store32_lane(yp, sub5, 0);
-    v = v128.load(qsh, 96);
-    sub6 = i32x4.add(sub6, dotA(v, hq, hq4, xh + 384, hasHigh, 3));
-    sub7 = i32x4.add(sub7, dotB(v, hq, hq4, xh + 384, hasHigh, 3));
-  }
+function superDotK45(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, sums: usize, dd: f32, dmin: f32, yp: usize): f32 {
   const sc = i16x8.extend_low_i8x16_u(sm);
+  const hq0 = hasHigh ? v128.load(qh) : i32x4.splat(0);
+  const hq1 = hasHigh ? v128.load(qh, 16) : i32x4.splat(0);
+  let acc = i32x4.splat(0);
+  {
+    const v0 = v128.load(qs, 0);
+    const hq40 = i16x8.shl(hq0, 4);
+    const v1 = v128.load(qs, 16);
+    const hq41 = i16x8.shl(hq1, 4);
+    let sA = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 0, 0), v128.load(x, 0)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 0, 1), v128.load(x, 16)));
+    v128.store32_lane(yp, sA, 0); // ordering fence
+    let sB = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 0, 2), v128.load(x, 32)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 0, 3), v128.load(x, 48)));
+    v128.store32_lane(yp, sB, 0); // ordering fence
+    sA = i16x8.add(sA, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 0, 0), v128.load(x, 64)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 0, 1), v128.load(x, 80))));
+    sB = i16x8.add(sB, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 0, 2), v128.load(x, 96)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 0, 3), v128.load(x, 112))));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(sA, i16x8.shuffle(sc, sc, 0,0,0,0,0,0,0,0)),
+      i32x4.dot_i16x8_s(sB, i16x8.shuffle(sc, sc, 1,1,1,1,1,1,1,1))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 32);
+    const hq40 = i16x8.shl(hq0, 4);
+    const v1 = v128.load(qs, 48);
+    const hq41 = i16x8.shl(hq1, 4);
+    let sA = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 1, 0), v128.load(x, 128)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 1, 1), v128.load(x, 144)));
+    v128.store32_lane(yp, sA, 0); // ordering fence
+    let sB = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 1, 2), v128.load(x, 160)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 1, 3), v128.load(x, 176)));
+    v128.store32_lane(yp, sB, 0); // ordering fence
+    sA = i16x8.add(sA, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 1, 0), v128.load(x, 192)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 1, 1), v128.load(x, 208))));
+    sB = i16x8.add(sB, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 1, 2), v128.load(x, 224)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 1, 3), v128.load(x, 240))));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(sA, i16x8.shuffle(sc, sc, 2,2,2,2,2,2,2,2)),
+      i32x4.dot_i16x8_s(sB, i16x8.shuffle(sc, sc, 3,3,3,3,3,3,3,3))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 64);
+    const hq40 = i16x8.shl(hq0, 4);
+    const v1 = v128.load(qs, 80);
+    const hq41 = i16x8.shl(hq1, 4);
+    let sA = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 2, 0), v128.load(x, 256)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 2, 1), v128.load(x, 272)));
+    v128.store32_lane(yp, sA, 0); // ordering fence
+    let sB = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 2, 2), v128.load(x, 288)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 2, 3), v128.load(x, 304)));
+    v128.store32_lane(yp, sB, 0); // ordering fence
+    sA = i16x8.add(sA, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 2, 0), v128.load(x, 320)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 2, 1), v128.load(x, 336))));
+    sB = i16x8.add(sB, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 2, 2), v128.load(x, 352)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 2, 3), v128.load(x, 368))));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(sA, i16x8.shuffle(sc, sc, 4,4,4,4,4,4,4,4)),
+      i32x4.dot_i16x8_s(sB, i16x8.shuffle(sc, sc, 5,5,5,5,5,5,5,5))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 96);
+    const hq40 = i16x8.shl(hq0, 4);
+    const v1 = v128.load(qs, 112);
+    const hq41 = i16x8.shl(hq1, 4);
+    let sA = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 3, 0), v128.load(x, 384)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 3, 1), v128.load(x, 400)));
+    v128.store32_lane(yp, sA, 0); // ordering fence
+    let sB = i16x8.add(
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 3, 2), v128.load(x, 416)),
+      i16x8.mul(codesK45(v0, hq0, hq40, hasHigh, 3, 3), v128.load(x, 432)));
+    v128.store32_lane(yp, sB, 0); // ordering fence
+    sA = i16x8.add(sA, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 3, 0), v128.load(x, 448)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 3, 1), v128.load(x, 464))));
+    sB = i16x8.add(sB, i16x8.add(
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 3, 2), v128.load(x, 480)),
+      i16x8.mul(codesK45(v1, hq1, hq41, hasHigh, 3, 3), v128.load(x, 496))));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(sA, i16x8.shuffle(sc, sc, 6,6,6,6,6,6,6,6)),
+      i32x4.dot_i16x8_s(sB, i16x8.shuffle(sc, sc, 7,7,7,7,7,7,7,7))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
   const mn = i16x8.extend_high_i8x16_u(sm);
-  const dots = i32x4.add(
-    i32x4.mul(transposeSum(sub0, sub1, sub2, sub3), i32x4.extend_low_i16x8_u(sc)),
-    i32x4.mul(transposeSum(sub4, sub5, sub6, sub7), i32x4.extend_high_i16x8_u(sc)),
-  );
   const mins = i32x4.add(
     i32x4.mul(v128.load(sums), i32x4.extend_low_i16x8_u(mn)),
     i32x4.mul(v128.load(sums, 16), i32x4.extend_high_i16x8_u(mn)),
   );
-  return dd * <f32>hsumI32(dots) - dmin * <f32>hsumI32(mins);
+  return dd * <f32>hsumI32(acc) - dmin * <f32>hsumI32(mins);
 }
 
 // @ts-ignore: decorator

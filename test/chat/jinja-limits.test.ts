@@ -56,7 +56,9 @@ describe("hostile templates stop with a ChatTemplateError naming the template", 
     const template = jinjaTemplate("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", { limits: { timeoutMs: 200, maxSteps: 1e12 } });
     const { error, ms } = timed(() => template.render(hello, tokenizer));
     expect((error as Error).message).toMatch(/longer than 200 ms/);
-    expect(ms).toBeLessThan(1500);
+    // Unbounded, this loop runs for hours; the bound only has to tell the limit from that
+    // (and hold on a loaded 2-core CI machine).
+    expect(ms).toBeLessThan(10_000);
   });
 
   it("detectTemplate names the model file", () => {
@@ -97,12 +99,13 @@ describe("in the server", () => {
       const h0 = performance.now();
       const health = await t.app.fetch(get("/health"));
       expect(health.status).toBe(200);
-      expect(performance.now() - h0).toBeLessThan(300);
+      // A render blocking the event loop would hold /health for the template's 1.5 s.
+      expect(performance.now() - h0).toBeLessThan(1000);
       const r = await pending;
       const body = (await r.json()) as { error: { message: string } };
       expect(r.status).toBe(400);
       expect(body.error.message).toMatch(/chat template was stopped: it ran longer than 1500 ms \(evil\.gguf: tokenizer\.chat_template/);
-      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(performance.now() - t0).toBeLessThan(20_000);
       // The issue's template: refused at range(), and the next request is served.
       const issue = await testServer({ template: jinjaTemplate(HOSTILE[0]![1]) });
       try {

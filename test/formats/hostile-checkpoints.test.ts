@@ -236,7 +236,9 @@ describe("zip bombs", () => {
     const ckpt = await openTorchCheckpoint(file);
     expect(Array.from(await ckpt.readTensorF32("w"))).toEqual([1, 2, 0, 0]);
     await ckpt.close();
-    expect(performance.now() - t0).toBeLessThan(2000);
+    // Memory is the measure (the whole bomb would be 128 MB of buffers); time only has to stay
+    // bounded on a loaded machine.
+    expect(performance.now() - t0).toBeLessThan(15_000);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(100 << 20);
   });
 

@@ -170,7 +170,16 @@ describe("hubDownload", () => {
     const r = await hubDownload(REPO, "ggml-model-q4_0.gguf", opts());
     expect(sha256(await readFile(r.path))).toBe(sha256(big));
     const gets = hub.requests("cdn", "GET");
-    expect(gets.map((q) => q.range)).toEqual([undefined, "bytes=100000-", "bytes=150000-"]);
+    // Each resume starts where the bytes that arrived end: at most where the server dropped the
+    // connection (bytes in flight when a socket is torn down may be lost on a loaded machine).
+    const ranges = gets.map((q) => q.range);
+    expect(ranges).toHaveLength(3);
+    expect(ranges[0]).toBeUndefined();
+    const starts = ranges.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(r ?? "")?.[1]));
+    expect(starts[0]).toBeGreaterThan(0);
+    expect(starts[0]).toBeLessThanOrEqual(100_000);
+    expect(starts[1]).toBeGreaterThanOrEqual(starts[0]!);
+    expect(starts[1]).toBeLessThanOrEqual(starts[0]! + 50_000);
     expect(r.downloaded).toBe(big.byteLength);
   });
 

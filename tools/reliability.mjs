@@ -37,7 +37,7 @@ if (!existsSync(join(dist, "cli/index.js"))) {
   console.log("FAIL reliability: dist/ is missing (run npm run build)");
   process.exit(1);
 }
-const zh = await import(pathToFileURL(join(dist, "index.js")).href);
+const zh = await import(pathToFileURL(join(dist, "internals.js")).href);
 const { crc32 } = await import(pathToFileURL(join(dist, "formats/pytorch-zip.js")).href);
 const work = mkdtempSync(join(tmpdir(), "zh-reliability-"));
 const started = performance.now();

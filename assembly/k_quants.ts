@@ -30,7 +30,7 @@
  * and scaled in i16 (plain SIMD) or an i8 dot product followed by an i16 one with the scale
  * (relaxed); the -32 offset is sum_s sc_s bsum_s per token, as in dotRowQ6K.
  */
-import { halfToFloat, hsumI32, dotI8U7 } from "./common";
+import { halfToFloat, hsumI32 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { transposeSum } from "./q4_0";
 
@@ -192,11 +192,21 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
   return sum;
 }
 
-/** Integer dot of one Q6_K sub-block (16 codes in c) with its 16 activations at x. */
+/**
+ * sc * (codes . x) of one Q6_K sub-block (16 codes qc, 0..63; its 16 i8 activations at x; scale
+ * splat in scv), as four lanes. Plain SIMD: codes and activations widened, products summed in
+ * i16 (two per lane, |.| <= 2 * 63 * 127), one i32x4.dot_i16x8_s with the scale; relaxed: one i8
+ * dot product (pairs) and the same dot with the scale.
+ */
 // @ts-ignore: decorator
 @inline
-function dot16(x: usize, c: v128): v128 {
-  return dotI8U7(v128.load(x), c, i32x4.splat(0));
+function subQ6K(qc: v128, x: usize, scv: v128): v128 {
+  const v = v128.load(x);
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, qc), scv);
+  const p = i16x8.add(
+    i16x8.mul(i16x8.extend_low_i8x16_u(qc), i16x8.extend_low_i8x16_s(v)),
+    i16x8.mul(i16x8.extend_high_i8x16_u(qc), i16x8.extend_high_i8x16_s(v)));
+  return i32x4.dot_i16x8_s(p, scv);
 }
 
 function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
@@ -220,33 +230,53 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
     offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 32), i32x4.extend_low_i16x8_s(sc1)));
     offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 48), i32x4.extend_high_i16x8_s(sc1)));
     let acc = i32x4.splat(0);
-    for (let h = 0; h < 2; h++) {
-      const ql = wb + (<usize>h << 6);
-      const qh = wb + 128 + (<usize>h << 5);
-      const xh = qb + (<usize>h << 7);
-      const sch = h ? sc1 : sc0;
-      for (let l = 0; l < 2; l++) {
-        const a = v128.load(ql + (<usize>l << 4));
-        const c = v128.load(ql + (<usize>l << 4), 32);
-        const hb = v128.load(qh + (<usize>l << 4));
-        const xo = xh + (<usize>l << 4);
-        const q1 = v128.or(v128.and(a, low), i8x16.shl(v128.and(hb, three), 4));
-        const q2 = v128.or(v128.and(c, low), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), three), 4));
-        const q3 = v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), three), 4));
-        const q4 = v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4));
-        const d1 = dot16(xo, q1);
-        v128.store32_lane(yp, d1, 0); // ordering fence (see q4_0.ts)
-        const d2 = dot16(xo + 32, q2);
-        v128.store32_lane(yp, d2, 0);
-        const d3 = dot16(xo + 64, q3);
-        v128.store32_lane(yp, d3, 0);
-        const d4 = dot16(xo + 96, q4);
-        // sub-blocks 8h + l + 2k for k = 0..3: scale lanes l, l+2, l+4, l+6 of this half
-        const scv = l
-          ? i32x4.extend_low_i16x8_s(i16x8.shuffle(sch, sch, 1, 3, 5, 7, 1, 3, 5, 7))
-          : i32x4.extend_low_i16x8_s(i16x8.shuffle(sch, sch, 0, 2, 4, 6, 0, 2, 4, 6));
-        acc = i32x4.add(acc, i32x4.mul(transposeSum(d1, d2, d3, d4), scv));
-      }
+    {
+      const a = v128.load(wb, 0);
+      const c = v128.load(wb, 32);
+      const hb = v128.load(wb, 128);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 0, i16x8.shuffle(sc0, sc0, 0,0,0,0,0,0,0,0)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 32, i16x8.shuffle(sc0, sc0, 2,2,2,2,2,2,2,2)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 64, i16x8.shuffle(sc0, sc0, 4,4,4,4,4,4,4,4)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 96, i16x8.shuffle(sc0, sc0, 6,6,6,6,6,6,6,6)));
+    }
+    {
+      const a = v128.load(wb, 16);
+      const c = v128.load(wb, 48);
+      const hb = v128.load(wb, 144);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 16, i16x8.shuffle(sc0, sc0, 1,1,1,1,1,1,1,1)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 48, i16x8.shuffle(sc0, sc0, 3,3,3,3,3,3,3,3)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 80, i16x8.shuffle(sc0, sc0, 5,5,5,5,5,5,5,5)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 112, i16x8.shuffle(sc0, sc0, 7,7,7,7,7,7,7,7)));
+    }
+    {
+      const a = v128.load(wb, 64);
+      const c = v128.load(wb, 96);
+      const hb = v128.load(wb, 160);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 128, i16x8.shuffle(sc1, sc1, 0,0,0,0,0,0,0,0)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 160, i16x8.shuffle(sc1, sc1, 2,2,2,2,2,2,2,2)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 192, i16x8.shuffle(sc1, sc1, 4,4,4,4,4,4,4,4)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 224, i16x8.shuffle(sc1, sc1, 6,6,6,6,6,6,6,6)));
+    }
+    {
+      const a = v128.load(wb, 80);
+      const c = v128.load(wb, 112);
+      const hb = v128.load(wb, 176);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 144, i16x8.shuffle(sc1, sc1, 1,1,1,1,1,1,1,1)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 176, i16x8.shuffle(sc1, sc1, 3,3,3,3,3,3,3,3)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 208, i16x8.shuffle(sc1, sc1, 5,5,5,5,5,5,5,5)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 240, i16x8.shuffle(sc1, sc1, 7,7,7,7,7,7,7,7)));
     }
     sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * hsumI32(offs));
   }

@@ -126,12 +126,26 @@ const cache = new Map<string, Promise<CompiledKernels>>();
  * Compile the kernels once per process. `prefer: "relaxed"` (default "auto" = relaxed where it
  * validates) or "simd" forces the plain build, e.g. to test both.
  */
+/** ZH_LLAMA_KERNELS=simd|relaxed in the environment (Node, Deno, Bun), where there is one. */
+function envKernels(): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.ZH_LLAMA_KERNELS;
+}
+
 export function compileKernels(prefer: KernelBuild | "auto" = "auto"): Promise<CompiledKernels> {
+  if (prefer === "auto") {
+    const forced = envKernels();
+    if (forced === "simd" || forced === "relaxed") prefer = forced;
+  }
   let p = cache.get(prefer);
   if (!p) {
     p = (async () => {
       if (prefer !== "simd") {
         const relaxed = await readBytes(kernelUrl("relaxed"));
+        // Node 20 has relaxed SIMD behind a flag: turn it on (its broken i8 dot-add is never used:
+        // the kernels probe it at start-up and keep the exact i16 form where it is wrong). The
+        // relaxed build gives the plain build's bits; ZH_LLAMA_KERNELS=simd keeps the plain one.
+        if (!WebAssembly.validate(relaxed) && envKernels() !== "simd") await enableRelaxedSimd();
         if (WebAssembly.validate(relaxed)) return { module: await WebAssembly.compile(relaxed), build: "relaxed" as const };
         if (prefer === "relaxed") throw new Error("relaxed SIMD is not available in this runtime");
       }

@@ -29,6 +29,11 @@
  * Q6_K rows likewise (dot1x4Q6K): 16 codes decoded once, then per token either the codes widened
  * and scaled in i16 (plain SIMD) or an i8 dot product followed by an i16 one with the scale
  * (relaxed); the -32 offset is sum_s sc_s bsum_s per token, as in dotRowQ6K.
+ *
+ * Activations: Q6_K reads plain Q8_K rows (i8 codes, d, sums of 16). Q4_K / Q5_K read codes
+ * widened to i16 (quantize.ts) in the plain SIMD build, and plain Q8_K rows in the relaxed one,
+ * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
+ * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
 import { halfToFloat, hsumI32 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
@@ -176,7 +181,8 @@ function superDotK45(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, su
 @inline
 function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool, yp: usize): f32 {
   const nb = n >> 8;
-  const dxs = q + (<usize>n << 1);
+  // codes, then d, then sums: of 32 (i16 codes) or of 16 (relaxed: i8 codes)
+  const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
   let sum: f32 = 0;
   for (let b = 0; b < nb; b++) {
@@ -184,10 +190,13 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
     const dx = load<f32>(dxs + (<usize>b << 2));
     const qh: usize = hasHigh ? wb + 16 : 0;
     const qs = wb + (hasHigh ? 48 : 16);
-    sum += superDotK45(
-      qs, qh, hasHigh, q + (<usize>b << 9), scalesMinsK4(wb + 4), sums + (<usize>b << 5),
-      dx * halfToFloat(load<u16>(wb)), dx * halfToFloat(load<u16>(wb, 2)), yp,
-    );
+    const dd = dx * halfToFloat(load<u16>(wb));
+    const dmin = dx * halfToFloat(load<u16>(wb, 2));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      sum += superDotK45R(qs, qh, hasHigh, q + (<usize>b << 8), scalesMinsK4(wb + 4), sums + (<usize>b << 6), dd, dmin, yp);
+    } else {
+      sum += superDotK45(qs, qh, hasHigh, q + (<usize>b << 9), scalesMinsK4(wb + 4), sums + (<usize>b << 5), dd, dmin, yp);
+    }
   }
   return sum;
 }
@@ -514,6 +523,237 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
   v128.store32_lane(yp + 3 * ys, total, 3);
 }
 
+/**
+ * Relaxed-SIMD build: Q4_K / Q5_K read plain i8 Q8_K activations (quantize_q8_K_i16 writes them
+ * there: codes, d at q + n, sums of 16 at q + n + n/64, rows act_q8_K_i16_bytes apart). Code
+ * vector of sub-block 2c (high = false: low nibbles) or 2c+1 (high nibbles) from 16 code bytes v,
+ * with the fifth bits (bit 2c or 2c+1 of each qh byte) moved to bit 4 by i16 shifts (the 0x10
+ * mask keeps each byte's own bit).
+ */
+// @ts-ignore: decorator
+@inline
+function nibblesR(v: v128, qh: v128, hasHigh: bool, c: i32, high: bool, m15: v128, b16: v128): v128 {
+  let r = high ? v128.and(i16x8.shr_u(v, 4), m15) : v128.and(v, m15);
+  if (hasHigh) {
+    const s = 4 - 2 * c - (high ? 1 : 0); // bit (2c or 2c+1) -> bit 4
+    const t = s > 0 ? i16x8.shl(qh, s) : s < 0 ? i16x8.shr_u(qh, -s) : qh;
+    r = v128.or(r, v128.and(t, b16));
+  }
+  return r;
+}
+
+/** sum_j m_j (bsum_2j + bsum_2j+1) of one token (16 i32 sums at p), as four lanes: pairs of sums narrowed to i16, one dot with the mins. */
+// @ts-ignore: decorator
+@inline
+function minsR(p: usize, md0: v128, md1: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p), v128.load(p, 16)), md0),
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p, 32), v128.load(p, 48)), md1));
+}
+
+/**
+ * superDotK45 for the relaxed build (x: 256 i8 codes, bs: 16 sums): per sub-block two i8 dot
+ * products (pairs, |.| <= 2 * 31 * 127) added in i16, then one i32x4.dot_i16x8_s with the scale.
+ */
+// @ts-ignore: decorator
+@inline
+function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, bs: usize, dd: f32, dmin: f32, yp: usize): f32 {
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  const m15 = i8x16.splat(15);
+  const b16 = i8x16.splat(16);
+  const hq0 = hasHigh ? v128.load(qh) : i32x4.splat(0);
+  const hq1 = hasHigh ? v128.load(qh, 16) : i32x4.splat(0);
+  let acc = i32x4.splat(0);
+  {
+    const v0 = v128.load(qs, 0);
+    const v1 = v128.load(qs, 16);
+    const rA = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 0), nibblesR(v0, hq0, hasHigh, 0, false, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), nibblesR(v1, hq1, hasHigh, 0, false, m15, b16)));
+    const rB = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 32), nibblesR(v0, hq0, hasHigh, 0, true, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 48), nibblesR(v1, hq1, hasHigh, 0, true, m15, b16)));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(rA, i16x8.shuffle(sc, sc, 0,0,0,0,0,0,0,0)),
+      i32x4.dot_i16x8_s(rB, i16x8.shuffle(sc, sc, 1,1,1,1,1,1,1,1))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 32);
+    const v1 = v128.load(qs, 48);
+    const rA = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 64), nibblesR(v0, hq0, hasHigh, 1, false, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 80), nibblesR(v1, hq1, hasHigh, 1, false, m15, b16)));
+    const rB = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 96), nibblesR(v0, hq0, hasHigh, 1, true, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 112), nibblesR(v1, hq1, hasHigh, 1, true, m15, b16)));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(rA, i16x8.shuffle(sc, sc, 2,2,2,2,2,2,2,2)),
+      i32x4.dot_i16x8_s(rB, i16x8.shuffle(sc, sc, 3,3,3,3,3,3,3,3))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 64);
+    const v1 = v128.load(qs, 80);
+    const rA = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 128), nibblesR(v0, hq0, hasHigh, 2, false, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 144), nibblesR(v1, hq1, hasHigh, 2, false, m15, b16)));
+    const rB = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 160), nibblesR(v0, hq0, hasHigh, 2, true, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 176), nibblesR(v1, hq1, hasHigh, 2, true, m15, b16)));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(rA, i16x8.shuffle(sc, sc, 4,4,4,4,4,4,4,4)),
+      i32x4.dot_i16x8_s(rB, i16x8.shuffle(sc, sc, 5,5,5,5,5,5,5,5))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  {
+    const v0 = v128.load(qs, 96);
+    const v1 = v128.load(qs, 112);
+    const rA = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 192), nibblesR(v0, hq0, hasHigh, 3, false, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 208), nibblesR(v1, hq1, hasHigh, 3, false, m15, b16)));
+    const rB = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 224), nibblesR(v0, hq0, hasHigh, 3, true, m15, b16)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 240), nibblesR(v1, hq1, hasHigh, 3, true, m15, b16)));
+    acc = i32x4.add(acc, i32x4.add(
+      i32x4.dot_i16x8_s(rA, i16x8.shuffle(sc, sc, 6,6,6,6,6,6,6,6)),
+      i32x4.dot_i16x8_s(rB, i16x8.shuffle(sc, sc, 7,7,7,7,7,7,7,7))));
+    v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+  }
+  const zero = i32x4.splat(0);
+  const mins = minsR(bs, i8x16.shuffle(sm, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16), i8x16.shuffle(sm, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16));
+  return dd * <f32>hsumI32(acc) - dmin * <f32>hsumI32(mins);
+}
+
+/** dot1x4K45 for the relaxed build (activations as superDotK45R's). */
+// @ts-ignore: decorator
+@inline
+function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, hasHigh: bool, yp: usize, ys: usize): void {
+  const nb = n >> 8;
+  const dxs = q + <usize>n;
+  const bsums = dxs + (<usize>nb << 2);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  const m15 = i8x16.splat(15);
+  const b16 = i8x16.splat(16);
+  let total = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * blockBytes;
+    const sm = scalesMinsK4(wb + 4);
+    const sc = i16x8.extend_low_i8x16_u(sm);
+    const qsb = wb + (hasHigh ? 48 : 16);
+    const hq0 = hasHigh ? v128.load(wb, 16) : i32x4.splat(0);
+    const hq1 = hasHigh ? v128.load(wb, 32) : i32x4.splat(0);
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    const x = q + (<usize>b << 8);
+    {
+      const v0 = v128.load(qsb, 0);
+      const v1 = v128.load(qsb, 16);
+      const lo0 = nibblesR(v0, hq0, hasHigh, 0, false, m15, b16);
+      const lo1 = nibblesR(v1, hq1, hasHigh, 0, false, m15, b16);
+      const hi0 = nibblesR(v0, hq0, hasHigh, 0, true, m15, b16);
+      const hi1 = nibblesR(v1, hq1, hasHigh, 0, true, m15, b16);
+      const scA = i16x8.shuffle(sc, sc, 0,0,0,0,0,0,0,0);
+      const scB = i16x8.shuffle(sc, sc, 1,1,1,1,1,1,1,1);
+      const xc = x + 0;
+      a0 = i32x4.add(a0, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v0 = v128.load(qsb, 32);
+      const v1 = v128.load(qsb, 48);
+      const lo0 = nibblesR(v0, hq0, hasHigh, 1, false, m15, b16);
+      const lo1 = nibblesR(v1, hq1, hasHigh, 1, false, m15, b16);
+      const hi0 = nibblesR(v0, hq0, hasHigh, 1, true, m15, b16);
+      const hi1 = nibblesR(v1, hq1, hasHigh, 1, true, m15, b16);
+      const scA = i16x8.shuffle(sc, sc, 2,2,2,2,2,2,2,2);
+      const scB = i16x8.shuffle(sc, sc, 3,3,3,3,3,3,3,3);
+      const xc = x + 64;
+      a0 = i32x4.add(a0, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v0 = v128.load(qsb, 64);
+      const v1 = v128.load(qsb, 80);
+      const lo0 = nibblesR(v0, hq0, hasHigh, 2, false, m15, b16);
+      const lo1 = nibblesR(v1, hq1, hasHigh, 2, false, m15, b16);
+      const hi0 = nibblesR(v0, hq0, hasHigh, 2, true, m15, b16);
+      const hi1 = nibblesR(v1, hq1, hasHigh, 2, true, m15, b16);
+      const scA = i16x8.shuffle(sc, sc, 4,4,4,4,4,4,4,4);
+      const scB = i16x8.shuffle(sc, sc, 5,5,5,5,5,5,5,5);
+      const xc = x + 128;
+      a0 = i32x4.add(a0, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    {
+      const v0 = v128.load(qsb, 96);
+      const v1 = v128.load(qsb, 112);
+      const lo0 = nibblesR(v0, hq0, hasHigh, 3, false, m15, b16);
+      const lo1 = nibblesR(v1, hq1, hasHigh, 3, false, m15, b16);
+      const hi0 = nibblesR(v0, hq0, hasHigh, 3, true, m15, b16);
+      const hi1 = nibblesR(v1, hq1, hasHigh, 3, true, m15, b16);
+      const scA = i16x8.shuffle(sc, sc, 6,6,6,6,6,6,6,6);
+      const scB = i16x8.shuffle(sc, sc, 7,7,7,7,7,7,7,7);
+      const xc = x + 192;
+      a0 = i32x4.add(a0, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc));
+      v128.store32_lane(yp, a0, 0); // ordering fences (see q4_0.ts)
+      a1 = i32x4.add(a1, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs));
+      v128.store32_lane(yp, a1, 0);
+      a2 = i32x4.add(a2, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs2));
+      v128.store32_lane(yp, a2, 0);
+      a3 = i32x4.add(a3, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs3));
+      v128.store32_lane(yp, a3, 0);
+    }
+    const zero = i32x4.splat(0);
+    const md0 = i8x16.shuffle(sm, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
+    const md1 = i8x16.shuffle(sm, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+    const bp = bsums + (<usize>b << 6);
+    const mins = transposeSum(minsR(bp, md0, md1), minsR(bp + qs, md0, md1), minsR(bp + qs2, md0, md1), minsR(bp + qs3, md0, md1));
+    const dp = dxs + (<usize>b << 2);
+    let dx = v128.load32_lane(dp, i32x4.splat(0), 0);
+    dx = v128.load32_lane(dp + qs, dx, 1);
+    dx = v128.load32_lane(dp + qs2, dx, 2);
+    dx = v128.load32_lane(dp + qs3, dx, 3);
+    const dd = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb))));
+    const dmin = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 2))));
+    total = f32x4.add(total, f32x4.sub(
+      f32x4.mul(dd, f32x4.convert_i32x4_s(transposeSum(a0, a1, a2, a3))),
+      f32x4.mul(dmin, f32x4.convert_i32x4_s(mins)),
+    ));
+  }
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
+}
+
+/** One token's sum over one chunk (codes lo0|lo1 of sub-block 2c, hi0|hi1 of 2c+1; its 64 i8 codes at x). */
+// @ts-ignore: decorator
+@inline
+function tokK45R(lo0: v128, lo1: v128, hi0: v128, hi1: v128, scA: v128, scB: v128, x: usize): v128 {
+  const rA = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lo0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), lo1));
+  const rB = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 32), hi0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 48), hi1));
+  return i32x4.add(i32x4.dot_i16x8_s(rA, scA), i32x4.dot_i16x8_s(rB, scB));
+}
+
 /** Rows r0..r1-1 of a Q4_K / Q5_K matmul: tokens in fours with dot1x4K45, the rest with dotRowK45. */
 // @ts-ignore: decorator
 @inline
@@ -526,7 +766,12 @@ function matmulK45(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok:
     const wr = w + <usize>r * rowBytes;
     const yr = y + (<usize>r << 2);
     let t = 0;
-    for (; t < quads; t += 4) dot1x4K45(wr, q + <usize>t * qStride, qStride, n, blockBytes, hasHigh, yr + <usize>t * yStride, yStride);
+    for (; t < quads; t += 4) {
+      const qt = q + <usize>t * qStride;
+      const yp = yr + <usize>t * yStride;
+      if (ASC_FEATURE_RELAXED_SIMD) dot1x4K45R(wr, qt, qStride, n, blockBytes, hasHigh, yp, yStride);
+      else dot1x4K45(wr, qt, qStride, n, blockBytes, hasHigh, yp, yStride);
+    }
     for (; t < nTok; t++) {
       const yp = yr + <usize>t * yStride;
       store<f32>(yp, dotRowK45(wr, q + <usize>t * qStride, n, blockBytes, hasHigh, yp));

@@ -210,11 +210,16 @@ export function act_q8_K_i16_bytes(n: i32): i32 {
   return ((n << 1) + (n >> 6) + (n >> 3) + 15) & ~15;
 }
 
-/** Quantize rows [r0, r1) of x to Q8_K codes widened to i16 in the order Q4_K / Q5_K read them. */
+/**
+ * Quantize rows [r0, r1) of x to Q8_K codes widened to i16 in the order Q4_K / Q5_K read them;
+ * the relaxed-SIMD build writes plain Q8_K rows instead (i8 codes, d, sums of 16, as
+ * quantize_q8_K), spaced act_q8_K_i16_bytes apart like the i16 rows (see k_quants.ts).
+ */
 export function quantize_q8_K_i16(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {
   const stride = <usize>act_q8_K_i16_bytes(n);
   for (let r = r0; r < r1; r++) {
-    quantizeRowQ8_Ki16(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
+    if (ASC_FEATURE_RELAXED_SIMD) quantizeRowQ8_K(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
+    else quantizeRowQ8_Ki16(x + <usize>r * <usize>n * 4, q + <usize>r * stride, n);
   }
 }
 

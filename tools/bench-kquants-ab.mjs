@@ -61,22 +61,26 @@ for (const type of typesArg.split(",")) {
       const xs = new Float32Array(memory.buffer, x, nTok * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
       const stride = i16 ? builds[0].act_q8_K_i16_bytes(cols) : builds[0].act_q8_K_bytes(cols);
-      const xq = alloc(stride * nTok);
-      if (i16) builds[0].quantize_q8_K_i16(x, xq, cols, 0, nTok);
-      else builds[0].quantize_q8_K(x, xq, cols, 0, nTok);
+      // each build quantizes its own copy (their activation layouts may differ)
+      const xqs = builds.map((b) => {
+        const xq = alloc(stride * nTok);
+        if (i16) b.quantize_q8_K_i16(x, xq, cols, 0, nTok);
+        else b.quantize_q8_K(x, xq, cols, 0, nTok);
+        return xq;
+      });
       const ys = builds.map(() => alloc(4 * rows * nTok));
       const name = `matmul_${type.replace("_k", "_K")}`;
       const fns = builds.map((b) => b[name]);
 
       let mismatches = 0;
       for (const [r0, r1, nt] of [[0, rows, nTok], [Math.min(3, rows - 1), rows - (rows > 4 ? 2 : 0), Math.max(1, nTok - 1)]]) {
-        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(w, xq, ys[i], cols, r0, r1, nt, rows); });
+        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(w, xqs[i], ys[i], cols, r0, r1, nt, rows); });
         const [a, b] = ys.map((y) => new Uint32Array(memory.buffer, y, rows * nTok));
         for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) { if (process.env.AB_DEBUG && mismatches < 5) console.log(r0, r1, nt, i, a[i].toString(16), b[i].toString(16)); mismatches++; }
       }
 
       const iters = Math.max(1, Math.round(3e8 / (rows * cols * nTok)));
-      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xq, ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
+      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xqs[i], ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
       time(0), time(1);
       const ratios = [], oldMs = [], newMs = [];
       for (let r = 0; r < rounds; r++) {

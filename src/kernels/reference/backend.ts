@@ -31,7 +31,8 @@ export type ActLayout = "simd" | "relaxed";
  *   Q4_0 / Q8_0 weights: codes widened to i16 and permuted per block (ORDER_Q4_0 / ORDER_Q8_0),
  *                        then f32 scales, then i32 block sums;
  *   Q4_1, Q5_0, Q5_1, IQ4_NL: as Q8_0's (Q8_1 for Q4_1 / Q5_1: f32 s in place of the sums);
- *   Q4_K / Q5_K:         codes widened to i16 (ORDER_Q4_K), f32 scales, i32 sums of 32;
+ *   Q4_K / Q5_K:         codes widened to i16 (ORDER_Q4_K), f32 scales, i32 sums of 32; in the
+ *                        relaxed build Q6_K's layout at this row stride;
  *   Q6_K:                i8 codes, f32 scales, i32 sums of 16;
  *   Q2_K, Q3_K, IQ4_XS:  codes widened to i16, evens then odds per 16, f32 scales, i32 sums of 16
  *                        (k-quants-low.ts);
@@ -80,12 +81,14 @@ export function groupedQ4_0(j: number, cols: number): number {
 
 export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "simd"): Kernels {
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
-  const plainI8 = (type: MatmulType) => type === GGMLType.Q6_K || (type === GGMLType.Q4_0 && layout === "relaxed");
+  // Q6_K always, Q4_0 / Q4_K / Q5_K in the relaxed build (rows still act_q8_K_i16_bytes apart for the k-quants)
+  const plainI8 = (type: MatmulType) =>
+    type === GGMLType.Q6_K || ((type === GGMLType.Q4_0 || type === GGMLType.Q4_K || type === GGMLType.Q5_K) && layout === "relaxed");
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
     if (K_LOW_TYPES.has(type)) return writeQ8_K_eo(mem, p, cols, row);
     if (NIBBLE_TYPES.has(type)) return writeNibbleAct(mem, type, layout, p, cols, row);
     if (plainI8(type)) {
-      const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
+      const nd = activationKind(type) === "q8_K" ? cols / 256 : cols / 32;
       if (type === GGMLType.Q4_0) {
         const codes = mem.i8(p, cols);
         for (let j = 0; j < cols; j++) codes[groupedQ4_0(j, cols)] = row.qs[j];
@@ -118,8 +121,8 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     if (K_LOW_TYPES.has(type)) return readQ8_K_eo(mem, p, cols);
     if (NIBBLE_TYPES.has(type)) return readNibbleAct(mem, type, layout, p, cols);
     if (plainI8(type)) {
-      const nd = type === GGMLType.Q6_K ? cols / 256 : cols / 32;
-      const ns = type === GGMLType.Q6_K ? cols / 16 : cols / 32;
+      const nd = activationKind(type) === "q8_K" ? cols / 256 : cols / 32;
+      const ns = activationKind(type) === "q8_K" ? cols / 16 : cols / 32;
       const codes = mem.i8(p, cols);
       const qs = type === GGMLType.Q4_0 ? Int8Array.from({ length: cols }, (_, j) => codes[groupedQ4_0(j, cols)]) : codes;
       return { qs, d: mem.f32(p + cols, nd), sums: mem.i32(p + cols + 4 * nd, ns) };

@@ -38,7 +38,7 @@ export { embed } from "./model/embed.js";
 
 // Generation: samplers, the decode loops, grammar constraints.
 export { generate, generateCfg, generateSpeculative, generateConstrained, generateText } from "./internals.js";
-export type { GenerateOptions, GenerationEvent, GenerationResult } from "./model/generate.js";
+export type { GenerateOptions, GenerationEvent, GenerationResult } from "./generate/index.js";
 export { createSampler, UPSTREAM_DEFAULTS } from "./generate/index.js";
 export { Grammar, parseGbnf, jsonSchemaToGbnf } from "./grammar/index.js";
 

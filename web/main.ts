@@ -16,7 +16,7 @@
  */
 import { GgufFile, openGguf } from "../src/formats/gguf/index.js";
 import { LlamaModel } from "../src/model/model.js";
-import type { GenerateOptions } from "../src/model/generate.js";
+import type { GenerateOptions } from "../src/generate/index.js";
 import { ChatSession } from "../src/chat/session.js";
 import { kvTypeFor, planMemory } from "../src/model/index.js";
 import { readHParams } from "../src/model/hparams.js";

@@ -5,37 +5,12 @@
  * the last answer the template writes differently from how it was generated).
  */
 import { InvalidArgumentError } from "../errors.js";
-import { generateCfg } from "../model/cfg.js";
-import { generate, type GenerateOptions, type GenerationEvent, type GenerationResult } from "../model/generate.js";
+import { generateWith, type GenerateOptions, type GenerationEvent, type GenerationResult } from "../generate/index.js";
 import { LlamaModel, type LlamaSession } from "../model/model.js";
-import { generateSpeculative } from "../model/speculative.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ChatHistoryError } from "./errors.js";
 import { fitHistory } from "./history.js";
 import { checkMessages, type ChatMessage, type ChatTemplate } from "./templates.js";
-
-/** generate() plus the decoding extras; at most one of CFG and a draft model. */
-export interface GenerateWithOptions extends GenerateOptions {
-  /** Classifier-free guidance scale; 1 (default) = off. */
-  cfgScale?: number;
-  /** The negative prompt's ids (CFG); default: the prompt's last token alone. */
-  negativePromptIds?: readonly number[];
-  /** The session that keeps the negative sequence's cache between calls. */
-  negativeSession?: LlamaSession;
-  /** A draft model for speculative decoding. */
-  draft?: LlamaModel | LlamaSession;
-  /** Fixed draft length; default adaptive. */
-  draftK?: number;
-}
-
-/** generate(), generateCfg() or generateSpeculative(), as the options ask. */
-export function generateWith(target: LlamaModel | LlamaSession, tokenizer: SentencePieceTokenizer, promptIds: readonly number[], options: GenerateWithOptions): AsyncGenerator<GenerationEvent> {
-  const { cfgScale = 1, negativePromptIds, negativeSession, draft, draftK, ...rest } = options;
-  if (draft !== undefined && cfgScale !== 1) throw new InvalidArgumentError(`speculative decoding and CFG (scale ${cfgScale}) cannot be combined`);
-  if (draft !== undefined) return generateSpeculative(target, tokenizer, promptIds, { ...rest, draft, draftK });
-  if (cfgScale !== 1) return generateCfg(target, tokenizer, promptIds, { ...rest, cfgScale, negativePromptIds, negativeSession });
-  return generate(target, tokenizer, promptIds, rest);
-}
 
 export interface ChatSessionOptions {
   model: LlamaModel;

@@ -1,9 +1,8 @@
 import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
 import { toJson } from "../formats/json.js";
-import { LlamaModel, generate, type GenerationResult, type LoadOptions } from "../model/index.js";
-import type { SpeculativeResult } from "../model/speculative.js";
-import { generateWith } from "../chat/session.js";
+import { LlamaModel, type LoadOptions } from "../model/index.js";
+import { generate, generateWith, type GenerationResult, type SpeculativeResult } from "../generate/index.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";

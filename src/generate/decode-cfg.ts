@@ -13,12 +13,13 @@
  * first. With g = 1 HF adds no processor at all, so neither does this: the output is exactly
  * generate()'s.
  */
-import { applyCfg, createSampler } from "../generate/index.js";
+import { applyCfg } from "./cfg.js";
+import { createSampler } from "./sampler.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
-import { TokenEmitter, generate, topLogits, type GenerateOptions, type GenerationEvent } from "./generate.js";
-import { LlamaModel, type LlamaSession } from "./model.js";
-import { checkPrompt, promptTokensToEvaluate } from "./speculative.js";
+import { TokenEmitter, generate, topLogits, type GenerateOptions, type GenerationEvent } from "./decode.js";
+import { LlamaModel, type LlamaSession } from "../model/model.js";
+import { checkPrompt, promptTokensToEvaluate } from "./decode-speculative.js";
 
 export interface CfgOptions extends GenerateOptions {
   /** Guidance scale g; 1 = off (upstream default), > 1 pushes away from the negative prompt. */

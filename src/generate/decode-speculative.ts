@@ -14,12 +14,14 @@
  * output is exactly greedy decoding with the target alone. Sampling: every emitted token is
  * distributed exactly as the target's processed distribution p, whatever the draft proposes.
  */
-import { DRAFT_K_START, Xoshiro128, createSampler, drawFrom, nextDraftK, speculativeAccept, speculativeAcceptGreedy } from "../generate/index.js";
+import { Xoshiro128 } from "./rng.js";
+import { createSampler } from "./sampler.js";
+import { DRAFT_K_START, drawFrom, nextDraftK, speculativeAccept, speculativeAcceptGreedy } from "./speculative.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
-import { ContextOverflowError } from "./errors.js";
-import { TokenEmitter, topLogits, type GenerateOptions, type GenerationResult } from "./generate.js";
-import { LlamaModel, type LlamaSession } from "./model.js";
+import { ContextOverflowError } from "../model/errors.js";
+import { TokenEmitter, topLogits, type GenerateOptions, type GenerationResult } from "./decode.js";
+import { LlamaModel, type LlamaSession } from "../model/model.js";
 
 
 /** @internal Tokens of `promptIds` a session evaluates (the rest is reused from its cache). */

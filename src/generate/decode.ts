@@ -2,10 +2,11 @@
  * Text generation over a loaded model: prompt -> logits -> sampler -> token -> text, streamed
  * as an async iterator, with stop strings and ids, a token budget, abort, and timings.
  */
-import { StopMatcher, createSampler, type SamplerOptions } from "../generate/index.js";
+import { StopMatcher } from "./stop.js";
+import { createSampler, type SamplerOptions } from "./sampler.js";
 import type { SentencePieceTokenizer, StreamingDecoder } from "../tokenizer/index.js";
-import { ContextOverflowError } from "./errors.js";
-import { LlamaModel, type LlamaSession } from "./model.js";
+import { ContextOverflowError } from "../model/errors.js";
+import { LlamaModel, type LlamaSession } from "../model/model.js";
 
 export interface GenerateOptions extends Omit<SamplerOptions, "vocabSize"> {
   /** Most tokens to generate (default 400, the upstream max_new_tokens). */

@@ -1,9 +1,10 @@
 /**
- * Grammar-constrained generation is generate() (src/model/generate.ts) with a `constraint`:
+ * Grammar-constrained generation is generate() (src/generate/decode.ts) with a `constraint`:
  * the grammar's mask is applied to each step's logits before sampling. These names remain for
  * callers that think of it as its own operation.
  */
-import { generate, type GenerateOptions, type GenerationEvent, type LlamaSession } from "../model/index.js";
+import { generate, type GenerateOptions, type GenerationEvent } from "../generate/decode.js";
+import type { LlamaSession } from "../model/index.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import type { TokenConstraint } from "./constraint.js";
 

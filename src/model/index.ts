@@ -7,4 +7,3 @@ export * from "./state.js";
 export * from "./llama.js";
 export * from "./model.js";
 export * from "./synthetic.js";
-export * from "./generate.js";

@@ -21,7 +21,8 @@
 import type { ChatTemplate } from "../chat/index.js";
 import { ZhLlamaError } from "../errors.js";
 import { Grammar, GrammarConstraint, GrammarError, JSON_OBJECT_GBNF, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
-import type { GenerationEvent, GenerationResult, LlamaModel, LlamaSession } from "../model/index.js";
+import type { LlamaModel, LlamaSession } from "../model/index.js";
+import type { GenerationEvent, GenerationResult } from "../generate/index.js";
 import { embed } from "../model/embed.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ApiError, badRequest } from "./errors.js";

@@ -4,8 +4,9 @@
  * float64 from two independent sessions' logits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateCfg } from "../../src/chat/index.js";
-import { generateText, type GenerationResult, type LlamaModel } from "../../src/model/index.js";
+import { generateCfg } from "../../src/generate/index.js";
+import { type LlamaModel } from "../../src/model/index.js";
+import { generateText, type GenerationResult } from "../../src/generate/index.js";
 import type { SentencePieceTokenizer } from "../../src/tokenizer/index.js";
 import { loadTiny } from "./helpers.js";
 

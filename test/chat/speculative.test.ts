@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSampler } from "../../src/generate/index.js";
-import { generateText, type LlamaModel } from "../../src/model/index.js";
-import { generateSpeculative, type SpeculativeOptions, type SpeculativeResult } from "../../src/chat/index.js";
+import { type LlamaModel } from "../../src/model/index.js";
+import { generateText } from "../../src/generate/index.js";
+import { generateSpeculative, type SpeculativeOptions, type SpeculativeResult } from "../../src/generate/index.js";
 import type { SentencePieceTokenizer } from "../../src/tokenizer/index.js";
 import { GGMLType, loadTiny } from "./helpers.js";
 

@@ -11,7 +11,8 @@ import {
   jsonSchemaToGbnf,
   tokenBytes,
 } from "../../src/grammar/index.js";
-import type { GenerationResult, LlamaModel } from "../../src/model/index.js";
+import type { LlamaModel } from "../../src/model/index.js";
+import type { GenerationResult } from "../../src/generate/index.js";
 import { loadTokenizer, type SentencePieceTokenizer } from "../../src/tokenizer/index.js";
 import { hasShared, sharedPath } from "../helpers/shared.js";
 import { jsonModel } from "./helpers.js";

@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BrowserContext, Page } from "playwright-core";
 import { LlamaModel } from "../../src/model/model.js";
-import { generate, type GenerateOptions, type GenerationResult } from "../../src/model/generate.js";
+import { generate, type GenerateOptions, type GenerationResult } from "../../src/generate/index.js";
 import { tokenizerFromGgufMetadata } from "../../src/tokenizer/index.js";
 import { getTemplate } from "../../src/chat/templates.js";
 import { DEFAULT_MODEL_FILE } from "../../web/default-model.js";

@@ -223,7 +223,7 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const dxs = q + <usize>n;
   const bs = dxs + (<usize>nb << 2);
   const low = i8x16.splat(0x0f);
-  const three = i8x16.splat(3);
+  const m30 = i8x16.splat(0x30);
   let sum: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
@@ -243,49 +243,49 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
       const a = v128.load(wb, 0);
       const c = v128.load(wb, 32);
       const hb = v128.load(wb, 128);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 0, i16x8.shuffle(sc0, sc0, 0,0,0,0,0,0,0,0)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 0, i16x8.shuffle(sc0, sc0, 0,0,0,0,0,0,0,0)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 32, i16x8.shuffle(sc0, sc0, 2,2,2,2,2,2,2,2)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 32, i16x8.shuffle(sc0, sc0, 2,2,2,2,2,2,2,2)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 64, i16x8.shuffle(sc0, sc0, 4,4,4,4,4,4,4,4)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 64, i16x8.shuffle(sc0, sc0, 4,4,4,4,4,4,4,4)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 96, i16x8.shuffle(sc0, sc0, 6,6,6,6,6,6,6,6)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 96, i16x8.shuffle(sc0, sc0, 6,6,6,6,6,6,6,6)));
     }
     {
       const a = v128.load(wb, 16);
       const c = v128.load(wb, 48);
       const hb = v128.load(wb, 144);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 16, i16x8.shuffle(sc0, sc0, 1,1,1,1,1,1,1,1)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 16, i16x8.shuffle(sc0, sc0, 1,1,1,1,1,1,1,1)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 48, i16x8.shuffle(sc0, sc0, 3,3,3,3,3,3,3,3)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 48, i16x8.shuffle(sc0, sc0, 3,3,3,3,3,3,3,3)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 80, i16x8.shuffle(sc0, sc0, 5,5,5,5,5,5,5,5)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 80, i16x8.shuffle(sc0, sc0, 5,5,5,5,5,5,5,5)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 112, i16x8.shuffle(sc0, sc0, 7,7,7,7,7,7,7,7)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 112, i16x8.shuffle(sc0, sc0, 7,7,7,7,7,7,7,7)));
     }
     {
       const a = v128.load(wb, 64);
       const c = v128.load(wb, 96);
       const hb = v128.load(wb, 160);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 128, i16x8.shuffle(sc1, sc1, 0,0,0,0,0,0,0,0)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 128, i16x8.shuffle(sc1, sc1, 0,0,0,0,0,0,0,0)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 160, i16x8.shuffle(sc1, sc1, 2,2,2,2,2,2,2,2)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 160, i16x8.shuffle(sc1, sc1, 2,2,2,2,2,2,2,2)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 192, i16x8.shuffle(sc1, sc1, 4,4,4,4,4,4,4,4)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 192, i16x8.shuffle(sc1, sc1, 4,4,4,4,4,4,4,4)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 224, i16x8.shuffle(sc1, sc1, 6,6,6,6,6,6,6,6)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 224, i16x8.shuffle(sc1, sc1, 6,6,6,6,6,6,6,6)));
     }
     {
       const a = v128.load(wb, 80);
       const c = v128.load(wb, 112);
       const hb = v128.load(wb, 176);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, three), qb + 144, i16x8.shuffle(sc1, sc1, 1,1,1,1,1,1,1,1)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 144, i16x8.shuffle(sc1, sc1, 1,1,1,1,1,1,1,1)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, three), qb + 176, i16x8.shuffle(sc1, sc1, 3,3,3,3,3,3,3,3)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 176, i16x8.shuffle(sc1, sc1, 3,3,3,3,3,3,3,3)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, three), qb + 208, i16x8.shuffle(sc1, sc1, 5,5,5,5,5,5,5,5)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 208, i16x8.shuffle(sc1, sc1, 5,5,5,5,5,5,5,5)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, three), qb + 240, i16x8.shuffle(sc1, sc1, 7,7,7,7,7,7,7,7)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 240, i16x8.shuffle(sc1, sc1, 7,7,7,7,7,7,7,7)));
     }
     sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * hsumI32(offs));
   }
@@ -803,7 +803,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
   const low = i8x16.splat(0x0f);
-  const three = i8x16.splat(3);
+  const m30 = i8x16.splat(0x30);
   let total = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
@@ -833,7 +833,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
       const xo = qb + (<usize>h << 7) + (<usize>l << 4);
       const sp = wb + 192 + (<usize>h << 3) + <usize>l; // scale of sub-block 8h + 2k + l at sp + 2k
       {
-        const qc = codeQ6K(a, c, hb, 0, low, three);
+        const qc = codeQ6K(a, c, hb, 0, low, m30);
         const scv = i16x8.splat(load<i8>(sp, 0));
         const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
         const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
@@ -844,7 +844,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
         a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
       }
       {
-        const qc = codeQ6K(a, c, hb, 1, low, three);
+        const qc = codeQ6K(a, c, hb, 1, low, m30);
         const scv = i16x8.splat(load<i8>(sp, 2));
         const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
         const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
@@ -855,7 +855,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
         a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
       }
       {
-        const qc = codeQ6K(a, c, hb, 2, low, three);
+        const qc = codeQ6K(a, c, hb, 2, low, m30);
         const scv = i16x8.splat(load<i8>(sp, 4));
         const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
         const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
@@ -866,7 +866,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
         a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
       }
       {
-        const qc = codeQ6K(a, c, hb, 3, low, three);
+        const qc = codeQ6K(a, c, hb, 3, low, m30);
         const scv = i16x8.splat(load<i8>(sp, 6));
         const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
         const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
@@ -891,14 +891,18 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
   v128.store32_lane(yp + 3 * ys, total, 3);
 }
 
-/** Codes k (0..3) of a Q6_K 16-byte column: ql bytes a (low nibbles of k = 0, 2), c (k = 1, 3), qh bytes hb. */
+/**
+ * Codes k (0..3) of a Q6_K 16-byte column: ql bytes a (low nibbles of k = 0, 2), c (k = 1, 3),
+ * qh bytes hb (bits 2k, 2k+1). Shifts are i16 (one instruction; i8 shifts are emulated), the
+ * masks 0x0f and 0x30 (m30) keep each byte's own bits: (hb >> 2k & 3) << 4 = (hb << 4 - 2k) & 0x30.
+ */
 // @ts-ignore: decorator
 @inline
-function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, three: v128): v128 {
-  if (k == 0) return v128.or(v128.and(a, low), i8x16.shl(v128.and(hb, three), 4));
-  if (k == 1) return v128.or(v128.and(c, low), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), three), 4));
-  if (k == 2) return v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), three), 4));
-  return v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4));
+function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, m30: v128): v128 {
+  if (k == 0) return v128.or(v128.and(a, low), v128.and(i16x8.shl(hb, 4), m30));
+  if (k == 1) return v128.or(v128.and(c, low), v128.and(i16x8.shl(hb, 2), m30));
+  if (k == 2) return v128.or(v128.and(i16x8.shr_u(a, 4), low), v128.and(hb, m30));
+  return v128.or(v128.and(i16x8.shr_u(c, 4), low), v128.and(i16x8.shr_u(hb, 2), m30));
 }
 
 /**

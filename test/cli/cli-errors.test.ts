@@ -4,20 +4,14 @@ import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main, expectedFailure } from "../../src/cli/index.js";
-import type { CliIo } from "../../src/cli/command.js";
+import { expectedFailure } from "../../src/cli/index.js";
 import { translateLlamaCppArgs } from "../../src/cli/llama-compat.js";
 import { writeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { syntheticModel } from "../../src/model/index.js";
+import { runCli } from "../helpers/cli.js";
 
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
-  const status = await main(argv, io);
-  return { status, stdout, stderr };
-}
+const run = runCli;
 
 let dir = "";
 let model = "";

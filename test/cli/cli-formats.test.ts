@@ -2,20 +2,13 @@ import { describe, expect, it } from "vitest";
 import { mkdtemp, readFile, writeFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../src/cli/index.js";
-import type { CliIo } from "../../src/cli/command.js";
 import { openGguf, writeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize, quantize } from "../../src/formats/quants/index.js";
 import { ggmlGgufSummary, hasGgml } from "../helpers/llama-cpp.js";
+import { runCli } from "../helpers/cli.js";
 
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
-  const status = await main(argv, io);
-  return { status, stdout, stderr };
-}
+const run = runCli;
 
 /** A small llama-shaped F32 model with deterministic weights. */
 async function makeModel(dir: string): Promise<string> {

@@ -4,8 +4,6 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../src/cli/index.js";
-import type { CliIo } from "../../src/cli/command.js";
 import { writeGguf, encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { LlamaModel, syntheticModel, ModelError, ContextOverflowError } from "../../src/model/index.js";
@@ -13,14 +11,9 @@ import { generateText } from "../../src/generate/index.js";
 import { perplexity } from "../../src/eval/index.js";
 import { tokenizerFromGgufMetadata } from "../../src/tokenizer/index.js";
 import { repoRoot } from "../helpers/shared.js";
+import { runCli } from "../helpers/cli.js";
 
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
-  const status = await main(argv, io);
-  return { status, stdout, stderr };
-}
+const run = runCli;
 
 const cases = JSON.parse(readFileSync(join(repoRoot, "test/model/golden-cases.json"), "utf8")) as Array<{ name: string; model: Record<string, unknown> & { type: string }; prompt: number[]; perplexity?: { ctx: number; tokens: number[] } }>;
 const golden = (name: string) => JSON.parse(readFileSync(join(repoRoot, "fixtures/golden/llama", `${name}.json`), "utf8"));

@@ -3,21 +3,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../src/cli/index.js";
-import type { CliIo } from "../../src/cli/command.js";
 import { chooseMixType, planQuantization, useMoreBits, type QuantMix } from "../../src/convert/quantize.js";
 import { openGguf, writeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType, ggmlTypeName } from "../../src/formats/ggml-types.js";
 import { syntheticModel } from "../../src/model/index.js";
 import { repoRoot } from "../helpers/shared.js";
+import { runCli } from "../helpers/cli.js";
 
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
-  const status = await main(argv, io);
-  return { status, stdout, stderr };
-}
+const run = runCli;
 
 const BUNDLED = join(repoRoot, "fixtures/models/chinese-alpaca-tiny-q4_0.gguf");
 let dir = "";

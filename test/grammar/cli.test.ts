@@ -3,9 +3,8 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../../src/cli/command.js";
-import { main } from "../../src/cli/index.js";
 import { repoRoot } from "../helpers/shared.js";
+import { runCli } from "../helpers/cli.js";
 
 const MODEL = join(repoRoot, "fixtures/models/tiny-random-q8_0.gguf");
 let dir = "";
@@ -13,13 +12,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "zh-grammar-cli-"));
 });
 
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), isTty: false };
-  const status = await main(argv, io);
-  return { status, stdout, stderr };
-}
+const run = runCli;
 
 describe("zh-llama run with constraints", () => {
   it("--json-schema: the output parses and fits", async () => {

@@ -5,6 +5,7 @@
  */
 import type { GgufValue } from "../formats/gguf/index.js";
 import { jinjaTemplate } from "./jinja.js";
+import { ChatTemplateError } from "./errors.js";
 import { getTemplate, type ChatTemplate } from "./templates.js";
 
 /** general.name patterns, first match wins (lower-cased name). */
@@ -29,4 +30,19 @@ export function detectTemplate(metadata: Record<string, GgufValue>, file?: strin
   const name = metadata["general.name"];
   const guess = typeof name === "string" ? templateNameFromModelName(name) : undefined;
   return getTemplate(guess ?? "plain");
+}
+
+/**
+ * The template a user asked for by name, for a model: none -> detectTemplate; "jinja" -> the
+ * model's own tokenizer.chat_template (an error naming the file where it has none); any other
+ * name -> that built-in template. What `chat --template` and `serve --template` both accept.
+ */
+export function templateFor(name: string | undefined, metadata: Record<string, GgufValue>, file?: string): ChatTemplate {
+  if (name === undefined) return detectTemplate(metadata, file);
+  if (name === "jinja") {
+    const template = detectTemplate(metadata, file);
+    if (template.name !== "jinja") throw new ChatTemplateError(`${file ? `${file}: ` : ""}template "jinja" needs the model's tokenizer.chat_template, and this model has none`);
+    return template;
+  }
+  return getTemplate(name);
 }

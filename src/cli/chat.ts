@@ -5,7 +5,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { UsageError, ZhLlamaError } from "../errors.js";
-import { ChatSession, CHAT_MAX_TOKENS, detectTemplate, getTemplate, ignoresSystem, TEMPLATE_NAMES, type ChatTemplate } from "../chat/index.js";
+import { ChatSession, CHAT_MAX_TOKENS, ignoresSystem, templateFor, TEMPLATE_NAMES } from "../chat/index.js";
 import { LlamaModel } from "../model/index.js";
 import type { GenerationResult, SpeculativeResult } from "../generate/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
@@ -94,7 +94,7 @@ ${MODEL_OPTIONS_USAGE}`,
     try {
       draft = await loadDraft(decoding, model, loadOptions);
       const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
-      const template = chooseTemplate(values.template, model);
+      const template = templateFor(values.template, model.file.metadata, model.file.name);
       io.stderr(`[template ${template.name}${template.defaultSystem !== undefined && values.system === undefined ? ", default system prompt" : ""}, context ${model.nCtx} tokens]\n`);
       if (values.system !== undefined && ignoresSystem(template)) io.stderr(`[the ${template.name} template has no system prompt: --system is ignored]\n`);
       const chat = new ChatSession({
@@ -123,16 +123,6 @@ ${MODEL_OPTIONS_USAGE}`,
     }
   },
 };
-
-function chooseTemplate(name: string | undefined, model: LlamaModel): ChatTemplate {
-  if (name === undefined) return detectTemplate(model.file.metadata, model.file.name);
-  if (name === "jinja") {
-    const template = detectTemplate(model.file.metadata, model.file.name);
-    if (template.name !== "jinja") throw new UsageError(`--template jinja: the model has no tokenizer.chat_template`);
-    return template;
-  }
-  return getTemplate(name);
-}
 
 /** Streams one answer to stdout and its statistics to stderr. */
 async function answer(chat: ChatSession, text: string, io: CliIo, signal: AbortSignal | undefined): Promise<void> {

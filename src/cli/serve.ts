@@ -1,5 +1,5 @@
 import { UsageError } from "../errors.js";
-import { TEMPLATE_NAMES, detectTemplate, getTemplate } from "../chat/index.js";
+import { TEMPLATE_NAMES, templateFor } from "../chat/index.js";
 import { LlamaModel } from "../model/index.js";
 import { createServer, serve } from "../server/index.js";
 import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
@@ -7,11 +7,14 @@ import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 
 export const serveCommand: Command = {
-  usage: `usage: zh-llama serve -m MODEL.gguf [--host 127.0.0.1] [--port 19327] [--api-key KEY] [--parallel N] [--template NAME]
+  usage: `usage: zh-llama serve -m MODEL.gguf [--host 127.0.0.1] [--port 19327] [--api-key KEY] [--parallel N] [--template NAME] [--quiet]
 
 An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions
-(stream: true as server-sent events), POST /v1/embeddings, GET /health. Runs under Node, Deno and Bun.
-  --host ADDR             address to listen on (default 127.0.0.1; the upstream demo used 0.0.0.0)
+(stream: true as server-sent events), POST /v1/embeddings, POST /tokenize, POST /detokenize,
+GET /metrics (Prometheus), GET /health. Runs under Node, Deno and Bun. Each request is logged on
+stderr as one line: method, path, status, prompt+completion tokens, milliseconds.
+  --host ADDR             address to listen on (default 127.0.0.1; the upstream demo used 0.0.0.0);
+                          a non-loopback address without --api-key prints a warning
   --port N                port (default 19327, the upstream server's; 0 picks a free one)
   --api-key KEY           require "Authorization: Bearer KEY" (default: none; also ZH_LLAMA_API_KEY)
   --parallel N            sequences generated at once, one KV cache each (default 1)
@@ -23,6 +26,7 @@ An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1
   --max-body BYTES        largest request body (default 1048576)
   --cors-origin ORIGIN    a web page origin allowed to call the server (repeatable; "*" for any);
                           pages on localhost are always allowed, other origins get 403
+  --quiet                 no access-log line per request
   --allowed-host NAME     a Host header name to accept besides localhost and the --host address
                           (repeatable); with --host on a non-loopback address any Host is accepted
                           unless this is given
@@ -46,6 +50,7 @@ ${MODEL_OPTIONS_USAGE}`,
         "max-body": { type: "string" },
         "cors-origin": { type: "string", multiple: true },
         "allowed-host": { type: "string", multiple: true },
+        quiet: { type: "boolean" },
       },
     });
     const host = values.host ?? "127.0.0.1";
@@ -55,20 +60,24 @@ ${MODEL_OPTIONS_USAGE}`,
     if (!Number.isInteger(port) || !Number.isInteger(parallel) || !Number.isInteger(maxQueue)) throw new UsageError("--port, --parallel and --queue take integers");
     const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), sessions: parallel });
     const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
-    const template = values.template !== undefined ? getTemplate(values.template) : detectTemplate(model.file.metadata, model.file.name);
+    const template = templateFor(values.template, model.file.metadata, model.file.name);
+    const apiKey = values["api-key"] ?? (globalThis.process?.env?.ZH_LLAMA_API_KEY || undefined);
+    const warning = publicHostWarning(host, apiKey);
+    if (warning) io.stderr(`zh-llama serve: ${warning}\n`);
     const app = createServer({
       model,
       tokenizer,
       template,
       modelName: values["model-name"],
       aliases: values.alias,
-      apiKey: values["api-key"] ?? (globalThis.process?.env?.ZH_LLAMA_API_KEY || undefined),
+      apiKey,
       parallel,
       maxQueue,
       maxTokensLimit: values["max-tokens"] === undefined ? undefined : numberOption("max-tokens", values["max-tokens"], 0, 1, 1 << 24),
       maxBodyBytes: values["max-body"] === undefined ? undefined : numberOption("max-body", values["max-body"], 0, 1024, 1 << 30),
       corsOrigins: values["cors-origin"],
       allowedHosts: allowedHostsFor(host, values["allowed-host"]),
+      log: values.quiet ? undefined : (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
     });
     let handle: Awaited<ReturnType<typeof serve>>;
     try {
@@ -97,10 +106,20 @@ ${MODEL_OPTIONS_USAGE}`,
   },
 };
 
+const isLoopbackHost = (host: string): boolean => {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+};
+
+/** The warning for a server anyone on the network can reach without a key; undefined when there is none. */
+export function publicHostWarning(host: string, apiKey: string | undefined): string | undefined {
+  if (isLoopbackHost(host) || apiKey) return undefined;
+  return `warning: listening on ${host} without --api-key: anyone who can reach this address can use the server (set --api-key KEY or ZH_LLAMA_API_KEY)`;
+}
+
 /** Loopback --host: only localhost names and the bound address; a public one: any Host, unless --allowed-host narrows it. */
 export function allowedHostsFor(host: string, extra: readonly string[] = []): readonly string[] | "*" {
   const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
-  const loopback = bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
-  if (!loopback && extra.length === 0) return "*";
+  if (!isLoopbackHost(host) && extra.length === 0) return "*";
   return [bare, ...extra];
 }

@@ -8,6 +8,8 @@
  *   POST /v1/completions         prompt -> text (stream: server-sent events)
  *   POST /v1/chat/completions    messages -> reply through the chat template (stream: SSE)
  *   POST /v1/embeddings          mean-pooled, L2-normalised last hidden state
+ *   POST /tokenize, /detokenize  text <-> token ids, as llama-server has them
+ *   GET  /metrics                Prometheus text: requests, tokens, queue, decode tok/s
  *
  * Browsers: a request whose Host header is not an allowed name (default: localhost and the
  * loopback addresses) is refused, as is one from a web page whose Origin is not allowed
@@ -62,6 +64,12 @@ export interface ServerOptions {
    * protection. A malformed Host is always 400.
    */
   allowedHosts?: readonly string[] | "*";
+  /**
+   * One access-log line per request (method, path, status, prompt+completion tokens where known,
+   * milliseconds): true writes it to stderr (console.error), a function receives it. Default off.
+   * A stream's line is written when the stream ends.
+   */
+  log?: boolean | ((line: string) => void);
 }
 
 export interface ServerStats {
@@ -92,6 +100,19 @@ interface Generation {
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" };
+
+/** What the access log and /metrics learn about one request while it is answered. */
+interface Exchange {
+  start: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  /** The response is a stream: log it when the stream ends. */
+  streaming: boolean;
+  done: boolean;
+  onEnd?: () => void;
+}
+
+const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
 
 const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 const errorResponse = (e: ApiError): Response => json(e.body(), e.status);
@@ -139,6 +160,24 @@ export function createServer(options: ServerOptions): ServerApp {
   let streams = 0;
   let requests = 0;
   let cancelled = 0;
+  const exchanges = new WeakMap<Request, Exchange>();
+  const requestCounts = new Map<string, number>();
+  let promptTokensTotal = 0;
+  let generatedTokensTotal = 0;
+  let lastDecodeTokensPerS = 0;
+  const logLine = options.log === true ? (line: string) => console.error(line) : typeof options.log === "function" ? options.log : undefined;
+
+  /** A finished generation's tokens, for the access log and the counters. */
+  function noteResult(ex: Exchange | undefined, r: GenerationResult): void {
+    const u = usage(r);
+    promptTokensTotal += u.prompt_tokens;
+    generatedTokensTotal += u.completion_tokens;
+    if (r.timings.generatedTokens > 0 && Number.isFinite(r.timings.decodeTokensPerS)) lastDecodeTokensPerS = r.timings.decodeTokensPerS;
+    if (ex) {
+      ex.promptTokens = u.prompt_tokens;
+      ex.completionTokens = u.completion_tokens;
+    }
+  }
 
   function checkModel(name: string | undefined): void {
     if (name !== undefined && !names.has(name)) {
@@ -282,8 +321,13 @@ export function createServer(options: ServerOptions): ServerApp {
     return { events: leased(), abort: onAbort, release };
   }
 
-  async function collect(events: AsyncGenerator<GenerationEvent>): Promise<GenerationResult> {
-    for await (const e of events) if (e.type === "done") return e.result;
+  async function collect(events: AsyncGenerator<GenerationEvent>, ex: Exchange | undefined): Promise<GenerationResult> {
+    for await (const e of events) {
+      if (e.type === "done") {
+        noteResult(ex, e.result);
+        return e.result;
+      }
+    }
     throw new ApiError(500, "generation ended without a result", "server_error");
   }
 
@@ -295,15 +339,20 @@ export function createServer(options: ServerOptions): ServerApp {
   };
 
   /** Server-sent events from generation events; `chunk(text | null, result?)` shapes each one. */
-  function sse(run: Generation, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean): Response {
+  function sse(run: Generation, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean, ex: Exchange | undefined): Response {
     const encoder = new TextEncoder();
     const line = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
     let finished = false;
     streams++;
+    if (ex) ex.streaming = true;
     const finish = () => {
       if (!finished) {
         finished = true;
         streams--;
+        if (ex) {
+          ex.done = true;
+          ex.onEnd?.();
+        }
       }
     };
     const body = new ReadableStream<Uint8Array>({
@@ -322,6 +371,7 @@ export function createServer(options: ServerOptions): ServerApp {
           if (e.type === "token") {
             controller.enqueue(line(chunk(e.text)));
           } else {
+            noteResult(ex, e.result);
             controller.enqueue(line(chunk(null, e.result)));
             if (includeUsage) controller.enqueue(line({ ...(chunk(null) as object), choices: [], usage: usage(e.result) }));
             controller.enqueue(encoder.encode("data: [DONE]\n\n"));
@@ -361,9 +411,9 @@ export function createServer(options: ServerOptions): ServerApp {
     const base = { id, object: "chat.completion.chunk", created: createdAt, model: modelName, system_fingerprint: null };
     if (req.stream) {
       const first = { ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] };
-      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage);
+      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage, exchanges.get(request));
     }
-    const r = await collect(run.events);
+    const r = await collect(run.events, exchanges.get(request));
     return json({
       id,
       object: "chat.completion",
@@ -387,9 +437,9 @@ export function createServer(options: ServerOptions): ServerApp {
     const echo = req.echo ? (typeof req.prompt === "string" ? req.prompt : tokenizer.decode(req.prompt)) : "";
     if (req.stream) {
       const first = echo ? { ...base, choices: [{ index: 0, text: echo, logprobs: null, finish_reason: null }] } : undefined;
-      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, text: text ?? "", logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage);
+      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, text: text ?? "", logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage, exchanges.get(request));
     }
-    const r = await collect(run.events);
+    const r = await collect(run.events, exchanges.get(request));
     return json({ ...base, choices: [{ index: 0, text: echo + r.text, logprobs: null, finish_reason: finishReason(r) }], usage: usage(r) });
   }
 
@@ -417,7 +467,64 @@ export function createServer(options: ServerOptions): ServerApp {
       session.reset();
       pool.release(session);
     }
+    promptTokensTotal += tokens;
+    const ex = exchanges.get(request);
+    if (ex) ex.promptTokens = tokens;
     return json({ object: "list", data, model: modelName, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  }
+
+  /** POST /tokenize {content, add_special?, parse_special?} -> {tokens}, as llama-server's. */
+  async function tokenize(request: Request): Promise<Response> {
+    const body = await readJson(request);
+    const content = body.content;
+    if (typeof content !== "string") throw badRequest(`'content' must be a string, got ${content === undefined ? "nothing" : Array.isArray(content) ? "an array" : content === null ? "null" : typeof content}`, "content");
+    const flag = (name: string, fallback: boolean): boolean => {
+      const v = body[name];
+      if (v === undefined) return fallback;
+      if (typeof v !== "boolean") throw badRequest(`'${name}' must be a boolean`, name);
+      return v;
+    };
+    const addSpecial = flag("add_special", false);
+    const parseSpecial = flag("parse_special", true);
+    if (flag("with_pieces", false)) throw badRequest("'with_pieces' is not supported", "with_pieces", "unsupported_parameter");
+    const tokens = tokenizer.encode(content, addSpecial ? { parseSpecial } : { addBos: false, addEos: false, parseSpecial });
+    return json({ tokens });
+  }
+
+  /** POST /detokenize {tokens} -> {content}, as llama-server's. */
+  async function detokenize(request: Request): Promise<Response> {
+    const body = await readJson(request);
+    const tokens = body.tokens;
+    if (!Array.isArray(tokens)) throw badRequest("'tokens' must be an array of token ids", "tokens");
+    tokens.forEach((id, i) => {
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= tokenizer.vocabSize) {
+        throw badRequest(`'tokens[${i}]' is not a token id (an integer in 0..${tokenizer.vocabSize - 1})`, "tokens");
+      }
+    });
+    return json({ content: tokenizer.decode(tokens as number[]) });
+  }
+
+  /** GET /metrics: Prometheus text exposition format 0.0.4. */
+  function metrics(): Response {
+    const out: string[] = [];
+    const metric = (name: string, type: "counter" | "gauge", help: string, samples: Array<[string, number]>) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of samples) out.push(`${name}${labels} ${Number.isFinite(value) ? value : 0}`);
+    };
+    const requestSamples: Array<[string, number]> = [...requestCounts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, n]) => {
+      const [endpoint, status] = key.split("\t") as [string, string];
+      return [`{endpoint="${endpoint}",status="${status}"}`, n];
+    });
+    metric("zh_llama_requests_total", "counter", "HTTP requests answered, by endpoint and status class.", requestSamples);
+    metric("zh_llama_prompt_tokens_total", "counter", "Prompt tokens of finished generations and embeddings.", [["", promptTokensTotal]]);
+    metric("zh_llama_generated_tokens_total", "counter", "Tokens generated.", [["", generatedTokensTotal]]);
+    metric("zh_llama_requests_cancelled_total", "counter", "Generations stopped because their client went away.", [["", cancelled]]);
+    metric("zh_llama_queue_depth", "gauge", "Requests waiting for a sequence.", [["", pool.queued]]);
+    metric("zh_llama_sessions_busy", "gauge", "Sequences generating now.", [["", pool.busy]]);
+    metric("zh_llama_sessions", "gauge", "Sequences (--parallel).", [["", parallel]]);
+    metric("zh_llama_streams_open", "gauge", "Server-sent event streams open.", [["", streams]]);
+    metric("zh_llama_decode_tokens_per_second", "gauge", "Decode speed of the last finished generation (tokens/s).", [["", lastDecodeTokensPerS]]);
+    return new Response(out.join("\n") + "\n", { status: 200, headers: METRICS_HEADERS });
   }
 
   const modelCard = () => ({ id: modelName, object: "model", created, owned_by: "zh-llama" });
@@ -436,6 +543,9 @@ export function createServer(options: ServerOptions): ServerApp {
       "/v1/completions": { method: "POST", auth: true, handle: () => completions(request) },
       "/v1/chat/completions": { method: "POST", auth: true, handle: () => chatCompletions(request) },
       "/v1/embeddings": { method: "POST", auth: true, handle: () => embeddings(request) },
+      "/tokenize": { method: "POST", auth: true, handle: () => tokenize(request) },
+      "/detokenize": { method: "POST", auth: true, handle: () => detokenize(request) },
+      "/metrics": { method: "GET", auth: true, handle: () => metrics() },
     };
     const r = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (!r) {
@@ -490,6 +600,8 @@ export function createServer(options: ServerOptions): ServerApp {
     stats,
     async fetch(request: Request): Promise<Response> {
       requests++;
+      const ex: Exchange = { start: performance.now(), streaming: false, done: false };
+      exchanges.set(request, ex);
       let cors: Record<string, string> = {};
       let response: Response;
       try {
@@ -500,9 +612,44 @@ export function createServer(options: ServerOptions): ServerApp {
         response = errorResponse(toApiError(error));
       }
       for (const [k, v] of Object.entries(cors)) response.headers.set(k, v);
+      const { status } = response;
+      const key = `${endpointLabel(request)}\t${Math.floor(status / 100)}xx`;
+      requestCounts.set(key, (requestCounts.get(key) ?? 0) + 1);
+      if (logLine) {
+        const write = () => logLine(accessLogLine(request, status, ex));
+        if (ex.streaming && !ex.done) ex.onEnd = write;
+        else write();
+      }
       return response;
     },
   };
+}
+
+const KNOWN_ENDPOINTS = new Set(["/health", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/tokenize", "/detokenize", "/metrics"]);
+
+/** The /metrics label for a request's path: a known endpoint, or "other" (labels stay few). */
+function endpointLabel(request: Request): string {
+  let path: string;
+  try {
+    path = new URL(request.url).pathname.replace(/\/+$/, "") || "/";
+  } catch {
+    return "other";
+  }
+  if (path.startsWith("/v1/models/")) return "/v1/models";
+  return KNOWN_ENDPOINTS.has(path) ? path : "other";
+}
+
+/** "POST /v1/chat/completions 200 12+8 tokens 153 ms" (no query string: it may carry secrets). */
+function accessLogLine(request: Request, status: number, ex: Exchange): string {
+  let path: string;
+  try {
+    path = new URL(request.url).pathname;
+  } catch {
+    path = "?";
+  }
+  if (path.length > 200) path = `${path.slice(0, 200)}...`;
+  const tokens = ex.promptTokens === undefined ? "" : ex.completionTokens === undefined ? ` ${ex.promptTokens} tokens` : ` ${ex.promptTokens}+${ex.completionTokens} tokens`;
+  return `${request.method} ${path} ${status}${tokens} ${Math.round(performance.now() - ex.start)} ms`;
 }
 
 /** Any failure as an API error: ours keep their status; the library's are the request's fault (400); the rest are 500. */

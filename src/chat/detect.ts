@@ -41,7 +41,7 @@ export function templateFor(name: string | undefined, metadata: Record<string, G
   if (name === undefined) return detectTemplate(metadata, file);
   if (name === "jinja") {
     const template = detectTemplate(metadata, file);
-    if (template.name !== "jinja") throw new ChatTemplateError(`${file ? `${file}: ` : ""}template "jinja" needs the model's tokenizer.chat_template, and this model has none`);
+    if (template.name !== "jinja") throw new ChatTemplateError(`${file ? `${file}: ` : ""}template "jinja": the model has no tokenizer.chat_template`);
     return template;
   }
   return getTemplate(name);

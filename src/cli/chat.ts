@@ -8,7 +8,6 @@ import { UsageError, ZhLlamaError } from "../errors.js";
 import { ChatSession, CHAT_MAX_TOKENS, ignoresSystem, templateFor, TEMPLATE_NAMES } from "../chat/index.js";
 import { LlamaModel } from "../model/index.js";
 import type { GenerationResult, SpeculativeResult } from "../generate/index.js";
-import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type CliIo, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { DECODING_OPTIONS, DECODING_USAGE, SAMPLING_OPTIONS, SAMPLING_USAGE, decodingFrom, loadDraft, samplingFrom } from "./run.js";
@@ -93,7 +92,7 @@ ${MODEL_OPTIONS_USAGE}`,
     let draft: LlamaModel | undefined;
     try {
       draft = await loadDraft(decoding, model, loadOptions);
-      const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+      const tokenizer = model.tokenizer;
       const template = templateFor(values.template, model.file.metadata, model.file.name);
       io.stderr(`[template ${template.name}${template.defaultSystem !== undefined && values.system === undefined ? ", default system prompt" : ""}, context ${model.nCtx} tokens]\n`);
       if (values.system !== undefined && ignoresSystem(template)) io.stderr(`[the ${template.name} template has no system prompt: --system is ignored]\n`);

@@ -3,7 +3,6 @@ import { evaluateChoices, readChoiceDataset, type ChoiceFormat } from "../eval/i
 import { getTemplate } from "../chat/index.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel } from "../model/index.js";
-import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { ProgressBar } from "./progress.js";
@@ -48,7 +47,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const template = values.template ? getTemplate(values.template) : undefined;
     const model = await loadModel(io, modelPath(values), loadOptionsFrom(values));
     try {
-      const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+      const tokenizer = model.tokenizer;
       const total = subjects.reduce((n, s) => n + s.questions.length, 0);
       const bar = new ProgressBar(io, "eval-choice", total);
       const r = await evaluateChoices(model, tokenizer, subjects, {

@@ -3,7 +3,6 @@ import { UsageError } from "../errors.js";
 import { perplexity } from "../eval/index.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel } from "../model/index.js";
-import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { ProgressBar } from "./progress.js";
@@ -29,7 +28,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const text = await readFile(values.file, "utf8");
     const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), nCtx: ctx, batchSize: Math.min(ctx, 512) });
     try {
-      const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+      const tokenizer = model.tokenizer;
       let tokens = tokenizer.encode(text, { addBos: true, addEos: false });
       if (values.chunks !== undefined) tokens = tokens.slice(0, numberOption("chunks", values.chunks, 1, 1, 1e9) * ctx);
       const bar = new ProgressBar(io, "perplexity", Math.floor(tokens.length / ctx));

@@ -4,7 +4,6 @@ import { toJson } from "../formats/json.js";
 import { LlamaModel, type LoadOptions } from "../model/index.js";
 import { generate, generateWith, type GenerationResult, type SpeculativeResult } from "../generate/index.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
-import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
@@ -168,7 +167,7 @@ ${MODEL_OPTIONS_USAGE}`,
     let draft: LlamaModel | undefined;
     try {
       draft = await loadDraft(decoding, model, loadOptionsFrom(values));
-      const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+      const tokenizer = model.tokenizer;
       const promptIds = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"], "--prompt-ids") : tokenizer.encode(promptText!);
       let result: GenerationResult | undefined;
       const options = { ...sampling, maxTokens: nPredict, stop: values.stop, ignoreEos: values["ignore-eos"] };

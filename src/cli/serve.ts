@@ -2,7 +2,6 @@ import { UsageError } from "../errors.js";
 import { TEMPLATE_NAMES, templateFor } from "../chat/index.js";
 import { LlamaModel } from "../model/index.js";
 import { createServer, serve } from "../server/index.js";
-import { tokenizerFromGgufMetadata } from "../tokenizer/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 
@@ -59,7 +58,7 @@ ${MODEL_OPTIONS_USAGE}`,
     const maxQueue = numberOption("queue", values.queue, 64, 0, 1 << 20);
     if (!Number.isInteger(port) || !Number.isInteger(parallel) || !Number.isInteger(maxQueue)) throw new UsageError("--port, --parallel and --queue take integers");
     const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), sessions: parallel });
-    const tokenizer = tokenizerFromGgufMetadata(model.file.metadata, model.file.name);
+    const tokenizer = model.tokenizer;
     const template = templateFor(values.template, model.file.metadata, model.file.name);
     const apiKey = values["api-key"] ?? (globalThis.process?.env?.ZH_LLAMA_API_KEY || undefined);
     const warning = publicHostWarning(host, apiKey);

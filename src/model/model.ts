@@ -16,6 +16,7 @@ import { loadWeights, type LlamaWeights } from "./weights.js";
 import { availableMemory, checkPlanFits, formatPlanBytes, planMemory, type MemoryPlan } from "./plan.js";
 import { kvCacheBytes, layScratch } from "./state.js";
 import { MemoryPlanError } from "./errors.js";
+import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../tokenizer/index.js";
 import { checkWebGpuKvType, checkWebGpuTypes, createWebGpuRunner, type WebGpuOptions, type WebGpuRunner } from "../kernels/webgpu/index.js";
 
 /**
@@ -157,6 +158,13 @@ export class LlamaModel {
     /** backend "webgpu": runs forward steps on the GPU (src/kernels/webgpu). */
     readonly gpu?: WebGpuRunner,
   ) {}
+
+  private cachedTokenizer?: SentencePieceTokenizer;
+
+  /** The model's tokenizer, read from its GGUF metadata once (a TokenizerError if it has none). */
+  get tokenizer(): SentencePieceTokenizer {
+    return (this.cachedTokenizer ??= tokenizerFromGgufMetadata(this.file.metadata, this.file.name));
+  }
 
   /** The kernels over the first memory (the only one unless the model is bigger than 4 GiB). */
   get kernels(): Kernels {

@@ -13,7 +13,7 @@ describe("templateFor", () => {
   it("jinja: the model's tokenizer.chat_template (serve --template jinja used to fail), or an error naming the file", () => {
     expect(templateFor("jinja", withJinja, "a.gguf").name).toBe("jinja");
     expect(() => templateFor("jinja", plain, "b.gguf")).toThrow(ChatTemplateError);
-    expect(() => templateFor("jinja", plain, "b.gguf")).toThrow(/b\.gguf: template "jinja" needs the model's tokenizer\.chat_template/);
+    expect(() => templateFor("jinja", plain, "b.gguf")).toThrow(/b\.gguf: template "jinja": the model has no tokenizer\.chat_template/);
   });
   it("a built-in name overrides the model's own", () => {
     expect(templateFor("alpaca", withJinja, "a.gguf").name).toBe("alpaca");

@@ -4,6 +4,7 @@ import { encodeGguf } from "../formats/gguf/index.js";
 import { GGMLType, ggmlTypeFromName } from "../formats/ggml-types.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, syntheticModel } from "../model/index.js";
+import { defaultThreads } from "../runtime/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { basename } from "node:path";
@@ -86,7 +87,7 @@ ${MODEL_OPTIONS_USAGE}`,
         cleanup = () => rm(dir, { recursive: true, force: true });
       }
       try {
-        const threads = threadList[0] ?? (globalThis.navigator?.hardwareConcurrency ?? 1);
+        const threads = threadList[0] ?? defaultThreads();
         const row = await compareWithLlamaCpp(path!, name, { threads, promptTokens, genTokens, repetitions }, (line) => io.stderr(line + "\n"));
         if (format !== "md") io.stdout(toJson(row) + "\n");
         else io.stdout(compareMarkdown([row]) + `\n(peer: llama.cpp via ${row.peer}; medians of ${repetitions} alternating runs)\n`);
@@ -104,6 +105,8 @@ ${MODEL_OPTIONS_USAGE}`,
     const rows: BenchRow[] = [];
     for (const threads of threadList) {
       const model = await loadModel(io, source, { ...load, threads, nCtx, batchSize: load.batchSize ?? Math.min(maxPrompt, 512) });
+      // What ran, on stderr so the table formats stay as they are.
+      io.stderr(`bench: ${model.gpu ? model.gpu.description : `kernels ${model.kernels.path}`}, ${model.threads} thread${model.threads === 1 ? "" : "s"}\n`);
       try {
         for (const p of promptList) {
           for (const n of genList) {

@@ -115,7 +115,7 @@ export async function loadModel(io: CliIo, input: ByteInput | GgufFile, options:
   const line =
     `loaded ${name}: ${formatPlanBytes(bytes)} in ${seconds.toFixed(1)} s (${(bytes / 2 ** 20 / Math.max(seconds, 1e-3)).toFixed(0)} MiB/s); ` +
     `${formatPlanBytes(p.totalBytes)} in ${p.memories.length} memor${p.memories.length === 1 ? "y" : "ies"} (weights ${formatPlanBytes(p.weightBytes)}, KV cache ${formatPlanBytes(p.kvBytes)}), ` +
-    `context ${p.nCtx}, ${model.threads} thread${model.threads === 1 ? "" : "s"}${converted}`;
+    `context ${p.nCtx}, ${model.threads} thread${model.threads === 1 ? "" : "s"}, ${model.gpu ? "WebGPU" : model.kernels.path}${converted}`;
   if (bar) bar.done(line.replace(/^loaded /, ""));
   else io.stderr(line + "\n");
   return model;

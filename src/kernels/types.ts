@@ -25,6 +25,12 @@ export interface Kernels {
   readonly backend: "reference" | "wasm";
   /** "simd" or "relaxed" for the wasm backend, "ts" for the reference. */
   readonly build: string;
+  /**
+   * The code path the products take, for reports: "TypeScript reference", "SIMD128",
+   * "relaxed SIMD (i8 dot-add)" where the start-up probe found the runtime's i8 dot-add exact,
+   * or "relaxed SIMD (i16 dot)" where it did not (Node 20).
+   */
+  readonly path: string;
   readonly memory: KernelMemory;
 
   /**

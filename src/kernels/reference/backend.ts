@@ -147,6 +147,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
   return {
     backend: "reference",
     build: "ts",
+    path: "TypeScript reference",
     memory: mem,
     actBytes,
     quantize(type, x, xq, cols, t0, t1) {

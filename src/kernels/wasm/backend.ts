@@ -30,6 +30,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
   return {
     backend: "wasm",
     build,
+    path: build === "relaxed" ? (ex.relaxed_dot_add() ? "relaxed SIMD (i8 dot-add)" : "relaxed SIMD (i16 dot)") : "SIMD128",
     memory: mem,
     actBytes,
     quantize(type, x, xq, cols, t0, t1) {

@@ -35,9 +35,9 @@
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat, hsumI32 } from "./common";
+import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
-import { transposeSum } from "./q4_0";
+import { pairSums, transposeSum } from "./q4_0";
 
 
 
@@ -68,7 +68,7 @@ function scalesMinsK4(s: usize): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function superDotK45(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, sums: usize, dd: f32, dmin: f32, yp: usize): f32 {
+function superDotK45(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, sums: usize, yp: usize): v128 {
   const sc = i16x8.extend_low_i8x16_u(sm);
   const hq0 = hasHigh ? v128.load(qh) : i32x4.splat(0);
   const hq1 = hasHigh ? v128.load(qh, 16) : i32x4.splat(0);
@@ -174,7 +174,7 @@ function superDotK45(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, su
     i32x4.mul(v128.load(sums), i32x4.extend_low_i16x8_u(mn)),
     i32x4.mul(v128.load(sums, 16), i32x4.extend_high_i16x8_u(mn)),
   );
-  return dd * <f32>hsumI32(acc) - dmin * <f32>hsumI32(mins);
+  return pairSums(acc, mins); // [scaled sums 0+1, 2+3, mins 0+1, 2+3], exact
 }
 
 // @ts-ignore: decorator
@@ -185,20 +185,56 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
   let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
+  let b = 0;
+  // Two super-blocks per step: their integer sums, scales and float products in one vector,
+  // lanes [b: scaled sums, mins | b+1: scaled sums, mins]; then sum += v_b, sum += v_b+1.
+  for (; b + 1 < nb; b += 2) {
     const wb = w + <usize>b * blockBytes;
+    const p0 = superK45(wb, b, q, sums, hasHigh, yp);
+    const p1 = superK45(wb + blockBytes, b + 1, q, sums, hasHigh, yp);
+    const am = f32x4.convert_i32x4_s(pairSums(p0, p1));
+    const hv = v128.load32_lane(wb + blockBytes, v128.load32_zero(wb), 1); // d, dmin of b and b+1
+    const dm = halvesExact4(i16x8.shuffle(i32x4.splat(0), hv, 0, 8, 0, 9, 0, 10, 0, 11));
+    const dx = v128.load64_zero(dxs + (<usize>b << 2));
+    const v = f32x4.mul(f32x4.mul(i32x4.shuffle(dx, dx, 0, 0, 1, 1), dm), am);
+    const t = f32x4.sub(v, f32x4.shuffle(v, v, 1, 0, 3, 2));
+    sum += f32x4.extract_lane(t, 0);
+    sum += f32x4.extract_lane(t, 2);
+  }
+  if (b < nb) {
+    const wb = w + <usize>b * blockBytes;
+    const p = superK45(wb, b, q, sums, hasHigh, yp);
+    const t = i32x4.add(p, i32x4.shuffle(p, p, 1, 0, 3, 2));
     const dx = load<f32>(dxs + (<usize>b << 2));
-    const qh: usize = hasHigh ? wb + 16 : 0;
-    const qs = wb + (hasHigh ? 48 : 16);
     const dd = dx * halfToFloat(load<u16>(wb));
     const dmin = dx * halfToFloat(load<u16>(wb, 2));
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      sum += superDotK45R(qs, qh, hasHigh, q + (<usize>b << 8), scalesMinsK4(wb + 4), sums + (<usize>b << 6), dd, dmin, yp);
-    } else {
-      sum += superDotK45(qs, qh, hasHigh, q + (<usize>b << 9), scalesMinsK4(wb + 4), sums + (<usize>b << 5), dd, dmin, yp);
-    }
+    sum += dd * <f32>i32x4.extract_lane(t, 0) - dmin * <f32>i32x4.extract_lane(t, 2);
   }
   return sum;
+}
+
+/** superDotK45 (plain SIMD) or superDotK45R (relaxed) of super-block b (at wb) of a row. */
+// @ts-ignore: decorator
+@inline
+function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: usize): v128 {
+  const qh: usize = hasHigh ? wb + 16 : 0;
+  const qs = wb + (hasHigh ? 48 : 16);
+  if (ASC_FEATURE_RELAXED_SIMD) return superDotK45R(qs, qh, hasHigh, q + (<usize>b << 8), scalesMinsK4(wb + 4), sums + (<usize>b << 6), yp);
+  return superDotK45(qs, qh, hasHigh, q + (<usize>b << 9), scalesMinsK4(wb + 4), sums + (<usize>b << 5), yp);
+}
+
+/**
+ * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does:
+ * highHalves4 for finite ones (subnormals included), inf and NaN (exponent 31) by their bits.
+ */
+// @ts-ignore: decorator
+@inline
+function halvesExact4(h: v128): v128 {
+  const f = highHalves4(h, f32x4.splat(HALF_TO_SINGLE), i32x4.splat(SCALES4_MASK));
+  const top = i32x4.splat(0x7c000000);
+  const special = i32x4.eq(v128.and(h, top), top);
+  const bits = v128.or(v128.and(i32x4.shr_s(h, 3), i32x4.splat(0x807fe000)), i32x4.splat(0x7f800000));
+  return v128.bitselect(bits, f, special);
 }
 
 /**
@@ -557,7 +593,7 @@ function minsR(p: usize, md0: v128, md1: v128): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, bs: usize, dd: f32, dmin: f32, yp: usize): f32 {
+function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, bs: usize, yp: usize): v128 {
   const sc = i16x8.extend_low_i8x16_u(sm);
   const m15 = i8x16.splat(15);
   const b16 = i8x16.splat(16);
@@ -622,7 +658,7 @@ function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, b
   }
   const zero = i32x4.splat(0);
   const mins = minsR(bs, i8x16.shuffle(sm, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16), i8x16.shuffle(sm, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16));
-  return dd * <f32>hsumI32(acc) - dmin * <f32>hsumI32(mins);
+  return pairSums(acc, mins); // [scaled sums 0+1, 2+3, mins 0+1, 2+3], exact
 }
 
 /** dot1x4K45 for the relaxed build (activations as superDotK45R's). */

@@ -58,7 +58,7 @@ function kOrder(type: KType, w: Uint8Array, x: Float32Array, rows: number, cols:
   return y;
 }
 
-/** Random rows, with the first super-block all ones bits and the second all zeros (scales kept). */
+/** Random rows, with the first super-block all ones bits and the second all zeros (scales kept), the third with a subnormal scale. */
 function weights(type: KType, rows: number, cols: number, r: () => number): Uint8Array {
   const w = randomWeights(type, rows, cols, r);
   const bb = BLOCK[type];
@@ -68,6 +68,12 @@ function weights(type: KType, rows: number, cols: number, r: () => number): Uint
     const saved = scaleAt.map((a) => [w[k * bb + a], w[k * bb + a + 1]] as const);
     w.fill(fill, k * bb, (k + 1) * bb);
     scaleAt.forEach((a, i) => ((w[k * bb + a] = saved[i][0]), (w[k * bb + a + 1] = saved[i][1])));
+  }
+  // super-block 2: a subnormal d (and a zero dmin), converted exactly by every path
+  if (3 * bb <= w.length) {
+    w[2 * bb + scaleAt[0]] = 0x37;
+    w[2 * bb + scaleAt[0] + 1] = 0x82; // -0x237 * 2^-24
+    if (scaleAt.length > 1) w[2 * bb + scaleAt[1]] = w[2 * bb + scaleAt[1] + 1] = 0;
   }
   return w;
 }

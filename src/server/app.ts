@@ -10,6 +10,8 @@
  *   POST /v1/embeddings          mean-pooled, L2-normalised last hidden state
  *   POST /tokenize, /detokenize  text <-> token ids, as llama-server has them
  *   GET  /metrics                Prometheus text: requests, tokens, queue, decode tok/s
+ *   GET  /                       a chat page that talks to /v1/chat/completions (page.ts)
+ *   /api/...                     Ollama's API: tags, chat, generate, show, version (ollama.ts)
  *
  * Browsers: a request whose Host header is not an allowed name (default: localhost and the
  * loopback addresses) is refused, as is one from a web page whose Origin is not allowed
@@ -28,6 +30,8 @@ import type { GenerationEvent, GenerationResult } from "../generate/index.js";
 import { embed } from "../model/embed.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ApiError, badRequest } from "./errors.js";
+import { ollamaRoutes } from "./ollama.js";
+import { CHAT_PAGE } from "./page.js";
 import { SessionPool } from "./pool.js";
 import { isObject, parseChatRequest, parseCompletionRequest, parseEmbeddingRequest, type GenerationRequest, type Json, type JsonObject, type ResponseFormat } from "./requests.js";
 
@@ -112,6 +116,12 @@ interface Exchange {
   onEnd?: () => void;
 }
 
+/** The chat page: its script and style are inline, and it may only call this server. */
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+};
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
 
 const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
@@ -252,7 +262,7 @@ export function createServer(options: ServerOptions): ServerApp {
   }
 
   /** Runs one generation on a pooled session; the session goes back when the events end. */
-  async function startGeneration(req: GenerationRequest, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<Generation> {
+  async function startGeneration(req: GenerationRequest & { minP?: number }, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<Generation> {
     if (promptIds.length >= nCtx) {
       throw badRequest(`This model's maximum context length is ${nCtx} tokens; the prompt has ${promptIds.length}. Please shorten it.`, param, "context_length_exceeded");
     }
@@ -287,6 +297,7 @@ export function createServer(options: ServerOptions): ServerApp {
         temperature: req.temperature,
         topP,
         topK,
+        minP: req.minP,
         repetitionPenalty: req.repetitionPenalty,
         presencePenalty: req.presencePenalty,
         frequencyPenalty: req.frequencyPenalty,
@@ -527,6 +538,24 @@ export function createServer(options: ServerOptions): ServerApp {
     return new Response(out.join("\n") + "\n", { status: 200, headers: METRICS_HEADERS });
   }
 
+  /** Ollama's API (ollama.ts) on this app's pool, generation and accounting. */
+  const ollama = ollamaRoutes({
+    model, tokenizer, template, modelName, names, created, checkAuth, readJson, startGeneration,
+    noteResult: (request, r) => noteResult(exchanges.get(request), r),
+    streamOpened(request) {
+      const ex = exchanges.get(request);
+      streams++;
+      if (ex) ex.streaming = true;
+      return () => {
+        streams--;
+        if (ex) {
+          ex.done = true;
+          ex.onEnd?.();
+        }
+      };
+    },
+  });
+
   const modelCard = () => ({ id: modelName, object: "model", created, owned_by: "zh-llama" });
 
   async function route(request: Request): Promise<Response> {
@@ -537,7 +566,10 @@ export function createServer(options: ServerOptions): ServerApp {
       // A CORS preflight; the origin was checked in fetch(), which adds allow-origin.
       return new Response(null, { status: 204, headers: { allow: "GET, HEAD, POST, OPTIONS", "access-control-allow-methods": "GET, POST, OPTIONS", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "86400" } });
     }
+    const api = ollama(path, method);
+    if (api) return api(request);
     const routes: Record<string, { method: "GET" | "POST"; auth: boolean; handle: () => Promise<Response> | Response }> = {
+      "/": { method: "GET", auth: false, handle: () => new Response(CHAT_PAGE, { status: 200, headers: PAGE_HEADERS }) },
       "/health": { method: "GET", auth: false, handle: () => json({ status: "ok", model: modelName, ...stats() }) },
       "/v1/models": { method: "GET", auth: true, handle: () => json({ object: "list", data: [modelCard()] }) },
       "/v1/completions": { method: "POST", auth: true, handle: () => completions(request) },
@@ -625,7 +657,7 @@ export function createServer(options: ServerOptions): ServerApp {
   };
 }
 
-const KNOWN_ENDPOINTS = new Set(["/health", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/tokenize", "/detokenize", "/metrics"]);
+const KNOWN_ENDPOINTS = new Set(["/", "/api/tags", "/api/chat", "/api/generate", "/api/show", "/api/version", "/health", "/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/tokenize", "/detokenize", "/metrics"]);
 
 /** The /metrics label for a request's path: a known endpoint, or "other" (labels stay few). */
 function endpointLabel(request: Request): string {

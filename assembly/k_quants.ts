@@ -270,10 +270,7 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
     const sc1 = i16x8.extend_high_i8x16_s(sc);
     const bsb = bs + (<usize>b << 6);
     // sum_s sc_s * bsum_s, for the -32 offset of the codes
-    let offs = i32x4.mul(v128.load(bsb), i32x4.extend_low_i16x8_s(sc0));
-    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 16), i32x4.extend_high_i16x8_s(sc0)));
-    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 32), i32x4.extend_low_i16x8_s(sc1)));
-    offs = i32x4.add(offs, i32x4.mul(v128.load(bsb, 48), i32x4.extend_high_i16x8_s(sc1)));
+    const offs = offsQ6K(bsb, sc0, sc1);
     let acc = i32x4.splat(0);
     {
       const a = v128.load(wb, 0);
@@ -846,15 +843,13 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
     const sc = v128.load(wb, 192);
     const sc0 = i16x8.extend_low_i8x16_s(sc);
     const sc1 = i16x8.extend_high_i8x16_s(sc);
-    const s0 = i32x4.extend_low_i16x8_s(sc0), s1 = i32x4.extend_high_i16x8_s(sc0);
-    const s2 = i32x4.extend_low_i16x8_s(sc1), s3 = i32x4.extend_high_i16x8_s(sc1);
     // sum_s sc_s * bsum_s per token, for the -32 offset of the codes
     const bsb = bs + (<usize>b << 6);
     const offs = transposeSum(
-      offsQ6K(bsb, s0, s1, s2, s3),
-      offsQ6K(bsb + qs, s0, s1, s2, s3),
-      offsQ6K(bsb + qs2, s0, s1, s2, s3),
-      offsQ6K(bsb + qs3, s0, s1, s2, s3),
+      offsQ6K(bsb, sc0, sc1),
+      offsQ6K(bsb + qs, sc0, sc1),
+      offsQ6K(bsb + qs2, sc0, sc1),
+      offsQ6K(bsb + qs3, sc0, sc1),
     );
     let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
     const qb = q + (<usize>b << 8);
@@ -955,14 +950,16 @@ function tokQ6K(qc: v128, lo: v128, hi: v128, scv: v128, x: usize): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(lo, i16x8.extend_low_i8x16_s(v)), i32x4.dot_i16x8_s(hi, i16x8.extend_high_i8x16_s(v)));
 }
 
-/** sum_s sc_s * bsum_s of one token's 16 Q8_K sums at p, as four lanes (scales as i32 in s0..s3). */
+/**
+ * sum_s sc_s * bsum_s of one token's 16 Q8_K sums at p (|bsum| <= 16 * 127: narrowed to i16 exactly),
+ * as four lanes, with the scales as i16 (sc0: sub-blocks 0..7, sc1: 8..15): two i16 dot products.
+ */
 // @ts-ignore: decorator
 @inline
-function offsQ6K(p: usize, s0: v128, s1: v128, s2: v128, s3: v128): v128 {
-  let o = i32x4.mul(v128.load(p), s0);
-  o = i32x4.add(o, i32x4.mul(v128.load(p, 16), s1));
-  o = i32x4.add(o, i32x4.mul(v128.load(p, 32), s2));
-  return i32x4.add(o, i32x4.mul(v128.load(p, 48), s3));
+function offsQ6K(p: usize, sc0: v128, sc1: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p), v128.load(p, 16)), sc0),
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p, 32), v128.load(p, 48)), sc1));
 }
 
 export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

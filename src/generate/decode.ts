@@ -20,6 +20,12 @@ export interface GenerateOptions extends Omit<SamplerOptions, "vocabSize"> {
   signal?: AbortSignal;
   /** How many of the first step's top logits to report (default 10). */
   topLogits?: number;
+  /**
+   * Report each generated token's log-probability and this many alternatives (0..20) on its
+   * events: the softmax of the model's raw logits, before penalties, bias, temperature, filters
+   * and any constraint (llama-server's default, post_sampling_probs off). Off when undefined.
+   */
+  logprobs?: number;
   /** Restricts which token may come next (a grammar): masks the logits before each draw. */
   constraint?: LogitsConstraint;
   /**
@@ -57,7 +63,28 @@ export interface GenerationResult {
   };
 }
 
-export type GenerationEvent = { type: "token"; id: number; text: string } | { type: "done"; result: GenerationResult };
+/** One generated token's log-probability and the most likely alternatives at its step. */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
+}
+
+/**
+ * `logprobs` (with the option): the tokens drawn since the previous event, also those whose
+ * text is held back or empty; the done event carries the rest.
+ */
+export type GenerationEvent = { type: "token"; id: number; text: string; logprobs?: TokenLogprob[] } | { type: "done"; result: GenerationResult; logprobs?: TokenLogprob[] };
+
+/** log-softmax of `logits` at `id` and at the n most likely ids. */
+export function tokenLogprob(logits: ArrayLike<number>, id: number, n: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  return { id, logprob: logits[id]! - lse, top: n > 0 ? topLogits(logits, n).map((t) => ({ id: t.id, logprob: t.logit - lse })) : [] };
+}
 
 /** The n highest logits (ties: lower id first), as generate() reports the first step. */
 export function topLogits(logits: ArrayLike<number>, n: number): Array<{ id: number; logit: number }> {
@@ -105,6 +132,7 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
   const promptMs = performance.now() - t0;
   const firstTopLogits = model.nPast < promptIds.length ? [] : topLogits(logits, options.topLogits ?? 10);
   const t1 = performance.now();
+  const pending: TokenLogprob[] = [];
 
   while (out.generated.length < maxTokens) {
     if (options.signal?.aborted || model.nPast < promptIds.length) {
@@ -112,12 +140,17 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
       if (rest) yield { type: "token", id: -1, text: rest };
       break;
     }
+    // Raw logits: read before the constraint masks them in place.
+    const raw = options.logprobs === undefined ? undefined : Float32Array.from(logits);
     options.constraint?.mask(logits);
     const id = sampler.sample(logits, context, promptIds.length);
     options.constraint?.accept(id);
     context.push(id);
+    if (raw) pending.push(tokenLogprob(raw, id, options.logprobs!));
     const text = out.push(id);
-    if (text) yield { type: "token", id, text };
+    if (text) {
+      yield raw ? { type: "token", id, text, logprobs: pending.splice(0) } : { type: "token", id, text };
+    }
     if (out.done) break;
     if (out.generated.length >= maxTokens) break;
     if (model.nPast >= model.nCtx) break; // the context is full: stop with "length"
@@ -128,7 +161,8 @@ export async function* generate(target: LlamaModel | LlamaSession, tokenizer: Se
     const rest = out.finish("length");
     if (rest) yield { type: "token", id: -1, text: rest };
   }
-  yield { type: "done", result: out.result(promptIds, firstTopLogits, promptTokens, promptMs, performance.now() - t1) };
+  const result = out.result(promptIds, firstTopLogits, promptTokens, promptMs, performance.now() - t1);
+  yield options.logprobs === undefined ? { type: "done", result } : { type: "done", result, logprobs: pending.splice(0) };
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[], limit: number): number {

@@ -24,9 +24,9 @@
  */
 import type { ChatTemplate } from "../chat/index.js";
 import { ZhLlamaError } from "../errors.js";
-import { Grammar, GrammarConstraint, GrammarError, JSON_OBJECT_GBNF, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
+import { Grammar, GrammarConstraint, GrammarError, JSON_OBJECT_GBNF, JsonSchemaError, generateConstrained, jsonSchemaGrammar, tokenBytes } from "../grammar/index.js";
 import type { LlamaModel, LlamaSession } from "../model/index.js";
-import type { GenerationEvent, GenerationResult } from "../generate/index.js";
+import type { GenerationEvent, GenerationResult, TokenLogprob } from "../generate/index.js";
 import { embed } from "../model/embed.js";
 import type { SentencePieceTokenizer } from "../tokenizer/index.js";
 import { ApiError, badRequest } from "./errors.js";
@@ -34,6 +34,7 @@ import { ollamaRoutes } from "./ollama.js";
 import { CHAT_PAGE } from "./page.js";
 import { SessionPool } from "./pool.js";
 import { isObject, parseChatRequest, parseCompletionRequest, parseEmbeddingRequest, type GenerationRequest, type Json, type JsonObject, type ResponseFormat } from "./requests.js";
+import { parseToolCall, toolGrammar, toolMessages, type ToolCall } from "./tools.js";
 
 export interface ServerOptions {
   model: LlamaModel;
@@ -262,7 +263,7 @@ export function createServer(options: ServerOptions): ServerApp {
   }
 
   /** Runs one generation on a pooled session; the session goes back when the events end. */
-  async function startGeneration(req: GenerationRequest & { minP?: number }, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[]): Promise<Generation> {
+  async function startGeneration(req: GenerationRequest & { minP?: number }, promptIds: number[], param: string, signal: AbortSignal, extraStop: readonly string[], toolsGrammar?: Grammar): Promise<Generation> {
     if (promptIds.length >= nCtx) {
       throw badRequest(`This model's maximum context length is ${nCtx} tokens; the prompt has ${promptIds.length}. Please shorten it.`, param, "context_length_exceeded");
     }
@@ -277,7 +278,7 @@ export function createServer(options: ServerOptions): ServerApp {
       );
     }
     const maxTokens = req.maxTokens ?? Math.min(defaultMaxTokens, room);
-    const grammar = grammarFor(req.responseFormat);
+    const grammar = toolsGrammar ?? grammarFor(req.responseFormat);
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -306,6 +307,7 @@ export function createServer(options: ServerOptions): ServerApp {
         stop: [...req.stop, ...extraStop],
         signal: controller.signal,
         constraint: grammar ? new GrammarConstraint(grammar, tokenizer) : undefined,
+        logprobs: req.logprobs,
         pause: eventLoopTurns(),
       });
     } catch (error) {
@@ -332,14 +334,60 @@ export function createServer(options: ServerOptions): ServerApp {
     return { events: leased(), abort: onAbort, release };
   }
 
-  async function collect(events: AsyncGenerator<GenerationEvent>, ex: Exchange | undefined): Promise<GenerationResult> {
+  async function collect(events: AsyncGenerator<GenerationEvent>, ex: Exchange | undefined, logprobs?: TokenLogprob[]): Promise<GenerationResult> {
     for await (const e of events) {
+      if (e.logprobs) logprobs?.push(...e.logprobs);
       if (e.type === "done") {
         noteResult(ex, e.result);
         return e.result;
       }
     }
     throw new ApiError(500, "generation ended without a result", "server_error");
+  }
+
+  /**
+   * Token text and bytes for logprobs, in generation order: the first piece's leading space is
+   * dropped where the decoder drops it, so the tokens add up to the text.
+   */
+  function tokenNamer(): (lp: TokenLogprob[]) => Array<TokenLogprob & { token: string; bytes: number[]; topNamed: Array<{ token: string; logprob: number; bytes: number[] }> }> {
+    let atStart = true;
+    const decoder = new TextDecoder("utf-8", { fatal: false });
+    const name = (id: number, start: boolean) => {
+      const bytes = Array.from(tokenBytes(tokenizer, id, start && !tokenizer.decode([id]).startsWith(" ")));
+      return { token: decoder.decode(Uint8Array.from(bytes)), bytes };
+    };
+    return (lp) =>
+      // EOS ends the reply: it is no part of the text, as in usage.
+      lp
+        .filter((t) => t.id !== tokenizer.eosId)
+        .map((t) => {
+          const start = atStart;
+          const chosen = name(t.id, start);
+          if (chosen.bytes.length > 0) atStart = false;
+          return { ...t, ...chosen, topNamed: t.top.map((a) => ({ ...name(a.id, start), logprob: a.logprob })) };
+        });
+  }
+
+  /** Chat's shape: {content: [{token, logprob, bytes, top_logprobs}]}; null when not asked. */
+  function chatLogprobs(named: ReturnType<ReturnType<typeof tokenNamer>> | undefined) {
+    if (!named) return null;
+    return { content: named.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes, top_logprobs: t.topNamed })), refusal: null };
+  }
+
+  /** The legacy completions shape: {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}. */
+  function legacyLogprobs(named: ReturnType<ReturnType<typeof tokenNamer>> | undefined, offset: { at: number }) {
+    if (!named) return null;
+    const out = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Array<Record<string, number>>, text_offset: [] as number[] };
+    for (const t of named) {
+      out.tokens.push(t.token);
+      out.token_logprobs.push(t.logprob);
+      const top: Record<string, number> = {};
+      for (const a of t.topNamed) if (!Object.hasOwn(top, a.token)) top[a.token] = a.logprob;
+      out.top_logprobs.push(top);
+      out.text_offset.push(offset.at);
+      offset.at += t.token.length;
+    }
+    return out;
   }
 
   const finishReason = (r: GenerationResult): "stop" | "length" => (r.finishReason === "length" ? "length" : "stop");
@@ -350,7 +398,7 @@ export function createServer(options: ServerOptions): ServerApp {
   };
 
   /** Server-sent events from generation events; `chunk(text | null, result?)` shapes each one. */
-  function sse(run: Generation, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult) => unknown, includeUsage: boolean, ex: Exchange | undefined): Response {
+  function sse(run: Generation, first: unknown | undefined, chunk: (text: string | null, result?: GenerationResult, logprobs?: TokenLogprob[]) => unknown, includeUsage: boolean, ex: Exchange | undefined): Response {
     const encoder = new TextEncoder();
     const line = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
     let finished = false;
@@ -372,20 +420,32 @@ export function createServer(options: ServerOptions): ServerApp {
       },
       async pull(controller) {
         try {
-          const next = await run.events.next();
-          if (next.done) {
-            finish();
-            controller.close();
-            return;
-          }
-          const e = next.value;
-          if (e.type === "token") {
-            controller.enqueue(line(chunk(e.text)));
-          } else {
-            noteResult(ex, e.result);
-            controller.enqueue(line(chunk(null, e.result)));
-            if (includeUsage) controller.enqueue(line({ ...(chunk(null) as object), choices: [], usage: usage(e.result) }));
-            controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          // A chunk function may hold a piece back (undefined) or send several (an array); a
+          // pull that enqueues nothing would not be called again, so it reads on until one does.
+          let sent = 0;
+          const send = (data: unknown) => {
+            for (const d of Array.isArray(data) ? data : data === undefined ? [] : [data]) {
+              controller.enqueue(line(d));
+              sent++;
+            }
+          };
+          while (sent === 0) {
+            const next = await run.events.next();
+            if (next.done) {
+              finish();
+              controller.close();
+              return;
+            }
+            const e = next.value;
+            if (e.type === "token") {
+              send(chunk(e.text, undefined, e.logprobs));
+            } else {
+              noteResult(ex, e.result);
+              send(chunk(null, e.result, e.logprobs));
+              if (includeUsage) send({ ...(chunk(null) as object), choices: [], usage: usage(e.result) });
+              controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+              sent++;
+            }
           }
         } catch (error) {
           const apiError = toApiError(error);
@@ -411,27 +471,69 @@ export function createServer(options: ServerOptions): ServerApp {
     let promptIds: number[];
     try {
       // A model's own Jinja template renders on a worker thread, with limits (src/chat/jinja.ts).
-      promptIds = template.renderAsync ? await template.renderAsync(req.messages, tokenizer) : template.render(req.messages, tokenizer);
+      const messages = toolMessages(req.messages, req.tools, req.toolChoice);
+      promptIds = template.renderAsync ? await template.renderAsync(messages, tokenizer) : template.render(messages, tokenizer);
     } catch (error) {
       if (error instanceof ZhLlamaError) throw badRequest(error.message, "messages");
       throw error;
     }
-    const run = await startGeneration(req, promptIds, "messages", request.signal, template.stop);
+    const tools = req.toolChoice !== "none";
+    const run = await startGeneration(req, promptIds, "messages", request.signal, template.stop, toolGrammar(req.tools, req.toolChoice));
     const id = `chatcmpl-${randomId()}`;
     const createdAt = Math.floor(Date.now() / 1000);
     const base = { id, object: "chat.completion.chunk", created: createdAt, model: modelName, system_fingerprint: null };
+    const name = req.logprobs === undefined ? undefined : tokenNamer();
+    const callOf = (text: string): ToolCall | undefined => (tools ? parseToolCall(text, req.tools) : undefined);
+    const toolCallJson = (call: ToolCall) => ({ id: `call_${randomId()}`, type: "function" as const, function: { name: call.name, arguments: call.arguments } });
     if (req.stream) {
       const first = { ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] };
-      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage, exchanges.get(request));
+      const choice = (delta: object, lp: TokenLogprob[] | undefined, finish: string | null) => ({ ...base, choices: [{ index: 0, delta, logprobs: name && lp ? chatLogprobs(name(lp)) : null, finish_reason: finish }] });
+      // With tools, a reply that opens with "{" is a call: it is held back and sent whole at the end.
+      let mode: "unknown" | "text" | "call" = tools ? "unknown" : "text";
+      let held = "";
+      const heldLogprobs: TokenLogprob[] = [];
+      return sse(
+        run,
+        first,
+        (text, result, lp) => {
+          if (text === null && !result) return { ...base, choices: [] };
+          if (mode === "unknown" && text) mode = text.trimStart().startsWith("{") ? "call" : text.trim() ? "text" : "unknown";
+          if (mode !== "text") {
+            held += text ?? "";
+            if (lp) heldLogprobs.push(...lp);
+            if (!result) return undefined;
+            const call = callOf(held);
+            if (call) return [choice({ tool_calls: [{ index: 0, ...toolCallJson(call) }] }, heldLogprobs, null), choice({}, undefined, "tool_calls")];
+            return choice(held ? { content: held } : {}, heldLogprobs, finishReason(result));
+          }
+          if (held) {
+            text = held + (text ?? "");
+            held = "";
+            lp = [...heldLogprobs.splice(0), ...(lp ?? [])];
+          }
+          return choice(text === null ? {} : { content: text }, lp, result ? finishReason(result) : null);
+        },
+        req.includeUsage,
+        exchanges.get(request),
+      );
     }
-    const r = await collect(run.events, exchanges.get(request));
+    const logprobs: TokenLogprob[] = [];
+    const r = await collect(run.events, exchanges.get(request), logprobs);
+    const call = callOf(r.text);
     return json({
       id,
       object: "chat.completion",
       created: createdAt,
       model: modelName,
       system_fingerprint: null,
-      choices: [{ index: 0, message: { role: "assistant", content: r.text }, logprobs: null, finish_reason: finishReason(r) }],
+      choices: [
+        {
+          index: 0,
+          message: call ? { role: "assistant", content: null, tool_calls: [toolCallJson(call)] } : { role: "assistant", content: r.text },
+          logprobs: name ? chatLogprobs(name(logprobs)) : null,
+          finish_reason: call ? "tool_calls" : finishReason(r),
+        },
+      ],
       usage: usage(r),
     });
   }
@@ -446,12 +548,16 @@ export function createServer(options: ServerOptions): ServerApp {
     const createdAt = Math.floor(Date.now() / 1000);
     const base = { id, object: "text_completion", created: createdAt, model: modelName, system_fingerprint: null };
     const echo = req.echo ? (typeof req.prompt === "string" ? req.prompt : tokenizer.decode(req.prompt)) : "";
+    const name = req.logprobs === undefined ? undefined : tokenNamer();
+    const offset = { at: echo.length };
+    const lps = (lp: TokenLogprob[] | undefined) => (name ? legacyLogprobs(name(lp ?? []), offset) : null);
     if (req.stream) {
       const first = echo ? { ...base, choices: [{ index: 0, text: echo, logprobs: null, finish_reason: null }] } : undefined;
-      return sse(run, first, (text, result) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, text: text ?? "", logprobs: null, finish_reason: result ? finishReason(result) : null }] }), req.includeUsage, exchanges.get(request));
+      return sse(run, first, (text, result, lp) => ({ ...base, choices: text === null && !result ? [] : [{ index: 0, text: text ?? "", logprobs: lps(lp), finish_reason: result ? finishReason(result) : null }] }), req.includeUsage, exchanges.get(request));
     }
-    const r = await collect(run.events, exchanges.get(request));
-    return json({ ...base, choices: [{ index: 0, text: echo + r.text, logprobs: null, finish_reason: finishReason(r) }], usage: usage(r) });
+    const logprobs: TokenLogprob[] = [];
+    const r = await collect(run.events, exchanges.get(request), logprobs);
+    return json({ ...base, choices: [{ index: 0, text: echo + r.text, logprobs: lps(logprobs), finish_reason: finishReason(r) }], usage: usage(r) });
   }
 
   async function embeddings(request: Request): Promise<Response> {

@@ -1,7 +1,8 @@
 /**
  * Request bodies of the OpenAI API, checked field by field. Every refusal is a 400 naming the
  * field (`param`) and the bad value. Fields of the upstream server (top_k,
- * repetition_penalty, do_sample, num_beams) are accepted besides OpenAI's.
+ * repetition_penalty, do_sample, num_beams) are accepted besides OpenAI's; any other field is a
+ * 400 naming it (code unsupported_parameter), never silently ignored.
  */
 import type { ChatMessage } from "../chat/index.js";
 import { badRequest } from "./errors.js";
@@ -26,12 +27,29 @@ export interface GenerationRequest {
   logitBias: Map<number, number>;
   responseFormat: ResponseFormat;
   user?: string;
+  /** Log-probabilities asked for: how many alternatives per token (0..MAX_TOP_LOGPROBS); undefined: none. */
+  logprobs?: number;
 }
+
+/** Most alternatives per token `top_logprobs` / legacy `logprobs` may ask for (OpenAI's 20). */
+export const MAX_TOP_LOGPROBS = 20;
+
+/** A function the model may call: its parameters' JSON Schema constrains the arguments. */
+export interface ToolFunction {
+  name: string;
+  description?: string;
+  parameters: Json;
+}
+
+export type ToolChoice = "none" | "auto" | "required" | { name: string };
 
 export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: Json; name?: string } | { type: "grammar"; grammar: string };
 
 export interface ChatRequest extends GenerationRequest {
   messages: ChatMessage[];
+  tools: ToolFunction[];
+  /** "none" when there are no tools. */
+  toolChoice: ToolChoice;
 }
 
 export interface CompletionRequest extends GenerationRequest {
@@ -86,6 +104,19 @@ function optionalString(body: JsonObject, key: string): string | undefined {
 
 /** At most this many stop strings (OpenAI allows 4; the upstream server ignores `stop`). */
 export const MAX_STOP = 16;
+
+/** Fields both generation endpoints take (OpenAI's and the upstream server's). */
+const GENERATION_KEYS = ["model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "presence_penalty", "frequency_penalty", "stop", "seed", "stream", "stream_options", "logit_bias", "response_format", "grammar", "user", "n", "best_of", "num_beams", "do_sample", "logprobs", "store"];
+const CHAT_KEYS = new Set([...GENERATION_KEYS, "messages", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls"]);
+const COMPLETION_KEYS = new Set([...GENERATION_KEYS, "prompt", "echo", "suffix"]);
+
+/** A field this server does not implement is refused by name, never silently ignored (null counts as absent). */
+function refuseUnknown(body: JsonObject, known: ReadonlySet<string>): void {
+  for (const [key, value] of Object.entries(body)) {
+    if (value !== null && !known.has(key)) throw badRequest(`'${key}' is not supported by this server`, key, "unsupported_parameter");
+  }
+  if (body.store === true) throw badRequest("'store' is not supported (nothing is stored)", "store", "unsupported_parameter");
+}
 
 function generationFields(body: JsonObject, maxTokensLimit: number): GenerationRequest {
   const n = optionalNumber(body, "n", 1, 1e9, true);
@@ -190,16 +221,44 @@ function content(v: Json | undefined, i: number): string {
 }
 
 export function parseChatRequest(body: JsonObject, maxTokensLimit: number): ChatRequest {
+  refuseUnknown(body, CHAT_KEYS);
   const m = body.messages;
   let messages: ChatMessage[];
   if (typeof m === "string") {
     // The upstream server also takes a bare string: one user message.
     messages = [{ role: "user", content: m }];
   } else if (Array.isArray(m)) {
+    const callNames = new Map<string, string>();
     messages = m.map((msg, i) => {
       if (!isObject(msg)) throw badRequest(`'messages[${i}]' must be an object {role, content}, got ${describe(msg)}`, `messages[${i}]`);
       const role = msg.role === "developer" ? "system" : msg.role;
-      if (role !== "system" && role !== "user" && role !== "assistant") throw badRequest(`'messages[${i}].role' must be "system", "user" or "assistant", got ${describe(msg.role)}`, `messages[${i}].role`);
+      if (role === "tool") {
+        // A tool's result goes back to the model as a user turn (llama-server's generic format does the same).
+        const id = typeof msg.tool_call_id === "string" ? msg.tool_call_id : undefined;
+        const name = (id !== undefined ? callNames.get(id) : undefined) ?? (typeof msg.name === "string" ? msg.name : undefined);
+        return { role: "user", content: JSON.stringify({ tool_response: { ...(name !== undefined ? { name } : {}), ...(id !== undefined ? { tool_call_id: id } : {}), content: content(msg.content, i) } }) };
+      }
+      if (role !== "system" && role !== "user" && role !== "assistant") throw badRequest(`'messages[${i}].role' must be "system", "user", "assistant" or "tool", got ${describe(msg.role)}`, `messages[${i}].role`);
+      const calls = msg.tool_calls;
+      if (role === "assistant" && Array.isArray(calls) && calls.length > 0) {
+        // The model's earlier call, written as it was told to write one.
+        const text = calls.map((call, j) => {
+          const f = isObject(call) ? call.function : undefined;
+          if (!isObject(call) || !isObject(f) || typeof f.name !== "string") throw badRequest(`'messages[${i}].tool_calls[${j}]' must be {id, type: "function", function: {name, arguments}}`, `messages[${i}].tool_calls`);
+          if (typeof call.id === "string") callNames.set(call.id, f.name);
+          let args: Json = {};
+          if (typeof f.arguments === "string") {
+            try {
+              args = JSON.parse(f.arguments) as Json;
+            } catch {
+              throw badRequest(`'messages[${i}].tool_calls[${j}].function.arguments' is not JSON text`, `messages[${i}].tool_calls`);
+            }
+          } else if (f.arguments !== undefined && f.arguments !== null) args = f.arguments;
+          return JSON.stringify({ tool_call: { name: f.name, arguments: args } });
+        });
+        const said = content(msg.content, i);
+        return { role, content: [said, ...text].filter((x) => x).join("\n") };
+      }
       return { role, content: content(msg.content, i) };
     });
   } else if (m === undefined || m === null) {
@@ -209,10 +268,53 @@ export function parseChatRequest(body: JsonObject, maxTokensLimit: number): Chat
   }
   if (messages.length === 0) throw badRequest("'messages' must not be empty", "messages");
   if (!messages.some((x) => x.role === "user")) throw badRequest("'messages' must contain at least one user message", "messages");
-  return { ...generationFields(body, maxTokensLimit), messages };
+  const fields = generationFields(body, maxTokensLimit);
+  const wantLogprobs = optionalBoolean(body, "logprobs") ?? false;
+  const top = optionalNumber(body, "top_logprobs", 0, MAX_TOP_LOGPROBS, true);
+  if (top !== undefined && !wantLogprobs) throw badRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  const tools = parseTools(body.tools);
+  const toolChoice = parseToolChoice(body.tool_choice, tools);
+  if (toolChoice !== "none" && fields.responseFormat.type !== "text") throw badRequest("give at most one of 'tools' and 'response_format' / 'grammar' (both constrain the reply)", "response_format");
+  return { ...fields, logprobs: wantLogprobs ? (top ?? 0) : undefined, messages, tools, toolChoice };
+}
+
+/** Most tools one request may offer. */
+export const MAX_TOOLS = 64;
+
+function parseTools(v: Json | undefined): ToolFunction[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw badRequest(`'tools' must be an array of {type: "function", function: {name, parameters}}, got ${describe(v)}`, "tools");
+  if (v.length > MAX_TOOLS) throw badRequest(`'tools' has ${v.length} tools; at most ${MAX_TOOLS}`, "tools");
+  const names = new Set<string>();
+  return v.map((tool, i) => {
+    if (!isObject(tool) || tool.type !== "function" || !isObject(tool.function)) throw badRequest(`'tools[${i}]' must be {type: "function", function: {name, parameters}} (only function tools are supported), got ${describe(tool)}`, "tools");
+    const f = tool.function;
+    if (typeof f.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(f.name)) throw badRequest(`'tools[${i}].function.name' must be 1 to 64 letters, digits, _ or -, got ${describe(f.name)}`, "tools");
+    if (names.has(f.name)) throw badRequest(`'tools' names the function ${JSON.stringify(f.name)} twice`, "tools");
+    names.add(f.name);
+    const parameters = f.parameters ?? { type: "object", properties: {} };
+    if (!isObject(parameters)) throw badRequest(`'tools[${i}].function.parameters' must be a JSON Schema object, got ${describe(parameters)}`, "tools");
+    if (f.strict !== undefined && f.strict !== null && typeof f.strict !== "boolean") throw badRequest(`'tools[${i}].function.strict' must be a boolean`, "tools");
+    return { name: f.name, description: typeof f.description === "string" ? f.description : undefined, parameters };
+  });
+}
+
+function parseToolChoice(v: Json | undefined, tools: readonly ToolFunction[]): ToolChoice {
+  if (v === undefined || v === null) return tools.length > 0 ? "auto" : "none";
+  if (v === "none" || v === "auto" || v === "required") {
+    if (v !== "none" && tools.length === 0) throw badRequest(`'tool_choice' is ${JSON.stringify(v)} but no 'tools' are given`, "tool_choice");
+    return tools.length === 0 ? "none" : v;
+  }
+  if (isObject(v) && v.type === "function" && isObject(v.function) && typeof v.function.name === "string") {
+    const name = v.function.name;
+    if (!tools.some((t) => t.name === name)) throw badRequest(`'tool_choice' names the function ${JSON.stringify(name)}, which is not in 'tools'`, "tool_choice");
+    return { name };
+  }
+  throw badRequest(`'tool_choice' must be "none", "auto", "required" or {type: "function", function: {name}}, got ${describe(v)}`, "tool_choice");
 }
 
 export function parseCompletionRequest(body: JsonObject, maxTokensLimit: number): CompletionRequest {
+  refuseUnknown(body, COMPLETION_KEYS);
   let p = body.prompt;
   if (Array.isArray(p) && p.length === 1 && (typeof p[0] === "string" || Array.isArray(p[0]))) p = p[0]!;
   let prompt: string | number[];
@@ -227,9 +329,11 @@ export function parseCompletionRequest(body: JsonObject, maxTokensLimit: number)
   else throw badRequest(`'prompt' must be a string or an array of token ids, got ${describe(p)}`, "prompt");
   const suffix = optionalString(body, "suffix");
   if (suffix) throw badRequest("'suffix' is not supported", "suffix");
-  const logprobs = body.logprobs;
-  if (logprobs !== undefined && logprobs !== null && logprobs !== 0 && logprobs !== false) throw badRequest("'logprobs' is not supported", "logprobs");
-  return { ...generationFields(body, maxTokensLimit), prompt, echo: optionalBoolean(body, "echo") ?? false };
+  // The legacy shape: logprobs N = the chosen token and the N most likely at each step.
+  const logprobs = body.logprobs === false ? undefined : optionalNumber(body, "logprobs", 0, MAX_TOP_LOGPROBS, true);
+  const echo = optionalBoolean(body, "echo") ?? false;
+  if (logprobs !== undefined && echo) throw badRequest("'logprobs' with 'echo' (the prompt's log-probabilities) is not supported", "logprobs", "unsupported_parameter");
+  return { ...generationFields(body, maxTokensLimit), logprobs, prompt, echo };
 }
 
 /** Most inputs in one embeddings request. */

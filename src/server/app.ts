@@ -724,7 +724,11 @@ export function createServer(options: ServerOptions): ServerApp {
     if (origin === null) return {};
     if (corsAny) return { "access-control-allow-origin": "*" };
     const normal = normaliseOrigin(origin);
-    if (isLocalOrigin(normal) || corsOrigins.has(normal)) return { "access-control-allow-origin": origin, vary: "origin" };
+    // The page at / calling back to the host it came from is same-origin, whatever that host
+    // is (the Host header was checked already: a rebinding attacker's name is refused there).
+    const host = request.headers.get("host");
+    const sameOrigin = host !== null && (normal === `http://${host.toLowerCase()}` || normal === `https://${host.toLowerCase()}`);
+    if (sameOrigin || isLocalOrigin(normal) || corsOrigins.has(normal)) return { "access-control-allow-origin": origin, vary: "origin" };
     throw new ApiError(403, `cross-origin requests from ${JSON.stringify(origin.slice(0, 100))} are not allowed (start the server with --cors-origin ORIGIN to allow them)`, "invalid_request_error", null, "origin_not_allowed");
   }
 

@@ -196,6 +196,16 @@ describe("web pages and DNS rebinding", () => {
     }
   });
 
+  it("the page at / calling back to the address it was served from is same-origin, on any allowed host (--host 0.0.0.0 over a LAN)", async () => {
+    const lan = await testServer({ allowedHosts: ["192.168.1.5"] });
+    const r = await lan.app.fetch(get("/health", { host: "192.168.1.5:19327", origin: "http://192.168.1.5:19327" }));
+    expect(r.status).toBe(200);
+    expect(r.headers.get("access-control-allow-origin")).toBe("http://192.168.1.5:19327");
+    // Another page on that network is still a foreign origin.
+    const other = await lan.app.fetch(get("/health", { host: "192.168.1.5:19327", origin: "http://192.168.1.6:8080" }));
+    expect(other.status).toBe(403);
+  });
+
   it("a preflight from an allowed origin gets the CORS answer", async () => {
     const r = await t.app.fetch(new Request("http://test/v1/chat/completions", { method: "OPTIONS", headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" } }));
     expect(r.status).toBe(204);

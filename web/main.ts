@@ -255,7 +255,7 @@ async function loadModel(input: Blob | string, name: string): Promise<void> {
     loaded = { model, tokenizer, detected };
     fillTemplates(detected);
     const where = model.threads > 1 ? `${model.threads} threads (Web Workers)` : "1 thread (page thread)";
-    state.backend = model.gpu ? model.gpu.description : `WASM (${model.kernels.build} SIMD), ${where}`;
+    state.backend = model.gpu ? model.gpu.description : `WASM (${model.kernels.path}), ${where}`;
     ui.backend.textContent = `backend: ${state.backend}`;
     state.modelName = name;
     ui.modelName.textContent = `${name}: ${model.hp.nLayer} layers, ${model.hp.nEmbd} wide, vocabulary ${model.hp.nVocab}, context ${model.nCtx}, ${(bytes / 1024 ** 2).toFixed(1)} MiB of weights${model.plan.memories.length > 1 ? ` in ${model.plan.memories.length} memories` : ""}`;

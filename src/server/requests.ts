@@ -2,9 +2,13 @@
  * Request bodies of the OpenAI API, checked field by field. Every refusal is a 400 naming the
  * field (`param`) and the bad value. Fields of the upstream server (top_k,
  * repetition_penalty, do_sample, num_beams) are accepted besides OpenAI's; any other field is a
- * 400 naming it (code unsupported_parameter), never silently ignored.
+ * 400 naming it (code unsupported_parameter), never silently ignored. Scalar fields are zod
+ * schemas (`validate` turns the first issue into the 400); the fields whose refusals differ per
+ * branch (messages, tools, stop, logit_bias, response_format, prompt, input) are checked by hand,
+ * where a schema would need as many custom messages as the code has lines.
  */
 import type { ChatMessage } from "../chat/index.js";
+import { z } from "zod";
 import { badRequest } from "./errors.js";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -80,27 +84,55 @@ function stringify(v: Json): string {
 }
 const truncate = (s: string): string => (s.length > 60 ? s.slice(0, 57) + "..." : s);
 
-function optionalNumber(body: JsonObject, key: string, min: number, max: number, integer = false): number | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) throw badRequest(`'${key}' must be ${integer ? "an integer" : "a number"}, got ${describe(v)}`, key);
-  if (v < min || v > max) throw badRequest(`'${key}' must be between ${min} and ${max}, got ${v}`, key);
-  return v;
+/** Error text for a value of the wrong type: "must be a number, got string \"hot\"". */
+const got = (what: string) => ({ error: (iss: { input?: unknown }) => `must be ${what}, got ${describe(iss.input as Json | undefined)}` });
+
+/** A number field in [min, max] (an integer if asked); null counts as absent, as for every field here. */
+function num(min: number, max: number, integer = false) {
+  const what = integer ? "an integer" : "a number";
+  const range = { error: (iss: { input?: unknown }) => `must be between ${min} and ${max}, got ${String(iss.input)}` };
+  return z
+    .number(got(what))
+    .refine((v) => !integer || Number.isInteger(v), got(what))
+    .refine((v) => v >= min, { ...range, abort: true })
+    .refine((v) => v <= max, range)
+    .nullish()
+    .transform((v) => v ?? undefined);
+}
+const bool = z.boolean(got("a boolean")).nullish().transform((v) => v ?? undefined);
+const str = z.string(got("a string")).nullish().transform((v) => v ?? undefined);
+
+/** `body` checked against `schema`; its first issue as a 400 naming the field ("'stop[0]' must be ..."). */
+export function validate<T extends z.ZodType>(schema: T, body: Json): z.infer<T> {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+  throw badRequest(`'${field}' ${issue.message}`, issue.path.length > 0 ? String(issue.path[0]) : null);
 }
 
-function optionalBoolean(body: JsonObject, key: string): boolean | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "boolean") throw badRequest(`'${key}' must be a boolean, got ${describe(v)}`, key);
-  return v;
-}
-
-function optionalString(body: JsonObject, key: string): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw badRequest(`'${key}' must be a string, got ${describe(v)}`, key);
-  return v;
-}
+const MAX_INT = Number.MAX_SAFE_INTEGER;
+/** The scalar fields both generation endpoints take. */
+const GenerationScalars = z.object({
+  model: str,
+  n: num(1, 1e9, true),
+  best_of: num(1, 1e9, true),
+  num_beams: num(1, 1e9, true),
+  max_tokens: num(0, MAX_INT, true),
+  max_completion_tokens: num(0, MAX_INT, true),
+  temperature: num(0, 2),
+  top_p: num(0, 1),
+  top_k: num(0, 1e9, true),
+  repetition_penalty: num(1e-3, 100),
+  presence_penalty: num(-2, 2),
+  frequency_penalty: num(-2, 2),
+  seed: num(-MAX_INT, MAX_INT, true),
+  stream: bool,
+  stream_options: z.object({ include_usage: bool }, got("an object")).nullish(),
+  do_sample: bool,
+  grammar: str,
+  user: str,
+});
 
 /** At most this many stop strings (OpenAI allows 4; the upstream server ignores `stop`). */
 export const MAX_STOP = 16;
@@ -119,13 +151,11 @@ function refuseUnknown(body: JsonObject, known: ReadonlySet<string>): void {
 }
 
 function generationFields(body: JsonObject, maxTokensLimit: number): GenerationRequest {
-  const n = optionalNumber(body, "n", 1, 1e9, true);
-  if (n !== undefined && n !== 1) throw badRequest(`'n' must be 1 (one choice per request), got ${n}`, "n");
-  const bestOf = optionalNumber(body, "best_of", 1, 1e9, true);
-  if (bestOf !== undefined && bestOf !== 1) throw badRequest(`'best_of' must be 1, got ${bestOf}`, "best_of");
-  const numBeams = optionalNumber(body, "num_beams", 1, 1e9, true);
-  if (numBeams !== undefined && numBeams !== 1) throw badRequest(`'num_beams' must be 1 (no beam search), got ${numBeams}`, "num_beams");
-  const maxTokens = optionalNumber(body, "max_tokens", 0, Number.MAX_SAFE_INTEGER, true) ?? optionalNumber(body, "max_completion_tokens", 0, Number.MAX_SAFE_INTEGER, true);
+  const f = validate(GenerationScalars, body);
+  if (f.n !== undefined && f.n !== 1) throw badRequest(`'n' must be 1 (one choice per request), got ${f.n}`, "n");
+  if (f.best_of !== undefined && f.best_of !== 1) throw badRequest(`'best_of' must be 1, got ${f.best_of}`, "best_of");
+  if (f.num_beams !== undefined && f.num_beams !== 1) throw badRequest(`'num_beams' must be 1 (no beam search), got ${f.num_beams}`, "num_beams");
+  const maxTokens = f.max_tokens ?? f.max_completion_tokens;
   if (maxTokens !== undefined && maxTokens > maxTokensLimit) {
     throw badRequest(`'max_tokens' is ${maxTokens}, above this server's limit of ${maxTokensLimit}`, "max_tokens", "max_tokens_exceeded");
   }
@@ -154,36 +184,26 @@ function generationFields(body: JsonObject, maxTokensLimit: number): GenerationR
     }
   }
 
-  let includeUsage = false;
-  const so = body.stream_options;
-  if (so !== undefined && so !== null) {
-    if (!isObject(so)) throw badRequest(`'stream_options' must be an object, got ${describe(so)}`, "stream_options");
-    includeUsage = optionalBoolean(so, "include_usage") ?? false;
-  }
-  const doSample = optionalBoolean(body, "do_sample");
-  let temperature = optionalNumber(body, "temperature", 0, 2);
-  if (doSample === false) temperature = 0;
   return {
-    model: optionalString(body, "model"),
+    model: f.model,
     maxTokens,
-    temperature,
-    topP: optionalNumber(body, "top_p", 0, 1),
-    topK: optionalNumber(body, "top_k", 0, 1e9, true),
-    repetitionPenalty: optionalNumber(body, "repetition_penalty", 1e-3, 100),
-    presencePenalty: optionalNumber(body, "presence_penalty", -2, 2),
-    frequencyPenalty: optionalNumber(body, "frequency_penalty", -2, 2),
+    temperature: f.do_sample === false ? 0 : f.temperature,
+    topP: f.top_p,
+    topK: f.top_k,
+    repetitionPenalty: f.repetition_penalty,
+    presencePenalty: f.presence_penalty,
+    frequencyPenalty: f.frequency_penalty,
     stop,
-    seed: optionalNumber(body, "seed", -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
-    stream: optionalBoolean(body, "stream") ?? false,
-    includeUsage,
+    seed: f.seed,
+    stream: f.stream ?? false,
+    includeUsage: f.stream_options?.include_usage ?? false,
     logitBias,
-    responseFormat: responseFormat(body),
-    user: optionalString(body, "user"),
+    responseFormat: responseFormat(body, f.grammar),
+    user: f.user,
   };
 }
 
-function responseFormat(body: JsonObject): ResponseFormat {
-  const grammar = optionalString(body, "grammar");
+function responseFormat(body: JsonObject, grammar: string | undefined): ResponseFormat {
   const rf = body.response_format;
   if (rf === undefined || rf === null) return grammar !== undefined ? { type: "grammar", grammar } : { type: "text" };
   if (grammar !== undefined) throw badRequest("give at most one of 'grammar' and 'response_format'", "grammar");
@@ -219,6 +239,8 @@ function content(v: Json | undefined, i: number): string {
   }
   throw badRequest(`'messages[${i}].content' must be a string, got ${describe(v)}`, `messages[${i}].content`);
 }
+
+const ChatLogprobs = z.object({ logprobs: bool, top_logprobs: num(0, MAX_TOP_LOGPROBS, true) });
 
 export function parseChatRequest(body: JsonObject, maxTokensLimit: number): ChatRequest {
   refuseUnknown(body, CHAT_KEYS);
@@ -269,8 +291,8 @@ export function parseChatRequest(body: JsonObject, maxTokensLimit: number): Chat
   if (messages.length === 0) throw badRequest("'messages' must not be empty", "messages");
   if (!messages.some((x) => x.role === "user")) throw badRequest("'messages' must contain at least one user message", "messages");
   const fields = generationFields(body, maxTokensLimit);
-  const wantLogprobs = optionalBoolean(body, "logprobs") ?? false;
-  const top = optionalNumber(body, "top_logprobs", 0, MAX_TOP_LOGPROBS, true);
+  const { logprobs, top_logprobs: top } = validate(ChatLogprobs, body);
+  const wantLogprobs = logprobs ?? false;
   if (top !== undefined && !wantLogprobs) throw badRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs");
   const tools = parseTools(body.tools);
   const toolChoice = parseToolChoice(body.tool_choice, tools);
@@ -313,6 +335,8 @@ function parseToolChoice(v: Json | undefined, tools: readonly ToolFunction[]): T
   throw badRequest(`'tool_choice' must be "none", "auto", "required" or {type: "function", function: {name}}, got ${describe(v)}`, "tool_choice");
 }
 
+const CompletionScalars = z.object({ suffix: str, echo: bool, logprobs: z.preprocess((v) => (v === false ? null : v), num(0, MAX_TOP_LOGPROBS, true)) });
+
 export function parseCompletionRequest(body: JsonObject, maxTokensLimit: number): CompletionRequest {
   refuseUnknown(body, COMPLETION_KEYS);
   let p = body.prompt;
@@ -327,17 +351,19 @@ export function parseCompletionRequest(body: JsonObject, maxTokensLimit: number)
   } else if (p === undefined || p === null) throw badRequest("'prompt' is required", "prompt");
   else if (Array.isArray(p) && p.length > 1) throw badRequest("'prompt' must be one string (several prompts per request are not supported)", "prompt");
   else throw badRequest(`'prompt' must be a string or an array of token ids, got ${describe(p)}`, "prompt");
-  const suffix = optionalString(body, "suffix");
-  if (suffix) throw badRequest("'suffix' is not supported", "suffix");
+  const f = validate(CompletionScalars, body);
+  if (f.suffix) throw badRequest("'suffix' is not supported", "suffix");
   // The legacy shape: logprobs N = the chosen token and the N most likely at each step.
-  const logprobs = body.logprobs === false ? undefined : optionalNumber(body, "logprobs", 0, MAX_TOP_LOGPROBS, true);
-  const echo = optionalBoolean(body, "echo") ?? false;
+  const logprobs = f.logprobs;
+  const echo = f.echo ?? false;
   if (logprobs !== undefined && echo) throw badRequest("'logprobs' with 'echo' (the prompt's log-probabilities) is not supported", "logprobs", "unsupported_parameter");
   return { ...generationFields(body, maxTokensLimit), logprobs, prompt, echo };
 }
 
 /** Most inputs in one embeddings request. */
 export const MAX_EMBEDDING_INPUTS = 256;
+
+const EmbeddingScalars = z.object({ model: str, encoding_format: str });
 
 export function parseEmbeddingRequest(body: JsonObject): EmbeddingRequest {
   const input = body.input;
@@ -357,9 +383,10 @@ export function parseEmbeddingRequest(body: JsonObject): EmbeddingRequest {
   inputs.forEach((x, i) => {
     if (x.length === 0) throw badRequest(`'input[${i}]' is empty`, "input");
   });
-  const format = optionalString(body, "encoding_format") ?? "float";
+  const f = validate(EmbeddingScalars, body);
+  const format = f.encoding_format ?? "float";
   if (format !== "float" && format !== "base64") throw badRequest(`'encoding_format' must be "float" or "base64", got ${JSON.stringify(format)}`, "encoding_format");
   const dims = body.dimensions;
   if (dims !== undefined && dims !== null) throw badRequest("'dimensions' is not supported (the embedding has the model's width)", "dimensions");
-  return { model: optionalString(body, "model"), inputs, encodingFormat: format };
+  return { model: f.model, inputs, encodingFormat: format };
 }

@@ -16,15 +16,25 @@ declare -A pinned=(
 )
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=(deno bun chinese-poetry wllama playwright)
-specs=()
-for name in "${wanted[@]}"; do
-  spec=${pinned[$name]:-}
-  [ -n "$spec" ] || { echo "install-extras: unknown extra $name (known: ${!pinned[*]})" >&2; exit 2; }
+present() { # is the pinned version of this extra installed?
+  local spec=${pinned[$1]} pkg
   pkg=${spec%@*}
-  if [ -f "node_modules/$pkg/package.json" ] && [ "$(node -p "require('./node_modules/$pkg/package.json').version")" = "${spec##*@}" ]; then continue; fi
-  specs+=("$spec")
+  [ -f "node_modules/$pkg/package.json" ] && [ "$(node -p "require('./node_modules/$pkg/package.json').version")" = "${spec##*@}" ]
+}
+missing=0
+for name in "${wanted[@]}"; do
+  [ -n "${pinned[$name]:-}" ] || { echo "install-extras: unknown extra $name (known: ${!pinned[*]})" >&2; exit 2; }
+  present "$name" || missing=1
 done
-if [ ${#specs[@]} -gt 0 ]; then
+if [ "$missing" -eq 1 ]; then
+  # One npm install with every extra wanted or already there: npm prunes packages package.json
+  # does not name, so installing a few alone would remove the others.
+  specs=()
+  for name in "${!pinned[@]}"; do
+    keep=0
+    for w in "${wanted[@]}"; do [ "$w" = "$name" ] && keep=1; done
+    if [ "$keep" -eq 1 ] || present "$name"; then specs+=("${pinned[$name]}"); fi
+  done
   # deno and bun fetch their binaries as npm optional packages; their install scripts only link them.
   npm install --no-save --no-audit --no-fund --no-package-lock "${specs[@]}" >&2
 fi

@@ -10,18 +10,7 @@ import { LlamaModel } from "../model/index.js";
 import type { GenerationResult, SpeculativeResult } from "../generate/index.js";
 import { numberOption, parseCommandArgs, type CliIo, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
-import { DECODING_OPTIONS, DECODING_USAGE, SAMPLING_OPTIONS, SAMPLING_USAGE, decodingFrom, loadDraft, samplingFrom } from "./run.js";
-
-/** The stderr line after an answer: speed, finish reason, speculative acceptance. */
-export function statsLine(r: GenerationResult | SpeculativeResult): string {
-  const t = r.timings;
-  const parts = [`${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s`, `${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s`, r.finishReason];
-  if ("speculative" in r) {
-    const s = r.speculative;
-    parts.push(`draft acceptance ${(100 * s.acceptanceRate).toFixed(1)}% (${s.accepted}/${s.drafted}), ${s.tokensPerTargetPass.toFixed(2)} tokens per target pass`);
-  }
-  return `[${parts.join(", ")}]\n`;
-}
+import { DECODING_OPTIONS, DECODING_USAGE, SAMPLING_OPTIONS, SAMPLING_USAGE, decodingFrom, loadDraft, samplingFrom, statsLine } from "./run.js";
 
 // ---------------------------------------------------------------------------------------------
 // The chat command

@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
 import { toJson } from "../formats/json.js";
 import { LlamaModel, type LoadOptions } from "../model/index.js";
-import { generate, generateWith, type GenerationResult, type SpeculativeResult } from "../generate/index.js";
+import { checkDraftModel, generate, generateWith, type GenerationResult, type SpeculativeResult } from "../generate/index.js";
 import { UPSTREAM_DEFAULTS } from "../generate/index.js";
 import { Grammar, GrammarConstraint, GrammarError, JsonSchemaError, generateConstrained, jsonSchemaGrammar } from "../grammar/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
@@ -97,13 +97,26 @@ export function decodingFrom(v: DecodingValues): DecodingFlags {
   return { negativePrompt: v["negative-prompt"], cfgScale, draftModel: v["draft-model"], draftK };
 }
 
+/** The stderr line after an answer: speed, finish reason, speculative acceptance. */
+export function statsLine(r: GenerationResult | SpeculativeResult): string {
+  const t = r.timings;
+  const parts = [`${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s`, `${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s`, r.finishReason];
+  if ("speculative" in r) {
+    const s = r.speculative;
+    parts.push(`draft acceptance ${(100 * s.acceptanceRate).toFixed(1)}% (${s.accepted}/${s.drafted}), ${s.tokensPerTargetPass.toFixed(2)} tokens per target pass`);
+  }
+  return `[${parts.join(", ")}]\n`;
+}
+
 /** Loads the draft model with the target's load options, checking that their vocabularies agree. */
 export async function loadDraft(flags: DecodingFlags, target: LlamaModel, options: LoadOptions): Promise<LlamaModel | undefined> {
   if (flags.draftModel === undefined) return undefined;
   const draft = await LlamaModel.load(flags.draftModel, { ...options, nCtx: target.nCtx });
-  if (draft.hp.nVocab !== target.hp.nVocab) {
+  try {
+    checkDraftModel(target, draft, `--draft-model ${flags.draftModel}`);
+  } catch (error) {
     await draft.dispose();
-    throw new UsageError(`--draft-model ${flags.draftModel} has ${draft.hp.nVocab} tokens, the model ${target.hp.nVocab}: they must share one vocabulary`);
+    throw new UsageError((error as Error).message);
   }
   return draft;
 }
@@ -201,10 +214,7 @@ ${MODEL_OPTIONS_USAGE}`,
         );
       } else {
         io.stdout("\n");
-        const t = r.timings;
-        const s = "speculative" in r ? (r as SpeculativeResult).speculative : undefined;
-        const drafted = s ? `, draft acceptance ${(100 * s.acceptanceRate).toFixed(1)}% (${s.accepted}/${s.drafted}), ${s.tokensPerTargetPass.toFixed(2)} tokens per target pass` : "";
-        io.stderr(`[${t.promptTokens} prompt tokens at ${t.promptTokensPerS.toFixed(1)} tok/s, ${t.generatedTokens} generated at ${t.decodeTokensPerS.toFixed(1)} tok/s, ${r.finishReason}${drafted}]\n`);
+        io.stderr(statsLine(r));
       }
       return 0;
     } finally {

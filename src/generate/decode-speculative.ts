@@ -71,6 +71,19 @@ const sessionOf = (m: LlamaModel | LlamaSession): LlamaSession => (m instanceof 
  * result are generate()'s, with `result.speculative` added. Both KV caches reuse what they
  * already hold of the prompt.
  */
+/**
+ * A draft model must share the target's vocabulary (ids are compared token by token). `draftName`
+ * names it in the error (the CLI passes its --draft-model path).
+ */
+export function checkDraftModel(target: LlamaModel, draft: LlamaModel, draftName?: string): void {
+  if (draft.hp.nVocab === target.hp.nVocab) return;
+  throw new InvalidArgumentError(
+    draftName === undefined
+      ? `the draft model's vocabulary has ${draft.hp.nVocab} tokens, the target's ${target.hp.nVocab}: they must share one tokenizer`
+      : `${draftName} has ${draft.hp.nVocab} tokens, the model ${target.hp.nVocab}: they must share one vocabulary`,
+  );
+}
+
 export async function* generateSpeculative(
   target: LlamaModel | LlamaSession,
   tokenizer: SentencePieceTokenizer,
@@ -79,10 +92,8 @@ export async function* generateSpeculative(
 ): AsyncGenerator<SpeculativeEvent> {
   const t = sessionOf(target);
   const d = sessionOf(options.draft);
+  checkDraftModel(t.model, d.model);
   const V = t.model.hp.nVocab;
-  if (d.model.hp.nVocab !== V) {
-    throw new InvalidArgumentError(`the draft model's vocabulary has ${d.model.hp.nVocab} tokens, the target's ${V}: they must share one tokenizer`);
-  }
   const fixedK = options.draftK;
   if (fixedK !== undefined && !(Number.isSafeInteger(fixedK) && fixedK >= 1)) throw new InvalidArgumentError(`draftK ${fixedK} must be an integer >= 1`);
   checkPrompt(t, promptIds, "prompt");

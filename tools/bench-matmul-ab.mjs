@@ -1,16 +1,20 @@
 #!/usr/bin/env node
-// Q4_0 / Q8_0 matmul kernels of two builds in one process: speed ratio and bit identity.
+// Matmul kernels of two builds in one process: speed ratio and bit identity, for Q4_0, Q8_0
+// (32-value blocks) and Q4_K, Q5_K, Q6_K (256-value super-blocks).
 //
 //   git show <commit>:build/...  (or keep a copy of build/kernels.wasm before a change), then
 //   node tools/bench-matmul-ab.mjs OLD.wasm NEW.wasm [rounds] [tokens] [types] [shapes]
 //   e.g. node tools/bench-matmul-ab.mjs /tmp/old/kernels.wasm build/kernels.wasm 9 1,128 q4_0,q8_0 768x768,2048x768
+//        node tools/bench-matmul-ab.mjs /tmp/old/kernels.wasm build/kernels.wasm 9 1,64 q4_k,q6_k 11008x4096,4096x11008
+//   (relaxed builds under Node 20: node --experimental-wasm-relaxed-simd ...)
 //
-// Both instances share one memory and one set of random weights and activations (each build
-// quantizes them into its own layout). Each round
-// times old and new back to back (the order alternating) in process CPU time, which a busy
-// shared machine disturbs less than wall time; the ratio printed is the median over rounds of
-// old time / new time, so > 1 means the new build is faster. Any output that differs in a
-// single bit (all rows, then an odd row slice with one token fewer) is reported.
+// Both instances share one memory and one set of random weights (valid f16 scales) and
+// activations; each build quantizes the activations into its own layout. Each round times old
+// and new back to back (the order alternating) in process CPU time, which a busy shared machine
+// disturbs less than wall time; the ratio printed is the median over rounds of old time / new
+// time, so > 1 means the new build is faster. GB/s is weight bytes over the median time. Any
+// output that differs in a single bit (all rows, then an odd row slice with one token fewer) is
+// reported.
 import { readFileSync } from "node:fs";
 
 const [oldPath, newPath, roundsArg = "9", tokensArg = "1,128", typesArg = "q4_0,q8_0", shapesArg = "768x768,2048x768,768x2048"] = process.argv.slice(2);
@@ -30,41 +34,65 @@ if (relaxed[0] !== relaxed[1]) throw new Error("OLD and NEW must both be plain S
 let seed = 12345;
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
 let top = 1 << 20;
-const alloc = (n) => ((top += (n + 63) & ~63), top - ((n + 63) & ~63));
+const alloc = (n) => {
+  const size = (n + 63) & ~63;
+  top += size;
+  const need = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
+  if (need > 0) memory.grow(need);
+  return top - size;
+};
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 /** f16 bits of a small normal number (enough for random block scales). */
 const f16 = (v) => { const i = new Uint32Array(new Float32Array([v]).buffer)[0]; return ((i >>> 16) & 0x8000) | ((((i >>> 23) & 255) - 112) << 10) | ((i >>> 13) & 1023); };
 
+/**
+ * Per type: values and bytes per block, where its f16 scales sit and how big they are, and how a
+ * build quantizes activations for it (each build in its own layout).
+ */
+const TYPES = {
+  q4_0: { block: 32, bytes: 18, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => {
+    if (b.quantize_q4_0) b.quantize_q4_0(x, xq, cols, 0, nTok);
+    else if (relaxed[i]) b.quantize_q8_0(x, xq, cols, 0, nTok);
+    else b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 4);
+  }, actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols) },
+  q8_0: { block: 32, bytes: 34, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 8), actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols),
+    // ggml never writes a Q8_0 code of -128
+    fix: (bytes, o) => { for (let j = 2; j < 34; j++) if (bytes[o + j] === 0x80) bytes[o + j] = 0x81; } },
+  q4_k: { block: 256, bytes: 144, scales: [0, 2], scale: () => (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
+  q5_k: { block: 256, bytes: 176, scales: [0, 2], scale: () => (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
+  q6_k: { block: 256, bytes: 210, scales: [208], scale: () => (random() < 0.5 ? -1 : 1) * (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_bytes(cols) },
+};
+
 for (const type of typesArg.split(",")) {
-  const blockBytes = type === "q4_0" ? 18 : 34;
+  const t = TYPES[type];
+  if (!t) throw new Error(`unknown type ${type}: ${Object.keys(TYPES).join(", ")}`);
   for (const [rows, cols] of shapesArg.split(",").map((s) => s.split("x").map(Number))) {
     for (const nTok of tokensArg.split(",").map(Number)) {
       const mark = top;
-      const nBlocks = (rows * cols) / 32;
-      const w = alloc(nBlocks * blockBytes);
-      const bytes = new Uint8Array(memory.buffer, w, nBlocks * blockBytes);
+      const nBlocks = (rows * cols) / t.block;
+      const w = alloc(nBlocks * t.bytes);
+      const bytes = new Uint8Array(memory.buffer, w, nBlocks * t.bytes);
       for (let i = 0; i < bytes.length; i++) bytes[i] = (random() * 256) | 0;
       for (let b = 0; b < nBlocks; b++) {
-        const h = f16((random() * 2 - 1) * 0.02);
-        bytes[b * blockBytes] = h & 255;
-        bytes[b * blockBytes + 1] = h >> 8;
-        // ggml never writes a Q8_0 code of -128
-        if (type === "q8_0") for (let j = 2; j < 34; j++) if (bytes[b * blockBytes + j] === 0x80) bytes[b * blockBytes + j] = 0x81;
+        const o = b * t.bytes;
+        for (const at of t.scales) {
+          const h = f16(t.scale());
+          bytes[o + at] = h & 255;
+          bytes[o + at + 1] = h >> 8;
+        }
+        t.fix?.(bytes, o);
       }
       const x = alloc(4 * nTok * cols);
       const xs = new Float32Array(memory.buffer, x, nTok * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
-      // Each build quantizes for itself: the activation layouts may differ between builds.
       const xqs = builds.map((b, i) => {
-        const xq = alloc(b.act_q8_0_i16_bytes(cols) * nTok);
-        if (type === "q4_0" && b.quantize_q4_0) b.quantize_q4_0(x, xq, cols, 0, nTok);
-        else if (relaxed[i] && type === "q4_0") b.quantize_q8_0(x, xq, cols, 0, nTok);
-        else b.quantize_q8_0_i16(x, xq, cols, 0, nTok, type === "q4_0" ? 4 : 8);
+        const xq = alloc(t.actBytes(b, cols) * nTok);
+        t.quantize(b, i, x, xq, cols, nTok);
         return xq;
       });
       const ys = builds.map(() => alloc(4 * rows * nTok));
-      const fns = builds.map((b) => b[`matmul_${type}`]);
+      const fns = builds.map((b) => b[`matmul_${type.replace("_k", "_K")}`]);
 
       let mismatches = 0;
       for (const [r0, r1, nt] of [[0, rows, nTok], [Math.min(3, rows - 1), rows - (rows > 4 ? 2 : 0), Math.max(1, nTok - 1)]]) {
@@ -76,17 +104,20 @@ for (const type of typesArg.split(",")) {
       const iters = Math.max(1, Math.round(3e8 / (rows * cols * nTok)));
       const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xqs[i], ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
       time(0), time(1);
-      const ratios = [], oldMs = [];
+      const ratios = [], oldMs = [], newMs = [];
       for (let r = 0; r < rounds; r++) {
         const [first, second] = r & 1 ? [1, 0] : [0, 1];
-        const t = [];
-        t[first] = time(first);
-        t[second] = time(second);
-        ratios.push(t[0] / t[1]);
-        oldMs.push(t[0]);
+        const ms = [];
+        ms[first] = time(first);
+        ms[second] = time(second);
+        ratios.push(ms[0] / ms[1]);
+        oldMs.push(ms[0]);
+        newMs.push(ms[1]);
       }
-      const gbs = (nBlocks * blockBytes) / (median(oldMs) * 1e6);
-      console.log(`${type} ${rows}x${cols} x ${nTok} tokens: old ${median(oldMs).toFixed(3)} ms (${gbs.toFixed(1)} GB/s, ${(nTok * 1000 / median(oldMs)).toFixed(0)} tok/s), new/old speed ${median(ratios).toFixed(3)}` +
+      const gbs = (ms) => ((nBlocks * t.bytes) / 1e6 / ms).toFixed(2);
+      const tps = (ms) => ((nTok * 1000) / ms).toFixed(1);
+      console.log(`${type} ${rows}x${cols} x ${nTok} tokens: old ${median(oldMs).toFixed(3)} ms (${gbs(median(oldMs))} GB/s, ${tps(median(oldMs))} tok/s), ` +
+        `new ${median(newMs).toFixed(3)} ms (${gbs(median(newMs))} GB/s, ${tps(median(newMs))} tok/s), new/old speed ${median(ratios).toFixed(3)}` +
         ` (${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)})${mismatches ? `, ${mismatches} outputs DIFFER` : ", bit-identical"}`);
       top = mark;
     }

@@ -13,28 +13,16 @@ import { convertHfToGguf, exportGgufToHf, openHfModel } from "../../src/convert/
 import { openGguf } from "../../src/formats/gguf/index.js";
 import { openSafetensors } from "../../src/formats/safetensors.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { LlamaModel } from "../../src/model/index.js";
 import { py, tempDir, writeTokenizer } from "../lora/helpers.js";
+import { lastLogits, maxAbsDiff } from "../helpers/logits.js";
 import { hasShared, repoRoot, sharedPath } from "../helpers/shared.js";
 import { ggmlGgufSummary, hasGgml } from "../helpers/llama-cpp.js";
 
 const IDS = [1, 100, 7, 250, 33, 299];
 
-async function zhLogits(path: string, ids = IDS): Promise<Float32Array> {
-  const model = await LlamaModel.load(path, { backend: "reference", kvCacheType: "f32", nCtx: 32 });
-  try {
-    return await model.evaluate(ids);
-  } finally {
-    await model.dispose();
-  }
-}
+const zhLogits = (path: string, ids = IDS) => lastLogits(path, ids);
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+const maxDiff = maxAbsDiff;
 
 function numpyLogits(dir: string, ids = IDS): number[] {
   return JSON.parse(py("forward", dir, ids.join(","))) as number[];

@@ -12,29 +12,17 @@ import { join } from "node:path";
 import { convertHfToGguf, mergeLoraFiles, openHfModel, openMetaModel, openModel, writeModelAsMeta } from "../../src/internals.js";
 import { openTorchCheckpoint, writeTorchCheckpoint, type TorchTensorOutput } from "../../src/formats/pytorch.js";
 import { FormatError } from "../../src/formats/errors.js";
-import { LlamaModel } from "../../src/model/index.js";
 import { main } from "../../src/cli/index.js";
 import { py, tempDir, writeTokenizer } from "../lora/helpers.js";
+import { lastLogits, maxAbsDiff } from "../helpers/logits.js";
 import { repoRoot } from "../helpers/shared.js";
 
 const IDS = [1, 100, 7, 250, 33, 299];
 const forwardScript = join(repoRoot, "tools/tencentpretrain-forward.py");
 
-async function zhLogits(path: string, ids = IDS): Promise<Float32Array> {
-  const model = await LlamaModel.load(path, { backend: "reference", kvCacheType: "f32", nCtx: 32 });
-  try {
-    return await model.evaluate(ids);
-  } finally {
-    await model.dispose();
-  }
-}
+const zhLogits = (path: string, ids = IDS) => lastLogits(path, ids);
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+const maxDiff = maxAbsDiff;
 
 function numpyMeta(dir: string, ids = IDS): number[] {
   const { logits } = JSON.parse(execFileSync("python3", [forwardScript, "meta", dir, "--ids", ids.join(",")], { encoding: "utf8", maxBuffer: 1 << 26 })) as { logits: number[][] };

@@ -17,10 +17,10 @@ import { openGguf } from "../../src/formats/gguf/index.js";
 import { openTorchCheckpoint, writeTorchCheckpoint, type TorchTensorOutput } from "../../src/formats/pytorch.js";
 import { FormatError } from "../../src/formats/errors.js";
 import { InvalidArgumentError } from "../../src/errors.js";
-import { LlamaModel } from "../../src/model/index.js";
 import { main } from "../../src/cli/index.js";
 import { templateNameFromModelName } from "../../src/chat/detect.js";
 import { py, tempDir } from "../lora/helpers.js";
+import { lastLogits, maxAbsDiff } from "../helpers/logits.js";
 import { repoRoot } from "../helpers/shared.js";
 
 const FIX = join(repoRoot, "fixtures/golden/tencentpretrain");
@@ -29,21 +29,9 @@ const CONFIG = join(FIX, "linly-tiny_config.json");
 const golden = JSON.parse(readFileSync(join(FIX, "linly-tiny.logits.json"), "utf8")) as { cases: { ids: number[]; last: number[] }[] };
 const forwardScript = join(repoRoot, "tools/tencentpretrain-forward.py");
 
-async function zhLogits(path: string, ids: number[], backend: "reference" | "wasm" = "reference"): Promise<Float32Array> {
-  const model = await LlamaModel.load(path, { backend, kvCacheType: "f32", nCtx: 32, threads: 1 });
-  try {
-    return await model.evaluate(ids);
-  } finally {
-    await model.dispose();
-  }
-}
+const zhLogits = lastLogits;
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+const maxDiff = maxAbsDiff;
 
 function numpyTp(path: string, ids: number[], extra: string[] = []): number[] {
   const out = execFileSync("python3", [forwardScript, "tp", path, ...extra, "--ids", ids.join(",")], { encoding: "utf8", maxBuffer: 1 << 26 });

@@ -17,6 +17,7 @@
  * params.json before any output is written. One tensor is in memory at a time (its parts and
  * the result).
  */
+import { parseJsonObject } from "../formats/json.js";
 import { FormatError } from "../formats/errors.js";
 import { SAFETENSORS_DTYPE_BYTES } from "../formats/safetensors.js";
 import { openTorchCheckpoint, type TorchCheckpoint } from "../formats/pytorch.js";
@@ -52,14 +53,7 @@ export async function isMetaDir(dir: string): Promise<boolean> {
 }
 
 export function parseMetaParams(text: string, file: string): MetaParams {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch (error) {
-    throw new FormatError(`${file}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
-  }
-  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new FormatError(`${file}: expected a JSON object`);
-  const raw = o as Record<string, unknown>;
+  const raw = parseJsonObject(text, file);
   const int = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) throw new FormatError(`${file}: ${key} should be a positive integer, got ${JSON.stringify(raw[key])}`);

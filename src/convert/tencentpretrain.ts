@@ -36,6 +36,7 @@
  * they cannot say, comes from the config, a flag, or TencentPretrain's own LLaMA configs for
  * the four LLaMA widths.
  */
+import { parseJsonObject } from "../formats/json.js";
 import { FormatError } from "../formats/errors.js";
 import { InvalidArgumentError } from "../errors.js";
 import { SAFETENSORS_DTYPE_BYTES } from "../formats/safetensors.js";
@@ -122,14 +123,7 @@ const LLAMA_HEADS: Record<number, { heads: number; file: string }> = {
 };
 
 export function parseTencentPretrainConfig(text: string, file: string): TencentPretrainConfig {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch (error) {
-    throw new FormatError(`${file}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
-  }
-  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new FormatError(`${file}: expected a JSON object`);
-  const raw = o as Record<string, unknown>;
+  const raw = parseJsonObject(text, file);
   if (!("emb_size" in raw) && !("heads_num" in raw) && ("hidden_size" in raw && "num_attention_heads" in raw)) {
     throw new FormatError(`${file}: this is a Hugging Face config.json, not a TencentPretrain config (emb_size, heads_num, layers_num, ...)`);
   }

@@ -5,6 +5,7 @@
  * fields it does not understand (auto_map, custom keys) through unchanged.
  */
 import { FormatError } from "./errors.js";
+import { parseJsonObject } from "./json.js";
 
 export class HfConfigError extends FormatError {}
 
@@ -16,12 +17,7 @@ function asObject(value: unknown, file: string): Json {
 }
 
 function parse(text: string, file: string): Json {
-  try {
-    return asObject(JSON.parse(text), file);
-  } catch (error) {
-    if (error instanceof HfConfigError) throw error;
-    throw new HfConfigError(`${file}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
-  }
+  return parseJsonObject(text, file, HfConfigError);
 }
 
 function int(o: Json, key: string, file: string, fallback?: number): number {

@@ -1,9 +1,10 @@
+import { FormatError } from "./errors.js";
+
 /**
  * JSON text for GGUF values: 64-bit integers (bigint) are written as plain JSON numbers with
  * every digit kept, which JSON.stringify cannot do; non-finite floats become the strings
  * "NaN", "Infinity", "-Infinity" since JSON has no literal for them.
  */
-import { FormatError } from "./errors.js";
 export function toJson(value: unknown): string {
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "number") return Number.isFinite(value) ? JSON.stringify(value) : JSON.stringify(String(value));

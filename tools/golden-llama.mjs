@@ -4,7 +4,7 @@
 //   npm run build && tools/install-llama-cpp.sh && node tools/golden-llama.mjs [CASE...]
 //
 // For every case in test/model/golden-cases.json: generate the model with zh-llama's own
-// deterministic generator (dist/model/synthetic.js) and GGUF writer, load it in llama.cpp's
+// deterministic generator (dist/convert/synthetic.js) and GGUF writer, load it in llama.cpp's
 // prebuilt CPU build (npm node-llama-cpp 3.22.1, 1 thread, F32, F16 or Q8_0 KV cache as the case
 // says; flash attention off unless the case says "flash": true, which a Q8_0 V cache needs),
 // evaluate the prompt, and record the last position's full logits and a

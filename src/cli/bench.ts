@@ -3,7 +3,8 @@ import { benchModel, benchmarkModelShape, compareMarkdown, compareSvg, compareWi
 import { encodeGguf } from "../formats/gguf/index.js";
 import { GGMLType, ggmlTypeFromName } from "../formats/ggml-types.js";
 import { toJson } from "../formats/json.js";
-import { LlamaModel, syntheticModel } from "../model/index.js";
+import { LlamaModel } from "../model/index.js";
+import { syntheticModel } from "../convert/synthetic.js";
 import { defaultThreads } from "../runtime/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";

@@ -22,6 +22,7 @@ export * from "./write-hf.js";
 export * from "./output-dir.js";
 export * from "./meta-source.js";
 export * from "./tencentpretrain.js";
+export * from "./synthetic.js";
 export { syntheticHfConfig, findTokenizerFiles, type LlamaShape } from "./foreign-source.js";
 export { quantizeGguf, chooseTensorType, chooseMixType, planQuantization, QUANT_MIXES, type QuantMix, type QuantFallback, type QuantizeOptions, type QuantizeReport } from "./quantize.js";
 

@@ -4,7 +4,8 @@
  * after a warm-up, reporting the median tokens/s.
  */
 import { GGMLType } from "../formats/ggml-types.js";
-import { mulberry32, type LlamaModel, type SyntheticModelOptions } from "../model/index.js";
+import type { LlamaModel } from "../model/index.js";
+import { mulberry32, type SyntheticModelOptions } from "../convert/synthetic.js";
 
 export interface BenchOptions {
   promptTokens: number;

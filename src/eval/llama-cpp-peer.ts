@@ -7,7 +7,7 @@
  * then single-token greedy decode steps, timed separately.
  */
 import { ZhLlamaError } from "../errors.js";
-import { mulberry32 } from "../model/index.js";
+import { mulberry32 } from "../convert/synthetic.js";
 
 export class PeerUnavailableError extends ZhLlamaError {}
 

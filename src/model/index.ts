@@ -6,4 +6,3 @@ export * from "./plan.js";
 export * from "./state.js";
 export * from "./llama.js";
 export * from "./model.js";
-export * from "./synthetic.js";

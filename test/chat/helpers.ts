@@ -1,7 +1,8 @@
 /** Tiny synthetic models for the chat, CFG and speculative tests. */
 import { encodeGguf, type GgufWriteSpec } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { LlamaModel, syntheticModel, type SyntheticModelOptions } from "../../src/model/index.js";
+import { LlamaModel } from "../../src/model/index.js";
+import { syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../../src/tokenizer/index.js";
 
 export const TINY: SyntheticModelOptions = { dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 64, vocab: 300, ctx: 256, seed: 11 };

@@ -8,7 +8,7 @@ import { expectedFailure } from "../../src/cli/index.js";
 import { translateLlamaCppArgs } from "../../src/cli/llama-compat.js";
 import { writeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { syntheticModel } from "../../src/model/index.js";
+import { syntheticModel } from "../../src/convert/synthetic.js";
 import { runCli } from "../helpers/cli.js";
 
 const run = runCli;

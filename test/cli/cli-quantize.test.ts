@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { chooseMixType, planQuantization, useMoreBits, type QuantMix } from "../../src/convert/quantize.js";
 import { openGguf, writeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType, ggmlTypeName } from "../../src/formats/ggml-types.js";
-import { syntheticModel } from "../../src/model/index.js";
+import { syntheticModel } from "../../src/convert/synthetic.js";
 import { repoRoot } from "../helpers/shared.js";
 import { runCli } from "../helpers/cli.js";
 

@@ -1,6 +1,7 @@
 /** A tiny random-weight model whose vocabulary has JSON-shaped pieces (tests only). */
 import { encodeGguf } from "../../src/formats/gguf/index.js";
-import { LlamaModel, syntheticModel } from "../../src/model/index.js";
+import { LlamaModel } from "../../src/model/index.js";
+import { syntheticModel } from "../../src/convert/synthetic.js";
 import { tokenizerFromGgufMetadata, type SentencePieceTokenizer } from "../../src/tokenizer/index.js";
 
 export const JSON_PIECES = [

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { GGMLType } from "../../src/formats/ggml-types.js";
-import type { SyntheticModelOptions } from "../../src/model/index.js";
+import type { SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { repoRoot } from "./shared.js";
 
 export interface GoldenCase {

@@ -7,7 +7,7 @@ import { main } from "../../src/cli/index.js";
 import type { CliIo } from "../../src/cli/command.js";
 import { encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { syntheticModel } from "../../src/model/index.js";
+import { syntheticModel } from "../../src/convert/synthetic.js";
 import { FakeHub, fakeCommit, sha256 } from "./fake-hub.js";
 
 const REPO = "hfl/chinese-alpaca-2-7b-gguf";

@@ -20,7 +20,8 @@ import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
-import { LlamaModel, syntheticModel, type Backend, type KvCacheType, type SyntheticModelOptions } from "../../src/model/index.js";
+import { LlamaModel, type Backend, type KvCacheType } from "../../src/model/index.js";
+import { syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { repoRoot } from "../helpers/shared.js";
 import { goldenCases } from "../helpers/golden-cases.js";
 

@@ -19,7 +19,8 @@ import { GGMLType } from "../../src/formats/ggml-types.js";
 import { InvalidArgumentError, UsageError } from "../../src/errors.js";
 import { rowBytes } from "../../src/kernels/index.js";
 import { checkWebGpuKvType, WebGpuError } from "../../src/kernels/webgpu/index.js";
-import { kvRotation, LlamaModel, syntheticModel, type KvCacheType, type SyntheticModelOptions } from "../../src/model/index.js";
+import { kvRotation, LlamaModel, type KvCacheType } from "../../src/model/index.js";
+import { syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { loadOptionsFrom } from "../../src/cli/model-options.js";
 
 const LOGIT_TOLERANCE = 0.2;

@@ -12,9 +12,10 @@ import { encodeGguf, openGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { PAGE } from "../../src/kernels/index.js";
 import {
-  LlamaModel, MemoryPlanError, describePlan, kvTypeFor, planMemory, readHParams, syntheticModel,
-  type Backend, type KvCacheType, type SyntheticModelOptions,
+  LlamaModel, MemoryPlanError, describePlan, kvTypeFor, planMemory, readHParams,
+  type Backend, type KvCacheType,
 } from "../../src/model/index.js";
+import { syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { repoRoot } from "../helpers/shared.js";
 import { goldenCases, type GoldenCase } from "../helpers/golden-cases.js";
 

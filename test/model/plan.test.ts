@@ -7,8 +7,9 @@ import { describe, expect, it } from "vitest";
 import { BufferSource, encodeGguf, layoutGguf, openGguf, type ByteSource } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import {
-  LlamaModel, MemoryPlanError, ModelError, WASM32_MEMORY_BYTES, checkPlanFits, describePlan, planMemory, readHParams, syntheticModel, syntheticVocab,
+  LlamaModel, MemoryPlanError, ModelError, WASM32_MEMORY_BYTES, checkPlanFits, describePlan, planMemory, readHParams,
 } from "../../src/model/index.js";
+import { syntheticModel, syntheticVocab } from "../../src/convert/synthetic.js";
 
 const GiB = 2 ** 30;
 

@@ -10,8 +10,7 @@
 import { encodeGguf } from "../../src/formats/gguf/index.ts";
 import { GGMLType } from "../../src/formats/ggml-types.ts";
 import { LlamaModel } from "../../src/model/model.ts";
-import { syntheticModel } from "../../src/model/synthetic.ts";
-import { mulberry32 } from "../../src/model/synthetic.ts";
+import { mulberry32, syntheticModel } from "../../src/convert/synthetic.ts";
 import { setKernelBaseUrl } from "../../src/kernels/wasm/loader.ts";
 
 // build/ is two folders up from here, and from the bundle a GPU machine runs (tmp/gpu-bench/).

@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { encodeGguf } from "../../src/formats/gguf/index.ts";
 import { GGMLType } from "../../src/formats/ggml-types.ts";
 import { LlamaModel, type KvCacheType } from "../../src/model/model.ts";
-import { mulberry32, syntheticModel, type SyntheticModelOptions } from "../../src/model/synthetic.ts";
+import { mulberry32, syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.ts";
 import { createWebGpuRunner, WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgpu/index.ts";
 import { KernelMemory, createReferenceKernels, type MatmulType } from "../../src/kernels/index.ts";
 import { actBytes } from "../../src/kernels/reference/backend.ts";

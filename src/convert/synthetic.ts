@@ -2,12 +2,14 @@
  * Synthetic LLaMA-family models: deterministic random weights of any shape and ggml type,
  * written with zh-llama's own GGUF writer. Tests, golden-output tools and benchmarks generate
  * them on the fly (a 125M-parameter benchmark model need not be committed), and the same seed
- * always gives the same bytes.
+ * always gives the same bytes. It lives with the converter because it makes model files and
+ * picks each tensor's type with the converter's llama.cpp rules (quantize.ts); the model layer
+ * only reads what it writes.
  */
 import { GGMLType } from "../formats/ggml-types.js";
 import { GgufValueType, type GgufWriteSpec, type GgufValue } from "../formats/gguf/index.js";
 import { quantize } from "../formats/quants/index.js";
-import { chooseTensorType } from "../convert/quantize.js";
+import { chooseTensorType } from "./quantize.js";
 
 export interface SyntheticModelOptions {
   name?: string;

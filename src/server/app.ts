@@ -36,7 +36,7 @@ import { ApiError } from "./errors.js";
 import { browserGuard } from "./guard.js";
 import { checkAuth, errorResponse, json, readJson, toApiError } from "./http.js";
 import { generationLeasing } from "./leasing.js";
-import { ollamaRoutes } from "./ollama.js";
+import { ollamaApi } from "./ollama.js";
 import { openAiRoutes } from "./openai.js";
 import { CHAT_PAGE } from "./page.js";
 import { SessionPool } from "./pool.js";
@@ -133,7 +133,7 @@ export function createServer(options: ServerOptions): ServerApp {
   const openai = openAiRoutes({ tokenizer, template, modelName, names, created, nCtx, maxTokensLimit: options.maxTokensLimit ?? nCtx, pool, accounting, readJson: body, startGeneration });
   const tokens = tokenRoutes(tokenizer, body);
   /** Ollama's API (ollama.ts) on this app's pool, generation and accounting. */
-  const ollama = ollamaRoutes({
+  const ollama = ollamaApi({
     model, tokenizer, template, modelName, names, created, checkAuth: auth, readJson: body, startGeneration,
     noteResult: (request, r) => accounting.noteResult(request, r),
     streamOpened: (request) => accounting.streamOpened(request),
@@ -172,10 +172,8 @@ export function createServer(options: ServerOptions): ServerApp {
   route("POST", "/tokenize", tokens.tokenize);
   route("POST", "/detokenize", tokens.detokenize);
   route("GET", "/metrics", () => accounting.metrics(pool, parallel));
-  // Ollama's routes answer their own errors in Ollama's shape ({"error": "..."}).
-  const ollamaApi: Handler = (c) => ollama(routePath(c.req.raw), c.req.raw.method.toUpperCase())!(c.req.raw);
-  app.all("/api", ollamaApi);
-  app.all("/api/*", ollamaApi);
+  // Ollama's routes, a Hono app of their own: they answer their errors in Ollama's shape ({"error": "..."}).
+  app.route("/api", ollama);
 
   return {
     pool,

@@ -8,6 +8,9 @@
  *   POST /api/show       the model's details
  *   GET  /api/version    {version}
  *
+ * The routes are a Hono app of their own, mounted at /api by app.ts (behind its Host/Origin guard
+ * and accounting, like the OpenAI routes), so that their errors keep Ollama's shape.
+ *
  * A streamed reply is one JSON object a line (application/x-ndjson): `done: false` per token,
  * then one `done: true` with done_reason and the counts and durations (nanoseconds) Ollama
  * reports. Errors are `{"error": "..."}` with the status Ollama gives them (400 bad request,
@@ -19,6 +22,7 @@
  * ignores them for a loaded model; any other option is a 400 naming it. Ollama's sampling
  * defaults apply (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1).
  */
+import { Hono, type Context } from "hono";
 import type { ChatMessage, ChatTemplate } from "../chat/index.js";
 import { ZhLlamaError } from "../errors.js";
 import { summarizeGguf } from "../formats/gguf/index.js";
@@ -50,8 +54,6 @@ export interface OllamaContext {
   streamOpened(request: Request): () => void;
 }
 
-type Handler = (request: Request) => Promise<Response>;
-
 const NDJSON_HEADERS = { "content-type": "application/x-ndjson; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" };
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
@@ -59,8 +61,12 @@ const json = (body: unknown, status = 200): Response => new Response(JSON.string
 /** Options set when the model loads: accepted and ignored, as Ollama ignores them for a loaded model. */
 const RUNTIME_OPTIONS = new Set(["num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "use_mmap", "use_mlock", "numa", "low_vram", "vocab_only", "f16_kv", "num_keep"]);
 
-/** A route's handler for `path` and `method`; undefined if `path` is not one of Ollama's. */
-export function ollamaRoutes(ctx: OllamaContext): (path: string, method: string) => Handler | undefined {
+/**
+ * Ollama's API as a Hono app, to mount at /api: each route with its method (HEAD too for GET, as
+ * Hono answers it) and the API key (except /api/version), 405 for another method, 404 for a path
+ * Ollama's API lacks; every error `{"error": "..."}` with its status.
+ */
+export function ollamaApi(ctx: OllamaContext): Hono {
   const { tokenizer, template, modelName } = ctx;
   const tagged = modelName.includes(":") ? modelName : `${modelName}:latest`;
   let details: { size: number; digest: string; parameterSize: string; quantization: string; parameters: number } | undefined;
@@ -321,29 +327,32 @@ export function ollamaRoutes(ctx: OllamaContext): (path: string, method: string)
     return json({ modelfile: "", parameters: "", template: template.name, details: detailsBlock(d), model_info: modelInfo, capabilities: ["completion"], modified_at: modifiedAt() });
   }
 
-  const routes: Record<string, { method: "GET" | "POST"; handle: Handler }> = {
-    "/api/tags": { method: "GET", handle: () => tags() },
-    "/api/version": { method: "GET", handle: async () => json({ version: SERVER_VERSION }) },
-    "/api/chat": { method: "POST", handle: chat },
-    "/api/generate": { method: "POST", handle: generate },
-    "/api/show": { method: "POST", handle: show },
+  const api = new Hono();
+  api.onError((error) => {
+    const e = toApiError(error);
+    return json({ error: e.message }, e.status);
+  });
+  const method = (c: Context) => c.req.raw.method.toUpperCase();
+  function route(verb: "GET" | "POST", path: string, handle: (request: Request) => Promise<Response>, { auth = true } = {}): void {
+    api.on(verb, path, (c) => {
+      if (auth) ctx.checkAuth(c.req.raw);
+      return handle(c.req.raw);
+    });
+    api.all(path, (c) => {
+      throw new ApiError(405, `${c.req.path} takes ${verb}, not ${method(c)}`, "invalid_request_error");
+    });
+  }
+  route("GET", "/tags", tags);
+  route("GET", "/version", async () => json({ version: SERVER_VERSION }), { auth: false });
+  route("POST", "/chat", chat);
+  route("POST", "/generate", generate);
+  route("POST", "/show", show);
+  const unknown = (c: Context) => {
+    throw new ApiError(404, `${method(c)} ${c.req.path} is not part of the Ollama API this server has`, "invalid_request_error");
   };
-
-  return (path, method) => {
-    if (path !== "/api" && !path.startsWith("/api/")) return undefined;
-    return async (request) => {
-      try {
-        const r = Object.hasOwn(routes, path) ? routes[path] : undefined;
-        if (!r) throw new ApiError(404, `${method} ${path} is not part of the Ollama API this server has`, "invalid_request_error");
-        if (method !== r.method && !(method === "HEAD" && r.method === "GET")) throw new ApiError(405, `${path} takes ${r.method}, not ${method}`, "invalid_request_error");
-        if (path !== "/api/version") ctx.checkAuth(request);
-        return await r.handle(request);
-      } catch (error) {
-        const e = toApiError(error);
-        return json({ error: e.message }, e.status);
-      }
-    };
-  };
+  api.all("/", unknown);
+  api.all("*", unknown);
+  return api;
 }
 
 function toApiError(error: unknown): ApiError {

@@ -191,3 +191,27 @@ describe("raw fetch: NDJSON framing and errors", () => {
     expect(t.app.pool.busy).toBe(0);
   });
 });
+
+describe("the /api routes in the server's Hono app", () => {
+  it("the API key (except /api/version), HEAD for GET routes, 404 and 405 in Ollama's shape, /api itself included", async () => {
+    const s = await testServer({ apiKey: "k" });
+    try {
+      const call = async (method: string, path: string, auth = false) => {
+        const res = await s.app.fetch(new Request(`http://test${path}`, { method, headers: auth ? { authorization: "Bearer k" } : {} }));
+        const text = await res.text();
+        return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+      };
+      expect(await call("GET", "/api/tags")).toMatchObject({ status: 401, body: { error: expect.stringMatching(/API key/) } });
+      expect((await call("GET", "/api/tags", true)).status).toBe(200);
+      expect(await call("GET", "/api/version")).toEqual({ status: 200, body: { version: SERVER_VERSION } });
+      expect(await call("HEAD", "/api/version")).toEqual({ status: 200, body: undefined });
+      expect(await call("POST", "/api/tags", true)).toEqual({ status: 405, body: { error: "/api/tags takes GET, not POST" } });
+      expect(await call("GET", "/api")).toEqual({ status: 404, body: { error: "GET /api is not part of the Ollama API this server has" } });
+      expect(await call("GET", "/api/pull/x")).toEqual({ status: 404, body: { error: "GET /api/pull/x is not part of the Ollama API this server has" } });
+      // Outside /api, the OpenAI-shaped errors.
+      expect((await call("GET", "/apix")).body).toMatchObject({ error: { code: "unknown_url" } });
+    } finally {
+      await s.model.dispose();
+    }
+  });
+});

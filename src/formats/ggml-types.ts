@@ -6,6 +6,11 @@
  * inside each block are drawn next to the code that reads them (src/formats/quants/).
  * Ids and sizes follow ggml's `enum ggml_type` and `ggml-common.h`; ids that ggml retired
  * (4, 5, 31-33, 36-38) are absent so that a file using one is rejected.
+ *
+ * This is the one table of these facts, as ggml keeps one traits table: the quantizers, the
+ * reference kernels and the WGSL read their block sizes here, and the literals the
+ * AssemblyScript kernels must write (type ids, block strides) are checked against it by
+ * test/architecture/type-traits.test.ts.
  */
 export enum GGMLType {
   F32 = 0,

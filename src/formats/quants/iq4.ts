@@ -22,14 +22,18 @@
  */
 import { GROUP_MAX_EPS, f, nearestInt, readF16, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
+
+/** Block bytes (18 and 136), as ggml-types.ts records them. */
+const NL_BYTES = GGML_TYPES[GGMLType.IQ4_NL].bytesPerBlock;
+const XS_BYTES = GGML_TYPES[GGMLType.IQ4_XS].bytesPerBlock;
 
 /** ggml's kvalues_iq4nl. */
 export const KVALUES_IQ4NL = new Int8Array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]);
 
 export function dequantizeIQ4_NL(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 18;
+    const o = b * NL_BYTES;
     const d = readF16(src, o);
     const y = b * 32;
     for (let j = 0; j < 16; j++) {
@@ -42,7 +46,7 @@ export function dequantizeIQ4_NL(src: Uint8Array, out: Float32Array, nBlocks: nu
 
 export function dequantizeIQ4_XS(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 136;
+    const o = b * XS_BYTES;
     const d = readF16(src, o);
     const scalesH = src[o + 2] | (src[o + 3] << 8);
     for (let s = 0; s < 8; s++) {
@@ -134,7 +138,7 @@ function pack32(out: Uint8Array, o: number, lo: number): void {
 
 export function quantizeIQ4_NL(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 18;
+    const o = b * NL_BYTES;
     L.fill(0, 0, 32);
     writeU16(out, o, f32ToF16(iq4Group(src, b * 32, 0, -1)));
     pack32(out, o + 2, 0);
@@ -143,7 +147,7 @@ export function quantizeIQ4_NL(src: Float32Array, out: Uint8Array, nBlocks: numb
 
 export function quantizeIQ4_XS(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 136;
+    const o = b * XS_BYTES;
     const x0 = b * QK_K;
     let maxScale = 0;
     let amaxScale = 0;

@@ -13,6 +13,10 @@
  */
 import { f, truncToUint8 } from "./common.js";
 import { f32FromBits } from "./half.js";
+import { GGML_TYPES, GGMLType } from "../ggml-types.js";
+
+/** 17 bytes a block, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.MXFP4].bytesPerBlock;
 
 /** ggml's kvalues_mxfp4: E2M1 code -> 2 * its value. */
 export const KVALUES_MXFP4 = new Int8Array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12]);
@@ -24,7 +28,7 @@ function e8m0Half(e: number): number {
 
 export function dequantizeMXFP4(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 17;
+    const o = b * BYTES;
     const d = e8m0Half(src[o]);
     const y = b * 32;
     for (let j = 0; j < 16; j++) {
@@ -51,7 +55,7 @@ function bestIndex(x: number, d: number): number {
 
 export function quantizeMXFP4(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 17;
+    const o = b * BYTES;
     const x0 = b * 32;
     let amax = 0;
     for (let j = 0; j < 32; j++) {

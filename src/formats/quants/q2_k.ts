@@ -17,9 +17,10 @@
 import { F_0_1, f, nearestInt, readF16, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
 import { makeQkx2Quants } from "./k-common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 84;
+/** 84: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q2_K].bytesPerBlock;
 
 export function dequantizeQ2_K(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

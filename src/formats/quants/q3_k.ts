@@ -21,9 +21,10 @@
 import { f, nearestInt, readF16, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
 import { makeQ3Quants } from "./k-common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 110;
+/** 110: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q3_K].bytesPerBlock;
 
 /** Signed 6-bit scale j of the Q3_K block whose scales start at s. */
 function scaleQ3(q: Uint8Array, s: number, j: number): number {

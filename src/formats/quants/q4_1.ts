@@ -12,9 +12,11 @@
  */
 import { f, readF16, truncToInt8, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
+import { GGML_TYPES, GGMLType } from "../ggml-types.js";
 
-export const QK4_1 = 32;
-const BYTES = 20;
+/** 32 values in 20 bytes: the layout above, as ggml-types.ts records it. */
+export const QK4_1 = GGML_TYPES[GGMLType.Q4_1].blockSize;
+const BYTES = GGML_TYPES[GGMLType.Q4_1].bytesPerBlock;
 const FLT_MAX = 3.4028234663852886e38;
 
 export function dequantizeQ4_1(src: Uint8Array, out: Float32Array, nBlocks: number): void {

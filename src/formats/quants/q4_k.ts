@@ -17,9 +17,10 @@
  */
 import { f, readF16 } from "./common.js";
 import { minK4, quantizeScalesMinsK, scaleK4 } from "./k-common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 144;
+/** 144: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q4_K].bytesPerBlock;
 
 export function dequantizeQ4_K(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

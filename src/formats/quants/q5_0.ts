@@ -13,9 +13,11 @@
  */
 import { f, readF16, readU32, truncToInt8, writeU16, writeU32 } from "./common.js";
 import { f32ToF16 } from "./half.js";
+import { GGML_TYPES, GGMLType } from "../ggml-types.js";
 
-export const QK5_0 = 32;
-const BYTES = 22;
+/** 32 values in 22 bytes: the layout above, as ggml-types.ts records it. */
+export const QK5_0 = GGML_TYPES[GGMLType.Q5_0].blockSize;
+const BYTES = GGML_TYPES[GGMLType.Q5_0].bytesPerBlock;
 
 export function dequantizeQ5_0(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

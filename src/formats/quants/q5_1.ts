@@ -13,9 +13,11 @@
  */
 import { f, readF16, readU32, truncToUint8, writeU16, writeU32 } from "./common.js";
 import { f32ToF16 } from "./half.js";
+import { GGML_TYPES, GGMLType } from "../ggml-types.js";
 
-export const QK5_1 = 32;
-const BYTES = 24;
+/** 32 values in 24 bytes: the layout above, as ggml-types.ts records it. */
+export const QK5_1 = GGML_TYPES[GGMLType.Q5_1].blockSize;
+const BYTES = GGML_TYPES[GGMLType.Q5_1].bytesPerBlock;
 const FLT_MAX = 3.4028234663852886e38;
 
 export function dequantizeQ5_1(src: Uint8Array, out: Float32Array, nBlocks: number): void {

@@ -14,9 +14,10 @@
  */
 import { f, readF16 } from "./common.js";
 import { minK4, quantizeScalesMinsK, scaleK4 } from "./k-common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 176;
+/** 176: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q5_K].bytesPerBlock;
 
 export function dequantizeQ5_K(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

@@ -18,9 +18,10 @@
 import { GROUP_MAX_EPS, f, nearestInt, readF16, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
 import { makeQxQuants } from "./k-common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 210;
+/** 210: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q6_K].bytesPerBlock;
 
 export function dequantizeQ6_K(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

@@ -11,9 +11,11 @@
  */
 import { f, readF16, roundf, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
+import { GGML_TYPES, GGMLType } from "../ggml-types.js";
 
-export const QK8_0 = 32;
-const BYTES = 34;
+/** 32 values in 34 bytes: the layout above, as ggml-types.ts records it. */
+export const QK8_0 = GGML_TYPES[GGMLType.Q8_0].blockSize;
+const BYTES = GGML_TYPES[GGMLType.Q8_0].bytesPerBlock;
 
 export function dequantizeQ8_0(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

@@ -11,9 +11,10 @@
  * q = min(127, nearest_int(iscale * x)), d = 1 / iscale.
  */
 import { f, f32FromU8, nearestInt, writeF32 } from "./common.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
 
-const BYTES = 292;
+/** 292: the layout above, as ggml-types.ts records it. */
+const BYTES = GGML_TYPES[GGMLType.Q8_K].bytesPerBlock;
 
 export function dequantizeQ8_K(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {

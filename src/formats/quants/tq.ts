@@ -17,7 +17,11 @@
  */
 import { f, readF16, roundf, writeU16 } from "./common.js";
 import { f32ToF16 } from "./half.js";
-import { QK_K } from "../ggml-types.js";
+import { GGML_TYPES, GGMLType, QK_K } from "../ggml-types.js";
+
+/** Block bytes (54 and 66), as ggml-types.ts records them. */
+const TQ1_BYTES = GGML_TYPES[GGMLType.TQ1_0].bytesPerBlock;
+const TQ2_BYTES = GGML_TYPES[GGMLType.TQ2_0].bytesPerBlock;
 
 const POW3 = [1, 3, 9, 27, 81, 243];
 
@@ -29,7 +33,7 @@ function trit(byte: number, n: number): number {
 
 export function dequantizeTQ1_0(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 54;
+    const o = b * TQ1_BYTES;
     const d = readF16(src, o + 52);
     let y = b * QK_K;
     for (let n = 0; n < 5; n++) for (let m = 0; m < 32; m++) out[y++] = trit(src[o + m], n) * d;
@@ -40,7 +44,7 @@ export function dequantizeTQ1_0(src: Uint8Array, out: Float32Array, nBlocks: num
 
 export function dequantizeTQ2_0(src: Uint8Array, out: Float32Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 66;
+    const o = b * TQ2_BYTES;
     const d = readF16(src, o + 64);
     let y = b * QK_K;
     for (let h = 0; h < 2; h++) {
@@ -79,7 +83,7 @@ function packTrits(T: number): number {
 
 export function quantizeTQ1_0(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 54;
+    const o = b * TQ1_BYTES;
     const x0 = b * QK_K;
     const id = ternaryScale(src, x0, out, o + 52);
     for (let m = 0; m < 32; m++) {
@@ -102,7 +106,7 @@ export function quantizeTQ1_0(src: Float32Array, out: Uint8Array, nBlocks: numbe
 
 export function quantizeTQ2_0(src: Float32Array, out: Uint8Array, nBlocks: number): void {
   for (let b = 0; b < nBlocks; b++) {
-    const o = b * 66;
+    const o = b * TQ2_BYTES;
     const x0 = b * QK_K;
     const id = ternaryScale(src, x0, out, o + 64);
     for (let h = 0; h < 2; h++) {

@@ -9,10 +9,14 @@
  * F16 matrix products round their inputs (q, then p) to f16; `kvF16` reproduces that, with the
  * cache values given already as f16-exact floats.
  */
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import { dequantizeQ8_0 } from "../../formats/quants/q8_0.js";
 import { dotQ8_0 } from "./matmul.js";
 import { quantizeQ8_0, roundF16 } from "./quantize.js";
 import { softmax } from "./norm.js";
+
+/** 34 bytes a Q8_0 block, as ggml-types.ts records it. */
+const Q8_0_BYTES = GGML_TYPES[GGMLType.Q8_0].bytesPerBlock;
 
 export interface AttentionShape {
   nHead: number;
@@ -67,7 +71,7 @@ export function attentionQ8_0(
   const group = nHead / nKvHead;
   const nb = headDim / 32;
   /** Byte offset of kv head g's blocks at position j. */
-  const at = (j: number, g: number) => (j * nKvHead + g) * nb * 34;
+  const at = (j: number, g: number) => (j * nKvHead + g) * nb * Q8_0_BYTES;
   const out = new Float32Array(nTok * nHead * headDim);
   const vj = new Float32Array(headDim);
   for (let t = 0; t < nTok; t++) {

@@ -15,11 +15,16 @@
  * bits and the WASM kernels' bits. Their activations (i16 codes, evens then odds per 16 values)
  * are read and written here too.
  */
-import { GGMLType } from "../../formats/ggml-types.js";
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import { KVALUES_IQ4NL } from "../../formats/quants/iq4.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
 import type { KernelMemory } from "../memory.js";
 import type { Q8Row } from "./quantize.js";
+
+/** Block bytes (84, 110, 136), as ggml-types.ts records them. */
+const Q2_K_BYTES = GGML_TYPES[GGMLType.Q2_K].bytesPerBlock;
+const Q3_K_BYTES = GGML_TYPES[GGMLType.Q3_K].bytesPerBlock;
+const IQ4_XS_BYTES = GGML_TYPES[GGMLType.IQ4_XS].bytesPerBlock;
 
 const f = Math.fround;
 const f16 = (w: Uint8Array, o: number): number => f16ToF32(w[o] | (w[o + 1] << 8));
@@ -66,7 +71,7 @@ export function lanesQ2_K(w: Uint8Array, o: number, x: Q8Row, B: number): [S: nu
 
 export function dotQ2_K(w: Uint8Array, o: number, x: Q8Row): number {
   const acc = new Float32Array(8);
-  for (let B = 0; B < x.d.length; B++, o += 84) {
+  for (let B = 0; B < x.d.length; B++, o += Q2_K_BYTES) {
     const [S, P] = lanesQ2_K(w, o, x, B);
     const dmin = f(-x.d[B] * f16(w, o + 82));
     const d = f(x.d[B] * f16(w, o + 80));
@@ -93,7 +98,7 @@ export function lanesQ3_K(w: Uint8Array, o: number, x: Q8Row, B: number): number
 
 export function dotQ3_K(w: Uint8Array, o: number, x: Q8Row): number {
   const acc = new Float32Array(8);
-  for (let B = 0; B < x.d.length; B++, o += 110) {
+  for (let B = 0; B < x.d.length; B++, o += Q3_K_BYTES) {
     const S = lanesQ3_K(w, o, x, B);
     const d = f(x.d[B] * f16(w, o + 108));
     for (let m = 0; m < 8; m++) acc[m] = fmaf(d, f(S[m]), acc[m]);
@@ -116,7 +121,7 @@ export function lanesIQ4_XS(w: Uint8Array, o: number, x: Q8Row, B: number): numb
 
 export function dotIQ4_XS(w: Uint8Array, o: number, x: Q8Row): number {
   const acc = new Float32Array(8);
-  for (let B = 0; B < x.d.length; B++, o += 136) {
+  for (let B = 0; B < x.d.length; B++, o += IQ4_XS_BYTES) {
     const S = lanesIQ4_XS(w, o, x, B);
     const d = f(f16(w, o) * x.d[B]);
     for (let m = 0; m < 8; m++) acc[m] = fmaf(d, f(S[m]), acc[m]);

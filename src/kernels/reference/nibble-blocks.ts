@@ -10,11 +10,15 @@
  * Q8_1 (ggml quantize_row_q8_1, x86 path): Q8_0's codes and d, plus s = f16(amax/127 * sum_j q_j),
  * the block's code sum times its scale before the scale's f16 rounding.
  */
-import { GGMLType } from "../../formats/ggml-types.js";
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import { KVALUES_IQ4NL } from "../../formats/quants/iq4.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
 import type { KernelMemory } from "../memory.js";
 import { Q8Row, quantizeQ8_0, roundF16 } from "./quantize.js";
+
+/** Block bytes (20, 22, 24, 18), as ggml-types.ts records them. */
+const BYTES = (type: GGMLType): number => GGML_TYPES[type].bytesPerBlock;
+const Q4_1_BYTES = BYTES(GGMLType.Q4_1), Q5_0_BYTES = BYTES(GGMLType.Q5_0), Q5_1_BYTES = BYTES(GGMLType.Q5_1), IQ4_NL_BYTES = BYTES(GGMLType.IQ4_NL);
 
 const f = Math.fround;
 
@@ -45,7 +49,7 @@ function code(w: Uint8Array, qs: number, qh: number, j: number): number {
 
 export function dotQ5_0(w: Uint8Array, o: number, x: Q8Row): number {
   let y = 0;
-  for (let b = 0; b < x.d.length; b++, o += 22) {
+  for (let b = 0; b < x.d.length; b++, o += Q5_0_BYTES) {
     let sum = 0;
     for (let j = 0; j < 32; j++) sum += (code(w, o + 6, u32(w, o + 2), j) - 16) * x.qs[b * 32 + j];
     y += f16(w, o) * x.d[b] * sum;
@@ -55,7 +59,7 @@ export function dotQ5_0(w: Uint8Array, o: number, x: Q8Row): number {
 
 export function dotIQ4_NL(w: Uint8Array, o: number, x: Q8Row): number {
   let y = 0;
-  for (let b = 0; b < x.d.length; b++, o += 18) {
+  for (let b = 0; b < x.d.length; b++, o += IQ4_NL_BYTES) {
     let sum = 0;
     for (let j = 0; j < 32; j++) sum += KVALUES_IQ4NL[code(w, o + 2, 0, j)] * x.qs[b * 32 + j];
     y += f16(w, o) * x.d[b] * sum;
@@ -66,7 +70,7 @@ export function dotIQ4_NL(w: Uint8Array, o: number, x: Q8Row): number {
 /** Q4_1 and Q5_1 share everything but the fifth bit. */
 function dotOffset(w: Uint8Array, o: number, x: Q8_1Row, fifthBit: boolean): number {
   let y = 0;
-  for (let b = 0; b < x.d.length; b++, o += fifthBit ? 24 : 20) {
+  for (let b = 0; b < x.d.length; b++, o += fifthBit ? Q5_1_BYTES : Q4_1_BYTES) {
     const qh = fifthBit ? u32(w, o + 4) : 0;
     let sum = 0;
     for (let j = 0; j < 32; j++) sum += code(w, o + (fifthBit ? 8 : 4), qh, j) * x.qs[b * 32 + j];

@@ -15,6 +15,10 @@
  * All arithmetic is float32 (Math.fround) where ggml's is, so the codes agree bit for bit.
  */
 import { f16ToF32, f32ToF16 } from "../../formats/quants/half.js";
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
+
+/** 34 bytes a Q8_0 block, as ggml-types.ts records it. */
+const Q8_0_BYTES = GGML_TYPES[GGMLType.Q8_0].bytesPerBlock;
 
 const f = Math.fround;
 
@@ -63,12 +67,12 @@ export function quantizeQ8_0(x: Float32Array): Q8Row {
  */
 export function q8_0Blocks(x: Float32Array): Uint8Array {
   const row = quantizeQ8_0(x);
-  const out = new Uint8Array(row.d.length * 34);
+  const out = new Uint8Array(row.d.length * Q8_0_BYTES);
   for (let b = 0; b < row.d.length; b++) {
     const h = f32ToF16(row.d[b]);
-    out[b * 34] = h & 255;
-    out[b * 34 + 1] = h >> 8;
-    out.set(new Uint8Array(row.qs.buffer, b * 32, 32), b * 34 + 2);
+    out[b * Q8_0_BYTES] = h & 255;
+    out[b * Q8_0_BYTES + 1] = h >> 8;
+    out.set(new Uint8Array(row.qs.buffer, b * 32, 32), b * Q8_0_BYTES + 2);
   }
   return out;
 }

@@ -28,8 +28,12 @@
  * products round q and then the softmax probabilities to f16. Integer block dot products are
  * exact; float sums run in f32 in a different order from the CPU's, hence a tolerance.
  */
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 
 export const WORKGROUP = 64;
+
+/** Bytes per weight block (Q4_0 18, Q8_0 34, Q4_K 144, Q5_K 176, Q6_K 210), as ggml-types.ts records them. */
+const BYTES = (type: GGMLType): number => GGML_TYPES[type].bytesPerBlock;
 export const ELEMENTWISE = 256;
 
 const PRELUDE = /* wgsl */ `
@@ -247,7 +251,7 @@ fn main(${WG_ARGS}) {
 }
 
 const DOT_Q8_0 = /* wgsl */ `
-    let o = wr + 34u * b;
+    let o = wr + ${BYTES(GGMLType.Q8_0)}u * b;
     var sumi = 0;
     for (var k = 0u; k < 8u; k++) {
       let wv = ld32(o + 2u + 4u * k);
@@ -257,7 +261,7 @@ const DOT_Q8_0 = /* wgsl */ `
     acc += h2f(ld16(o)) * ldf(xr + cols + 4u * b) * f32(sumi);`;
 
 const DOT_Q4_0 = /* wgsl */ `
-    let o = wr + 18u * b;
+    let o = wr + ${BYTES(GGMLType.Q4_0)}u * b;
     var sumi = 0;
     for (var k = 0u; k < 4u; k++) {
       let wv = ld32(o + 2u + 4u * k);
@@ -276,7 +280,7 @@ const DOT_Q4_0 = /* wgsl */ `
  */
 const DOT_Q6_K = /* wgsl */ `
     let B = b / 16u; let s = b % 16u;
-    let o = wr + 210u * B;
+    let o = wr + ${BYTES(GGMLType.Q6_K)}u * B;
     let sc = extractBits(bitcast<i32>(ldb(o + 192u + s)), 0u, 8u);
     var dot = 0;
     for (var l = 0u; l < 16u; l++) {
@@ -530,8 +534,8 @@ export const SHADERS: Record<ShaderName, string> = {
   quantize_float: PRELUDE + QUANTIZE_FLOAT,
   matmul_q4_0: PRELUDE + matmul(DOT_Q4_0, 32),
   matmul_q8_0: PRELUDE + matmul(DOT_Q8_0, 32),
-  matmul_q4_K: PRELUDE + matmul(dotQ45K(144, 16, false), 32),
-  matmul_q5_K: PRELUDE + matmul(dotQ45K(176, 48, true), 32),
+  matmul_q4_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q4_K), 16, false), 32),
+  matmul_q5_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q5_K), 48, true), 32),
   matmul_q6_K: PRELUDE + matmul(DOT_Q6_K, 16),
   matmul_f16: PRELUDE + matmul(DOT_F16, 2),
   matmul_f32: PRELUDE + matmul(DOT_F32, 1),

@@ -25,7 +25,7 @@ import type { KernelMemory } from "../kernels/memory.js";
 import { compileKernels, type KernelBuild } from "../kernels/wasm/loader.js";
 import { BARRIER_WORDS, DEFAULT_SPINS } from "./barrier.js";
 import type { EncodedProgram } from "../kernels/program.js";
-import { CONTROL_BYTES, CONTROL_REGS, type WorkerInit, type WorkerTask } from "./worker-core.js";
+import { CONTROL_BYTES, CONTROL_REGS, type PoolTask, type WorkerInit, type WorkerTask } from "./worker-core.js";
 
 export type PoolBackend = "piscina" | "web";
 
@@ -74,12 +74,14 @@ export function workerUrl(name: "worker-piscina" | "worker-web"): URL {
   return here.endsWith(".ts") ? new URL(`../../dist/runtime/${name}.js`, here) : new URL(`./${name}.js`, here);
 }
 
-interface Transport {
-  send(worker: number, task: WorkerTask): Promise<void>;
+/** @internal How tasks reach the workers; sync-pool.ts sends its long-lived ones through Piscina's. */
+export interface Transport {
+  send(worker: number, task: PoolTask): Promise<void>;
   close(): Promise<void>;
 }
 
-async function piscinaTransport(n: number, init: WorkerInit): Promise<Transport> {
+/** @internal */
+export async function piscinaTransport(n: number, init: WorkerInit): Promise<Transport> {
   const url = workerUrl("worker-piscina");
   const { existsSync } = await import("node:fs");
   if (url.protocol === "file:" && !existsSync(url)) {

@@ -33,10 +33,34 @@ export interface WorkerTask {
   barrier: boolean;
 }
 
+/**
+ * A synchronous pool's worker (sync-pool.ts): it stays inside this one task, running each step the
+ * caller starts through the control words, until told to stop.
+ */
+export interface ServeTask {
+  serve: {
+    /** The program slot: the caller copies each step's program here (capacity: its length in ops). */
+    program: SharedArrayBuffer;
+    /** This worker's index among the pool's threads (the caller is thread 0). */
+    thread: number;
+  };
+}
+
+export type PoolTask = WorkerTask | ServeTask;
+
 export const CONTROL_BARRIER = 0;
 /** Registers start after the barrier words, 8-byte aligned. */
 export const CONTROL_REGS = 16;
 export const CONTROL_BYTES = CONTROL_REGS + 16 * 8;
+/**
+ * A synchronous pool's words (Int32 indices), after the registers:
+ * gen (bumped to start a step, or to stop), done (workers finished with the step), stop, failed,
+ * ready (workers waiting for steps), ops (the program's length).
+ */
+export const SYNC = { gen: CONTROL_BYTES / 4, done: CONTROL_BYTES / 4 + 1, stop: CONTROL_BYTES / 4 + 2, failed: CONTROL_BYTES / 4 + 3, ready: CONTROL_BYTES / 4 + 4, ops: CONTROL_BYTES / 4 + 5 } as const;
+/** Then the first failure's message, UTF-8, its byte length in the word before it. */
+export const SYNC_ERROR = { length: CONTROL_BYTES / 4 + 6, at: CONTROL_BYTES + 8 * 4, bytes: 1024 } as const;
+export const SYNC_CONTROL_BYTES = SYNC_ERROR.at + SYNC_ERROR.bytes;
 
 export class WorkerState {
   private readonly kernels: Kernels[];
@@ -49,6 +73,39 @@ export class WorkerState {
     );
     this.barrier = new Barrier(init.control, CONTROL_BARRIER, init.parties, init.spins);
     this.regs = new Float64Array(init.control, CONTROL_REGS, 16);
+  }
+
+  /**
+   * Serve a synchronous pool: wait for `gen` to move (spinning first: steps come in quick
+   * succession, and a futex wake-up costs more than most of them), run this thread's share of the
+   * program in the slot, count itself `done`; until `stop`.
+   */
+  serve({ program, thread }: ServeTask["serve"]): void {
+    const ctl = new Int32Array(this.init.control);
+    const slots = new Float64Array(program);
+    const place = { thread, threads: this.init.parties, peers: [] };
+    let gen = Atomics.load(ctl, SYNC.gen);
+    Atomics.add(ctl, SYNC.ready, 1);
+    Atomics.notify(ctl, SYNC.ready);
+    for (;;) {
+      for (let i = 0; i < this.init.spins && Atomics.load(ctl, SYNC.gen) === gen; i++);
+      Atomics.wait(ctl, SYNC.gen, gen);
+      gen = Atomics.load(ctl, SYNC.gen);
+      if (Atomics.load(ctl, SYNC.stop) === 1) return;
+      try {
+        execute(this.kernels[0], slots, 0, Atomics.load(ctl, SYNC.ops), this.regs, place, this.barrier);
+      } catch (e) {
+        // The first failure tells its message; a peer the abort released has nothing to add.
+        if (Atomics.compareExchange(ctl, SYNC.failed, 0, 1) === 0) {
+          const text = new TextEncoder().encode(`thread ${thread}: ${String((e as Error)?.message ?? e)}`).subarray(0, SYNC_ERROR.bytes);
+          new Uint8Array(this.init.control, SYNC_ERROR.at, SYNC_ERROR.bytes).set(text);
+          Atomics.store(ctl, SYNC_ERROR.length, text.length);
+        }
+        this.barrier.abort();
+      }
+      Atomics.add(ctl, SYNC.done, 1);
+      Atomics.notify(ctl, SYNC.done);
+    }
   }
 
   run(task: WorkerTask): void {

@@ -4,6 +4,10 @@ import { makeConfig } from "../../src/train/config.js";
 import { DataLoader, PackedDataset } from "../../src/train/data.js";
 import { initModel } from "../../src/train/io.js";
 import { TrainRng } from "../../src/train/rng.js";
+import { createWasmKernels, KernelMemory } from "../../src/kernels/index.js";
+import { kernelEngine } from "../../src/train/linear.js";
+import { createMatmulTeam } from "../../src/train/team.js";
+import { randomF32, rng } from "../kernels/helpers.js";
 import { Trainer } from "../../src/train/trainer.js";
 
 describe("matmul team", () => {
@@ -25,5 +29,26 @@ describe("matmul team", () => {
     let same = true;
     for (let i = 0; i < one.length; i++) if (one[i] !== two[i]) same = false;
     expect(same).toBe(true);
+  });
+
+  it("one product on src/runtime's synchronous pool: odd shapes, many token blocks over several steps, bit for bit", async () => {
+    const mem = KernelMemory.create({ initialBytes: 32 << 20 });
+    const k = await createWasmKernels(mem, "simd");
+    // maxOps 2: a product of 5 token blocks runs as three steps.
+    const team = await createMatmulTeam(k, 3, { maxOps: 2 });
+    try {
+      expect(team.threads).toBe(3);
+      const r = rng(7);
+      for (const [rows, cols, n] of [[1001, 67, 50], [96, 16384, 20], [257, 4096, 300]] as const) {
+        const w = mem.put(randomF32(r, rows * cols));
+        const x = mem.put(randomF32(r, n * cols));
+        const y1 = mem.alloc(4 * rows * n), y3 = mem.alloc(4 * rows * n);
+        kernelEngine(k).nt(y1, w, x, rows, cols, n);
+        team.nt(y3, w, x, rows, cols, n);
+        expect(mem.f32(y3, rows * n)).toEqual(mem.f32(y1, rows * n));
+      }
+    } finally {
+      await team.dispose();
+    }
   });
 });

@@ -74,6 +74,14 @@ describe("layering of src/", () => {
     expect(violations()).toEqual([...KNOWN].sort());
   });
 
+  it("README's Layout names every src folder, and each folder has a layer here", () => {
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const layout = readme.slice(readme.indexOf("- Layout, one line per `src` folder"));
+    const folders = readdirSync(SRC).filter((name) => statSync(join(SRC, name)).isDirectory());
+    expect(folders.filter((f) => !new RegExp(`^  - \`src/${f}\``, "m").test(layout))).toEqual([]);
+    expect(folders.filter((f) => !ALLOWED[f])).toEqual([]);
+  });
+
   it("the rules read the code: an upward import is caught", () => {
     // model importing chat would be caught: model's allowed list does not contain chat.
     expect(ALLOWED.model).not.toContain("chat");

@@ -24,7 +24,8 @@ export class PrecompiledCharsmap {
     if (trieSize >= blob.length - 4 + 1 || trieSize % 4 !== 0 || trieSize === 0) {
       throw new TokenizerError(`${source}: precompiled_charsmap trie size ${trieSize} does not fit the ${blob.length}-byte blob (expected a multiple of 4 below ${blob.length - 4})`);
     }
-    const trie = blob.slice(4, 4 + trieSize);
+    // A copy at offset 0 (a Node Buffer's slice() would be a view into the whole file).
+    const trie = new Uint8Array(blob.subarray(4, 4 + trieSize));
     this.units = new Uint32Array(trie.buffer, 0, trieSize / 4);
     if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
       const dv = new DataView(trie.buffer);

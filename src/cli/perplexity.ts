@@ -6,6 +6,7 @@ import { LlamaModel } from "../model/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
 import { MODEL_OPTIONS, MODEL_OPTIONS_USAGE, loadModel, loadOptionsFrom, modelPath } from "./model-options.js";
 import { ProgressBar } from "./progress.js";
+import { utf8Text } from "./tokenize.js";
 
 export const perplexityCommand: Command = {
   usage: `usage: zh-llama perplexity -m MODEL.gguf -f TEXT.txt [--ctx 512] [--chunks N] [--json]
@@ -25,7 +26,7 @@ ${MODEL_OPTIONS_USAGE}`,
     });
     if (!values.file) throw new UsageError("-f TEXT.txt is required");
     const ctx = numberOption("ctx", values.ctx, 512, 4, 1 << 20);
-    const text = await readFile(values.file, "utf8");
+    const text = utf8Text(await readFile(values.file), `text file ${values.file}`);
     const model = await loadModel(io, modelPath(values), { ...loadOptionsFrom(values), nCtx: ctx, batchSize: Math.min(ctx, 512) });
     try {
       const tokenizer = model.tokenizer;

@@ -5,6 +5,7 @@ import { ggmlTypeFromName, ggmlTypeName, type GGMLType } from "../formats/ggml-t
 import { toJson } from "../formats/json.js";
 import { QUANTIZE_TYPES } from "../formats/quants/index.js";
 import { numberOption, parseCommandArgs, type Command } from "./command.js";
+import { utf8Text } from "./tokenize.js";
 
 export const quantReportCommand: Command = {
   usage: `usage: zh-llama quant-report -m MODEL.gguf -f TEXT.txt [--types q8_0,q4_0,...] [--ctx 512] [--chunks N] [--json]
@@ -28,7 +29,7 @@ READMEs' quantization table, for any model.
       if (t === undefined || !QUANTIZE_TYPES.includes(t)) throw new UsageError(`unknown or unsupported type ${JSON.stringify(name)}`);
       return t as GGMLType;
     });
-    const rows = await quantReport(values.model, await readFile(values.file, "utf8"), {
+    const rows = await quantReport(values.model, utf8Text(await readFile(values.file), `text file ${values.file}`), {
       types,
       ctx: numberOption("ctx", values.ctx, 512, 8, 1 << 20),
       chunks: values.chunks === undefined ? undefined : numberOption("chunks", values.chunks, 1, 1, 1e9),

@@ -61,6 +61,16 @@ describe("zh-llama: expected failures are one line, exit status 1", () => {
     expect(r.stderr).toMatch(/^zh-llama perplexity: .*none\.txt: no such file or directory \(ENOENT\)\n$/);
   });
 
+  it("perplexity and quant-report refuse a text file that is not UTF-8 (TokenizerError naming file and byte, not U+FFFD)", async () => {
+    const bad = join(dir, "latin1.txt");
+    await writeFile(bad, Buffer.concat([Buffer.from("w263 w273 caf"), Buffer.from([0xe9]), Buffer.from(" w283\n")]));
+    for (const argv of [["perplexity", "-m", model, "-f", bad], ["quant-report", "-m", model, "-f", bad, "--types", "q8_0"]]) {
+      const r = await run(...argv);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`zh-llama ${argv[0]}: TokenizerError: text file ${bad}: not valid UTF-8 at byte 13 (0xe9); text inputs must be UTF-8\n`);
+    }
+  });
+
   it("--verbose adds the stack", async () => {
     const r = await run("inspect", missing(), "--verbose");
     expect(r.status).toBe(1);

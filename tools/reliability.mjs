@@ -12,7 +12,8 @@
 //    chat_template answers 400 while its /health stays quick.
 // 2. hostile inputs: each file runs through the CLI in a child process (30 s limit); reports
 //    the outcome, the time and the peak RSS of each; every one must be a one-line typed error
-//    (or success) under 30 s and 2 GB.
+//    (or success) under 30 s and 2 GB. Among them, the tokenizer on one huge line: 10 MB of
+//    one joinable character (spaces, "-", "a", "人", "□") and 50 MB of random text.
 // 3. kill tests: quantize / export-hf / convert --force are interrupted with SIGTERM, SIGINT
 //    and SIGKILL mid-write; nothing may be lost (an old output and its manifest stay intact)
 //    or left behind (after SIGKILL: once the same output is written again).
@@ -21,7 +22,8 @@
 // --quick (CI): fewer requests and a subset of inputs, well under a minute. --big adds a
 // 4.4 GiB tensor through quantize (sparse input; ~5 GB of disk). Needs `npm run build`.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, copyFileSync, openSync, writeSync, ftruncateSync, closeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, copyFileSync, openSync, writeSync, ftruncateSync, closeSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -454,6 +456,68 @@ async function hostileSection(hfDir) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. The tokenizer on one huge line (item 9): LLaMA's vocabulary (rebuilt from the npm package
+// llama-tokenizer-js) and a Chinese-extended one (LLaMA + fixtures/tokenizer/zh-unigram.model,
+// merged as Chinese-LLaMA did), through `tokenizer-stats`, each line one file.
+
+async function tokenizerSection() {
+  const { default: llamaJs } = await import("llama-tokenizer-js");
+  const llamaBytes = zh.serializeSentencePieceModel(zh.buildLlamaTokenizerModel(llamaJs.vocabById));
+  const llama = join(work, "llama.model");
+  writeFileSync(llama, llamaBytes);
+  const chinese = join(work, "chinese-llama.model");
+  const unigram = zh.parseSentencePieceModel(new Uint8Array(readFileSync(join(root, "fixtures/tokenizer/zh-unigram.model"))));
+  writeFileSync(chinese, zh.serializeSentencePieceModel(zh.mergeSentencePieceModels(zh.parseSentencePieceModel(llamaBytes), unigram).model));
+  const MB = 1_000_000;
+  const file = (name, bytes) => {
+    const path = join(work, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+  // 50 MB of random bytes (no newline) as a lenient reader would decode them (bad bytes ->
+  // U+FFFD), written back as UTF-8: the text the issue's 50 MB case tokenized.
+  const randomLine = () => {
+    const raw = randomBytes(50 * MB);
+    for (let i = 0; i < raw.length; i++) if (raw[i] === 10) raw[i] = 32;
+    return Buffer.from(raw.toString("utf8"), "utf8");
+  };
+  const cases = [
+    // name, model, bytes, tokens expected (undefined: any), quick
+    ["10 MB of spaces on one line (LLaMA: runs of \"▁\" join up to 16)", llama, () => Buffer.alloc(10 * MB, 0x20), Math.ceil((10 * MB + 1) / 16), true],
+    ["10 MB of \"-\" on one line (LLaMA: 10 piece lengths up to 16, mixed scores)", llama, () => Buffer.alloc(10 * MB, 0x2d), undefined, false],
+    ["10 MB of \"a\" on one line (LLaMA)", llama, () => Buffer.alloc(10 * MB, 0x61), undefined, false],
+    ["10 MB of \"人\" on one line (Chinese-extended: \"人人\" is a piece)", chinese, () => Buffer.from("人".repeat((10 * MB) / 3)), undefined, false],
+    ["10 MB of \"□\" on one line (Chinese-extended: \"□□\"..\"□□□□\", equal scores)", chinese, () => Buffer.from("□".repeat((10 * MB) / 3)), undefined, false],
+    ["50 MB of random bytes on one line, decoded leniently (LLaMA)", llama, randomLine, undefined, false],
+  ];
+  for (const [name, model, bytes, want, quick] of cases) {
+    if (opts.quick && !quick) continue;
+    const input = file("line.txt", bytes());
+    const size = statSync(input).size;
+    const r = await cli(["tokenizer-stats", "--model", model, "--file", input, "--json"]);
+    let tokens = NaN;
+    try {
+      tokens = JSON.parse(r.stdout)[0].tokens;
+    } catch {}
+    const ok = r.code === 0 && Number.isFinite(tokens) && (want === undefined || tokens === want) && r.ms < LIMIT_MS && r.rssMb < LIMIT_RSS_MB;
+    const outcome = r.code === 0 ? `${tokens} tokens` : lastLine(r.stderr);
+    summary.hostile.push({ name, exit: r.code ?? r.signal, ms: Math.round(r.ms), rssMb: Math.round(r.rssMb), outcome, bytes: size });
+    report(ok, `hostile: ${name}: exit ${r.code ?? r.signal} in ${(r.ms / 1000).toFixed(2)} s, peak RSS ${r.rssMb.toFixed(0)} MB: ${outcome}${want !== undefined ? ` (expected ${want})` : ""}`);
+    rmSync(input, { force: true });
+  }
+  // Raw random bytes are not UTF-8: a TokenizerError naming the byte, not U+FFFD.
+  {
+    const input = file("raw.txt", randomBytes(50 * MB));
+    const r = await cli(["tokenizer-stats", "--model", llama, "--file", input]);
+    const line = lastLine(r.stderr);
+    const ok = r.code === 1 && /TokenizerError: .*not valid UTF-8 at byte \d+/.test(line) && !hasStack(r.stderr) && r.ms < LIMIT_MS && r.rssMb < LIMIT_RSS_MB;
+    summary.hostile.push({ name: "50 MB of raw random bytes (tokenizer-stats)", exit: r.code ?? r.signal, ms: Math.round(r.ms), rssMb: Math.round(r.rssMb), outcome: line });
+    report(ok, `hostile: 50 MB of raw random bytes (tokenizer-stats): exit ${r.code ?? r.signal} in ${(r.ms / 1000).toFixed(2)} s, peak RSS ${r.rssMb.toFixed(0)} MB: ${line.slice(0, 160)}`);
+    rmSync(input, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Kill tests
 
 /** Starts `zh-llama ARGS`, waits until a temporary output of `target` exists, then kills it with `signal`. */
@@ -537,6 +601,7 @@ try {
   if (exported.code !== 0) throw new Error(`export-hf failed: ${exported.stderr}`);
   await serverSection();
   await hostileSection(hfDir);
+  await tokenizerSection();
   await killSection(synth, hfDir);
 } catch (error) {
   report(false, `reliability: ${error instanceof Error ? error.stack : String(error)}`);

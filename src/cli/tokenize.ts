@@ -77,7 +77,19 @@ function tokenizeJsonl(
     }
     const value = typeof row === "object" && row !== null ? (row as Record<string, unknown>).text : undefined;
     if (typeof value !== "string") throw new UsageError(`${name}:${i + 1}: expected an object with a string "text" field`);
-    chunk += JSON.stringify({ ids: tokenizer.encode(value, options) }) + "\n";
+    // {"ids":[...]} written a block of ids at a time: a huge line's ids are never all held.
+    chunk += '{"ids":[';
+    let first = true;
+    tokenizer.encodeInBlocks(value, options, (ids) => {
+      if (ids.length === 0) return;
+      chunk += (first ? "" : ",") + ids.join(",");
+      first = false;
+      if (chunk.length > 1 << 16) {
+        write(chunk);
+        chunk = "";
+      }
+    });
+    chunk += "]}\n";
     if (chunk.length > 1 << 16) {
       write(chunk);
       chunk = "";

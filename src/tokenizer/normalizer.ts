@@ -28,6 +28,27 @@ const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const SPACE_SYMBOL_BYTES = utf8.encode(SPACE_SYMBOL);
 const REPLACEMENT_BYTES = utf8.encode("\ufffd");
 
+/**
+ * " " -> "▁". replaceAll is fine for short text, but on 10 MB of spaces it takes 0.7 s and
+ * 400 MB (a part per match); a long text is copied a block of code units at a time instead.
+ */
+function escapeSpaces(s: string): string {
+  const BLOCK = 1 << 13;
+  if (s.length <= BLOCK) return s.replaceAll(" ", SPACE_SYMBOL);
+  const buf = new Uint16Array(BLOCK);
+  const space = SPACE_SYMBOL.charCodeAt(0);
+  const parts: string[] = [];
+  for (let i = 0; i < s.length; i += BLOCK) {
+    const n = Math.min(BLOCK, s.length - i);
+    for (let k = 0; k < n; k++) {
+      const c = s.charCodeAt(i + k);
+      buf[k] = c === 32 ? space : c;
+    }
+    parts.push(String.fromCharCode.apply(null, n === BLOCK ? (buf as unknown as number[]) : (buf.subarray(0, n) as unknown as number[])));
+  }
+  return parts.join("");
+}
+
 export class Normalizer {
   private readonly ws: string;
 
@@ -54,7 +75,7 @@ export class Normalizer {
       s = s.slice(a, b);
       if (s.length === 0) return "";
     }
-    if (o.escapeWhitespaces) s = s.replaceAll(" ", SPACE_SYMBOL);
+    if (o.escapeWhitespaces) s = escapeSpaces(s);
     if (o.addDummyPrefix && !o.treatWhitespaceAsSuffix) s = this.ws + s;
     if (o.removeExtraWhitespaces) {
       // A literal "▁" at the end goes too: SentencePiece strips after escaping.

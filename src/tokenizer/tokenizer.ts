@@ -75,6 +75,23 @@ export interface EncodeOptions {
 /** Where the vocabulary came from, used to name it in error messages. */
 export type TokenizerOrigin = { kind: "sentencepiece" | "gguf" | "memory"; name: string };
 
+/**
+ * What checking a soft cut needs of the piece on either side of it (`encodeLong`): the scores
+ * of its merges in the order it made them, and how its first and last symbols grew (their
+ * length at the start, then after merge number steps[k] the length lens[k]).
+ */
+interface PieceLog {
+  scores: Float64Array;
+  firstLen0: number;
+  firstFrozen: boolean;
+  firstSteps: number[];
+  firstLens: number[];
+  lastLen0: number;
+  lastFrozen: boolean;
+  lastSteps: number[];
+  lastLens: number[];
+}
+
 /** Grows its arrays as needed and is reused across calls: no per-symbol objects. */
 class Scratch {
   start = new Int32Array(256);
@@ -90,6 +107,11 @@ class Scratch {
   pairScore = new Float64Array(256);
   pairId = new Int32Array(256);
   heap = new Int32Array(256);
+  /** The merges of the last run when asked for (score, start, new end), in order. */
+  logScore = new Float64Array(256);
+  logStart = new Int32Array(256);
+  logEnd = new Int32Array(256);
+  logCount = 0;
 
   ensureSymbols(n: number): void {
     if (n <= this.start.length) return;
@@ -100,6 +122,19 @@ class Scratch {
     this.next = new Int32Array(size);
     this.frozen = new Uint8Array(size);
     this.symId = new Int32Array(size);
+  }
+
+  growLog(): void {
+    const size = this.logScore.length * 2;
+    const score = new Float64Array(size);
+    score.set(this.logScore);
+    const start = new Int32Array(size);
+    start.set(this.logStart);
+    const end = new Int32Array(size);
+    end.set(this.logEnd);
+    this.logScore = score;
+    this.logStart = start;
+    this.logEnd = end;
   }
 
   growPairs(): void {
@@ -130,6 +165,7 @@ export class SentencePieceTokenizer {
   private readonly reserved = new Map<string, number>();
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly maxPieceLength: number;
+  private readonly maxUserLength: number;
   /**
    * (left id * vocabSize + right id) -> id of the piece they concatenate to, for every way of
    * cutting every mergeable piece into two mergeable pieces. Looking pairs up by id avoids a
@@ -149,11 +185,15 @@ export class SentencePieceTokenizer {
   /**
    * Adjacent UTF-16 code unit pairs (left * 65536 + right) inside some mergeable or user-defined
    * piece: BPE can merge across a boundary only where its pair is here. Long inputs are cut into
-   * pieces of about `chunkLength` at boundaries that are not, which gives the same ids.
+   * pieces of about `chunkLength` preferably at boundaries that are not (see `encodeLong`).
    */
   private readonly joinPairs = new Set<number>();
   /** @internal Code units per piece a long normalized input is cut into (tests lower it). */
   chunkLength = 1 << 16;
+  /** @internal How far past chunkLength to look for a hard cut before making a soft one. */
+  hardCutSearch = 1024;
+  /** @internal How much further than a soft cut its piece is run (at least the longest user-defined piece). */
+  cutMargin = 1024;
   /** Decoded text per id, filled as ids are met. */
   private readonly texts: (string | undefined)[] = [];
 
@@ -223,6 +263,7 @@ export class SentencePieceTokenizer {
     this.reservedOverlap = [...this.reserved.keys()].some((piece) => piece.length <= 2 || this.mergeable.has(piece));
     this.hasUnused = unused;
     if (user.length > 0) this.userDefined = new PrefixMatcher(user);
+    this.maxUserLength = Math.max(0, ...user.map((piece) => piece.length));
     this.normalizer = new Normalizer({
       addDummyPrefix: settings.addDummyPrefix,
       removeExtraWhitespaces: settings.removeExtraWhitespaces,
@@ -293,8 +334,34 @@ export class SentencePieceTokenizer {
 
   /** Text (a string, or UTF-8 bytes) to token ids. */
   encode(text: string | Uint8Array, options: EncodeOptions = {}): number[] {
-    const str = this.checkedText(text);
     const out: number[] = [];
+    this.encodeInto(text, options, out);
+    return out;
+  }
+
+  /**
+   * `encode` without holding every id at once, for inputs of any length (50 MB of text on one
+   * line is some 40 M ids, 330 MB as a JS array): hands the ids to `onIds` in order, a block
+   * at a time (each block a new array), and returns how many there were. The same ids as
+   * `encode`.
+   */
+  encodeInBlocks(text: string | Uint8Array, options: EncodeOptions, onIds: (ids: number[]) => void): number {
+    let total = 0;
+    const out: number[] = [];
+    this.encodeInto(text, options, out, (ids) => {
+      total += ids.length;
+      onIds(ids);
+    });
+    if (out.length > 0) {
+      total += out.length;
+      onIds(out);
+    }
+    return total;
+  }
+
+  /** `encode` into `out`; with `sink`, `out` is handed over (emptied) whenever it is long. */
+  private encodeInto(text: string | Uint8Array, options: EncodeOptions, out: number[], sink?: IdSink): void {
+    const str = this.checkedText(text);
     const addBos = options.addBos ?? this.settings.addBos;
     const addEos = options.addEos ?? this.settings.addEos;
     if (addBos) out.push(this.requireSpecial("bos", this.settings.bosId));
@@ -305,17 +372,16 @@ export class SentencePieceTokenizer {
         if (!candidates) continue;
         const hit = candidates.find((c) => str.startsWith(c.text, i));
         if (!hit) continue;
-        if (i > from) this.encodeFragment(str.slice(from, i), out);
+        if (i > from) this.encodeFragment(str.slice(from, i), out, sink);
         out.push(hit.id);
         from = i + hit.text.length;
         i = from - 1;
       }
-      if (from < str.length) this.encodeFragment(str.slice(from), out);
+      if (from < str.length) this.encodeFragment(str.slice(from), out, sink);
     } else {
-      this.encodeFragment(str, out);
+      this.encodeFragment(str, out, sink);
     }
     if (addEos) out.push(this.requireSpecial("eos", this.settings.eosId));
-    return out;
   }
 
   /** Text to pieces (the strings of the ids `encode` returns). */
@@ -349,29 +415,129 @@ export class SentencePieceTokenizer {
   }
 
   /**
-   * Normalizes `text` and runs BPE on it, a piece of about chunkLength code units at a time, cut
-   * only where no piece can span the cut (see joinPairs): merges never cross such a cut, so each
-   * piece merges exactly as it would inside the whole, and memory stays near one piece's symbols
-   * however long the input (50 MB of text on one line). A run with no such cut (a long run of
-   * spaces, which LLaMA's "▁▁" pieces join) is encoded whole.
+   * Normalizes `text` and runs BPE on it. A long input is run a piece of about chunkLength code
+   * units at a time, so memory stays near one piece's symbols however long the input (50 MB on
+   * one line), with exactly the ids of the whole; see `encodeLong`.
    */
-  private encodeFragment(text: string, out: number[]): void {
+  private encodeFragment(text: string, out: number[], sink?: IdSink): void {
     const s = this.normalizer.normalize(text);
     if (s.length === 0) return;
     const state = { prevUnk: false };
-    if (s.length <= this.chunkLength) {
-      this.encodeNormalized(s, out, state);
-      return;
-    }
+    if (s.length <= this.chunkLength) this.encodeNormalized(s, out, state);
+    else this.encodeLong(s, out, state, sink);
+    flushIds(out, sink);
+  }
+
+  /**
+   * BPE over long normalized text in pieces, with the ids of encoding it whole. Why a cut gives
+   * the same ids: BPE only ever merges two adjacent symbols, always the best valid pair
+   * (highest score, then leftmost). If no merge of the whole crosses a cut, the whole's merges
+   * are those of the two sides run alone, interleaved, so the ids are the two sides' ids.
+   *
+   * - A hard cut lies between two characters that no vocabulary piece has side by side
+   *   (`canCut`): no pair across it is ever a piece, so no merge can cross it.
+   * - A long run with no such place (10 MB of spaces: LLaMA joins them into "▁▁".."▁"×16; a run
+   *   of "-", "人" or "a") gets a soft cut: the piece is run with `cutMargin` characters more,
+   *   cut at a boundary between its final symbols (so no merge of that run crosses it) and the
+   *   margin is run again as part of the next piece. Whether a merge of the whole would cross
+   *   it is then decided exactly (`softCutHolds`): the whole interleaves the two sides' merge
+   *   sequences, and the only pair across the cut is (the left side's last symbol, the right
+   *   side's first symbol) as each has grown so far; it is merged iff at some point it beats
+   *   both sides' next merges (it loses ties to the left side's, which are further left, and
+   *   wins ties against the right side's). Other pieces' merges do not change that pair nor the
+   *   order of these two sequences, so checking each cut against its two neighbours suffices.
+   *   Should a check fail (with the default margin no vocabulary tried so far does; tests
+   *   force it with a margin of 0), the text from the last hard cut to the next one is run
+   *   again whole, as one piece: never wrong, only as costly as before soft cuts existed.
+   */
+  private encodeLong(s: string, out: number[], state: { prevUnk: boolean }, sink?: IdSink): void {
+    // A user-defined piece is matched longest first: the margin must hold the longest.
+    const margin = Math.max(this.cutMargin, this.userDefined ? this.maxUserLength : 0);
+    // Where to start again if a soft cut fails: the last hard cut.
+    let restartFrom = 0;
+    let restartOut = out.length;
+    let restartUnk = state.prevUnk;
+    // The piece that ends at `from` when that cut is soft (to be checked against the next one).
+    let pending: PieceLog | undefined;
+    // After a failed check: run the text up to the next hard cut whole, as one piece.
+    let whole = false;
     for (let from = 0; from < s.length; ) {
-      let to = Math.min(s.length, from + this.chunkLength);
-      while (to < s.length && !this.canCut(s, to)) to++;
-      this.encodeNormalized(s.slice(from, to), out, state);
-      from = to;
+      let target = Math.min(s.length, from + this.chunkLength);
+      let to = target;
+      const searchEnd = whole ? s.length : Math.min(s.length, target + this.hardCutSearch);
+      while (to < searchEnd && !this.canCut(s, to)) to++;
+      let end: number;
+      let log: PieceLog | undefined;
+      let soft = false;
+      if (to === s.length || this.canCut(s, to)) {
+        // A hard cut (or the end of the text).
+        const { count, revMerge } = this.runBpe(s.slice(from, to), pending !== undefined);
+        if (pending) log = this.pieceLog(to - from, count, to - from);
+        this.emitSymbols(s.slice(from, to), to - from, out, state, revMerge);
+        end = to;
+      } else {
+        // A soft cut: at the last final-symbol boundary up to `target` of a run reaching
+        // `margin` further; widened while there is none.
+        for (;;) {
+          let e = Math.min(s.length, target + margin);
+          if (e < s.length && !this.canCutCodePoint(s, e)) e++; // never half a surrogate pair
+          const w = s.slice(from, e);
+          const { count, revMerge } = this.runBpe(w, true);
+          let cut = -1;
+          if (e === s.length) cut = w.length;
+          else {
+            const { end: symEnd, next } = this.scratch;
+            for (let i = 0; i !== -1 && symEnd[i] <= target - from; i = next[i]) cut = symEnd[i];
+            if (cut < 1) cut = -1;
+          }
+          if (cut < 0) {
+            target = Math.min(s.length, target + this.chunkLength);
+            continue;
+          }
+          if (e === s.length) {
+            // The run reached the end of the text: no cut after it.
+            if (pending) log = this.pieceLog(cut, count, cut);
+            this.emitSymbols(w, cut, out, state, revMerge);
+          } else if (revMerge) {
+            // UNUSED pieces are split back by what this run recorded; the margin's records
+            // must not count, so the piece is run again alone.
+            const piece = w.slice(0, cut);
+            const again = this.runBpe(piece, true);
+            log = this.pieceLog(cut, again.count, cut);
+            this.emitSymbols(piece, cut, out, state, again.revMerge);
+            soft = true;
+          } else {
+            log = this.pieceLog(w.length, count, cut);
+            this.emitSymbols(w, cut, out, state, revMerge);
+            soft = true;
+          }
+          end = from + cut;
+          break;
+        }
+      }
+      if (pending && !this.softCutHolds(s, from, pending, log!)) {
+        out.length = restartOut;
+        state.prevUnk = restartUnk;
+        whole = true;
+        from = restartFrom;
+        pending = undefined;
+        continue;
+      }
+      whole = false;
+      from = end;
+      if (soft) pending = log;
+      else {
+        pending = undefined;
+        // Nothing before a hard cut is ever run again: its ids may go.
+        flushIds(out, sink);
+        restartFrom = end;
+        restartOut = out.length;
+        restartUnk = state.prevUnk;
+      }
     }
   }
 
-  /** May normalized text be cut between s[i - 1] and s[i] without changing its ids? */
+  /** May normalized text be cut between s[i - 1] and s[i] without changing its ids, whatever the rest? */
   private canCut(s: string, i: number): boolean {
     const a = s.charCodeAt(i - 1);
     const b = s.charCodeAt(i);
@@ -379,11 +545,120 @@ export class SentencePieceTokenizer {
     return !this.joinPairs.has(a * 0x10000 + b);
   }
 
+  /** Is s[i] not the second half of a surrogate pair? */
+  private canCutCodePoint(s: string, i: number): boolean {
+    const a = s.charCodeAt(i - 1);
+    const b = s.charCodeAt(i);
+    return !(a >= 0xd800 && a <= 0xdbff && b >= 0xdc00 && b <= 0xdfff);
+  }
+
+  /**
+   * From the last `runBpe` (with its log, over text of `length` code units and `count` symbols,
+   * that no merge crossed at `cut`): what a soft cut's check needs of the piece [0, cut).
+   */
+  private pieceLog(length: number, count: number, cut: number): PieceLog {
+    const sc = this.scratch;
+    const { start, frozen } = sc;
+    const scores: number[] = [];
+    const firstSteps: number[] = [];
+    const firstLens: number[] = [];
+    const lastSteps: number[] = [];
+    const lastLens: number[] = [];
+    for (let k = 0; k < sc.logCount; k++) {
+      const e = sc.logEnd[k];
+      if (e > cut) continue;
+      const step = scores.length;
+      scores.push(sc.logScore[k]);
+      if (sc.logStart[k] === 0) {
+        firstSteps.push(step);
+        firstLens.push(e);
+      }
+      if (e === cut) {
+        lastSteps.push(step);
+        lastLens.push(cut - sc.logStart[k]);
+      }
+    }
+    // The symbol that first ended at `cut`: the one before the symbol starting there.
+    let lo = 0;
+    let hi = count;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (start[mid] < cut) lo = mid + 1;
+      else hi = mid;
+    }
+    const last = lo - 1;
+    return {
+      scores: Float64Array.from(scores),
+      firstLen0: (count > 1 ? start[1] : length) - start[0],
+      firstFrozen: frozen[0] === 1,
+      firstSteps,
+      firstLens,
+      lastLen0: cut - start[last],
+      lastFrozen: frozen[last] === 1,
+      lastSteps,
+      lastLens,
+    };
+  }
+
+  /**
+   * Does the whole's BPE never merge across the soft cut at `at` between the pieces `left`
+   * and `right`? Replays the two pieces' merges interleaved as the whole runs them (at equal
+   * scores the left piece's first) and checks the pair across the cut at every step.
+   */
+  private softCutHolds(s: string, at: number, left: PieceLog, right: PieceLog): boolean {
+    const a = left.scores;
+    const b = right.scores;
+    let i = 0;
+    let j = 0;
+    let li = 0;
+    let rj = 0;
+    let lx = left.lastLen0;
+    let ly = right.firstLen0;
+    const frozen = left.lastFrozen || right.firstFrozen;
+    let across: number | undefined; // score of the pair across the cut, when it is a piece
+    let changed = true;
+    for (;;) {
+      if (changed) {
+        const id = !frozen && lx + ly <= this.maxPieceLength ? this.mergeable.get(s.slice(at - lx, at + ly)) : undefined;
+        across = id === undefined ? undefined : this.scores[id];
+        changed = false;
+      }
+      const leftNext = i < a.length;
+      const rightNext = j < b.length;
+      if (across !== undefined && (!leftNext || across > a[i]) && (!rightNext || across >= b[j])) return false;
+      if (!leftNext && !rightNext) return true;
+      if (leftNext && (!rightNext || a[i] >= b[j])) {
+        if (li < left.lastSteps.length && left.lastSteps[li] === i) {
+          lx = left.lastLens[li++];
+          changed = true;
+        }
+        i++;
+      } else {
+        if (rj < right.firstSteps.length && right.firstSteps[rj] === j) {
+          ly = right.firstLens[rj++];
+          changed = true;
+        }
+        j++;
+      }
+    }
+  }
+
   /** BPE over normalized text; `state.prevUnk` carries a run of unknown symbols across pieces. */
   private encodeNormalized(s: string, out: number[], state: { prevUnk: boolean }): void {
+    const { revMerge } = this.runBpe(s, false);
+    this.emitSymbols(s, s.length, out, state, revMerge);
+  }
+
+  /**
+   * Splits `s` into symbols and merges them (in this.scratch); with `log`, records each merge
+   * (score, start, new end) in order. Returns the symbol count and, for a vocabulary with
+   * UNUSED pieces, how each was formed.
+   */
+  private runBpe(s: string, log: boolean): { count: number; revMerge?: Map<string, [string, string]> } {
     const sc = this.scratch;
     sc.ensureSymbols(s.length);
     const { start, end, prev, next, frozen, symId } = sc;
+    sc.logCount = 0;
 
     // One symbol per code point; a user-defined piece is one symbol that never merges.
     let count = 0;
@@ -488,11 +763,23 @@ export class SentencePieceTokenizer {
       next[left] = next[right];
       if (next[right] >= 0) prev[next[right]] = left;
       end[right] = start[right];
+      if (log) {
+        if (sc.logCount === sc.logScore.length) sc.growLog();
+        sc.logScore[sc.logCount] = sc.pairScore[top];
+        sc.logStart[sc.logCount] = start[left];
+        sc.logEnd[sc.logCount++] = end[left];
+      }
 
       addPair(prev[left], left);
       addPair(left, next[left]);
     }
 
+    return { count, revMerge };
+  }
+
+  /** Appends the ids of the symbols of the last `runBpe` over `s` that end at or before `limit`. */
+  private emitSymbols(s: string, limit: number, out: number[], state: { prevUnk: boolean }, revMerge?: Map<string, [string, string]>): void {
+    const { start, end, next, symId } = this.scratch;
     let prevUnk = state.prevUnk;
     const emit = (piece: string): void => {
       const id = this.pieceToId(piece);
@@ -514,7 +801,7 @@ export class SentencePieceTokenizer {
       prevUnk = isUnk;
     };
     const direct = !this.reservedOverlap && !revMerge;
-    for (let i = 0; i !== -1; i = next[i]) {
+    for (let i = 0; i !== -1 && end[i] <= limit; i = next[i]) {
       if (direct && symId[i] >= 0) {
         out.push(symId[i]);
         prevUnk = false;
@@ -620,6 +907,14 @@ export class StreamingDecoder {
     if (text.length > 0) this.emittedText = true;
     return text;
   }
+}
+
+/** Receives the ids made so far (see `encodeInBlocks`). */
+type IdSink = (ids: number[]) => void;
+
+/** Hands `out` to the sink once it holds many ids, leaving it empty. */
+function flushIds(out: number[], sink: IdSink | undefined): void {
+  if (sink && out.length >= 1 << 16) sink(out.splice(0, out.length));
 }
 
 /** "<0x41>" -> 0x41, anything else -> -1. */

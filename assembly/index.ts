@@ -9,8 +9,10 @@ export {
   quantize_q8_0, quantize_q8_0_i16, quantize_q8_K, quantize_q8_K_i16,
 } from "./quantize";
 export { round_f16 } from "./common";
-export { act_q4_0_bytes, quantize_q4_0 } from "./q4_0";
+export { act_q4_0_bytes, forbid_relaxed_dot_add, quantize_q4_0 } from "./q4_0";
 import { relaxedDotAddOk } from "./q4_0";
+import { fusedMaddOk } from "./fma";
+export { group_q4_0 } from "./q4_0_r4";
 export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";
 export { quantize_q8_1 } from "./nibble_blocks";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
@@ -35,4 +37,9 @@ export function relaxed(): i32 {
  */
 export function relaxed_dot_add(): i32 {
   return relaxedDotAddOk() ? 1 : 0;
+}
+
+/** 1 where f32x4.relaxed_madd rounds once (fma.ts): the fma chains run on it instead of f64. */
+export function fused_madd(): i32 {
+  return fusedMaddOk() ? 1 : 0;
 }

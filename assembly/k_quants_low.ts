@@ -47,6 +47,7 @@
  */
 import { halfToFloat, hsumF32, hsumI32 } from "./common";
 import { pairSums } from "./q4_0";
+import { fmaf } from "./fma";
 
 /** Bytes of one Q8_K activation row for these kernels (i16 codes, evens|odds per 16), rounded up to 16. */
 export function act_q8_K_eo_bytes(n: i32): i32 {
@@ -97,24 +98,6 @@ function quantizeRowQ8_Keo(x: usize, q: usize, n: i32): void {
     }
     store<f32>(dOut + (<usize>b << 2), amax == 0 ? 0 : <f32>1.0 / iscale);
   }
-}
-
-/**
- * fma(a, b, c) rounded once, as x86's vfmadd: the f64 product is exact and the f64 sum rounds
- * once more only when it needs over 53 bits; if that second rounding put it exactly halfway
- * between two floats, the last bit is moved toward the true value (musl's fmaf).
- */
-function fmaf(x: f32, y: f32, z: f32): f32 {
-  const xy = <f64>x * <f64>y;
-  const r = xy + <f64>z;
-  let i = reinterpret<u64>(r);
-  const e = <i32>((i >> 52) & 0x7ff);
-  if ((i & 0x1fffffff) != 0x10000000 || e == 0x7ff || (r - xy == <f64>z && r - <f64>z == xy)) return <f32>r;
-  const neg = (i >> 63) != 0;
-  const err = neg == (<f64>z > xy) ? xy - r + <f64>z : <f64>z - r + xy;
-  if (neg == (err < 0)) i++;
-  else i--;
-  return <f32>reinterpret<f64>(i);
 }
 
 /*

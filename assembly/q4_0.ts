@@ -88,6 +88,16 @@ function decodedDot(c0: v128, c1: v128, c2: v128, c3: v128, qb: usize, add: bool
  * memory.size() so that the optimizer cannot fold the probe away at build time.
  */
 let dotAddState: i32 = -1;
+
+/**
+ * Never use i32x4.relaxed_dot_i8x16_i7x16_add_s in this instance, whatever the probe says. The
+ * loader calls it where relaxed SIMD is experimental (Node 20): there the add form's result
+ * depends on the compiler tier. Measured: after a few hundred instances the probe, compiled hot,
+ * passed, while kernel code still cold summed twice and a model's logits went wrong.
+ */
+export function forbid_relaxed_dot_add(): void {
+  dotAddState = 0;
+}
 export function relaxedDotAddOk(): bool {
   if (!ASC_FEATURE_RELAXED_SIMD) return false;
   if (dotAddState < 0) {

@@ -12,6 +12,7 @@
  */
 import { act_q4_0_bytes, dot1x4 as dot1x4Q4_0, dot1x8 as dot1x8Q4_0, dotRow as dotRowQ4_0, relaxedDotAddOk } from "./q4_0";
 import { dot1x4 as dot1x4Q8_0, dotRow as dotRowQ8_0 } from "./q8_0";
+import { matmul_q4_0_r4 } from "./q4_0_r4";
 import { blockBytes, dot1x4 as dot1x4Nib, dotRow as dotRowNib, IQ4_NL, Q4_1, Q5_0, Q5_1 } from "./nibble_blocks";
 import { act_q8_0_i16_bytes } from "./quantize";
 
@@ -53,8 +54,10 @@ function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, 
   }
 }
 
+/** Q4_0; matrices of a multiple of 8 rows (ldy is the row count) are stored in groups of four rows (q4_0_r4.ts). */
 export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) matmulBlocks(Q4_0_DOT_ADD, w, q, y, n, r0, r1, nTok, ldy);
+  if (ldy % 8 == 0) matmul_q4_0_r4(w, q, y, n, r0, r1, nTok, ldy);
+  else if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) matmulBlocks(Q4_0_DOT_ADD, w, q, y, n, r0, r1, nTok, ldy);
   else matmulBlocks(Q4_0, w, q, y, n, r0, r1, nTok, ldy);
 }
 

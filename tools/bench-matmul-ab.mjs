@@ -41,6 +41,25 @@ const alloc = (n) => {
   if (need > 0) memory.grow(need);
   return top - size;
 };
+/** A copy of the Q4_0 matrix at w in groups of four rows (layout: src/kernels/layout.ts). */
+function groupedCopy(w, rows, cols) {
+  const nb = cols / 32;
+  const rowBytes = 18 * nb;
+  const g = alloc(rows * rowBytes);
+  const src = new Uint8Array(memory.buffer, w, rows * rowBytes);
+  const dst = new Uint8Array(memory.buffer, g, rows * rowBytes);
+  for (let r = 0; r < rows; r++) {
+    const k = r & 3;
+    for (let b = 0; b < nb; b++) {
+      const o = r * rowBytes + 18 * b;
+      const base = (r >> 2) * 4 * rowBytes + 72 * b;
+      dst[base + 2 * k] = src[o];
+      dst[base + 2 * k + 1] = src[o + 1];
+      for (let c = 0; c < 16; c++) dst[base + 8 + 16 * (c >> 2) + 4 * k + (c & 3)] = src[o + 2 + c];
+    }
+  }
+  return g;
+}
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 /** f16 bits of a small normal number (enough for random block scales). */
@@ -93,16 +112,19 @@ for (const type of typesArg.split(",")) {
       });
       const ys = builds.map(() => alloc(4 * rows * nTok));
       const fns = builds.map((b) => b[`matmul_${type.replace("_k", "_K")}`]);
+      // Builds with fma.ts (fused_madd) read Q4_0 matrices of a multiple of 8 rows in groups of
+      // four rows (src/kernels/layout.ts): such a build gets its own grouped copy.
+      const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols) : w));
 
       let mismatches = 0;
       for (const [r0, r1, nt] of [[0, rows, nTok], [Math.min(3, rows - 1), rows - (rows > 4 ? 2 : 0), Math.max(1, nTok - 1)]]) {
-        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(w, xqs[i], ys[i], cols, r0, r1, nt, rows); });
+        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(ws[i], xqs[i], ys[i], cols, r0, r1, nt, rows); });
         const [a, b] = ys.map((y) => new Uint32Array(memory.buffer, y, rows * nTok));
         for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) mismatches++;
       }
 
       const iters = Math.max(1, Math.round(3e8 / (rows * cols * nTok)));
-      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](w, xqs[i], ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
+      const time = (i) => { const t0 = cpuMs(); for (let k = 0; k < iters; k++) fns[i](ws[i], xqs[i], ys[i], cols, 0, rows, nTok, rows); return (cpuMs() - t0) / iters; };
       time(0), time(1);
       const ratios = [], oldMs = [], newMs = [];
       for (let r = 0; r < rounds; r++) {

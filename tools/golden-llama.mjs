@@ -39,7 +39,7 @@ function argmaxAndGap(logits) {
 
 for (const c of cases) {
   if (wanted.length > 0 && !wanted.includes(c.name)) continue;
-  const options = { ...c.model, type: GGMLType[c.model.type] };
+  const options = { ...c.model, type: GGMLType[c.model.type], outputType: c.model.outputType ? GGMLType[c.model.outputType] : undefined };
   const bytes = await encodeGguf(syntheticModel(options));
   const path = join(dir, `${c.name}.gguf`);
   writeFileSync(path, bytes);

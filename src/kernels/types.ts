@@ -45,6 +45,11 @@ export interface Kernels {
    * (row r at w + r * rowBytes(type, cols)).
    */
   matmul(type: MatmulType, w: number, xq: number, y: number, cols: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  /**
+   * Lay a matrix just written at w in ggml's layout out as matmul reads it, in place: Q4_0
+   * matrices of a multiple of 8 rows go into groups of four rows (layout.ts); others stay.
+   */
+  layMatrix(type: GGMLType, w: number, rows: number, cols: number): void;
 
   /** RMSNorm of rows [r0, r1) of n values; w = 0 for no weight. */
   rmsnorm(x: number, w: number, y: number, n: number, eps: number, r0: number, r1: number): void;

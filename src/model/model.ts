@@ -7,7 +7,7 @@ import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
 import { dequantize } from "../formats/quants/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import { GGMLType } from "../formats/ggml-types.js";
-import { createKernels, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { createKernels, groupedRowQ4_0, isGrouped, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
@@ -209,7 +209,7 @@ export class LlamaModel {
       // WebGPU: the CPU side keeps the reference kernels' activation layout (the GPU kernels
       // size their buffers by it) and only embeds tokens; forward steps run on the GPU.
       const memoryKernels = await Promise.all(mems.map((mem) => createKernels(mem, backend === "webgpu" ? "reference" : backend)));
-      const weights = await loadWeights(file, hp, mems, plan, options.onProgress);
+      const weights = await loadWeights(file, hp, memoryKernels, plan, options.onProgress);
       const rope = resolveRope(hp, options.rope);
       if (backend === "webgpu") {
         checkWebGpuTypes([weights.output, ...weights.layers.flatMap((L) => [L.wq, L.wk, L.wv, L.wo, ...(L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down] : []), ...(L.moe ? [L.moe.router, L.moe.gate, L.moe.up, L.moe.down] : [])])].map((m) => m.type));
@@ -419,7 +419,9 @@ export class LlamaSession {
     const x = this.state.scratch[0]!.x;
     const n = this.model.hp.nEmbd;
     ids.forEach((id, t) => {
-      const row = from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
+      const row = isGrouped(tokEmbd.type, tokEmbd.rows)
+        ? groupedRowQ4_0(from.u8(tokEmbd.addr + (id & ~3) * tokEmbd.rowBytes, 4 * tokEmbd.rowBytes), id & 3, n)
+        : from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
       dequantize(tokEmbd.type, row, n, to.f32(x + 4 * t * n, n));
     });
   }

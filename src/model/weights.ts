@@ -6,11 +6,11 @@
  * kernels have no product for is converted at load time, a few rows at a time, to the nearest
  * type they do have (the plan names each conversion and what it costs).
  */
-import { GGMLType, ggmlTypeName } from "../formats/ggml-types.js";
+import { GGML_TYPES, GGMLType, ggmlTypeName } from "../formats/ggml-types.js";
 import type { GgufFile, GgufTensorInfo } from "../formats/gguf/index.js";
 import { formatPlanBytes, type MemoryPlan } from "./plan.js";
 import { dequantize, quantize } from "../formats/quants/index.js";
-import { MATMUL_TYPES, rowBytes, type KernelMemory, type MatmulType } from "../kernels/index.js";
+import { MATMUL_TYPES, rowBytes, type KernelMemory, type Kernels, type MatmulType } from "../kernels/index.js";
 import { ModelError } from "./errors.js";
 import type { LlamaHParams } from "./hparams.js";
 
@@ -43,7 +43,7 @@ export interface LayerWeights {
 
 export interface LlamaWeights {
   /** Token embeddings, one row per token (nVocab x nEmbd), read row by row. */
-  tokEmbd: { addr: number; type: GGMLType; rowBytes: number };
+  tokEmbd: { addr: number; type: GGMLType; rowBytes: number; rows: number };
   layers: LayerWeights[];
   outputNorm: number; // f32[nEmbd]
   /** lm_head (nVocab x nEmbd); the embedding matrix itself when the model ties them. */
@@ -68,10 +68,14 @@ const CONVERT_VALUES = 1 << 20;
 
 class WeightLoader {
   readonly conversions: string[] = [];
-  /** The memory tensors go to now (the loader walks the plan's memories in order). */
-  mem: KernelMemory;
-  constructor(private readonly file: GgufFile, mems: readonly KernelMemory[], private readonly onBytes: (n: number) => void) {
-    this.mem = mems[0]!;
+  /** The kernels over the memory tensors go to now (the loader walks the plan's memories in order). */
+  kernels: Kernels;
+  constructor(private readonly file: GgufFile, kernels: readonly Kernels[], private readonly onBytes: (n: number) => void) {
+    this.kernels = kernels[0]!;
+  }
+
+  get mem(): KernelMemory {
+    return this.kernels.memory;
   }
 
   info(name: string, shape: number[]): GgufTensorInfo {
@@ -123,17 +127,29 @@ class WeightLoader {
     return addr;
   }
 
+  /**
+   * place(), then the kernels' layout for a matrix of `rows` rows (kernels/layout.ts); `count`
+   * stacked matrices (experts) each get it.
+   */
+  async placeMatrix(info: GgufTensorInfo, type: GGMLType, rows: number, count = 1): Promise<number> {
+    const addr = await this.place(info, type);
+    const { blockSize, bytesPerBlock } = GGML_TYPES[type];
+    const bytes = (info.shape[0]! / blockSize) * bytesPerBlock * rows;
+    for (let e = 0; e < count; e++) this.kernels.layMatrix(type, addr + e * bytes, rows, info.shape[0]!);
+    return addr;
+  }
+
   async matrix(name: string, rows: number, cols: number): Promise<Matrix> {
     const info = this.info(name, [cols, rows]);
     const type = kernelTypeFor(info.type);
-    const addr = await this.place(info, type);
+    const addr = await this.placeMatrix(info, type, rows);
     return { addr, type, rows, cols, rowBytes: rowBytes(type, cols) };
   }
 
   async experts(name: string, rows: number, cols: number, experts: number): Promise<ExpertMatrices> {
     const info = this.info(name, [cols, rows, experts]);
     const type = kernelTypeFor(info.type);
-    const addr = await this.place(info, type);
+    const addr = await this.placeMatrix(info, type, rows, experts);
     const rb = rowBytes(type, cols);
     return { addr, type, rows, cols, rowBytes: rb, experts, expertBytes: rb * rows };
   }
@@ -144,24 +160,25 @@ class WeightLoader {
  * plan's memory i). onProgress(bytes done, bytes total) follows the bytes read from the file.
  */
 export async function loadWeights(
-  file: GgufFile, hp: LlamaHParams, mems: readonly KernelMemory[], plan: MemoryPlan,
+  file: GgufFile, hp: LlamaHParams, kernels: readonly Kernels[], plan: MemoryPlan,
   onProgress?: (done: number, total: number) => void,
 ): Promise<LlamaWeights> {
   let done = 0;
   const total = file.tensors.reduce((sum, t) => sum + t.byteSize, 0);
-  const load = new WeightLoader(file, mems, (n) => onProgress?.(Math.min((done += n), total), total));
+  const load = new WeightLoader(file, kernels, (n) => onProgress?.(Math.min((done += n), total), total));
   const qDim = hp.nHead * hp.headDim;
   const kvDim = hp.nHeadKv * hp.headDim;
 
   const embdInfo = load.info("token_embd.weight", [hp.nEmbd, hp.nVocab]);
   // Embedding rows are dequantized one token at a time, which works for every ggml type.
-  load.mem = mems[plan.embeddingMemory]!;
-  const tokEmbd = { addr: await load.place(embdInfo, embdInfo.type), type: embdInfo.type, rowBytes: embdInfo.byteSize / hp.nVocab };
+  load.kernels = kernels[plan.embeddingMemory]!;
+  // They lie in the kernels' layout too (grouped rows for Q4_0), so a tied output can share them.
+  const tokEmbd = { addr: await load.placeMatrix(embdInfo, embdInfo.type, hp.nVocab), type: embdInfo.type, rowBytes: embdInfo.byteSize / hp.nVocab, rows: hp.nVocab };
 
   const layers: LayerWeights[] = [];
   for (let l = 0; l < hp.nLayer; l++) {
     const p = `blk.${l}.`;
-    load.mem = mems[plan.layerMemory[l]!]!;
+    load.kernels = kernels[plan.layerMemory[l]!]!;
     const layer: LayerWeights = {
       attnNorm: await load.vector(p + "attn_norm.weight", hp.nEmbd),
       wq: await load.matrix(p + "attn_q.weight", qDim, hp.nEmbd),
@@ -189,7 +206,7 @@ export async function loadWeights(
     }
     layers.push(layer);
   }
-  load.mem = mems[plan.outputMemory]!;
+  load.kernels = kernels[plan.outputMemory]!;
   const outputNorm = await load.vector("output_norm.weight", hp.nEmbd);
   let output: Matrix;
   if (file.has("output.weight")) {
@@ -198,7 +215,7 @@ export async function loadWeights(
     // Tied embeddings: the output projection is the embedding matrix (llama.cpp does the same);
     // the plan put the embeddings in the output's memory unless they need a converted copy.
     const type = kernelTypeFor(embdInfo.type);
-    const addr = type === embdInfo.type && plan.embeddingMemory === plan.outputMemory ? tokEmbd.addr : await load.place(embdInfo, type);
+    const addr = type === embdInfo.type && plan.embeddingMemory === plan.outputMemory ? tokEmbd.addr : await load.placeMatrix(embdInfo, type, hp.nVocab);
     output = { addr, type, rows: hp.nVocab, cols: hp.nEmbd, rowBytes: rowBytes(type, hp.nEmbd) };
   }
   return {

@@ -6,11 +6,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  activationKind, createReferenceKernels, KernelMemory, Kernels, MATMUL_TYPES,
+  activationKind, createReferenceKernels, groupedRowQ4_0, groupRowsQ4_0, KernelMemory, Kernels, MATMUL_TYPES,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
-import { quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
+import { matmul as referenceMatmul, quantizeQ8_0, quantizeQ8_K } from "../../src/kernels/reference/index.js";
 import { compileKernels, instantiateKernels } from "../../src/kernels/wasm/loader.js";
 import { kernelPair, KERNEL_BUILDS, matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng, withMark as withMarkIn } from "./helpers.js";
 
@@ -124,6 +124,47 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
       }
     });
   }
+
+  it("matmul Q4_0 of a multiple of 8 rows (grouped layout): every tile, tail and slice in llama.cpp's order, to the bit", () => {
+    const r = rng(211);
+    // Blocks per row 1, 3, 4, 5, 9, 13 (full groups of four blocks in the relaxed build's
+    // activations, and left-over blocks); tokens around the four-token tile; rows cut at odd
+    // places, inside groups of four rows, as threads cut them.
+    const shapes: Array<[rows: number, cols: number]> = [[8, 32], [16, 96], [24, 128], [8, 160], [32, 288], [16, 416]];
+    for (const [rows, cols] of shapes) {
+      for (const nTok of [1, 2, 3, 4, 5, 7, 8, 9, 13]) {
+        withMark(() => {
+          const wBytes = randomWeights(GGMLType.Q4_0, rows, cols, r);
+          const xs = randomF32(r, nTok * cols, 3);
+          // llama.cpp's order, computed on ggml's layout by the reference twin.
+          const want = Array.from(new Uint32Array(referenceMatmul(GGMLType.Q4_0, wBytes, xs, rows, cols, nTok).buffer));
+          const w = mem.put(wBytes);
+          groupRowsQ4_0(mem.u8(w, wBytes.length), cols);
+          const x = mem.put(xs);
+          const xq = mem.alloc(wasm.actBytes(GGMLType.Q4_0, cols) * nTok);
+          wasm.quantize(GGMLType.Q4_0, x, xq, cols, 0, nTok);
+          for (const cuts of [[0, rows], [0, 1, rows], [0, 3, rows], [0, (rows >> 1) + 1, rows], [0, 5, 6, rows]]) {
+            const y = mem.alloc(4 * rows * nTok);
+            for (let i = 0; i + 1 < cuts.length; i++) wasm.matmul(GGMLType.Q4_0, w, xq, y, cols, cuts[i]!, cuts[i + 1]!, nTok, rows);
+            expect(Array.from(new Uint32Array(mem.f32(y, rows * nTok).slice().buffer)), `${rows}x${cols}, ${nTok} tokens, rows cut at ${cuts}`).toEqual(want);
+          }
+        });
+      }
+    }
+  });
+
+  it("grouped Q4_0 rows read back as ggml's rows", () => {
+    const r = rng(212);
+    const rows = 16, cols = 96;
+    const wBytes = randomWeights(GGMLType.Q4_0, rows, cols, r);
+    const grouped = wBytes.slice();
+    groupRowsQ4_0(grouped, cols);
+    expect(Array.from(grouped)).not.toEqual(Array.from(wBytes));
+    const rb = rowBytes(GGMLType.Q4_0, cols);
+    for (let row = 0; row < rows; row++) {
+      expect(Array.from(groupedRowQ4_0(grouped, row, cols))).toEqual(Array.from(wBytes.subarray(row * rb, (row + 1) * rb)));
+    }
+  });
 
   it("matmul with weights, activations and outputs at unaligned addresses, and a large row", () => {
     const r = rng(77);

@@ -12,7 +12,7 @@ import { GgufFile } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  createReferenceKernels, createWasmKernels, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
+  createReferenceKernels, createWasmKernels, groupRowsQ4_0, isGrouped, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
 } from "../../src/kernels/index.js";
 
 const REF = new URL("../../../shared/reference/", import.meta.url);
@@ -33,7 +33,11 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
   const f32 = async (name: string) => mem.put(await gguf.readTensorF32(name));
   const mat = async (name: string) => {
     const info = gguf.tensor(name);
-    return { w: mem.put(await gguf.readTensorBytes(info)), type: info.type as MatmulType, rows: info.shape[1], cols: info.shape[0] };
+    const bytes = await gguf.readTensorBytes(info);
+    const w = mem.put(bytes);
+    // The kernels' layout (src/kernels/layout.ts): Q4_0 matrices of a multiple of 8 rows in groups of four rows.
+    if (isGrouped(info.type, info.shape[1]!)) groupRowsQ4_0(mem.u8(w, bytes.length), info.shape[0]!);
+    return { w, type: info.type as MatmulType, rows: info.shape[1], cols: info.shape[0] };
   };
   // Embedding rows, dequantized.
   const embInfo = gguf.tensor("token_embd.weight");

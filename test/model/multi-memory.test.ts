@@ -9,7 +9,6 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { encodeGguf, openGguf } from "../../src/formats/gguf/index.js";
-import { GGMLType } from "../../src/formats/ggml-types.js";
 import { PAGE } from "../../src/kernels/index.js";
 import {
   LlamaModel, MemoryPlanError, describePlan, kvTypeFor, planMemory, readHParams,
@@ -17,7 +16,7 @@ import {
 } from "../../src/model/index.js";
 import { syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.js";
 import { repoRoot } from "../helpers/shared.js";
-import { goldenCases, type GoldenCase } from "../helpers/golden-cases.js";
+import { caseModelOptions, goldenCases, type GoldenCase } from "../helpers/golden-cases.js";
 
 const cases = goldenCases;
 const bundled = join(repoRoot, "fixtures/models/chinese-alpaca-tiny-q4_0.gguf");
@@ -64,7 +63,7 @@ describe("a model spread over several memories computes what one memory computes
   for (const c of cases) {
     for (const threads of [1, 2]) {
       it(`${c.name}, ${threads} thread${threads > 1 ? "s" : ""}`, async () => {
-        const bytes = await encodeGguf(syntheticModel({ ...c.model, type: GGMLType[c.model.type] }));
+        const bytes = await encodeGguf(syntheticModel(caseModelOptions(c)));
         const kv = kvName(c.kv);
         const nCtx = Math.min(c.ctx, 64);
         const limit = await tightestLimit(bytes, nCtx, kv, threads);

@@ -75,8 +75,9 @@ describe("WebGPU backend (Deno, lavapipe where there is no GPU)", () => {
     console.log(`test/web: matmul kernels ${kernels.map((r) => r.kernel).filter((k, i, a) => a.indexOf(k) === i).join(", ")}: max |Δ| ${Math.max(...kernels.map((r) => r.maxDiff!)).toExponential(2)} against the reference`);
     for (const r of cases) {
       if (r.skipped) {
-        // Only types without a WGSL kernel may be skipped once the device works.
-        expect(r.skipped, r.name).toMatch(/no WebGPU kernel/);
+        // Only types without a WGSL kernel may be skipped once the device works, and cases that
+        // amplify float order (pinned to llama.cpp's order on the CPU: webgpu-check.ts says which).
+        expect(r.skipped, r.name).toMatch(/no WebGPU kernel|amplifies float order/);
         continue;
       }
       const exact = r.name!.startsWith("f32") || r.name!.startsWith("rope");

@@ -8,7 +8,8 @@ import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
 import { attention, attentionQ8_0 } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
-import { activationKind, dotF16, dotQ4_0, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
+import { groupedRowQ4_0, groupRowsQ4_0, isGrouped } from "../layout.js";
+import { activationKind, dotF16, dotQ4_0, dotQ4_0For, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
 import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
 import { route } from "./moe.js";
@@ -162,6 +163,9 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
         }
       }
     },
+    layMatrix(type, w, rows, cols) {
+      if (isGrouped(type, rows)) groupRowsQ4_0(mem.u8(w, rows * rowBytes(GGMLType.Q4_0, cols)), cols);
+    },
     matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
       const rb = rowBytes(type, cols);
       const wb = mem.u8(w, rb * r1);
@@ -174,7 +178,11 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
         for (let r = r0; r < r1; r++) {
           const o = r * rb;
           switch (type) {
-            case GGMLType.Q4_0: out[r] = dotQ4_0(wb, o, xr!); break;
+            // ldy is the matrix's row count: llama.cpp repacks Q4_0 when it is a multiple of 8, and
+            // so does our loader (kernels/layout.ts); the order follows (dotQ4_0For).
+            case GGMLType.Q4_0:
+              out[r] = isGrouped(type, ldy) ? dotQ4_0(groupedRowQ4_0(mem.u8(w, rb * ldy), r, cols), 0, xr!) : dotQ4_0For(ldy)(wb, o, xr!);
+              break;
             case GGMLType.Q8_0: out[r] = dotQ8_0(wb, o, xr!); break;
             case GGMLType.Q4_K: out[r] = dotQ4_K(wb, o, xr!); break;
             case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;

@@ -7,7 +7,7 @@
  * is x rounded as llama.cpp rounds it (quantize.ts). Integer block sums are exact; the scales
  * multiply them once per block:
  *
- *   Q4_0 / Q8_0:  sum_b  dW_b * dX_b * sum_j qW_j qX_j
+ *   Q4_0 / Q8_0:  sum_b  dW_b * dX_b * sum_j qW_j qX_j, in llama.cpp's float order (dotQ4_0, dotQ8_0)
  *   Q4_K / Q5_K:  sum_B  dX_B * (d_B * sum_s sc_s (qW.qX)_s  -  dmin_B * sum_s m_s * sum(qX)_s)
  *   Q6_K:         sum_B  dX_B * d_B * sum_s sc_s * ((qW - 32).qX)_s
  *   Q2_K, Q3_K, IQ4_XS: k-quants-low.ts
@@ -18,7 +18,7 @@
 import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
 import { Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
-import { dotIQ4_XS, dotQ2_K, dotQ3_K } from "./k-quants-low.js";
+import { dotIQ4_XS, dotQ2_K, dotQ3_K, fmaf } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, quantizeQ8_1, type Q8_1Row } from "./nibble-blocks.js";
 
 /** The weight types with a matmul kernel. */
@@ -71,27 +71,53 @@ export function scaleMinK4(w: Uint8Array, s: number, j: number): [number, number
   return [(w[s + j + 4] & 15) | ((w[s + j - 4] >> 6) << 4), (w[s + j + 4] >> 4) | ((w[s + j] >> 6) << 4)];
 }
 
+/**
+ * Q4_0 in llama.cpp's CPU_REPACK order (ggml_gemv / ggml_gemm_q4_0_8x8_q8_0 on AVX2 / AVX-512,
+ * where llama.cpp loads every Q4_0 weight with rows % 8 == 0): acc = fma(S_b, dW_b * dX_b, acc)
+ * over the blocks in order, S_b the exact integer block sum, each step rounded once.
+ */
 export function dotQ4_0(w: Uint8Array, o: number, x: Q8Row): number {
-  let y = 0;
+  let acc = 0;
   for (let b = 0; b < x.d.length; b++, o += 18) {
     let sum = 0;
     for (let j = 0; j < 16; j++) {
       sum += ((w[o + 2 + j] & 15) - 8) * x.qs[b * 32 + j] + ((w[o + 2 + j] >> 4) - 8) * x.qs[b * 32 + 16 + j];
     }
-    y += f16(w, o) * x.d[b] * sum;
+    acc = fmaf(sum, Math.fround(f16(w, o) * x.d[b]), acc);
   }
-  return y;
+  return acc;
 }
 
-export function dotQ8_0(w: Uint8Array, o: number, x: Q8Row): number {
-  let y = 0;
-  for (let b = 0; b < x.d.length; b++, o += 34) {
-    let sum = 0;
-    for (let j = 0; j < 32; j++) sum += ((w[o + 2 + j] << 24) >> 24) * x.qs[b * 32 + j];
-    y += f16(w, o) * x.d[b] * sum;
+/**
+ * ggml's x86 8-lane order for Q4_0 / Q8_0 (ggml_vec_dot_q4_0_q8_0 / q8_0_q8_0 with AVX2, and
+ * tinyBLAS's Q0 kernels for 2+ tokens): lane i accumulates fma(dW_b * dX_b, S_b,i, lane i), S_b,i
+ * the integer sum of codes 4i..4i+3 of block b; hsum_float_8 at the end. code(b, j): weight j of
+ * block b (its scale at o + bytes * b).
+ */
+function dotLanes8(w: Uint8Array, o: number, x: Q8Row, bytes: number, code: (p: number, j: number) => number): number {
+  const acc = new Float64Array(8);
+  for (let b = 0; b < x.d.length; b++, o += bytes) {
+    const d = Math.fround(f16(w, o) * x.d[b]);
+    for (let i = 0; i < 8; i++) {
+      let s = 0;
+      for (let j = 4 * i; j < 4 * i + 4; j++) s += code(o, j) * x.qs[b * 32 + j];
+      acc[i] = fmaf(d, s, acc[i]);
+    }
   }
-  return y;
+  const f = Math.fround;
+  return f(f(f(acc[0] + acc[4]) + f(acc[2] + acc[6])) + f(f(acc[1] + acc[5]) + f(acc[3] + acc[7])));
 }
+
+/** Q4_0 in the 8-lane order: llama.cpp's for Q4_0 weights it does not repack (rows % 8 != 0). */
+export const dotQ4_0Lanes = (w: Uint8Array, o: number, x: Q8Row): number =>
+  dotLanes8(w, o, x, 18, (p, j) => (j < 16 ? w[p + 2 + j] & 15 : w[p + 2 + j - 16] >> 4) - 8);
+
+/** Q8_0 in the 8-lane order (llama.cpp never repacks Q8_0 on x86). */
+export const dotQ8_0 = (w: Uint8Array, o: number, x: Q8Row): number =>
+  dotLanes8(w, o, x, 34, (p, j) => (w[p + 2 + j] << 24) >> 24);
+
+/** Q4_0 for a row of a matrix of `rows` rows, as llama.cpp computes it (repacked when rows % 8 == 0). */
+export const dotQ4_0For = (rows: number) => (rows % 8 === 0 ? dotQ4_0 : dotQ4_0Lanes);
 
 /** Q4_K and Q5_K share everything but the 5th bit (qh = -1 for Q4_K). */
 function dotQ45K(w: Uint8Array, o: number, x: Q8Row, blockBytes: number, qh: number): number {
@@ -202,7 +228,7 @@ export function matmul(type: MatmulType, w: Uint8Array, x: Float32Array, rows: n
       const o = r * rb;
       let v = 0;
       switch (type) {
-        case GGMLType.Q4_0: v = dotQ4_0(w, o, xq!); break;
+        case GGMLType.Q4_0: v = dotQ4_0For(rows)(w, o, xq!); break;
         case GGMLType.Q8_0: v = dotQ8_0(w, o, xq!); break;
         case GGMLType.Q4_K: v = dotQ4_K(w, o, xq!); break;
         case GGMLType.Q5_K: v = dotQ5_K(w, o, xq!); break;

@@ -6,6 +6,8 @@ import { GGMLType } from "../../formats/ggml-types.js";
 import type { KernelMemory } from "../memory.js";
 import type { Kernels, MatmulType } from "../types.js";
 import { actBytes } from "../reference/backend.js";
+import { rowBytes } from "../reference/matmul.js";
+import { isGrouped } from "../layout.js";
 import { compileKernels, instantiateKernels, KernelBuild, KernelExports } from "./loader.js";
 
 type MatmulFn = KernelExports["matmul_q4_0"];
@@ -65,6 +67,16 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     },
     matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
       matmuls[type](w, xq, y, cols, r0, r1, nTok, ldy);
+    },
+    layMatrix(type, w, rows, cols) {
+      if (!isGrouped(type, rows)) return;
+      // Scratch for one group of four rows, just above everything allocated.
+      const mark = mem.mark();
+      try {
+        ex.group_q4_0(w, rows, cols, mem.alloc(4 * rowBytes(GGMLType.Q4_0, cols)));
+      } finally {
+        mem.release(mark);
+      }
     },
     rmsnorm: ex.rmsnorm,
     softmax: ex.softmax,

@@ -24,6 +24,12 @@ export interface KernelExports {
   quantize_q8_K_eo(x: number, q: number, n: number, r0: number, r1: number): void;
   round_f16(x: number, y: number, n: number): void;
   matmul_q4_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  /** Q4_0 rows [0, rows) at w into groups of four rows, in place (src/kernels/layout.ts); tmp: 4 rows of scratch. */
+  group_q4_0(w: number, rows: number, cols: number, tmp: number): void;
+  /** Keep the i16 pair products in this instance even where the dot-add probe passes (Node 20). */
+  forbid_relaxed_dot_add(): void;
+  /** 1 where f32x4.relaxed_madd rounds once (assembly/fma.ts). */
+  fused_madd(): number;
   matmul_q8_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q4_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q5_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
@@ -142,8 +148,8 @@ export function compileKernels(prefer: KernelBuild | "auto" = "auto"): Promise<C
     p = (async () => {
       if (prefer !== "simd") {
         const relaxed = await readBytes(kernelUrl("relaxed"));
-        // Node 20 has relaxed SIMD behind a flag: turn it on (its broken i8 dot-add is never used:
-        // the kernels probe it at start-up and keep the exact i16 form where it is wrong). The
+        // Node 20 has relaxed SIMD behind a flag: turn it on (its i8 dot-add is never used there:
+        // instantiateKernels forbids it, as its result depends on the compiler tier). The
         // relaxed build gives the plain build's bits; ZH_LLAMA_KERNELS=simd keeps the plain one.
         if (!WebAssembly.validate(relaxed) && envKernels() !== "simd") await enableRelaxedSimd();
         if (WebAssembly.validate(relaxed)) return { module: await WebAssembly.compile(relaxed), build: "relaxed" as const };
@@ -167,5 +173,17 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
       },
     },
   });
-  return instance.exports as unknown as KernelExports;
+  const exports = instance.exports as unknown as KernelExports;
+  if (experimentalRelaxedSimd()) exports.forbid_relaxed_dot_add();
+  return exports;
+}
+
+/**
+ * Node before 22: relaxed SIMD only behind V8's experimental flag (enableRelaxedSimd), where the
+ * i8 dot-add's result depends on the compiler tier (assembly/q4_0.ts, forbid_relaxed_dot_add).
+ */
+function experimentalRelaxedSimd(): boolean {
+  const versions = (globalThis as { process?: { versions?: { node?: string; bun?: string; deno?: string } } }).process?.versions;
+  if (!versions?.node || versions.bun || versions.deno) return false;
+  return Number(versions.node.split(".")[0]) < 22;
 }

@@ -260,11 +260,15 @@ const DOT_Q8_0 = /* wgsl */ `
     }
     acc += h2f(ld16(o)) * ldf(xr + cols + 4u * b) * f32(sumi);`;
 
+// A Q4_0 matrix of a multiple of 8 rows lies in groups of four rows (src/kernels/layout.ts):
+// block b of row r at group base + 72 b, its scale at + 2 (r % 4), code bytes 4k.. at + 8 + 16 k + 4 (r % 4).
 const DOT_Q4_0 = /* wgsl */ `
-    let o = wr + ${BYTES(GGMLType.Q4_0)}u * b;
+    let grouped = ldy % 8u == 0u;
+    let o = select(wr + ${BYTES(GGMLType.Q4_0)}u * b, w + (r / 4u) * 4u * rowBytes + 72u * b, grouped);
+    let so = select(o, o + 2u * (r % 4u), grouped);
     var sumi = 0;
     for (var k = 0u; k < 4u; k++) {
-      let wv = ld32(o + 2u + 4u * k);
+      let wv = ld32(select(o + 2u + 4u * k, o + 8u + 16u * k + 4u * (r % 4u), grouped));
       let lo = mem[(xr + 32u * b + 4u * k) >> 2u];
       let hi = mem[(xr + 32u * b + 16u + 4u * k) >> 2u];
       for (var j = 0u; j < 4u; j++) {
@@ -272,7 +276,7 @@ const DOT_Q4_0 = /* wgsl */ `
         sumi += (i32(byte & 15u) - 8) * i8at(lo, j) + (i32(byte >> 4u) - 8) * i8at(hi, j);
       }
     }
-    acc += h2f(ld16(o)) * ldf(xr + cols + 4u * b) * f32(sumi);`;
+    acc += h2f(ld16(so)) * ldf(xr + cols + 4u * b) * f32(sumi);`;
 
 /**
  * Q6_K: super-blocks of 256 in 210 bytes (ql[128] low nibbles | qh[64] high 2-bit pairs |

@@ -110,9 +110,11 @@ function nibbleMask(): v128 {
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
 }
 
-/** The group (at g) against one token (activations at q): [y_r0, .., y_r3]. */
-// @ts-ignore: decorator
-@inline
+/**
+ * The group (at g) against one token (activations at q): [y_r0, .., y_r3]. A function of its
+ * own, `fused` and `add` tested per block: inlined into the matmul beside the tiles, or inlined
+ * into one function per variant as the tiles are, V8's code for its loop is 25% slower.
+ */
 function dotGroup(g: usize, q: usize, n: i32, fused: bool, add: bool): v128 {
   const nb = n >> 5;
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
@@ -234,15 +236,6 @@ function dotGroup4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize)
 function dotGroup4E(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, false, false); }
 
 /**
- * dotGroup likewise, one function per variant. (Inlined into the matmul beside the tiles, V8's
- * register allocation slows its loop.)
- */
-function dotGroupFA(g: usize, q: usize, n: i32): v128 { return dotGroup(g, q, n, true, true); }
-function dotGroupF(g: usize, q: usize, n: i32): v128 { return dotGroup(g, q, n, true, false); }
-function dotGroupA(g: usize, q: usize, n: i32): v128 { return dotGroup(g, q, n, false, true); }
-function dotGroupE(g: usize, q: usize, n: i32): v128 { return dotGroup(g, q, n, false, false); }
-
-/**
  * y[t][r] for rows [r0, r1) and tokens 0..nTok-1 of a grouped Q4_0 matrix (rows = ldy, a
  * multiple of 8): tokens in fours, then one at a time. A thread's slice may start or end inside
  * a group: its rows there are computed with the whole group and only theirs stored.
@@ -271,8 +264,7 @@ export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
     }
     for (; t < nTok; t++) {
       const yp = y + <usize>t * ys + (<usize>r << 2);
-      const qt = q + <usize>t * qs;
-      const v = fused ? (add ? dotGroupFA(g, qt, n) : dotGroupF(g, qt, n)) : add ? dotGroupA(g, qt, n) : dotGroupE(g, qt, n);
+      const v = dotGroup(g, q + <usize>t * qs, n, fused, add);
       if (whole) v128.store(yp, v);
       else {
         if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);

@@ -17,29 +17,13 @@ Run: tools/install-llama-cpp.sh && python3 tools/golden-f16-matmul.py > fixtures
 import base64
 import ctypes
 import json
-import os
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINS = os.path.join(ROOT, "tools/.llama-cpp/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64")
-VARIANT = "zen4"
+from ggml_ctypes import InitParams, P, VARIANT, base, cpu
+
 SEED = 20261216
 F32, F16, I32 = 0, 1, 26
-
-base = ctypes.CDLL(os.path.join(BINS, "libggml-base.so"), mode=ctypes.RTLD_GLOBAL)
-cpu = ctypes.CDLL(os.path.join(BINS, f"libggml-cpu-{VARIANT}.so"), mode=ctypes.RTLD_GLOBAL)
-cpu.ggml_cpu_init()
-
-
-class InitParams(ctypes.Structure):
-    _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", ctypes.c_void_p), ("no_alloc", ctypes.c_bool)]
-
-
-P = ctypes.c_void_p
-base.ggml_init.restype = P
-base.ggml_init.argtypes = [InitParams]
-base.ggml_free.argtypes = [P]
 for name, n in (("ggml_new_tensor_2d", 2), ("ggml_new_tensor_3d", 3)):
     getattr(base, name).restype = P
     getattr(base, name).argtypes = [P, ctypes.c_int] + [ctypes.c_int64] * n

@@ -1,5 +1,6 @@
 /** Shared test helpers: a seeded RNG and random-but-valid ggml weight blocks. */
 import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
+import { mulberry32 } from "../../src/convert/synthetic.js";
 import { f16ToF32, f32ToF16 } from "../../src/formats/quants/index.js";
 import { createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, type Kernels, type MatmulType } from "../../src/kernels/index.js";
 import { quantizeQ8_0 } from "../../src/kernels/reference/index.js";
@@ -24,17 +25,8 @@ export function withMark<T>(mem: KernelMemory, fn: () => T): T {
   }
 }
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the test-model generator's): small, seeded, good enough for test data. */
+export const rng = mulberry32;
 
 export function randomF32(r: () => number, n: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);

@@ -2,7 +2,6 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import llamaTokenizerJs from "llama-tokenizer-js";
 import { describe, expect, it } from "vitest";
 import { writeGguf } from "../../src/formats/gguf/index.js";
 import {
@@ -10,21 +9,19 @@ import {
   SentencePieceFormatError,
   SentencePieceTokenizer,
   TokenizerError,
-  buildLlamaTokenizerModel,
   decodeBytesLikeSentencePiece,
   loadTokenizer,
   parseSentencePieceModel,
   saveTokenizerModel,
-  serializeSentencePieceModel,
   tokenizerFromGgufMetadata,
   tokenizerFromSentencePieceBytes,
   tokenizerFromSentencePieceModel,
   tokenizerToGgufMetadata,
   type TokenizerSettings,
 } from "../../src/tokenizer/index.js";
-import { FIXTURES, readJsonl } from "./helpers.js";
+import { FIXTURES, readJsonl, llamaModelBytes } from "./helpers.js";
 
-const llamaBytes = serializeSentencePieceModel(buildLlamaTokenizerModel((llamaTokenizerJs as unknown as { vocabById: string[] }).vocabById));
+const llamaBytes = llamaModelBytes();
 const llama = tokenizerFromSentencePieceBytes(llamaBytes, "llama.model");
 const fixtureBytes = new Uint8Array(readFileSync(join(FIXTURES, "zh-bpe.model")));
 

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import llamaTokenizerJs from "llama-tokenizer-js";
+import { buildLlamaTokenizerModel, serializeSentencePieceModel } from "../../src/tokenizer/index.js";
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const SHARED_TOKENIZER = join(REPO, "..", "shared", "tokenizer");
@@ -27,3 +29,9 @@ export const python: string | undefined = (() => {
 export function skipNote(what: string, reason: string): void {
   console.warn(`[tokenizer tests] skipping ${what}: ${reason}`);
 }
+
+/** LLaMA's tokenizer.model, rebuilt from llama-tokenizer-js's vocabulary (test/tokenizer/llama.test.ts checks its SHA-256). */
+export function llamaModelBytes(): Uint8Array {
+  return (llamaBytesCache ??= serializeSentencePieceModel(buildLlamaTokenizerModel((llamaTokenizerJs as unknown as { vocabById: string[] }).vocabById)));
+}
+let llamaBytesCache: Uint8Array | undefined;

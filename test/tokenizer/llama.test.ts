@@ -13,7 +13,6 @@ import { describe, expect, it } from "vitest";
 import type { GgufValue } from "../../src/formats/gguf/index.js";
 import {
   LLAMA_TOKENIZER_MODEL_SHA256,
-  buildLlamaTokenizerModel,
   mergeSentencePieceModels,
   parseSentencePieceModel,
   serializeSentencePieceModel,
@@ -23,10 +22,10 @@ import {
   tokenizerFromSentencePieceModel,
   tokenizerToGgufMetadata,
 } from "../../src/tokenizer/index.js";
-import { FIXTURES, SHARED_TOKENIZER, hasShared, python, readJsonl, skipNote } from "./helpers.js";
+import { FIXTURES, SHARED_TOKENIZER, hasShared, python, readJsonl, skipNote, llamaModelBytes } from "./helpers.js";
 
 const vocab = (llamaTokenizerJs as unknown as { vocabById: string[] }).vocabById;
-const llamaBytes = serializeSentencePieceModel(buildLlamaTokenizerModel(vocab));
+const llamaBytes = llamaModelBytes();
 const llama = tokenizerFromSentencePieceBytes(llamaBytes, "llama tokenizer.model (rebuilt)");
 const cases = readJsonl<{ text: string }>(join(FIXTURES, "cases.jsonl")).map((c) => c.text);
 

@@ -12,10 +12,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import llamaTokenizerJs from "llama-tokenizer-js";
 import { describe, expect, it } from "vitest";
 import {
-  buildLlamaTokenizerModel,
   loadTokenizer,
   mergeSentencePieceModels,
   parseSentencePieceModel,
@@ -24,9 +22,9 @@ import {
   type SentencePieceTokenizer,
 } from "../../src/tokenizer/index.js";
 import { main } from "../../src/cli/index.js";
-import { FIXTURES, python, readJsonl } from "./helpers.js";
+import { FIXTURES, python, readJsonl, llamaModelBytes } from "./helpers.js";
 
-const llamaBytes = serializeSentencePieceModel(buildLlamaTokenizerModel((llamaTokenizerJs as unknown as { vocabById: string[] }).vocabById));
+const llamaBytes = llamaModelBytes();
 const llama = tokenizerFromSentencePieceBytes(llamaBytes, "llama");
 // As Chinese-LLaMA was made: LLaMA + a chinese_sp-like model, every added piece scoring 0.
 const unigram = parseSentencePieceModel(new Uint8Array(readFileSync(join(FIXTURES, "zh-unigram.model"))));

@@ -353,8 +353,7 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
   const sums = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
-  let t01 = f64x2.splat(0);
-  let t23 = f64x2.splat(0);
+  let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * blockBytes;
     const sm = scalesMinsK4(wb + 4);
@@ -531,22 +530,18 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
     dx = v128.load32_lane(dp + qs, dx, 1);
     dx = v128.load32_lane(dp + qs2, dx, 2);
     dx = v128.load32_lane(dp + qs3, dx, 3);
-    // stepK45 for tokens 0, 1 and 2, 3 in two f64x2 (the same operations lane by lane)
-    const dW = f64x2.splat(<f64>halfToFloat(load<u16>(wb)));
-    const dM = f64x2.splat(<f64>halfToFloat(load<u16>(wb, 2)));
+    const dW = <f64>halfToFloat(load<u16>(wb));
+    const dM = <f64>halfToFloat(load<u16>(wb, 2));
     const S = transposeSum(a0, a1, a2, a3);
-    t01 = f64x2.add(t01, f64x2.mul(f64x2.promote_low_f32x4(dx),
-      f64x2.sub(f64x2.mul(dW, f64x2.convert_low_i32x4_s(S)), f64x2.mul(dM, f64x2.convert_low_i32x4_s(mins)))));
-    const dx23 = i32x4.shuffle(dx, dx, 2, 3, 2, 3);
-    const S23 = i32x4.shuffle(S, S, 2, 3, 2, 3);
-    const m23 = i32x4.shuffle(mins, mins, 2, 3, 2, 3);
-    t23 = f64x2.add(t23, f64x2.mul(f64x2.promote_low_f32x4(dx23),
-      f64x2.sub(f64x2.mul(dW, f64x2.convert_low_i32x4_s(S23)), f64x2.mul(dM, f64x2.convert_low_i32x4_s(m23)))));
+    t0 += stepK45(f32x4.extract_lane(dx, 0), dW, dM, i32x4.extract_lane(S, 0), i32x4.extract_lane(mins, 0));
+    t1 += stepK45(f32x4.extract_lane(dx, 1), dW, dM, i32x4.extract_lane(S, 1), i32x4.extract_lane(mins, 1));
+    t2 += stepK45(f32x4.extract_lane(dx, 2), dW, dM, i32x4.extract_lane(S, 2), i32x4.extract_lane(mins, 2));
+    t3 += stepK45(f32x4.extract_lane(dx, 3), dW, dM, i32x4.extract_lane(S, 3), i32x4.extract_lane(mins, 3));
   }
-  store<f32>(yp, <f32>f64x2.extract_lane(t01, 0));
-  store<f32>(yp + ys, <f32>f64x2.extract_lane(t01, 1));
-  store<f32>(yp + 2 * ys, <f32>f64x2.extract_lane(t23, 0));
-  store<f32>(yp + 3 * ys, <f32>f64x2.extract_lane(t23, 1));
+  store<f32>(yp, <f32>t0);
+  store<f32>(yp + ys, <f32>t1);
+  store<f32>(yp + 2 * ys, <f32>t2);
+  store<f32>(yp + 3 * ys, <f32>t3);
 }
 
 /**
@@ -662,8 +657,7 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
   const qs3 = qs2 + qs;
   const m15 = i8x16.splat(15);
   const b16 = i8x16.splat(16);
-  let t01 = f64x2.splat(0);
-  let t23 = f64x2.splat(0);
+  let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * blockBytes;
     const sm = scalesMinsK4(wb + 4);
@@ -759,22 +753,18 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
     dx = v128.load32_lane(dp + qs, dx, 1);
     dx = v128.load32_lane(dp + qs2, dx, 2);
     dx = v128.load32_lane(dp + qs3, dx, 3);
-    // stepK45 for tokens 0, 1 and 2, 3 in two f64x2 (the same operations lane by lane)
-    const dW = f64x2.splat(<f64>halfToFloat(load<u16>(wb)));
-    const dM = f64x2.splat(<f64>halfToFloat(load<u16>(wb, 2)));
+    const dW = <f64>halfToFloat(load<u16>(wb));
+    const dM = <f64>halfToFloat(load<u16>(wb, 2));
     const S = transposeSum(a0, a1, a2, a3);
-    t01 = f64x2.add(t01, f64x2.mul(f64x2.promote_low_f32x4(dx),
-      f64x2.sub(f64x2.mul(dW, f64x2.convert_low_i32x4_s(S)), f64x2.mul(dM, f64x2.convert_low_i32x4_s(mins)))));
-    const dx23 = i32x4.shuffle(dx, dx, 2, 3, 2, 3);
-    const S23 = i32x4.shuffle(S, S, 2, 3, 2, 3);
-    const m23 = i32x4.shuffle(mins, mins, 2, 3, 2, 3);
-    t23 = f64x2.add(t23, f64x2.mul(f64x2.promote_low_f32x4(dx23),
-      f64x2.sub(f64x2.mul(dW, f64x2.convert_low_i32x4_s(S23)), f64x2.mul(dM, f64x2.convert_low_i32x4_s(m23)))));
+    t0 += stepK45(f32x4.extract_lane(dx, 0), dW, dM, i32x4.extract_lane(S, 0), i32x4.extract_lane(mins, 0));
+    t1 += stepK45(f32x4.extract_lane(dx, 1), dW, dM, i32x4.extract_lane(S, 1), i32x4.extract_lane(mins, 1));
+    t2 += stepK45(f32x4.extract_lane(dx, 2), dW, dM, i32x4.extract_lane(S, 2), i32x4.extract_lane(mins, 2));
+    t3 += stepK45(f32x4.extract_lane(dx, 3), dW, dM, i32x4.extract_lane(S, 3), i32x4.extract_lane(mins, 3));
   }
-  store<f32>(yp, <f32>f64x2.extract_lane(t01, 0));
-  store<f32>(yp + ys, <f32>f64x2.extract_lane(t01, 1));
-  store<f32>(yp + 2 * ys, <f32>f64x2.extract_lane(t23, 0));
-  store<f32>(yp + 3 * ys, <f32>f64x2.extract_lane(t23, 1));
+  store<f32>(yp, <f32>t0);
+  store<f32>(yp + ys, <f32>t1);
+  store<f32>(yp + 2 * ys, <f32>t2);
+  store<f32>(yp + 3 * ys, <f32>t3);
 }
 
 /** One token's sum over one chunk (codes lo0|lo1 of sub-block 2c, hi0|hi1 of 2c+1; its 64 i8 codes at x). */

@@ -37,7 +37,6 @@
 import { halfToFloat } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { fma4, fusedMaddOk } from "./fma";
-import { fmaExact2, halfway4, hsum8 as hsum8F64, madd2, round2 } from "./k_quants_low";
 import { pairSums, transposeSum } from "./q4_0";
 
 
@@ -255,10 +254,6 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const m30 = i8x16.splat(0x30);
   let lo = f32x4.splat(0);
   let hi = f32x4.splat(0);
-  const z = f64x2.splat(0);
-  let a0 = z, a1 = z, a2 = z, a3 = z;
-  const low29 = i32x4.splat(0x1fffffff);
-  const half = i32x4.splat(0x10000000);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
     const qb = q + (<usize>b << 8);
@@ -285,29 +280,10 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
     const bsb = bs + (<usize>b << 6);
     const offLo = pairOffsQ6K(bsb, i16x8.extend_low_i8x16_s(sc));
     const offHi = pairOffsQ6K(bsb + 32, i16x8.extend_high_i8x16_s(sc));
-    const df = load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208));
-    const sLo = i32x4.sub(ev, i32x4.shl(offLo, 5));
-    const sHi = i32x4.sub(od, i32x4.shl(offHi, 5));
-    if (fused) {
-      const d = f32x4.splat(df);
-      lo = fma4(d, f32x4.convert_i32x4_s(sLo), lo, true);
-      hi = fma4(d, f32x4.convert_i32x4_s(sHi), hi, true);
-    } else {
-      // the lanes as four f64x2 holding floats, each step checked for a double-rounding tie
-      // (k_quants_low.ts); S rounded to f32 first, as _mm256_cvtepi32_ps does
-      const dd = f64x2.splat(<f64>df);
-      const fLo = f32x4.convert_i32x4_s(sLo), fHi = f32x4.convert_i32x4_s(sHi);
-      const s0 = f64x2.promote_low_f32x4(fLo), s1 = f64x2.promote_low_f32x4(i32x4.shuffle(fLo, fLo, 2, 3, 2, 3));
-      const s2 = f64x2.promote_low_f32x4(fHi), s3 = f64x2.promote_low_f32x4(i32x4.shuffle(fHi, fHi, 2, 3, 2, 3));
-      const r0 = madd2(dd, s0, a0), r1 = madd2(dd, s1, a1), r2 = madd2(dd, s2, a2), r3 = madd2(dd, s3, a3);
-      if (v128.any_true(v128.or(halfway4(r0, r1, low29, half), halfway4(r2, r3, low29, half)))) {
-        a0 = fmaExact2(df, s0, a0); a1 = fmaExact2(df, s1, a1); a2 = fmaExact2(df, s2, a2); a3 = fmaExact2(df, s3, a3);
-      } else {
-        a0 = round2(r0); a1 = round2(r1); a2 = round2(r2); a3 = round2(r3);
-      }
-    }
+    const d = f32x4.splat(load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)));
+    lo = fma4(d, f32x4.convert_i32x4_s(i32x4.sub(ev, i32x4.shl(offLo, 5))), lo, fused);
+    hi = fma4(d, f32x4.convert_i32x4_s(i32x4.sub(od, i32x4.shl(offHi, 5))), hi, fused);
   }
-  if (!fused) return hsum8F64(a0, a1, a2, a3);
   const v = f32x4.add(lo, hi);
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 2)) + (f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 3));
 }

@@ -113,35 +113,35 @@ function quantizeRowQ8_Keo(x: usize, q: usize, n: i32): void {
 /** S lanes 0-1 (k = 0) or 2-3 (k = 1) of i32x4 s as f64x2 (exact: |S| < 2^24, as f32 on x86). */
 // @ts-ignore: decorator
 @inline
-export function pairF64(s: v128, k: i32): v128 {
+function pairF64(s: v128, k: i32): v128 {
   return f64x2.convert_low_i32x4_s(k == 0 ? s : i32x4.shuffle(s, s, 2, 3, 2, 3));
 }
 
 /** d * s + a in f64 (dd = d splat as f64). */
 // @ts-ignore: decorator
 @inline
-export function madd2(dd: v128, s: v128, a: v128): v128 {
+function madd2(dd: v128, s: v128, a: v128): v128 {
   return f64x2.add(f64x2.mul(dd, s), a);
 }
 
 /** r rounded to float32, kept as f64. */
 // @ts-ignore: decorator
 @inline
-export function round2(r: v128): v128 {
+function round2(r: v128): v128 {
   return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(r));
 }
 
 /** Which of the four f64 sums r0, r1 lie exactly halfway between two floats (as i32 lanes). */
 // @ts-ignore: decorator
 @inline
-export function halfway4(r0: v128, r1: v128, low29: v128, half: v128): v128 {
+function halfway4(r0: v128, r1: v128, low29: v128, half: v128): v128 {
   return i32x4.eq(v128.and(i32x4.shuffle(r0, r1, 0, 2, 4, 6), low29), half);
 }
 
 /** fmaf on both lanes: d * s + a, s and a f64x2 holding floats. */
 // @ts-ignore: decorator
 @inline
-export function fmaExact2(d: f32, s: v128, a: v128): v128 {
+function fmaExact2(d: f32, s: v128, a: v128): v128 {
   const r0 = fmaf(d, <f32>f64x2.extract_lane(s, 0), <f32>f64x2.extract_lane(a, 0));
   const r1 = fmaf(d, <f32>f64x2.extract_lane(s, 1), <f32>f64x2.extract_lane(a, 1));
   return f64x2.replace_lane(f64x2.splat(<f64>r0), 1, <f64>r1);
@@ -150,7 +150,7 @@ export function fmaExact2(d: f32, s: v128, a: v128): v128 {
 /** ggml's hsum_float_8 of the accumulators (f64x2 a0..a3 holding floats): ((0+4)+(2+6))+((1+5)+(3+7)). */
 // @ts-ignore: decorator
 @inline
-export function hsum8(a0: v128, a1: v128, a2: v128, a3: v128): f32 {
+function hsum8(a0: v128, a1: v128, a2: v128, a3: v128): f32 {
   const lo = i32x4.shuffle(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
   const hi = i32x4.shuffle(f32x4.demote_f64x2_zero(a2), f32x4.demote_f64x2_zero(a3), 0, 1, 4, 5);
   return hsumF32(f32x4.add(hi, lo));

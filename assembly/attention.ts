@@ -20,125 +20,22 @@
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
 import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
-import { dotVecF32, reduce16x4 } from "./f16";
-import { fma4, fmaf, fusedMaddOk } from "./fma";
-import { softmaxRow, softmaxRowExact } from "./norm";
+import { softmaxRow } from "./norm";
 import { dotRow } from "./q8_0";
 import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
 
 const KV_F16: i32 = 1;
 const KV_Q8_0: i32 = 8;
 
-/**
- * Sixteen f32x4 (four output dimensions each) summed lane-wise in _mm512_reduce_add_ps's order:
- * (l, l+8), then (l, l+4), then (0+2) + (1+3).
- */
 // @ts-ignore: decorator
 @inline
-function tree16(
-  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128,
-  p8: v128, p9: v128, p10: v128, p11: v128, p12: v128, p13: v128, p14: v128, p15: v128,
-): v128 {
-  const b0 = f32x4.add(f32x4.add(p12, p4), f32x4.add(p8, p0));
-  const b1 = f32x4.add(f32x4.add(p13, p5), f32x4.add(p9, p1));
-  const b2 = f32x4.add(f32x4.add(p14, p6), f32x4.add(p10, p2));
-  const b3 = f32x4.add(f32x4.add(p15, p7), f32x4.add(p11, p3));
-  return f32x4.add(f32x4.add(b0, b2), f32x4.add(b1, b3));
-}
-
-/** sum over positions j = m, m + stride, ... < nKv of p_j * V_j[d..d+4), fused, in order. */
-// @ts-ignore: decorator
-@inline
-function part(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32, fused: bool): v128 {
+function dotF32(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
-  for (let j = m; j < nKv; j += stride) {
-    acc = fma4(f32x4.splat(load<f32>(scores + (<usize>j << 2))), v128.load(vp + <usize>j * rowBytes), acc, fused);
-  }
-  return acc;
-}
-
-/** The same for one dimension (a head size that is not a multiple of 4). */
-function partScalar(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32): f32 {
-  let acc: f32 = 0;
-  for (let j = m; j < nKv; j += stride) acc = fmaf(load<f32>(scores + (<usize>j << 2)), load<f32>(vp + <usize>j * rowBytes), acc);
-  return acc;
-}
-
-/** lane64 for one dimension. */
-function lane64Scalar(scores: usize, v: usize, rowBytes: usize, nKv: i32, l: i32): f32 {
-  return (partScalar(scores, v, rowBytes, nKv, l, 64) + partScalar(scores, v, rowBytes, nKv, l + 32, 64)) +
-    (partScalar(scores, v, rowBytes, nKv, l + 16, 64) + partScalar(scores, v, rowBytes, nKv, l + 48, 64));
-}
-
-/** A vec_dot lane: the four 16-lane accumulators' lane l, added as GGML_F32x16_REDUCE adds them. */
-// @ts-ignore: decorator
-@inline
-function lane64(scores: usize, vp: usize, rowBytes: usize, nKv: i32, l: i32, fused: bool): v128 {
-  return f32x4.add(
-    f32x4.add(part(scores, vp, rowBytes, nKv, l, 64, fused), part(scores, vp, rowBytes, nKv, l + 32, 64, fused)),
-    f32x4.add(part(scores, vp, rowBytes, nKv, l + 16, 64, fused), part(scores, vp, rowBytes, nKv, l + 48, 64, fused)),
-  );
-}
-
-/**
- * out[d] = sum_j p_j V_j[d] for the F32 cache, as llama.cpp's KQV mul_mat over the transposed V
- * (rows of n_kv values, the positions after nKv masked to p = 0): tinyBLAS's one 16-lane
- * accumulator for two or more queries (tiny), ggml_vec_dot_f32's four for one. vp: V at the
- * head's first dimension, rowBytes apart per position.
- */
-function kqvF32(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool): void {
-  const fused = fusedMaddOk();
-  let d = 0;
-  for (; d + 4 <= headDim; d += 4) {
-    const v = vp + (<usize>d << 2);
-    let r: v128;
-    if (tiny) {
-      r = tree16(
-        part(scores, v, rowBytes, nKv, 0, 16, fused), part(scores, v, rowBytes, nKv, 1, 16, fused),
-        part(scores, v, rowBytes, nKv, 2, 16, fused), part(scores, v, rowBytes, nKv, 3, 16, fused),
-        part(scores, v, rowBytes, nKv, 4, 16, fused), part(scores, v, rowBytes, nKv, 5, 16, fused),
-        part(scores, v, rowBytes, nKv, 6, 16, fused), part(scores, v, rowBytes, nKv, 7, 16, fused),
-        part(scores, v, rowBytes, nKv, 8, 16, fused), part(scores, v, rowBytes, nKv, 9, 16, fused),
-        part(scores, v, rowBytes, nKv, 10, 16, fused), part(scores, v, rowBytes, nKv, 11, 16, fused),
-        part(scores, v, rowBytes, nKv, 12, 16, fused), part(scores, v, rowBytes, nKv, 13, 16, fused),
-        part(scores, v, rowBytes, nKv, 14, 16, fused), part(scores, v, rowBytes, nKv, 15, 16, fused),
-      );
-    } else {
-      r = tree16(
-        lane64(scores, v, rowBytes, nKv, 0, fused), lane64(scores, v, rowBytes, nKv, 1, fused),
-        lane64(scores, v, rowBytes, nKv, 2, fused), lane64(scores, v, rowBytes, nKv, 3, fused),
-        lane64(scores, v, rowBytes, nKv, 4, fused), lane64(scores, v, rowBytes, nKv, 5, fused),
-        lane64(scores, v, rowBytes, nKv, 6, fused), lane64(scores, v, rowBytes, nKv, 7, fused),
-        lane64(scores, v, rowBytes, nKv, 8, fused), lane64(scores, v, rowBytes, nKv, 9, fused),
-        lane64(scores, v, rowBytes, nKv, 10, fused), lane64(scores, v, rowBytes, nKv, 11, fused),
-        lane64(scores, v, rowBytes, nKv, 12, fused), lane64(scores, v, rowBytes, nKv, 13, fused),
-        lane64(scores, v, rowBytes, nKv, 14, fused), lane64(scores, v, rowBytes, nKv, 15, fused),
-      );
-    }
-    v128.store(out + (<usize>d << 2), r);
-  }
-  // One dimension at a time (tiny is only taken for headDim % 4 == 0, so this is vec_dot's order).
-  for (; d < headDim; d++) {
-    const v = vp + (<usize>d << 2);
-    let q0 = f32x4.splat(0), q1 = q0, q2 = q0, q3 = q0;
-    for (let l = 0; l < 4; l++) {
-      q0 = f32x4.replace_lane(q0, 0, lane64Scalar(scores, v, rowBytes, nKv, l));
-      q0 = f32x4.shuffle(q0, q0, 1, 2, 3, 0);
-    }
-    for (let l = 0; l < 4; l++) {
-      q1 = f32x4.replace_lane(q1, 0, lane64Scalar(scores, v, rowBytes, nKv, 4 + l));
-      q1 = f32x4.shuffle(q1, q1, 1, 2, 3, 0);
-    }
-    for (let l = 0; l < 4; l++) {
-      q2 = f32x4.replace_lane(q2, 0, lane64Scalar(scores, v, rowBytes, nKv, 8 + l));
-      q2 = f32x4.shuffle(q2, q2, 1, 2, 3, 0);
-    }
-    for (let l = 0; l < 4; l++) {
-      q3 = f32x4.replace_lane(q3, 0, lane64Scalar(scores, v, rowBytes, nKv, 12 + l));
-      q3 = f32x4.shuffle(q3, q3, 1, 2, 3, 0);
-    }
-    store<f32>(out + (<usize>d << 2), reduce16x4(q0, q1, q2, q3));
-  }
+  let j = 0;
+  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), v128.load(b + (<usize>j << 2))));
+  let s = hsumF32(acc);
+  for (; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
+  return s;
 }
 
 // @ts-ignore: decorator
@@ -188,14 +85,10 @@ export function attention(
         }
       } else {
         for (let j = 0; j < nKv; j++) {
-          store<f32>(scores + (<usize>j << 2), dotVecF32(qp, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
+          store<f32>(scores + (<usize>j << 2), dotF32(qp, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
         }
       }
-      softmaxRow(scores, scores, nKv, true);
-      if (!kvF16) {
-        kqvF32(scores, v + kvOff, kvRow * elt, op, nKv, headDim, nTok >= 2 && headDim % 4 == 0);
-        continue;
-      }
+      softmaxRow(scores, scores, nKv);
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * kvRow * elt + kvOff;
@@ -249,7 +142,7 @@ function attentionQ8_0(
         const sp = scores + (<usize>j << 2);
         store<f32>(sp, dotRow(k + <usize>j * rowBytes + kvOff, qh, headDim, sp) * scale);
       }
-      softmaxRowExact(scores, scores, nKv);
+      softmaxRow(scores, scores, nKv);
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * rowBytes + kvOff;

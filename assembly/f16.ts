@@ -19,13 +19,110 @@
  *     columns added in f64 and rounded once.
  * So an F16 result depends on how many tokens share the call, as llama.cpp's does.
  *
- * F32 sums in llama.cpp's order too (src/kernels/reference/attention.ts, dotF32 / dotF32Tiny),
- * with fused multiply-adds (fma.ts): tinyBLAS's one 16-lane accumulator under the same condition
- * as F16's 16 lanes, else ggml_vec_dot_f32's four 16-lane accumulators over 64-column steps and
- * the leftover columns one at a time.
+ * F32 is register-blocked, four weight rows against two tokens, and every dot product sums the
+ * same way: one f32x4 accumulator over 4-column steps, a horizontal sum, then the scalar tail.
  */
 import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK } from "./common";
-import { fma4, fusedMaddOk } from "./fma";
+
+/** Weights w[j..j+3] as f32x4. */
+// @ts-ignore: decorator
+@inline
+function load4<W>(w: usize, j: i32): v128 {
+  if (sizeof<W>() == 2) {
+    return halves4(i32x4.extend_low_i16x8_s(v128.load64_zero(w + (<usize>j << 1))), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+  }
+  return v128.load(w + (<usize>j << 2));
+}
+
+/** Scalar tail of one dot product: columns [j0, n). */
+// @ts-ignore: decorator
+@inline
+function tail<W>(w: usize, x: usize, j0: i32, n: i32): f32 {
+  let s: f32 = 0;
+  for (let j = j0; j < n; j++) {
+    const wj: f32 = sizeof<W>() == 2 ? halfToFloat(load<u16>(w + (<usize>j << 1))) : load<f32>(w + (<usize>j << 2));
+    s += wj * load<f32>(x + (<usize>j << 2));
+  }
+  return s;
+}
+
+function dotRow<W>(w: usize, x: usize, n: i32): f32 {
+  const n4 = n & ~3;
+  let a = f32x4.splat(0);
+  for (let j = 0; j < n4; j += 4) a = f32x4.add(a, f32x4.mul(load4<W>(w, j), v128.load(x + (<usize>j << 2))));
+  return hsumF32(a) + tail<W>(w, x, n4, n);
+}
+
+/** y[t * ldy + r] = w[r] . x[t] for rows [r0, r1), tokens [0, nTok); x rows of n f32, contiguous. */
+function matmul<W>(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  const rowBytes = <usize>n * sizeof<W>();
+  const xBytes = <usize>n << 2;
+  const yStride = <usize>ldy << 2;
+  const n4 = n & ~3;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = w + <usize>r * rowBytes;
+    const w1 = w0 + rowBytes;
+    const w2 = w1 + rowBytes;
+    const w3 = w2 + rowBytes;
+    let t = 0;
+    for (; t + 2 <= nTok; t += 2) {
+      const x0 = x + <usize>t * xBytes;
+      const x1 = x0 + xBytes;
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      for (let j = 0; j < n4; j += 4) {
+        const o = <usize>j << 2;
+        const v0 = v128.load(x0 + o);
+        const v1 = v128.load(x1 + o);
+        let m = load4<W>(w0, j);
+        a00 = f32x4.add(a00, f32x4.mul(m, v0));
+        a01 = f32x4.add(a01, f32x4.mul(m, v1));
+        m = load4<W>(w1, j);
+        a10 = f32x4.add(a10, f32x4.mul(m, v0));
+        a11 = f32x4.add(a11, f32x4.mul(m, v1));
+        m = load4<W>(w2, j);
+        a20 = f32x4.add(a20, f32x4.mul(m, v0));
+        a21 = f32x4.add(a21, f32x4.mul(m, v1));
+        m = load4<W>(w3, j);
+        a30 = f32x4.add(a30, f32x4.mul(m, v0));
+        a31 = f32x4.add(a31, f32x4.mul(m, v1));
+      }
+      const y0 = y + <usize>t * yStride + (<usize>r << 2);
+      const y1 = y0 + yStride;
+      store<f32>(y0, hsumF32(a00) + tail<W>(w0, x0, n4, n));
+      store<f32>(y0, hsumF32(a10) + tail<W>(w1, x0, n4, n), 4);
+      store<f32>(y0, hsumF32(a20) + tail<W>(w2, x0, n4, n), 8);
+      store<f32>(y0, hsumF32(a30) + tail<W>(w3, x0, n4, n), 12);
+      store<f32>(y1, hsumF32(a01) + tail<W>(w0, x1, n4, n));
+      store<f32>(y1, hsumF32(a11) + tail<W>(w1, x1, n4, n), 4);
+      store<f32>(y1, hsumF32(a21) + tail<W>(w2, x1, n4, n), 8);
+      store<f32>(y1, hsumF32(a31) + tail<W>(w3, x1, n4, n), 12);
+    }
+    for (; t < nTok; t++) {
+      // Decode (one token): four rows at once, four independent accumulators.
+      const xt = x + <usize>t * xBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let j = 0; j < n4; j += 4) {
+        const v = v128.load(xt + (<usize>j << 2));
+        a0 = f32x4.add(a0, f32x4.mul(load4<W>(w0, j), v));
+        a1 = f32x4.add(a1, f32x4.mul(load4<W>(w1, j), v));
+        a2 = f32x4.add(a2, f32x4.mul(load4<W>(w2, j), v));
+        a3 = f32x4.add(a3, f32x4.mul(load4<W>(w3, j), v));
+      }
+      const yt = y + <usize>t * yStride + (<usize>r << 2);
+      store<f32>(yt, hsumF32(a0) + tail<W>(w0, xt, n4, n));
+      store<f32>(yt, hsumF32(a1) + tail<W>(w1, xt, n4, n), 4);
+      store<f32>(yt, hsumF32(a2) + tail<W>(w2, xt, n4, n), 8);
+      store<f32>(yt, hsumF32(a3) + tail<W>(w3, xt, n4, n), 12);
+    }
+  }
+  for (; r < r1; r++) {
+    for (let t = 0; t < nTok; t++) {
+      store<f32>(y + <usize>t * yStride + (<usize>r << 2), dotRow<W>(w + <usize>r * rowBytes, x + <usize>t * xBytes, n));
+    }
+  }
+}
 
 /** a + w * x for f32x4 (w * x exact here: halves times halves). */
 // @ts-ignore: decorator
@@ -163,84 +260,6 @@ export function matmul_f16(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i3
   }
 }
 
-/**
- * ggml_vec_dot_f32 with AVX-512 (one token's F32 matmul, the F32 KQ product): 64-value blocks into sixteen f32x4
- * accumulators (ggml's four 16-lane ones), x*y + acc fused; then S0+S2, S1+S3, S0+S1 and
- * _mm512_reduce_add_ps's order; the rest one value at a time, sum + x*y rounded twice.
- */
-export function dotVecF32(a: usize, b: usize, n: i32): f32 {
-  const fused = fusedMaddOk();
-  const np = n & ~63;
-  let s: f32 = 0;
-  if (np > 0) {
-    const z = f32x4.splat(0);
-    let c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z;
-    let c8 = z, c9 = z, c10 = z, c11 = z, c12 = z, c13 = z, c14 = z, c15 = z;
-    for (let i = 0; i < np; i += 64) {
-      const pa = a + (<usize>i << 2), pb = b + (<usize>i << 2);
-      c0 = fma4(v128.load(pa), v128.load(pb), c0, fused);
-      c1 = fma4(v128.load(pa, 16), v128.load(pb, 16), c1, fused);
-      c2 = fma4(v128.load(pa, 32), v128.load(pb, 32), c2, fused);
-      c3 = fma4(v128.load(pa, 48), v128.load(pb, 48), c3, fused);
-      c4 = fma4(v128.load(pa, 64), v128.load(pb, 64), c4, fused);
-      c5 = fma4(v128.load(pa, 80), v128.load(pb, 80), c5, fused);
-      c6 = fma4(v128.load(pa, 96), v128.load(pb, 96), c6, fused);
-      c7 = fma4(v128.load(pa, 112), v128.load(pb, 112), c7, fused);
-      c8 = fma4(v128.load(pa, 128), v128.load(pb, 128), c8, fused);
-      c9 = fma4(v128.load(pa, 144), v128.load(pb, 144), c9, fused);
-      c10 = fma4(v128.load(pa, 160), v128.load(pb, 160), c10, fused);
-      c11 = fma4(v128.load(pa, 176), v128.load(pb, 176), c11, fused);
-      c12 = fma4(v128.load(pa, 192), v128.load(pb, 192), c12, fused);
-      c13 = fma4(v128.load(pa, 208), v128.load(pb, 208), c13, fused);
-      c14 = fma4(v128.load(pa, 224), v128.load(pb, 224), c14, fused);
-      c15 = fma4(v128.load(pa, 240), v128.load(pb, 240), c15, fused);
-    }
-    s = reduce16x4(
-      f32x4.add(f32x4.add(c0, c8), f32x4.add(c4, c12)), f32x4.add(f32x4.add(c1, c9), f32x4.add(c5, c13)),
-      f32x4.add(f32x4.add(c2, c10), f32x4.add(c6, c14)), f32x4.add(f32x4.add(c3, c11), f32x4.add(c7, c15)),
-    );
-  }
-  for (let j = np; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
-  return s;
-}
-
-/** The sixteen lanes v0..v3 summed as _mm512_reduce_add_ps sums them. */
-// @ts-ignore: decorator
-@inline
-export function reduce16x4(v0: v128, v1: v128, v2: v128, v3: v128): f32 {
-  const b = f32x4.add(f32x4.add(v3, v1), f32x4.add(v2, v0));
-  return (f32x4.extract_lane(b, 0) + f32x4.extract_lane(b, 2)) + (f32x4.extract_lane(b, 1) + f32x4.extract_lane(b, 3));
-}
-
-/**
- * tinyBLAS's F32 dot product with AVX-512 (llama.cpp's F32 mul_mat for two or more tokens when
- * n % 16 == 0 and the matrix's rows % 4 == 0): one 16-lane accumulator (four f32x4), x*y + acc
- * fused, then _mm512_reduce_add_ps.
- */
-export function dotTinyF32(a: usize, b: usize, n: i32): f32 {
-  const fused = fusedMaddOk();
-  const z = f32x4.splat(0);
-  let c0 = z, c1 = z, c2 = z, c3 = z;
-  for (let i = 0; i < n; i += 16) {
-    const pa = a + (<usize>i << 2), pb = b + (<usize>i << 2);
-    c0 = fma4(v128.load(pa), v128.load(pb), c0, fused);
-    c1 = fma4(v128.load(pa, 16), v128.load(pb, 16), c1, fused);
-    c2 = fma4(v128.load(pa, 32), v128.load(pb, 32), c2, fused);
-    c3 = fma4(v128.load(pa, 48), v128.load(pb, 48), c3, fused);
-  }
-  return reduce16x4(c0, c1, c2, c3);
-}
-
-/** F32 weights in llama.cpp's order: dotTinyF32 where tinyBLAS takes the product, else dotVecF32. */
 export function matmul_f32(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>n << 2;
-  const yStride = <usize>ldy << 2;
-  const tiny = nTok >= 2 && (n & 15) == 0 && (ldy & 3) == 0;
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * rowBytes;
-    for (let t = 0; t < nTok; t++) {
-      const xt = x + <usize>t * rowBytes;
-      store<f32>(y + <usize>t * yStride + (<usize>r << 2), tiny ? dotTinyF32(wr, xt, n) : dotVecF32(wr, xt, n));
-    }
-  }
+  matmul<f32>(w, x, y, n, r0, r1, nTok, ldy);
 }

@@ -20,23 +20,23 @@
  *   Q6_K:      d_x*d * (sum_s sc_s * (v_s . x_s)  -  32 * sum_s sc_s * bsum_s)      (s: 16 sub-blocks)
  * Inner products are exact integers; codes are 0..63 so relaxed SIMD applies directly.
  *
- * Float order (per row and token): sum += d_x * (d * S - dmin * M) in f64 per Q4_K / Q5_K
- * super-block (S = sum_j sc_j (q_j . x_j), M = the mins term; the reference's dotQ4_K / dotQ5_K),
- * rounded to f32 at the end; test/kernels/k-quants-tiles.test.ts writes it out and holds every
- * path to it. (llama.cpp repacks Q4_K on x86 into an order not reproduced here; this one is near it.) Q6_K takes ggml_vec_dot_q6_K_q8_K's AVX2 order
- * (dotRowQ6K: eight lanes, fused, hsum_float_8), one token at a time.
+ * Float order (per row and token, f32): sum += (d_x*d) * f32(S) - (d_x*dmin) * f32(M) per Q4_K /
+ * Q5_K super-block (S = sum_j sc_j (q_j . x_j), M = the mins term), sum += (d_x*d) * f32(S - 32 B)
+ * per Q6_K one; test/kernels/k-quants-tiles.test.ts writes it out and holds every path to it.
  * Prompt processing walks each Q4_K / Q5_K row against tokens in fours (dot1x4K45): 16 code bytes are
  * decoded once, multiplied by their sub-block scales in i16, and used for four tokens; the
  * integer sums and each token's float steps are the one-token path's, so the bits are too.
+ * Q6_K rows likewise (dot1x4Q6K): 16 codes decoded once, then per token either the codes widened
+ * and scaled in i16 (plain SIMD) or an i8 dot product followed by an i16 one with the scale
+ * (relaxed); the -32 offset is sum_s sc_s bsum_s per token, as in dotRowQ6K.
  *
  * Activations: Q6_K reads plain Q8_K rows (i8 codes, d, sums of 16). Q4_K / Q5_K read codes
  * widened to i16 (quantize.ts) in the plain SIMD build, and plain Q8_K rows in the relaxed one,
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat } from "./common";
+import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
-import { fma4, fusedMaddOk } from "./fma";
 import { pairSums, transposeSum } from "./q4_0";
 
 
@@ -184,24 +184,33 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
   // codes, then d, then sums: of 32 (i16 codes) or of 16 (relaxed: i8 codes)
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
-  let sum: f64 = 0;
-  for (let b = 0; b < nb; b++) {
+  let sum: f32 = 0;
+  let b = 0;
+  // Two super-blocks per step: their integer sums, scales and float products in one vector,
+  // lanes [b: scaled sums, mins | b+1: scaled sums, mins]; then sum += v_b, sum += v_b+1.
+  for (; b + 1 < nb; b += 2) {
+    const wb = w + <usize>b * blockBytes;
+    const p0 = superK45(wb, b, q, sums, hasHigh, yp);
+    const p1 = superK45(wb + blockBytes, b + 1, q, sums, hasHigh, yp);
+    const am = f32x4.convert_i32x4_s(pairSums(p0, p1));
+    const hv = v128.load32_lane(wb + blockBytes, v128.load32_zero(wb), 1); // d, dmin of b and b+1
+    const dm = halvesExact4(i16x8.shuffle(i32x4.splat(0), hv, 0, 8, 0, 9, 0, 10, 0, 11));
+    const dx = v128.load64_zero(dxs + (<usize>b << 2));
+    const v = f32x4.mul(f32x4.mul(i32x4.shuffle(dx, dx, 0, 0, 1, 1), dm), am);
+    const t = f32x4.sub(v, f32x4.shuffle(v, v, 1, 0, 3, 2));
+    sum += f32x4.extract_lane(t, 0);
+    sum += f32x4.extract_lane(t, 2);
+  }
+  if (b < nb) {
     const wb = w + <usize>b * blockBytes;
     const p = superK45(wb, b, q, sums, hasHigh, yp);
     const t = i32x4.add(p, i32x4.shuffle(p, p, 1, 0, 3, 2));
-    sum += stepK45(load<f32>(dxs + (<usize>b << 2)), <f64>halfToFloat(load<u16>(wb)), <f64>halfToFloat(load<u16>(wb, 2)), i32x4.extract_lane(t, 0), i32x4.extract_lane(t, 2));
+    const dx = load<f32>(dxs + (<usize>b << 2));
+    const dd = dx * halfToFloat(load<u16>(wb));
+    const dmin = dx * halfToFloat(load<u16>(wb, 2));
+    sum += dd * <f32>i32x4.extract_lane(t, 0) - dmin * <f32>i32x4.extract_lane(t, 2);
   }
-  return <f32>sum;
-}
-
-/**
- * One Q4_K / Q5_K super-block's term in f64, as the reference (dotQ4_K / dotQ5_K) adds it:
- * dX * (d * S - dmin * M), S and M exact integers (d * S, dmin * M exact in f64).
- */
-// @ts-ignore: decorator
-@inline
-function stepK45(dx: f32, d: f64, dmin: f64, S: i32, M: i32): f64 {
-  return <f64>dx * (d * <f64>S - dmin * <f64>M);
+  return sum;
 }
 
 /** superDotK45 (plain SIMD) or superDotK45R (relaxed) of super-block b (at wb) of a row. */
@@ -215,77 +224,105 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
 }
 
 /**
- * sc * (codes . x) of 16 Q6_K codes qc (0..63) against their 16 i8 activations at x, as four
- * lanes of four consecutive codes each (lane i: codes 4i..4i+3, as ggml's maddubs + madd pair
- * them). Relaxed: one i8 dot product (pairs) and an i16 one with the scale; plain: the codes and
- * activations widened, i16 dot products (pairs), then adjacent pairs added.
+ * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does:
+ * highHalves4 for finite ones (subnormals included), inf and NaN (exponent 31) by their bits.
  */
 // @ts-ignore: decorator
 @inline
-function groupsQ6K(qc: v128, x: usize, sc: i32): v128 {
-  const v = v128.load(x);
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, qc), i16x8.splat(<i16>sc));
-  const dl = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(qc), i16x8.extend_low_i8x16_s(v));
-  const dh = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(qc), i16x8.extend_high_i8x16_s(v));
-  return i32x4.mul(i32x4.add(i32x4.shuffle(dl, dh, 0, 2, 4, 6), i32x4.shuffle(dl, dh, 1, 3, 5, 7)), i32x4.splat(sc));
-}
-
-/** Four lanes of sums of adjacent pairs of products bs * sc (lane m: pairs 2m, 2m+1 of 8). */
-// @ts-ignore: decorator
-@inline
-function pairOffsQ6K(bs: usize, sc: v128): v128 {
-  const p0 = i32x4.mul(v128.load(bs), i32x4.extend_low_i16x8_s(sc));
-  const p1 = i32x4.mul(v128.load(bs, 16), i32x4.extend_high_i16x8_s(sc));
-  return i32x4.add(i32x4.shuffle(p0, p1, 0, 2, 4, 6), i32x4.shuffle(p0, p1, 1, 3, 5, 7));
+function halvesExact4(h: v128): v128 {
+  const f = highHalves4(h, f32x4.splat(HALF_TO_SINGLE), i32x4.splat(SCALES4_MASK));
+  const top = i32x4.splat(0x7c000000);
+  const special = i32x4.eq(v128.and(h, top), top);
+  const bits = v128.or(v128.and(i32x4.shr_s(h, 3), i32x4.splat(0x807fe000)), i32x4.splat(0x7f800000));
+  return v128.bitselect(bits, f, special);
 }
 
 /**
- * One Q6_K row (at w) against one token's Q8_K row, in ggml_vec_dot_q6_K_q8_K's AVX2 order
- * (src/kernels/reference/matmul.ts, dotQ6_K): per super-block eight i32 lanes (lanes 0..3: the
- * even sub-blocks' groups of four codes, 4..7: the odd ones'), less 32 * sc * bsum of sub-blocks
- * 2m, 2m+1 in lane m; lane m += (dX * dW) * f32(S_m) fused; hsum_float_8 at the end.
+ * sc * (codes . x) of one Q6_K sub-block (16 codes qc, 0..63; its 16 i8 activations at x; scale
+ * splat in scv), as four lanes. Plain SIMD: codes and activations widened, products summed in
+ * i16 (two per lane, |.| <= 2 * 63 * 127), one i32x4.dot_i16x8_s with the scale; relaxed: one i8
+ * dot product (pairs) and the same dot with the scale.
  */
+// @ts-ignore: decorator
+@inline
+function subQ6K(qc: v128, x: usize, scv: v128): v128 {
+  const v = v128.load(x);
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, qc), scv);
+  const p = i16x8.add(
+    i16x8.mul(i16x8.extend_low_i8x16_u(qc), i16x8.extend_low_i8x16_s(v)),
+    i16x8.mul(i16x8.extend_high_i8x16_u(qc), i16x8.extend_high_i8x16_s(v)));
+  return i32x4.dot_i16x8_s(p, scv);
+}
+
 function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
-  const fused = fusedMaddOk();
   const nb = n >> 8;
   const dxs = q + <usize>n;
   const bs = dxs + (<usize>nb << 2);
   const low = i8x16.splat(0x0f);
   const m30 = i8x16.splat(0x30);
-  let lo = f32x4.splat(0);
-  let hi = f32x4.splat(0);
+  let sum: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
     const qb = q + (<usize>b << 8);
-    let ev = i32x4.splat(0);
-    let od = i32x4.splat(0);
-    for (let g = 0; g < 4; g++) {
-      // g = 2h + l: half h, 16-byte column l; sub-blocks 8h + 2k + l (k = 0..3), of parity l
-      const h = g >> 1;
-      const l = g & 1;
-      const ql = wb + (<usize>h << 6) + (<usize>l << 4);
-      const a = v128.load(ql);
-      const c = v128.load(ql, 32);
-      const hb = v128.load(wb + 128 + (<usize>h << 5) + (<usize>l << 4));
-      const xo = qb + (<usize>h << 7) + (<usize>l << 4);
-      const sp = wb + 192 + (<usize>h << 3) + <usize>l;
-      let s = groupsQ6K(codeQ6K(a, c, hb, 0, low, m30), xo, <i32>load<i8>(sp, 0));
-      s = i32x4.add(s, groupsQ6K(codeQ6K(a, c, hb, 1, low, m30), xo + 32, <i32>load<i8>(sp, 2)));
-      s = i32x4.add(s, groupsQ6K(codeQ6K(a, c, hb, 2, low, m30), xo + 64, <i32>load<i8>(sp, 4)));
-      s = i32x4.add(s, groupsQ6K(codeQ6K(a, c, hb, 3, low, m30), xo + 96, <i32>load<i8>(sp, 6)));
-      if (l == 0) ev = i32x4.add(ev, s);
-      else od = i32x4.add(od, s);
-    }
+    // All 16 sub-block scales at once: as i16 for picking per group, as i32 for the offsets.
     const sc = v128.load(wb, 192);
+    const sc0 = i16x8.extend_low_i8x16_s(sc);
+    const sc1 = i16x8.extend_high_i8x16_s(sc);
     const bsb = bs + (<usize>b << 6);
-    const offLo = pairOffsQ6K(bsb, i16x8.extend_low_i8x16_s(sc));
-    const offHi = pairOffsQ6K(bsb + 32, i16x8.extend_high_i8x16_s(sc));
-    const d = f32x4.splat(load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)));
-    lo = fma4(d, f32x4.convert_i32x4_s(i32x4.sub(ev, i32x4.shl(offLo, 5))), lo, fused);
-    hi = fma4(d, f32x4.convert_i32x4_s(i32x4.sub(od, i32x4.shl(offHi, 5))), hi, fused);
+    // sum_s sc_s * bsum_s, for the -32 offset of the codes
+    const offs = offsQ6K(bsb, sc0, sc1);
+    let acc = i32x4.splat(0);
+    {
+      const a = v128.load(wb, 0);
+      const c = v128.load(wb, 32);
+      const hb = v128.load(wb, 128);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 0, i16x8.shuffle(sc0, sc0, 0,0,0,0,0,0,0,0)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 32, i16x8.shuffle(sc0, sc0, 2,2,2,2,2,2,2,2)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 64, i16x8.shuffle(sc0, sc0, 4,4,4,4,4,4,4,4)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 96, i16x8.shuffle(sc0, sc0, 6,6,6,6,6,6,6,6)));
+    }
+    {
+      const a = v128.load(wb, 16);
+      const c = v128.load(wb, 48);
+      const hb = v128.load(wb, 144);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 16, i16x8.shuffle(sc0, sc0, 1,1,1,1,1,1,1,1)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 48, i16x8.shuffle(sc0, sc0, 3,3,3,3,3,3,3,3)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 80, i16x8.shuffle(sc0, sc0, 5,5,5,5,5,5,5,5)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 112, i16x8.shuffle(sc0, sc0, 7,7,7,7,7,7,7,7)));
+    }
+    {
+      const a = v128.load(wb, 64);
+      const c = v128.load(wb, 96);
+      const hb = v128.load(wb, 160);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 128, i16x8.shuffle(sc1, sc1, 0,0,0,0,0,0,0,0)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 160, i16x8.shuffle(sc1, sc1, 2,2,2,2,2,2,2,2)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 192, i16x8.shuffle(sc1, sc1, 4,4,4,4,4,4,4,4)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 224, i16x8.shuffle(sc1, sc1, 6,6,6,6,6,6,6,6)));
+    }
+    {
+      const a = v128.load(wb, 80);
+      const c = v128.load(wb, 112);
+      const hb = v128.load(wb, 176);
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 144, i16x8.shuffle(sc1, sc1, 1,1,1,1,1,1,1,1)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 176, i16x8.shuffle(sc1, sc1, 3,3,3,3,3,3,3,3)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 208, i16x8.shuffle(sc1, sc1, 5,5,5,5,5,5,5,5)));
+      v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 240, i16x8.shuffle(sc1, sc1, 7,7,7,7,7,7,7,7)));
+    }
+    sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * hsumI32(offs));
   }
-  const v = f32x4.add(lo, hi);
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 2)) + (f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 3));
+  return sum;
 }
 
 /**
@@ -329,7 +366,7 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
   const sums = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
-  let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
+  let total = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * blockBytes;
     const sm = scalesMinsK4(wb + 4);
@@ -506,18 +543,17 @@ function dot1x4K45(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, has
     dx = v128.load32_lane(dp + qs, dx, 1);
     dx = v128.load32_lane(dp + qs2, dx, 2);
     dx = v128.load32_lane(dp + qs3, dx, 3);
-    const dW = <f64>halfToFloat(load<u16>(wb));
-    const dM = <f64>halfToFloat(load<u16>(wb, 2));
-    const S = transposeSum(a0, a1, a2, a3);
-    t0 += stepK45(f32x4.extract_lane(dx, 0), dW, dM, i32x4.extract_lane(S, 0), i32x4.extract_lane(mins, 0));
-    t1 += stepK45(f32x4.extract_lane(dx, 1), dW, dM, i32x4.extract_lane(S, 1), i32x4.extract_lane(mins, 1));
-    t2 += stepK45(f32x4.extract_lane(dx, 2), dW, dM, i32x4.extract_lane(S, 2), i32x4.extract_lane(mins, 2));
-    t3 += stepK45(f32x4.extract_lane(dx, 3), dW, dM, i32x4.extract_lane(S, 3), i32x4.extract_lane(mins, 3));
+    const dd = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb))));
+    const dmin = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 2))));
+    total = f32x4.add(total, f32x4.sub(
+      f32x4.mul(dd, f32x4.convert_i32x4_s(transposeSum(a0, a1, a2, a3))),
+      f32x4.mul(dmin, f32x4.convert_i32x4_s(mins)),
+    ));
   }
-  store<f32>(yp, <f32>t0);
-  store<f32>(yp + ys, <f32>t1);
-  store<f32>(yp + 2 * ys, <f32>t2);
-  store<f32>(yp + 3 * ys, <f32>t3);
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
 }
 
 /**
@@ -633,7 +669,7 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
   const qs3 = qs2 + qs;
   const m15 = i8x16.splat(15);
   const b16 = i8x16.splat(16);
-  let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
+  let total = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * blockBytes;
     const sm = scalesMinsK4(wb + 4);
@@ -729,18 +765,17 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
     dx = v128.load32_lane(dp + qs, dx, 1);
     dx = v128.load32_lane(dp + qs2, dx, 2);
     dx = v128.load32_lane(dp + qs3, dx, 3);
-    const dW = <f64>halfToFloat(load<u16>(wb));
-    const dM = <f64>halfToFloat(load<u16>(wb, 2));
-    const S = transposeSum(a0, a1, a2, a3);
-    t0 += stepK45(f32x4.extract_lane(dx, 0), dW, dM, i32x4.extract_lane(S, 0), i32x4.extract_lane(mins, 0));
-    t1 += stepK45(f32x4.extract_lane(dx, 1), dW, dM, i32x4.extract_lane(S, 1), i32x4.extract_lane(mins, 1));
-    t2 += stepK45(f32x4.extract_lane(dx, 2), dW, dM, i32x4.extract_lane(S, 2), i32x4.extract_lane(mins, 2));
-    t3 += stepK45(f32x4.extract_lane(dx, 3), dW, dM, i32x4.extract_lane(S, 3), i32x4.extract_lane(mins, 3));
+    const dd = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb))));
+    const dmin = f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 2))));
+    total = f32x4.add(total, f32x4.sub(
+      f32x4.mul(dd, f32x4.convert_i32x4_s(transposeSum(a0, a1, a2, a3))),
+      f32x4.mul(dmin, f32x4.convert_i32x4_s(mins)),
+    ));
   }
-  store<f32>(yp, <f32>t0);
-  store<f32>(yp + ys, <f32>t1);
-  store<f32>(yp + 2 * ys, <f32>t2);
-  store<f32>(yp + 3 * ys, <f32>t3);
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
 }
 
 /** One token's sum over one chunk (codes lo0|lo1 of sub-block 2c, hi0|hi1 of 2c+1; its 64 i8 codes at x). */
@@ -787,6 +822,107 @@ export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i
 
 
 /**
+ * One Q6_K row (at w) against four tokens (Q8_K activations at q + t qs; outputs at yp + t ys),
+ * for prompt processing: each 16 codes decoded once for the four tokens, scaled by their
+ * sub-block scale in integers, one accumulator per token; the integer sums and each token's
+ * float steps are dotRowQ6K's, so the outputs have its bits.
+ */
+// @ts-ignore: decorator
+@inline
+function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  const nb = n >> 8;
+  const dxs = q + <usize>n;
+  const bs = dxs + (<usize>nb << 2);
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  const low = i8x16.splat(0x0f);
+  const m30 = i8x16.splat(0x30);
+  let total = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 210;
+    const sc = v128.load(wb, 192);
+    const sc0 = i16x8.extend_low_i8x16_s(sc);
+    const sc1 = i16x8.extend_high_i8x16_s(sc);
+    // sum_s sc_s * bsum_s per token, for the -32 offset of the codes
+    const bsb = bs + (<usize>b << 6);
+    const offs = transposeSum(
+      offsQ6K(bsb, sc0, sc1),
+      offsQ6K(bsb + qs, sc0, sc1),
+      offsQ6K(bsb + qs2, sc0, sc1),
+      offsQ6K(bsb + qs3, sc0, sc1),
+    );
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    const qb = q + (<usize>b << 8);
+    for (let g = 0; g < 4; g++) {
+      // g = 2h + l: half h, 16-byte column l
+      const h = g >> 1;
+      const l = g & 1;
+      const ql = wb + (<usize>h << 6) + (<usize>l << 4);
+      const a = v128.load(ql);
+      const c = v128.load(ql, 32);
+      const hb = v128.load(wb + 128 + (<usize>h << 5) + (<usize>l << 4));
+      const xo = qb + (<usize>h << 7) + (<usize>l << 4);
+      const sp = wb + 192 + (<usize>h << 3) + <usize>l; // scale of sub-block 8h + 2k + l at sp + 2k
+      {
+        const qc = codeQ6K(a, c, hb, 0, low, m30);
+        const scv = i16x8.splat(load<i8>(sp, 0));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 0;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 1, low, m30);
+        const scv = i16x8.splat(load<i8>(sp, 2));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 32;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 2, low, m30);
+        const scv = i16x8.splat(load<i8>(sp, 4));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 64;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+      {
+        const qc = codeQ6K(a, c, hb, 3, low, m30);
+        const scv = i16x8.splat(load<i8>(sp, 6));
+        const lo = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_low_i8x16_u(qc), scv);
+        const hi = ASC_FEATURE_RELAXED_SIMD ? qc : i16x8.mul(i16x8.extend_high_i8x16_u(qc), scv);
+        const x = xo + 96;
+        a0 = i32x4.add(a0, tokQ6K(qc, lo, hi, scv, x));
+        a1 = i32x4.add(a1, tokQ6K(qc, lo, hi, scv, x + qs));
+        a2 = i32x4.add(a2, tokQ6K(qc, lo, hi, scv, x + qs2));
+        a3 = i32x4.add(a3, tokQ6K(qc, lo, hi, scv, x + qs3));
+      }
+    }
+    const isum = i32x4.sub(transposeSum(a0, a1, a2, a3), i32x4.shl(offs, 5));
+    const dp = dxs + (<usize>b << 2);
+    let dx = v128.load32_lane(dp, i32x4.splat(0), 0);
+    dx = v128.load32_lane(dp + qs, dx, 1);
+    dx = v128.load32_lane(dp + qs2, dx, 2);
+    dx = v128.load32_lane(dp + qs3, dx, 3);
+    total = f32x4.add(total, f32x4.mul(f32x4.mul(dx, f32x4.splat(halfToFloat(load<u16>(wb, 208)))), f32x4.convert_i32x4_s(isum)));
+  }
+  v128.store32_lane(yp, total, 0);
+  v128.store32_lane(yp + ys, total, 1);
+  v128.store32_lane(yp + 2 * ys, total, 2);
+  v128.store32_lane(yp + 3 * ys, total, 3);
+}
+
+/**
  * Codes k (0..3) of a Q6_K 16-byte column: ql bytes a (low nibbles of k = 0, 2), c (k = 1, 3),
  * qh bytes hb (bits 2k, 2k+1). Shifts are i16 (one instruction; i8 shifts are emulated), the
  * masks 0x0f and 0x30 (m30) keep each byte's own bits: (hb >> 2k & 3) << 4 = (hb << 4 - 2k) & 0x30.
@@ -800,14 +936,42 @@ function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, m30: v128): v128
   return v128.or(v128.and(i16x8.shr_u(c, 4), low), v128.and(i16x8.shr_u(hb, 2), m30));
 }
 
+/**
+ * One token's sc * (codes . x) for 16 Q6_K codes and its 16 i8 activations at x, as four lanes.
+ * Plain SIMD: lo, hi are the codes widened and scaled (|sc q| <= 128 * 63), two i16 dot products
+ * with the widened activations. Relaxed: one i8 dot product of codes qc (pairs, |.| <= 2*63*128)
+ * and one i16 dot product with the scale scv, which multiplies and widens.
+ */
+// @ts-ignore: decorator
+@inline
+function tokQ6K(qc: v128, lo: v128, hi: v128, scv: v128, x: usize): v128 {
+  const v = v128.load(x);
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, qc), scv);
+  return i32x4.add(i32x4.dot_i16x8_s(lo, i16x8.extend_low_i8x16_s(v)), i32x4.dot_i16x8_s(hi, i16x8.extend_high_i8x16_s(v)));
+}
+
+/**
+ * sum_s sc_s * bsum_s of one token's 16 Q8_K sums at p (|bsum| <= 16 * 127: narrowed to i16 exactly),
+ * as four lanes, with the scales as i16 (sc0: sub-blocks 0..7, sc1: 8..15): two i16 dot products.
+ */
+// @ts-ignore: decorator
+@inline
+function offsQ6K(p: usize, sc0: v128, sc1: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p), v128.load(p, 16)), sc0),
+    i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p, 32), v128.load(p, 48)), sc1));
+}
+
 export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 210;
   const qStride = <usize>act_q8_K_bytes(n);
   const yStride = <usize>ldy << 2;
+  const quads = nTok & ~3;
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * rowBytes;
     const yr = y + (<usize>r << 2);
     let t = 0;
+    for (; t < quads; t += 4) dot1x4Q6K(wr, q + <usize>t * qStride, qStride, n, yr + <usize>t * yStride, yStride);
     for (; t < nTok; t++) {
       const yp = yr + <usize>t * yStride;
       store<f32>(yp, dotRowQ6K(wr, q + <usize>t * qStride, n, yp));

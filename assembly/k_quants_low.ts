@@ -327,45 +327,6 @@ function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
 }
 
 /**
- * y for one row and one token of Q2_K weights in llama.cpp's CPU_REPACK order, which it uses on
- * x86 with AVX-512 for matrices of a multiple of 8 rows (ggml_gemv / ggml_gemm_q2_K_8x8_q8_K;
- * src/kernels/reference/k-quants-low.ts, dotQ2_KRepacked): per super-block the whole integer sums
- * S (the lanes of dotRowQ2K) and M = sum_j m_j bsum_j, then acc = fma(f32(S), dW dX, acc),
- * accMin = fma(f32(M), dminW dX, accMin); y = acc - accMin.
- */
-function dotRowQ2KRepacked(w: usize, q: usize, n: i32, yp: usize): f32 {
-  const nb = n >> 8;
-  const dxs = q + (<usize>n << 1);
-  const bss = dxs + (<usize>nb << 2);
-  const m3 = i16x8.splat(3);
-  const m15 = i8x16.splat(15);
-  let acc: f32 = 0;
-  let accMin: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + <usize>b * 84;
-    const qb = q + (<usize>b << 9);
-    const bs = bss + (<usize>b << 6);
-    const sm = v128.load(wb);
-    const sc = v128.and(sm, m15);
-    const sce = evenOdd16(sc, false, false);
-    const sco = evenOdd16(sc, true, false);
-    const mn = i8x16.shr_u(sm, 4);
-    const mn0 = i16x8.extend_low_i8x16_u(mn);
-    const mn1 = i16x8.extend_high_i8x16_u(mn);
-    const pLo = pairSums(i32x4.mul(v128.load(bs), i32x4.extend_low_i16x8_u(mn0)), i32x4.mul(v128.load(bs, 16), i32x4.extend_high_i16x8_u(mn0)));
-    const pHi = pairSums(i32x4.mul(v128.load(bs, 32), i32x4.extend_low_i16x8_u(mn1)), i32x4.mul(v128.load(bs, 48), i32x4.extend_high_i16x8_u(mn1)));
-    let sLo = q2Half(i32x4.splat(0), v128.load(wb, 16), qb, scalesQ2K(sce, sco, 0), m3, yp);
-    let sHi = q2Half(i32x4.splat(0), v128.load(wb, 32), qb + 32, scalesQ2K(sce, sco, 2), m3, yp);
-    sLo = q2Half(sLo, v128.load(wb, 48), qb + 256, scalesQ2K(sce, sco, 1), m3, yp);
-    sHi = q2Half(sHi, v128.load(wb, 64), qb + 288, scalesQ2K(sce, sco, 3), m3, yp);
-    const dx = load<f32>(dxs + (<usize>b << 2));
-    acc = fmaf(<f32>hsumI32(i32x4.add(sLo, sHi)), halfToFloat(load<u16>(wb, 80)) * dx, acc);
-    accMin = fmaf(<f32>hsumI32(i32x4.add(pLo, pHi)), halfToFloat(load<u16>(wb, 82)) * dx, accMin);
-  }
-  return acc - accMin;
-}
-
-/**
  * Q3_K codes (low | high << 2) of sub-block pair s of half h, both bytes of each i16 lane at once:
  * bits 2s.. of the code bytes v, bit 4h+s of the hmask bytes hm moved to bit 2.
  */
@@ -787,19 +748,11 @@ function matmulLow(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, r1:
   const rowBytes = <usize>(n >> 8) * (type == Q2_K ? 84 : type == Q3_K ? 110 : 136);
   const qStride = <usize>act_q8_K_eo_bytes(n);
   const yStride = <usize>ldy << 2;
-  // Q2_K matrices of a multiple of 8 rows: llama.cpp's repacked order, one token at a time.
-  const repacked = type == Q2_K && ldy % 8 == 0;
-  const quads = repacked ? 0 : nTok & ~3;
+  const quads = nTok & ~3;
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * rowBytes;
     const yr = y + (<usize>r << 2);
     let t = 0;
-    if (repacked) {
-      for (; t < nTok; t++) {
-        const yp = yr + <usize>t * yStride;
-        store<f32>(yp, dotRowQ2KRepacked(wr, q + <usize>t * qStride, n, yp));
-      }
-    }
     for (; t < quads; t += 4) dot1x4(type, wr, q + <usize>t * qStride, qStride, n, yr + <usize>t * yStride, yStride);
     for (; t < nTok; t++) {
       const yp = yr + <usize>t * yStride;

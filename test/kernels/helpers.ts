@@ -3,7 +3,7 @@ import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
 import { mulberry32 } from "../../src/convert/synthetic.js";
 import { f16ToF32, f32ToF16 } from "../../src/formats/quants/index.js";
 import { createReferenceKernels, createWasmKernels, enableRelaxedSimd, KernelMemory, type Kernels, type MatmulType } from "../../src/kernels/index.js";
-import { dotQ8_0, quantizeQ8_0 } from "../../src/kernels/reference/index.js";
+import { quantizeQ8_0 } from "../../src/kernels/reference/index.js";
 
 /** The kernel builds this runtime runs (relaxed SIMD switched on where V8 has it behind a flag). */
 export const KERNEL_BUILDS = (await enableRelaxedSimd()) ? (["simd", "relaxed"] as const) : (["simd"] as const);
@@ -110,12 +110,11 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1
 }
 
 /**
- * y = W x (nTok x rows) for Q4_0 / Q8_0 weights, summed in exactly the WASM kernels' float order,
- * so it must match every kernel path bit for bit. Q4_0 (assembly/q4_0.ts, "Summation order"):
- * exact integer block sums; block b's sum times (weight scale * activation scale) into lane b % 4
- * of a float accumulator; the lanes folded as (0 + 2) + (1 + 3); the blocks after the last full
+ * y = W x (nTok x rows) for Q4_0 / Q8_0 weights, summed in exactly the WASM kernels' float order
+ * (assembly/q4_0.ts, "Summation order"), so it must match every kernel path bit for bit: exact
+ * integer block sums; block b's sum times (weight scale * activation scale) into lane b % 4 of
+ * a float accumulator; the lanes folded as (0 + 2) + (1 + 3); the blocks after the last full
  * group of four added one by one. (The reference matmul sums in another order: close, not equal.)
- * Q8_0 (assembly/q8_0.ts): llama.cpp's eight-lane order, the reference's dotQ8_0.
  */
 export function matmulKernelOrder(type: GGMLType.Q4_0 | GGMLType.Q8_0, w: Uint8Array, x: Float32Array, rows: number, cols: number, nTok: number): Float32Array {
   const f = Math.fround;
@@ -125,10 +124,6 @@ export function matmulKernelOrder(type: GGMLType.Q4_0 | GGMLType.Q8_0, w: Uint8A
   for (let t = 0; t < nTok; t++) {
     const xq = quantizeQ8_0(x.subarray(t * cols, (t + 1) * cols));
     for (let r = 0; r < rows; r++) {
-      if (type === GGMLType.Q8_0) {
-        y[t * rows + r] = dotQ8_0(w, r * nb * blockBytes, xq);
-        continue;
-      }
       const term = (b: number): number => {
         const o = (r * nb + b) * blockBytes;
         let isum = 0;

@@ -1,10 +1,10 @@
 /**
  * Q4_K, Q5_K and Q6_K matmuls (assembly/k_quants.ts): one token at a time (decoding) and four
  * tokens per tile (prompt processing) give the same bits, and those bits are the kernels' float
- * order written out here (kOrder): exact integer super-block sums, then per super-block,
- *   Q4_K / Q5_K:  sum += d_x * (d * S - dmin * M)   in f64, rounded to f32 at the end
- * (S = sum_j sc_j (q_j . x_j), M = sum_j m_j bsum_j); Q6_K: llama.cpp's order (eight lanes of
- * integer sums, fused steps, hsum_float_8), which the reference dotQ6_K writes out. Odd row counts cut
+ * order written out here (kOrder): exact integer super-block sums, then per super-block, in f32,
+ *   Q4_K / Q5_K:  sum += (d_x * d) * f32(S) - (d_x * dmin) * f32(M)
+ *   Q6_K:         sum += (d_x * d) * f32(S - 32 B)
+ * (S = sum_j sc_j (q_j . x_j), M = sum_j m_j bsum_j, B = sum_s sc_s bsum_s). Odd row counts cut
  * into slices, 1..9 tokens (tiles and their tails), a token whose first super-block is all
  * zeros, every code and scale bit pattern; both builds.
  */
@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { f16ToF32 } from "../../src/formats/quants/index.js";
 import { KernelMemory, Kernels, rowBytes } from "../../src/kernels/index.js";
-import { dotQ6_K, quantizeQ8_K, scaleMinK4 } from "../../src/kernels/reference/index.js";
+import { codeQ6K, quantizeQ8_K, scaleMinK4 } from "../../src/kernels/reference/index.js";
 import { kernelPair, KERNEL_BUILDS, maxRelDiff, randomF32, randomWeights, rng, withMark } from "./helpers.js";
 
 const TYPES = [GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K] as const;
@@ -34,7 +34,9 @@ function kOrder(type: KType, w: Uint8Array, x: Float32Array, rows: number, cols:
         const o = (r * nb + b) * bb;
         const dx = xq.d[b];
         if (type === GGMLType.Q6_K) {
-          if (b === 0) sum = dotQ6_K(w, o, xq);
+          let s = 0;
+          for (let j = 0; j < 256; j++) s += (w[o + 192 + (j >> 4)] << 24 >> 24) * (codeQ6K(w, o, j) - 32) * xq.qs[b * 256 + j];
+          sum = f(sum + f(f(dx * h(o + 208)) * f(s)));
         } else {
           const qs = o + (type === GGMLType.Q5_K ? 48 : 16);
           let s = 0, m = 0;
@@ -47,10 +49,10 @@ function kOrder(type: KType, w: Uint8Array, x: Float32Array, rows: number, cols:
             }
             m += mn * (xq.sums[b * 16 + 2 * j] + xq.sums[b * 16 + 2 * j + 1]);
           }
-          sum += dx * (h(o) * s - h(o + 2) * m); // f64, rounded once at the end
+          sum = f(sum + f(f(f(dx * h(o)) * f(s)) - f(f(dx * h(o + 2)) * f(m))));
         }
       }
-      y[t * rows + r] = f(sum);
+      y[t * rows + r] = sum;
     }
   }
   return y;

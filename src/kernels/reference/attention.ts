@@ -13,41 +13,7 @@ import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import { dequantizeQ8_0 } from "../../formats/quants/q8_0.js";
 import { dotQ8_0 } from "./matmul.js";
 import { quantizeQ8_0, roundF16 } from "./quantize.js";
-import { reduce16, softmaxExact, softmaxRow } from "./norm.js";
-import { fmaf } from "./k-quants-low.js";
-
-const f = Math.fround;
-
-/**
- * ggml_vec_dot_f32 with AVX-512 (the F32 KQ and KQV products): blocks of 64 into four 16-lane
- * accumulators, x*y + acc fused; those added pairwise (0+2, 1+3, then 0+1) and across lanes as
- * _mm512_reduce_add_ps does; the rest one by one, sum += x*y, product and sum each rounded to
- * float32 (not fused: checked against the prebuilt CPU backend's mul_mat).
- */
-export function dotF32(x: Float32Array, y: Float32Array, n: number): number {
-  const np = n & ~63;
-  let sum = 0;
-  if (np > 0) {
-    const acc = new Float32Array(64);
-    for (let i = 0; i < np; i += 64) for (let l = 0; l < 64; l++) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
-    for (let l = 0; l < 32; l++) acc[l] = f(acc[l] + acc[l + 32]);
-    for (let l = 0; l < 16; l++) acc[l] = f(acc[l] + acc[l + 16]);
-    sum = reduce16(acc);
-  }
-  for (let i = np; i < n; i++) sum = f(sum + f(x[i] * y[i]));
-  return sum;
-}
-
-/**
- * The F32 dot product of llamafile's tinyBLAS with AVX-512 (llama.cpp's mul_mat for two or more
- * contiguous input rows, n % 16 == 0, rows % 4 == 0): one 16-lane accumulator, x*y + acc fused,
- * then _mm512_reduce_add_ps.
- */
-export function dotF32Tiny(x: Float32Array, y: Float32Array, n: number): number {
-  const acc = new Float32Array(16);
-  for (let i = 0; i < n; i += 16) for (let l = 0; l < 16; l++) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
-  return reduce16(acc);
-}
+import { softmax } from "./norm.js";
 
 /** 34 bytes a Q8_0 block, as ggml-types.ts records it. */
 const Q8_0_BYTES = GGML_TYPES[GGMLType.Q8_0].bytesPerBlock;
@@ -66,42 +32,24 @@ export function attention(
   const group = nHead / nKvHead;
   const kvRow = nKvHead * headDim;
   const out = new Float32Array(nTok * nHead * headDim);
-  const qh = new Float32Array(headDim);
   for (let t = 0; t < nTok; t++) {
     const nKv = pos0 + t + 1;
-    // llama.cpp's KQ and KQV rows run over the whole padded cache (n_kv, a multiple of 64 here),
-    // the positions after nKv masked: their zeros leave every sum as it is.
-    const nPad = Math.ceil(nKv / 64) * 64;
-    const p = new Float32Array(nPad);
-    const vd = new Float32Array(nPad);
     for (let h = 0; h < nHead; h++) {
       const g = Math.floor(h / group);
       const qo = (t * nHead + h) * headDim;
       const score = new Float32Array(nKv);
-      if (kvF16) {
-        for (let j = 0; j < nKv; j++) {
-          let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += roundF16(q[qo + d]) * k[j * kvRow + g * headDim + d];
-          score[j] = dot * scale;
-        }
-      } else {
-        qh.set(q.subarray(qo, qo + headDim));
-        for (let j = 0; j < nKv; j++) score[j] = f(dotF32(qh, k.subarray(j * kvRow + g * headDim), headDim) * f(scale));
-      }
-      p.set(softmaxRow(score, nKv, true));
-      if (kvF16) {
-        for (let j = 0; j < nKv; j++) {
-          const pj = roundF16(p[j]);
-          for (let d = 0; d < headDim; d++) out[qo + d] += pj * v[j * kvRow + g * headDim + d];
-        }
-      } else {
-        // V is stored transposed (one row of n_kv values per dimension): a dot product per d,
-        // in tinyBLAS's order where llama.cpp's mul_mat hands KQV to it (two or more queries).
-        const tiny = nTok >= 2 && headDim % 4 === 0;
+      for (let j = 0; j < nKv; j++) {
+        let dot = 0;
         for (let d = 0; d < headDim; d++) {
-          for (let j = 0; j < nKv; j++) vd[j] = v[j * kvRow + g * headDim + d];
-          out[qo + d] = tiny ? dotF32Tiny(p, vd, nPad) : dotF32(p, vd, nPad);
+          const qd = kvF16 ? roundF16(q[qo + d]) : q[qo + d];
+          dot += qd * k[j * kvRow + g * headDim + d];
         }
+        score[j] = dot * scale;
+      }
+      const p = softmax(score, nKv);
+      for (let j = 0; j < nKv; j++) {
+        const pj = kvF16 ? roundF16(p[j]) : p[j];
+        for (let d = 0; d < headDim; d++) out[qo + d] += pj * v[j * kvRow + g * headDim + d];
       }
     }
   }
@@ -134,7 +82,7 @@ export function attentionQ8_0(
       const q8 = quantizeQ8_0(q.subarray(qo, qo + headDim));
       const score = new Float32Array(nKv);
       for (let j = 0; j < nKv; j++) score[j] = dotQ8_0(k, at(j, g), q8) * scale;
-      const p = softmaxExact(score, nKv);
+      const p = softmax(score, nKv);
       for (let j = 0; j < nKv; j++) {
         dequantizeQ8_0(v.subarray(at(j, g)), vj, nb);
         for (let d = 0; d < headDim; d++) out[qo + d] += p[j] * vj[d];

@@ -6,16 +6,16 @@ import { GGMLType } from "../../formats/ggml-types.js";
 import { f16ToF32, f32ToF16 } from "../../formats/quants/half.js";
 import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
-import { attention, attentionQ8_0, dotF32, dotF32Tiny } from "./attention.js";
+import { attention, attentionQ8_0 } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
 import { groupedRowQ4_0, groupRowsQ4_0, isGrouped } from "../layout.js";
 import { activationKind, dotF16, dotQ4_0, dotQ4_0For, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
-import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ2_KRepacked, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
+import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
 import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
-import { GGML_ROPE_RAMP, rope } from "./rope.js";
+import { rope } from "./rope.js";
 
 const f = Math.fround;
 
@@ -187,8 +187,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
             case GGMLType.Q4_K: out[r] = dotQ4_K(wb, o, xr!); break;
             case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;
             case GGMLType.Q6_K: out[r] = dotQ6_K(wb, o, xr!); break;
-            // llama.cpp repacks Q2_K matrices of a multiple of 8 rows on x86 with AVX-512 (another order).
-            case GGMLType.Q2_K: out[r] = ldy % 8 === 0 ? dotQ2_KRepacked(wb, o, xr!) : dotQ2_K(wb, o, xr!); break;
+            case GGMLType.Q2_K: out[r] = dotQ2_K(wb, o, xr!); break;
             case GGMLType.Q3_K: out[r] = dotQ3_K(wb, o, xr!); break;
             case GGMLType.IQ4_XS: out[r] = dotIQ4_XS(wb, o, xr!); break;
             case GGMLType.Q4_1: out[r] = dotQ4_1(wb, o, xr as Q8_1Row); break;
@@ -200,9 +199,8 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
               out[r] = dotF16(wb, o, xf!, cols, f16Lanes(nTok, cols, ldy));
               break;
             case GGMLType.F32: {
-              // llama.cpp's order: tinyBLAS for two or more tokens where it takes the shape, else ggml_vec_dot_f32.
               const wr = mem.f32(w + o, cols);
-              out[r] = nTok >= 2 && cols % 16 === 0 && ldy % 4 === 0 ? dotF32Tiny(wr, xf!, cols) : dotF32(wr, xf!, cols);
+              out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
               break;
             }
           }
@@ -240,7 +238,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     rope(x, _cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
       const view = mem.f32(x, (nTok - 1) * ld + nHeads * headDim);
       const cfg = { nDims, base: 1, neox, scaling: { type: "none" as const } };
-      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims + GGML_ROPE_RAMP), mscale }, pos0, nTok, ld);
+      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims / 2), mscale }, pos0, nTok, ld);
     },
     attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvType, scale, h0, h1) {
       const nKv = pos0 + nTok;

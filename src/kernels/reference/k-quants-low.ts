@@ -80,23 +80,6 @@ export function dotQ2_K(w: Uint8Array, o: number, x: Q8Row): number {
   return hsum8(acc);
 }
 
-/**
- * Q2_K in llama.cpp's CPU_REPACK order (ggml_gemv / ggml_gemm_q2_K_8x8_q8_K on x86 with AVX-512,
- * where llama.cpp repacks Q2_K weights of rows % 8 == 0): per super-block the exact integer sums
- * S (scales times code dot products) and M (mins times bsums), then
- *   acc = fma(f32(S), dW * dX, acc),  accMin = fma(f32(M), dminW * dX, accMin),  y = acc - accMin.
- */
-export function dotQ2_KRepacked(w: Uint8Array, o: number, x: Q8Row): number {
-  let acc = 0;
-  let accMin = 0;
-  for (let B = 0; B < x.d.length; B++, o += Q2_K_BYTES) {
-    const [S, P] = lanesQ2_K(w, o, x, B);
-    acc = fmaf(f(S.reduce((a, b) => a + b, 0)), f(f16(w, o + 80) * x.d[B]), acc);
-    accMin = fmaf(f(P.reduce((a, b) => a + b, 0)), f(f16(w, o + 82) * x.d[B]), accMin);
-  }
-  return f(acc - accMin);
-}
-
 /** Signed 6-bit scale j of the Q3_K super-block at o. */
 export function scaleQ3K(w: Uint8Array, o: number, j: number): number {
   const low = j < 8 ? w[o + 96 + j] & 15 : w[o + 96 + j - 8] >> 4;

@@ -13,7 +13,7 @@
  *   Q2_K, Q3_K, IQ4_XS: k-quants-low.ts
  *   Q4_1, Q5_0, Q5_1, IQ4_NL (Q8_0 / Q8_1 activations): nibble-blocks.ts
  *   F16:          sum_j  W_j * f16(x_j), summed in llama.cpp's order (dotF16)
- *   F32:          sum_j  W_j x_j, in llama.cpp's order (attention.ts dotF32 / dotF32Tiny)
+ *   F32:          sum_j  W_j x_j
  */
 import { GGMLType, GGML_TYPES } from "../../formats/ggml-types.js";
 import { f16ToF32 } from "../../formats/quants/half.js";
@@ -144,7 +144,6 @@ function dotQ45K(w: Uint8Array, o: number, x: Q8Row, blockBytes: number, qh: num
 }
 
 export const dotQ4_K = (w: Uint8Array, o: number, x: Q8Row): number => dotQ45K(w, o, x, 144, -1);
-
 export const dotQ5_K = (w: Uint8Array, o: number, x: Q8Row): number => dotQ45K(w, o, x, 176, 16);
 
 /** The 6-bit code of value v (0..255) of the Q6_K super-block at o. */
@@ -159,30 +158,18 @@ export function codeQ6K(w: Uint8Array, o: number, v: number): number {
 }
 
 export function dotQ6_K(w: Uint8Array, o: number, x: Q8Row): number {
-  // ggml_vec_dot_q6_K_q8_K with AVX2: per super-block eight i32 lanes; lane m holds, for each
-  // 32-code quarter q of the super-block, codes 4(m % 4)..+3 of its half m < 4 ? 0 : 1 (unsigned
-  // 6-bit codes times their scale), minus 32 * (the scaled sums of sub-blocks 2m and 2m+1); then
-  // lane m += d * S_m fused (d = dX * dW in f32) and hsum_float_8.
-  const acc = new Float64Array(8);
-  const S = new Array<number>(8);
+  let y = 0;
   for (let B = 0; B < x.d.length; B++, o += 210) {
-    const sc = (s: number) => (w[o + 192 + s] << 24) >> 24;
-    for (let m = 0; m < 8; m++) {
-      let sum = 0;
-      for (let q = 0; q < 8; q++) {
-        const v0 = 32 * q + (m >= 4 ? 16 : 0) + 4 * (m % 4);
-        let dot = 0;
-        for (let l = 0; l < 4; l++) dot += codeQ6K(w, o, v0 + l) * x.qs[B * 256 + v0 + l];
-        sum += sc(v0 >> 4) * dot;
-      }
-      sum -= 32 * (x.sums[B * 16 + 2 * m] * sc(2 * m) + x.sums[B * 16 + 2 * m + 1] * sc(2 * m + 1));
-      S[m] = sum;
+    let sum = 0;
+    for (let s = 0; s < 16; s++) {
+      const sc = (w[o + 192 + s] << 24) >> 24;
+      let dot = 0;
+      for (let l = 0; l < 16; l++) dot += (codeQ6K(w, o, 16 * s + l) - 32) * x.qs[B * 256 + 16 * s + l];
+      sum += sc * dot;
     }
-    const d = Math.fround(x.d[B] * f16(w, o + 208));
-    for (let m = 0; m < 8; m++) acc[m] = fmaf(d, Math.fround(S[m]), acc[m]); // _mm256_cvtepi32_ps
+    y += x.d[B] * f16(w, o + 208) * sum;
   }
-  const f = Math.fround;
-  return f(f(f(acc[0] + acc[4]) + f(acc[2] + acc[6])) + f(f(acc[1] + acc[5]) + f(acc[3] + acc[7])));
+  return y;
 }
 
 /**

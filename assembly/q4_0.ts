@@ -91,9 +91,10 @@ let dotAddState: i32 = -1;
 
 /**
  * Never use i32x4.relaxed_dot_i8x16_i7x16_add_s in this instance, whatever the probe says. The
- * loader calls it where relaxed SIMD is experimental (Node 20): there the add form's result
- * depends on the compiler tier. Measured: after a few hundred instances the probe, compiled hot,
- * passed, while kernel code still cold summed twice and a model's logits went wrong.
+ * loader calls it where relaxed SIMD is experimental (Node 20), whose add form returns twice the
+ * sum but not reliably: late in a long test run (hundreds of instances) the probe passed in fresh
+ * instances and a model's logits went wrong; keeping the i16 form fixed it. (Likely the compiler
+ * tiers disagree: the probe's code had been optimized by then, the kernels' new paths not.)
  */
 export function forbid_relaxed_dot_add(): void {
   dotAddState = 0;

@@ -149,7 +149,7 @@ export function compileKernels(prefer: KernelBuild | "auto" = "auto"): Promise<C
       if (prefer !== "simd") {
         const relaxed = await readBytes(kernelUrl("relaxed"));
         // Node 20 has relaxed SIMD behind a flag: turn it on (its i8 dot-add is never used there:
-        // instantiateKernels forbids it, as its result depends on the compiler tier). The
+        // instantiateKernels forbids it, as its probe cannot be trusted). The
         // relaxed build gives the plain build's bits; ZH_LLAMA_KERNELS=simd keeps the plain one.
         if (!WebAssembly.validate(relaxed) && envKernels() !== "simd") await enableRelaxedSimd();
         if (WebAssembly.validate(relaxed)) return { module: await WebAssembly.compile(relaxed), build: "relaxed" as const };
@@ -180,7 +180,7 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
 
 /**
  * Node before 22: relaxed SIMD only behind V8's experimental flag (enableRelaxedSimd), where the
- * i8 dot-add's result depends on the compiler tier (assembly/q4_0.ts, forbid_relaxed_dot_add).
+ * i8 dot-add's probe cannot be trusted (assembly/q4_0.ts, forbid_relaxed_dot_add).
  */
 function experimentalRelaxedSimd(): boolean {
   const versions = (globalThis as { process?: { versions?: { node?: string; bun?: string; deno?: string } } }).process?.versions;

@@ -1,7 +1,7 @@
 /** The fetch core, in process (no socket): every endpoint and the bad-input cases. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTemplate } from "../../src/chat/index.js";
-import { get, parseSse, post, testServer, type TestServer } from "./helpers.js";
+import { callApp, get, parseSse, post, testServer, type TestServer } from "./helpers.js";
 
 let t: TestServer;
 beforeAll(async () => {
@@ -12,11 +12,7 @@ afterAll(async () => {
 });
 
 const auth = { authorization: "Bearer sk-test" };
-const call = async (r: Request) => {
-  const res = await t.app.fetch(r);
-  const text = await res.text();
-  return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: res.headers.get("content-type")?.includes("json") ? (JSON.parse(text) as Record<string, any>) : undefined };
-};
+const call = (r: Request) => callApp(t.app, r);
 const chat = (body: Record<string, unknown>) => call(post("/v1/chat/completions", { model: "tiny-random-q8_0", max_tokens: 8, seed: 1, ...body }, auth));
 
 describe("endpoints", () => {

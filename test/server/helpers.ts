@@ -32,6 +32,13 @@ export function post(path: string, body: unknown, headers: Record<string, string
 
 export const get = (path: string, headers: Record<string, string> = {}): Request => new Request(`http://test${path}`, { headers });
 
+/** A request through the app: status, content type, text, and the body parsed where it is JSON. */
+export async function callApp(app: ServerApp, r: Request) {
+  const res = await app.fetch(r);
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: res.headers.get("content-type")?.includes("json") ? (JSON.parse(text) as Record<string, any>) : undefined };
+}
+
 /** The JSON payloads of an SSE body, "[DONE]" as the string. */
 export function parseSse(text: string): Array<Record<string, unknown> | "[DONE]"> {
   const out: Array<Record<string, unknown> | "[DONE]"> = [];

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/index.js";
 import type { CliIo } from "../../src/cli/command.js";
 import { publicHostWarning } from "../../src/cli/serve.js";
-import { FIXTURE, get, post, testServer, type TestServer } from "./helpers.js";
+import { callApp, FIXTURE, get, post, testServer, type TestServer } from "./helpers.js";
 
 let t: TestServer;
 const lines: string[] = [];
@@ -15,11 +15,7 @@ afterAll(async () => {
 });
 
 const auth = { authorization: "Bearer sk-test" };
-const call = async (r: Request) => {
-  const res = await t.app.fetch(r);
-  const text = await res.text();
-  return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: res.headers.get("content-type")?.includes("json") ? (JSON.parse(text) as Record<string, any>) : undefined };
-};
+const call = (r: Request) => callApp(t.app, r);
 
 describe("access log", () => {
   it("one line per request: method, path, status, tokens where known, ms", async () => {

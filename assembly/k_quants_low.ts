@@ -262,7 +262,7 @@ function dotRowQ2K(w: usize, q: usize, n: i32, yp: usize): f32 {
     const sc = v128.and(sm, m15);
     const sce = evenOdd16(sc, false, false); // scales of even / odd sub-blocks as i16
     const sco = evenOdd16(sc, true, false);
-    const mn = i8x16.shr_u(sm, 4);
+    const mn = v128.and(i16x8.shr_u(sm, 4), m15); // V8 emulates i8x16.shr_u with a mask rebuilt per use
     const mn0 = i16x8.extend_low_i8x16_u(mn);
     const mn1 = i16x8.extend_high_i8x16_u(mn);
     // P_m = m_2m bsum_2m + m_2m+1 bsum_2m+1
@@ -643,7 +643,7 @@ function dot1x4(type: i32, w: usize, q: usize, qs: usize, n: i32, yp: usize, ys:
       scLo = evenOdd16(sc, false, false);
       scHi = evenOdd16(sc, true, false);
       dw = halfToFloat(load<u16>(wb, 80));
-      const mn = i8x16.shr_u(v128.load(wb), 4);
+      const mn = v128.and(i16x8.shr_u(v128.load(wb), 4), m15);
       mins0 = i16x8.extend_low_i8x16_u(mn);
       mins1 = i16x8.extend_high_i8x16_u(mn);
       dminW = halfToFloat(load<u16>(wb, 82));

@@ -52,7 +52,7 @@ export function act_q4_0_bytes(n: i32): i32 {
 // @ts-ignore: decorator
 @inline
 function nibbles(v: v128, k: i32, m: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return k == 0 ? v128.and(v, m) : i8x16.shr_u(v, 4);
+  if (ASC_FEATURE_RELAXED_SIMD) return k == 0 ? v128.and(v, m) : v128.and(i16x8.shr_u(v, 4), m);
   return k == 0 ? v128.and(v, m) : k == 3 ? i16x8.shr_u(v, 12) : v128.and(i16x8.shr_u(v, <i32>(4 * k)), m);
 }
 

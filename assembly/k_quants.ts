@@ -35,7 +35,7 @@
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
 
@@ -224,13 +224,25 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
 }
 
 /**
- * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does:
- * highHalves4 for finite ones (subnormals included), inf and NaN (exponent 31) by their bits.
+ * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does.
+ * When every lane is a normal half (exponent 1..30) the exponent is rebiased in the integers;
+ * otherwise (subnormal halves: Q4_K's d in layers of small weights; zero, inf, NaN) the exact,
+ * slower conversion: no float op may see a subnormal single (common.ts, halfToFloat).
  */
 // @ts-ignore: decorator
 @inline
 function halvesExact4(h: v128): v128 {
-  const f = highHalves4(h, f32x4.splat(HALF_TO_SINGLE), i32x4.splat(SCALES4_MASK));
+  const e = v128.and(h, i32x4.splat(0x7c000000));
+  // e + 2^26 > 2^26 (signed) exactly for exponents 1..30; exponent 31 wraps to negative
+  if (i32x4.all_true(i32x4.gt_s(i32x4.add(e, i32x4.splat(0x04000000)), i32x4.splat(0x04000000)))) {
+    return i32x4.add(v128.and(i32x4.shr_s(h, 3), i32x4.splat(SCALES4_MASK)), i32x4.splat(0x38000000));
+  }
+  return halvesSlow4(h);
+}
+
+/** halvesExact4's general case, out of line. */
+function halvesSlow4(h: v128): v128 {
+  const f = highHalvesExact4(h);
   const top = i32x4.splat(0x7c000000);
   const special = i32x4.eq(v128.and(h, top), top);
   const bits = v128.or(v128.and(i32x4.shr_s(h, 3), i32x4.splat(0x807fe000)), i32x4.splat(0x7f800000));

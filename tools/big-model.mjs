@@ -29,12 +29,19 @@ export const SHAPES = {
   mixtral: { dim: 4096, layers: 4, heads: 32, kvHeads: 8, ffn: 14336, vocab: 32000, ctx: 32768, experts: 8, expertsUsed: 2, name: "chinese-mixtral-shaped" },
 };
 
-/** Byte offsets of each block type's f16 scales, and a sane magnitude for them. */
+/**
+ * Byte offsets of each block type's f16 scales, and the magnitude llama.cpp's quantizers give them
+ * for weights of standard deviation ~0.02 (LLaMA-2 7B's), each offset its own: Q8_0 d = amax/127
+ * (~4e-4), Q4_0 amax/8, Q4_K d = max scale/63 (~1e-4) and dmin ~8e-4, Q5_K d ~5e-5, Q6_K d =
+ * max scale/128 (~1.5e-5), Q3_K ~4e-4, Q2_K ~2e-3 / 3e-3. Several are subnormal halves in real
+ * files (Q6_K's always), which matters for speed: a float op on a subnormal single costs x86 a
+ * microcode assist (assembly/common.ts, halfToFloat).
+ */
 const SCALES = {
-  [GGMLType.Q4_0]: [[0], 0.002], [GGMLType.Q4_1]: [[0, 2], 0.002], [GGMLType.Q5_0]: [[0], 0.001], [GGMLType.Q5_1]: [[0, 2], 0.001],
-  [GGMLType.Q8_0]: [[0], 0.0001], [GGMLType.Q2_K]: [[80, 82], 0.0005], [GGMLType.Q3_K]: [[108], 0.0005],
-  [GGMLType.Q4_K]: [[0, 2], 0.0005], [GGMLType.Q5_K]: [[0, 2], 0.0003], [GGMLType.Q6_K]: [[208], 0.0002],
-  [GGMLType.IQ4_NL]: [[0], 0.0002], [GGMLType.IQ4_XS]: [[0], 0.0002],
+  [GGMLType.Q4_0]: [[0], [0.006]], [GGMLType.Q4_1]: [[0, 2], [0.003, 0.05]], [GGMLType.Q5_0]: [[0], [0.003]], [GGMLType.Q5_1]: [[0, 2], [0.0015, 0.05]],
+  [GGMLType.Q8_0]: [[0], [0.0004]], [GGMLType.Q2_K]: [[80, 82], [0.002, 0.003]], [GGMLType.Q3_K]: [[108], [0.0004]],
+  [GGMLType.Q4_K]: [[0, 2], [0.0001, 0.0008]], [GGMLType.Q5_K]: [[0, 2], [0.00005, 0.0008]], [GGMLType.Q6_K]: [[208], [0.000015]],
+  [GGMLType.IQ4_NL]: [[0], [0.0002]], [GGMLType.IQ4_XS]: [[0], [0.0002]],
 };
 
 const MIXES = {
@@ -53,11 +60,15 @@ const MIXES = {
 /** llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between. */
 const moreBits = (l, n) => l < n / 8 || l >= (7 * n) / 8 || (l - Math.floor(n / 8)) % 3 === 2;
 
+/** A positive or negative float to the nearest f16 bits, subnormal halves included (no inf / NaN needed here). */
 function f16(x) {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const e = ((u >> 23) & 255) - 127 + 15;
-  return ((u >> 16) & 0x8000) | (e << 10) | ((u >> 13) & 0x3ff);
+  const sign = x < 0 ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a < 2 ** -14) return sign | Math.round(a * 2 ** 24);
+  let e = Math.floor(Math.log2(a));
+  let m = Math.round((a / 2 ** e - 1) * 1024);
+  if (m === 1024) (m = 0), e++;
+  return sign | ((e + 15) << 10) | m;
 }
 
 /** ~8 MiB of valid random blocks of `type`, repeated to fill each tensor. */
@@ -73,9 +84,9 @@ function pattern(type) {
   } else {
     const blocks = Math.floor((8 << 20) / bytesPerBlock);
     p = randomBytes(blocks * bytesPerBlock);
-    const [offsets, d] = SCALES[type];
-    for (let b = 0; b < blocks; b++) for (const o of offsets) {
-      const h = f16(d * (0.5 + Math.random()));
+    const [offsets, ds] = SCALES[type];
+    for (let b = 0; b < blocks; b++) for (const [k, o] of offsets.entries()) {
+      const h = f16(ds[k] * (0.5 + Math.random()));
       p[b * bytesPerBlock + o] = h & 255;
       p[b * bytesPerBlock + o + 1] = h >> 8;
     }

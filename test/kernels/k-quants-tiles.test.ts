@@ -78,6 +78,26 @@ function weights(type: KType, rows: number, cols: number, r: () => number): Uint
   return w;
 }
 
+/**
+ * Every scale a subnormal half, zero or the smallest normal ones, as real models have them (Q6_K's
+ * d is about amax / 4096: subnormal for typical weights): the kernels convert them without a float
+ * op on a subnormal single (common.ts, halfToFloat), still exactly.
+ */
+function smallScaleWeights(type: KType, rows: number, cols: number, r: () => number): Uint8Array {
+  const w = randomWeights(type, rows, cols, r);
+  const bb = BLOCK[type];
+  const scaleAt = type === GGMLType.Q6_K ? [208] : [0, 2];
+  const halves = [0x0001, 0x03ff, 0x0237, 0x0400, 0x0000, 0x0100];
+  for (let k = 0; k * bb < w.length; k++) {
+    for (const a of scaleAt) {
+      const h = halves[Math.floor(r() * halves.length)] | (type === GGMLType.Q6_K && r() < 0.5 ? 0x8000 : 0);
+      w[k * bb + a] = h & 255;
+      w[k * bb + a + 1] = h >> 8;
+    }
+  }
+  return w;
+}
+
 describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
   let mem: KernelMemory;
   let wasm: Kernels;
@@ -114,6 +134,29 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
             const yR = mem.alloc(4 * rows * nTok);
             ref.matmul(type, w, xqR, yR, cols, 0, rows, nTok, rows);
             expect(maxRelDiff(want, mem.f32(yR, rows * nTok))).toBeLessThan(3e-6);
+          });
+        }
+      }
+    });
+  }
+
+  for (const type of TYPES) {
+    it(`${GGMLType[type]}: subnormal and zero scales everywhere, bit for bit in the kernels' order`, () => {
+      const r = rng(type * 17 + 3);
+      for (const [rows, cols] of [[5, 768], [4, 512]] as const) {
+        for (const nTok of [1, 4, 5]) {
+          withMark(mem, () => {
+            const wb = smallScaleWeights(type, rows, cols, r);
+            const w = mem.put(wb);
+            const xs = randomF32(r, nTok * cols, 3);
+            const x = mem.put(xs);
+            const ab = wasm.actBytes(type, cols);
+            const xq = mem.alloc(ab * nTok);
+            wasm.quantize(type, x, xq, cols, 0, nTok);
+            const want = kOrder(type, wb, xs, rows, cols, nTok);
+            const yW = mem.alloc(4 * rows * nTok);
+            wasm.matmul(type, w, xq, yW, cols, 0, rows, nTok, rows);
+            expect(Array.from(new Uint32Array(mem.f32(yW, rows * nTok).slice().buffer))).toEqual(Array.from(new Uint32Array(want.buffer)));
           });
         }
       }

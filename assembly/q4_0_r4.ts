@@ -95,6 +95,15 @@ function blockSums(wb: usize, qb: usize, st: usize, m: v128, add: bool): v128 {
   let s = i32x4.splat(0);
   const v0 = v128.load(wb, 8), v1 = v128.load(wb, 24), v2 = v128.load(wb, 40), v3 = v128.load(wb, 56);
   if (ASC_FEATURE_RELAXED_SIMD) {
+    if (add) {
+      // Two chains of dot-adds, not one of eight: each waits for the last (vpdpbusd's latency).
+      let t = i32x4.splat(0);
+      s = relaxedPart(s, v128.and(v0, m), v128.and(i16x8.shr_u(v0, 4), m), qb, add);
+      t = relaxedPart(t, v128.and(v1, m), v128.and(i16x8.shr_u(v1, 4), m), qb + st, add);
+      s = relaxedPart(s, v128.and(v2, m), v128.and(i16x8.shr_u(v2, 4), m), qb + 2 * st, add);
+      t = relaxedPart(t, v128.and(v3, m), v128.and(i16x8.shr_u(v3, 4), m), qb + 3 * st, add);
+      return i32x4.add(s, t);
+    }
     s = relaxedPart(s, v128.and(v0, m), v128.and(i16x8.shr_u(v0, 4), m), qb, add);
     s = relaxedPart(s, v128.and(v1, m), v128.and(i16x8.shr_u(v1, 4), m), qb + st, add);
     s = relaxedPart(s, v128.and(v2, m), v128.and(i16x8.shr_u(v2, 4), m), qb + 2 * st, add);
@@ -115,21 +124,38 @@ function blockSums(wb: usize, qb: usize, st: usize, m: v128, add: bool): v128 {
 // @ts-ignore: decorator
 @inline
 function nibbleMask(): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
+  return v128.load(LOOP_CONSTANTS, ASC_FEATURE_RELAXED_SIMD ? 0 : 16);
 }
 
 /**
- * The group (at g) against one token (activations at q): [y_r0, .., y_r3]. A function of its
- * own, `fused` and `add` tested per block: inlined into the matmul beside the tiles, or inlined
- * into one function per variant as the tiles are, V8's code for its loop is 25% slower.
+ * The loops' vector constants, read from memory at the start of a call: newer V8 (Node 24)
+ * rebuilds a v128.const at every use inside a loop (three instructions, eight uses a block) even
+ * when it sits in a local; a loaded value it keeps in a register.
+ *   0: i8 15 (relaxed nibble mask)   16: i16 15 (plain)   32: HALVES_MASK   48: HALF_TO_SINGLE
  */
-function dotGroup(g: usize, q: usize, n: i32, fused: bool, add: bool): v128 {
+const LOOP_CONSTANTS: usize = memory.data<u32>([
+  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f,
+  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f,
+  <u32>HALVES_MASK, <u32>HALVES_MASK, <u32>HALVES_MASK, <u32>HALVES_MASK,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+], 16);
+
+/**
+ * The group (at g) against one token (activations at q): [y_r0, .., y_r3]. One function per
+ * (fused, add) variant (dotGroupFA ..), each with the flags constant; fp: a float of the caller's
+ * output it may scribble on. The lane stores into fp are ordering fences: without them V8 lifts
+ * all loads of the four blocks to the top of the loop and spills half of them (0.65x); with
+ * runtime flags instead, the branch per part was the fence, at 8 instructions a block.
+ */
+// @ts-ignore: decorator
+@inline
+function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: bool): v128 {
   const nb = n >> 5;
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
   const sxp = dxp + (<usize>nb << 2);
   // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(HALVES_MASK);
+  const magic = v128.load(LOOP_CONSTANTS, 48);
+  const mask = v128.load(LOOP_CONSTANTS, 32);
   const m = nibbleMask();
   let acc = f32x4.splat(0);
   let b = 0;
@@ -140,18 +166,28 @@ function dotGroup(g: usize, q: usize, n: i32, fused: bool, add: bool): v128 {
       const qg = q + (<usize>b << 5);
       const o = <usize>b << 2;
       acc = chainStep(acc, blockSums(wb, qg, 32, m, add), sxp + o, halves4(v128.load16x4_s(wb), magic, mask), dxp + o, fused);
+      v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
       acc = chainStep(acc, blockSums(wb + 72, qg + 4, 32, m, add), sxp + o + 4, halves4(v128.load16x4_s(wb, 72), magic, mask), dxp + o + 4, fused);
+      v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
       acc = chainStep(acc, blockSums(wb + 144, qg + 8, 32, m, add), sxp + o + 8, halves4(v128.load16x4_s(wb, 144), magic, mask), dxp + o + 8, fused);
+      v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
       acc = chainStep(acc, blockSums(wb + 216, qg + 12, 32, m, add), sxp + o + 12, halves4(v128.load16x4_s(wb, 216), magic, mask), dxp + o + 12, fused);
+      v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
     }
   }
   for (; b < nb; b++) {
     const wb = g + <usize>b * 72;
     const o = <usize>b << 2;
     acc = chainStep(acc, blockSums(wb, q + (<usize>b << ACT_SHIFT), 4, m, add), sxp + o, halves4(v128.load16x4_s(wb), magic, mask), dxp + o, fused);
+    v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
   }
   return acc;
 }
+
+function dotGroupFA(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, true, true); }
+function dotGroupF(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, true, false); }
+function dotGroupA(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, false, true); }
+function dotGroupE(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, false, false); }
 
 /**
  * Blocks [b0, b1) of the group against four tokens (activations at q + t qs), continuing the
@@ -167,8 +203,8 @@ function tile4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, grouped:
   const nb = n >> 5;
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
   const sxp = dxp + (<usize>nb << 2);
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(HALVES_MASK);
+  const magic = v128.load(LOOP_CONSTANTS, 48);
+  const mask = v128.load(LOOP_CONSTANTS, 32);
   const m = nibbleMask();
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
@@ -272,7 +308,10 @@ export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
     }
     for (; t < nTok; t++) {
       const yp = y + <usize>t * ys + (<usize>r << 2);
-      const v = dotGroup(g, q + <usize>t * qs, n, fused, add);
+      const qt = q + <usize>t * qs;
+      // a fence slot of this call's own: the first of its rows in the group
+      const fp = yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
+      const v = fused ? (add ? dotGroupFA(g, qt, n, fp) : dotGroupF(g, qt, n, fp)) : add ? dotGroupA(g, qt, n, fp) : dotGroupE(g, qt, n, fp);
       if (whole) v128.store(yp, v);
       else {
         if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);

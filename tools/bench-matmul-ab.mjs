@@ -27,6 +27,8 @@ const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: t
 const instance = (path) =>
   new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), { env: { memory, abort() { throw new Error("kernel abort"); } } }).exports;
 const builds = [instance(oldPath), instance(newPath)];
+// As the loader does (src/kernels/wasm/loader.ts): Node before 22 never runs the i8 dot-add.
+if (Number(process.versions.node.split(".")[0]) < 22) for (const b of builds) b.forbid_relaxed_dot_add?.();
 // The relaxed build reads plain i8 codes for Q4_0 (assembly/q4_0.ts); both builds must be of one kind.
 const relaxed = builds.map((b) => (b.relaxed ? b.relaxed() : 0));
 if (relaxed[0] !== relaxed[1]) throw new Error("OLD and NEW must both be plain SIMD or both relaxed builds");

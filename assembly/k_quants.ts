@@ -587,6 +587,17 @@ function nibblesR(v: v128, qh: v128, hasHigh: bool, c: i32, high: bool, m15: v12
   return r;
 }
 
+/**
+ * Mins m0..m3 (high = false) or m4..m7 of the i16 lanes mn, each twice: [m0, m0, m1, m1, ..],
+ * minsR's operand. An interleave of mn with itself (one punpck): a byte shuffle with zeros would
+ * take a pshufb whose mask V8 rebuilds at each use.
+ */
+// @ts-ignore: decorator
+@inline
+function minPairs(mn: v128, high: bool): v128 {
+  return high ? i16x8.shuffle(mn, mn, 4, 4, 5, 5, 6, 6, 7, 7) : i16x8.shuffle(mn, mn, 0, 0, 1, 1, 2, 2, 3, 3);
+}
+
 /** sum_j m_j (bsum_2j + bsum_2j+1) of one token (16 i32 sums at p), as four lanes: pairs of sums narrowed to i16, one dot with the mins. */
 // @ts-ignore: decorator
 @inline
@@ -665,8 +676,8 @@ function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, b
       i32x4.dot_i16x8_s(rB, i16x8.shuffle(sc, sc, 7,7,7,7,7,7,7,7))));
     v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
   }
-  const zero = i32x4.splat(0);
-  const mins = minsR(bs, i8x16.shuffle(sm, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16), i8x16.shuffle(sm, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16));
+  const mn = i16x8.extend_high_i8x16_u(sm);
+  const mins = minsR(bs, minPairs(mn, false), minPairs(mn, true));
   return pairSums(acc, mins); // [scaled sums 0+1, 2+3, mins 0+1, 2+3], exact
 }
 
@@ -767,9 +778,9 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
       a3 = i32x4.add(a3, tokK45R(lo0, lo1, hi0, hi1, scA, scB, xc + qs3));
       v128.store32_lane(yp, a3, 0);
     }
-    const zero = i32x4.splat(0);
-    const md0 = i8x16.shuffle(sm, zero, 8, 16, 8, 16, 9, 16, 9, 16, 10, 16, 10, 16, 11, 16, 11, 16);
-    const md1 = i8x16.shuffle(sm, zero, 12, 16, 12, 16, 13, 16, 13, 16, 14, 16, 14, 16, 15, 16, 15, 16);
+    const mn = i16x8.extend_high_i8x16_u(sm);
+    const md0 = minPairs(mn, false);
+    const md1 = minPairs(mn, true);
     const bp = bsums + (<usize>b << 6);
     const mins = transposeSum(minsR(bp, md0, md1), minsR(bp + qs, md0, md1), minsR(bp + qs2, md0, md1), minsR(bp + qs3, md0, md1));
     const dp = dxs + (<usize>b << 2);

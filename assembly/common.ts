@@ -103,6 +103,37 @@ export function highHalvesExact4(h: v128): v128 {
 
 /** Mask for scales4: sign bit and the 15 exponent/mantissa bits shifted to 13..27. */
 export const SCALES4_MASK: i32 = 0x8fffe000;
+const SCALES4_MASK_U: u32 = 0x8fffe000;
+
+/**
+ * Vector constants the hot loops read from memory. Newer V8 (Node 24) rebuilds a v128.const at
+ * every use inside a loop, three instructions each (movabs, vmovq, vpunpcklqdq), even from a
+ * local; a value loaded from memory is one load, or stays in a register.
+ */
+export const VCONST: usize = memory.data<u32>([
+  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, // 0: i8 15
+  0x10101010, 0x10101010, 0x10101010, 0x10101010, // 16: i8 16
+  0x30303030, 0x30303030, 0x30303030, 0x30303030, // 32: i8 0x30
+  0x7c000000, 0x7c000000, 0x7c000000, 0x7c000000, // 48: a high half's exponent bits
+  0x04000000, 0x04000000, 0x04000000, 0x04000000, // 64: a high half's exponent 1
+  <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, // 80: SCALES4_MASK
+  0x38000000, 0x38000000, 0x38000000, 0x38000000, // 96: exponent rebias half -> single
+], 16);
+export const V_I8_15: i32 = 0;
+export const V_I8_16: i32 = 16;
+export const V_I8_0X30: i32 = 32;
+export const V_HALF_EXP: i32 = 48;
+export const V_HALF_EXP1: i32 = 64;
+export const V_SCALES4_MASK: i32 = 80;
+export const V_REBIAS: i32 = 96;
+
+/** VCONST's vector at offset off (a constant). */
+// @ts-ignore: decorator
+@inline
+export function vconst(off: i32): v128 {
+  return v128.load(VCONST + <usize>off);
+}
+
 
 /** Sum of the four i32 lanes. */
 // @ts-ignore: decorator

@@ -35,7 +35,7 @@
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
 
@@ -194,7 +194,7 @@ function dotRowK45(w: usize, q: usize, n: i32, blockBytes: usize, hasHigh: bool,
     const p1 = superK45(wb + blockBytes, b + 1, q, sums, hasHigh, yp);
     const am = f32x4.convert_i32x4_s(pairSums(p0, p1));
     const hv = v128.load32_lane(wb + blockBytes, v128.load32_zero(wb), 1); // d, dmin of b and b+1
-    const dm = halvesExact4(i16x8.shuffle(i32x4.splat(0), hv, 0, 8, 0, 9, 0, 10, 0, 11));
+    const dm = halvesExact4(i32x4.shl(i32x4.extend_low_i16x8_u(hv), 16)); // each half in the top of a lane
     const dx = v128.load64_zero(dxs + (<usize>b << 2));
     const v = f32x4.mul(f32x4.mul(i32x4.shuffle(dx, dx, 0, 0, 1, 1), dm), am);
     const t = f32x4.sub(v, f32x4.shuffle(v, v, 1, 0, 3, 2));
@@ -232,10 +232,11 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
 // @ts-ignore: decorator
 @inline
 function halvesExact4(h: v128): v128 {
-  const e = v128.and(h, i32x4.splat(0x7c000000));
+  const e = v128.and(h, vconst(V_HALF_EXP));
   // e + 2^26 > 2^26 (signed) exactly for exponents 1..30; exponent 31 wraps to negative
-  if (i32x4.all_true(i32x4.gt_s(i32x4.add(e, i32x4.splat(0x04000000)), i32x4.splat(0x04000000)))) {
-    return i32x4.add(v128.and(i32x4.shr_s(h, 3), i32x4.splat(SCALES4_MASK)), i32x4.splat(0x38000000));
+  const one = vconst(V_HALF_EXP1);
+  if (i32x4.all_true(i32x4.gt_s(i32x4.add(e, one), one))) {
+    return i32x4.add(v128.and(i32x4.shr_s(h, 3), vconst(V_SCALES4_MASK)), vconst(V_REBIAS));
   }
   return halvesSlow4(h);
 }
@@ -270,8 +271,8 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 8;
   const dxs = q + <usize>n;
   const bs = dxs + (<usize>nb << 2);
-  const low = i8x16.splat(0x0f);
-  const m30 = i8x16.splat(0x30);
+  const low = vconst(V_I8_15);
+  const m30 = vconst(V_I8_0X30);
   let sum: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;
@@ -615,8 +616,8 @@ function minsR(p: usize, md0: v128, md1: v128): v128 {
 @inline
 function superDotK45R(qs: usize, qh: usize, hasHigh: bool, x: usize, sm: v128, bs: usize, yp: usize): v128 {
   const sc = i16x8.extend_low_i8x16_u(sm);
-  const m15 = i8x16.splat(15);
-  const b16 = i8x16.splat(16);
+  const m15 = vconst(V_I8_15);
+  const b16 = vconst(V_I8_16);
   const hq0 = hasHigh ? v128.load(qh) : i32x4.splat(0);
   const hq1 = hasHigh ? v128.load(qh, 16) : i32x4.splat(0);
   let acc = i32x4.splat(0);
@@ -690,8 +691,8 @@ function dot1x4K45R(w: usize, q: usize, qs: usize, n: i32, blockBytes: usize, ha
   const bsums = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
-  const m15 = i8x16.splat(15);
-  const b16 = i8x16.splat(16);
+  const m15 = vconst(V_I8_15);
+  const b16 = vconst(V_I8_16);
   let total = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * blockBytes;
@@ -858,8 +859,8 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
   const bs = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
-  const low = i8x16.splat(0x0f);
-  const m30 = i8x16.splat(0x30);
+  const low = vconst(V_I8_15);
+  const m30 = vconst(V_I8_0X30);
   let total = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210;

@@ -22,14 +22,14 @@
  * F32 is register-blocked, four weight rows against two tokens, and every dot product sums the
  * same way: one f32x4 accumulator over 4-column steps, a horizontal sum, then the scalar tail.
  */
-import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK } from "./common";
+import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 
 /** Weights w[j..j+3] as f32x4. */
 // @ts-ignore: decorator
 @inline
 function load4<W>(w: usize, j: i32): v128 {
   if (sizeof<W>() == 2) {
-    return halves4(i32x4.extend_low_i16x8_s(v128.load64_zero(w + (<usize>j << 1))), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+    return halves4(i32x4.extend_low_i16x8_s(v128.load64_zero(w + (<usize>j << 1))), vconst(V_HALF_TO_SINGLE), vconst(V_SCALES4_MASK));
   }
   return v128.load(w + (<usize>j << 2));
 }
@@ -138,17 +138,18 @@ function madd(w: v128, x: v128, a: v128): v128 {
 /** Halves w[j..j+7] as two f32x4 (low, high). */
 // @ts-ignore: decorator
 @inline
-function half8lo(h: v128): v128 {
-  return halves4(i32x4.extend_low_i16x8_s(h), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+function half8lo(h: v128, magic: v128, mask: v128): v128 {
+  return halves4(i32x4.extend_low_i16x8_s(h), magic, mask);
 }
 // @ts-ignore: decorator
 @inline
-function half8hi(h: v128): v128 {
-  return halves4(i32x4.extend_high_i16x8_s(h), f32x4.splat(HALF_TO_SINGLE), i32x4.splat(HALVES_MASK));
+function half8hi(h: v128, magic: v128, mask: v128): v128 {
+  return halves4(i32x4.extend_high_i16x8_s(h), magic, mask);
 }
 
 /** 64-lane order (ggml_vec_dot_f16): one row against one token. */
 function dotF16x64(w: usize, x: usize, n: i32): f32 {
+  const magic = vconst(V_HALF_TO_SINGLE), mask = vconst(V_SCALES4_MASK);
   const body = n & ~63;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
@@ -158,29 +159,29 @@ function dotF16x64(w: usize, x: usize, n: i32): f32 {
     const wj = w + (<usize>j << 1);
     const xj = x + (<usize>j << 2);
     let h = v128.load(wj);
-    a0 = madd(half8lo(h), v128.load(xj), a0);
-    a1 = madd(half8hi(h), v128.load(xj, 16), a1);
+    a0 = madd(half8lo(h, magic, mask), v128.load(xj), a0);
+    a1 = madd(half8hi(h, magic, mask), v128.load(xj, 16), a1);
     h = v128.load(wj, 16);
-    a2 = madd(half8lo(h), v128.load(xj, 32), a2);
-    a3 = madd(half8hi(h), v128.load(xj, 48), a3);
+    a2 = madd(half8lo(h, magic, mask), v128.load(xj, 32), a2);
+    a3 = madd(half8hi(h, magic, mask), v128.load(xj, 48), a3);
     h = v128.load(wj, 32);
-    a4 = madd(half8lo(h), v128.load(xj, 64), a4);
-    a5 = madd(half8hi(h), v128.load(xj, 80), a5);
+    a4 = madd(half8lo(h, magic, mask), v128.load(xj, 64), a4);
+    a5 = madd(half8hi(h, magic, mask), v128.load(xj, 80), a5);
     h = v128.load(wj, 48);
-    a6 = madd(half8lo(h), v128.load(xj, 96), a6);
-    a7 = madd(half8hi(h), v128.load(xj, 112), a7);
+    a6 = madd(half8lo(h, magic, mask), v128.load(xj, 96), a6);
+    a7 = madd(half8hi(h, magic, mask), v128.load(xj, 112), a7);
     h = v128.load(wj, 64);
-    a8 = madd(half8lo(h), v128.load(xj, 128), a8);
-    a9 = madd(half8hi(h), v128.load(xj, 144), a9);
+    a8 = madd(half8lo(h, magic, mask), v128.load(xj, 128), a8);
+    a9 = madd(half8hi(h, magic, mask), v128.load(xj, 144), a9);
     h = v128.load(wj, 80);
-    a10 = madd(half8lo(h), v128.load(xj, 160), a10);
-    a11 = madd(half8hi(h), v128.load(xj, 176), a11);
+    a10 = madd(half8lo(h, magic, mask), v128.load(xj, 160), a10);
+    a11 = madd(half8hi(h, magic, mask), v128.load(xj, 176), a11);
     h = v128.load(wj, 96);
-    a12 = madd(half8lo(h), v128.load(xj, 192), a12);
-    a13 = madd(half8hi(h), v128.load(xj, 208), a13);
+    a12 = madd(half8lo(h, magic, mask), v128.load(xj, 192), a12);
+    a13 = madd(half8hi(h, magic, mask), v128.load(xj, 208), a13);
     h = v128.load(wj, 112);
-    a14 = madd(half8lo(h), v128.load(xj, 224), a14);
-    a15 = madd(half8hi(h), v128.load(xj, 240), a15);
+    a14 = madd(half8lo(h, magic, mask), v128.load(xj, 224), a14);
+    a15 = madd(half8hi(h, magic, mask), v128.load(xj, 240), a15);
   }
   // 64 -> 32 -> 16 -> 8 -> 4 lanes, then hsumF32 (4 -> 2 -> 1).
   a0 = f32x4.add(a0, a8); a1 = f32x4.add(a1, a9); a2 = f32x4.add(a2, a10); a3 = f32x4.add(a3, a11);
@@ -195,23 +196,24 @@ function dotF16x64(w: usize, x: usize, n: i32): f32 {
 // @ts-ignore: decorator
 @inline
 function dotF16x16Pair(w: usize, x0: usize, x1: usize, n: i32, y0: usize, y1: usize): void {
+  const magic = vconst(V_HALF_TO_SINGLE), mask = vconst(V_SCALES4_MASK);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
   for (let j = 0; j < n; j += 16) {
     const wj = w + (<usize>j << 1);
     const o = <usize>j << 2;
     let h = v128.load(wj);
-    let m = half8lo(h);
+    let m = half8lo(h, magic, mask);
     a0 = madd(m, v128.load(x0 + o), a0);
     b0 = madd(m, v128.load(x1 + o), b0);
-    m = half8hi(h);
+    m = half8hi(h, magic, mask);
     a1 = madd(m, v128.load(x0 + o, 16), a1);
     b1 = madd(m, v128.load(x1 + o, 16), b1);
     h = v128.load(wj, 16);
-    m = half8lo(h);
+    m = half8lo(h, magic, mask);
     a2 = madd(m, v128.load(x0 + o, 32), a2);
     b2 = madd(m, v128.load(x1 + o, 32), b2);
-    m = half8hi(h);
+    m = half8hi(h, magic, mask);
     a3 = madd(m, v128.load(x0 + o, 48), a3);
     b3 = madd(m, v128.load(x1 + o, 48), b3);
   }
@@ -221,16 +223,17 @@ function dotF16x16Pair(w: usize, x0: usize, x1: usize, n: i32, y0: usize, y1: us
 
 /** 16-lane order, one row against one token. */
 function dotF16x16(w: usize, x: usize, n: i32): f32 {
+  const magic = vconst(V_HALF_TO_SINGLE), mask = vconst(V_SCALES4_MASK);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let j = 0; j < n; j += 16) {
     const wj = w + (<usize>j << 1);
     const xj = x + (<usize>j << 2);
     let h = v128.load(wj);
-    a0 = madd(half8lo(h), v128.load(xj), a0);
-    a1 = madd(half8hi(h), v128.load(xj, 16), a1);
+    a0 = madd(half8lo(h, magic, mask), v128.load(xj), a0);
+    a1 = madd(half8hi(h, magic, mask), v128.load(xj, 16), a1);
     h = v128.load(wj, 16);
-    a2 = madd(half8lo(h), v128.load(xj, 32), a2);
-    a3 = madd(half8hi(h), v128.load(xj, 48), a3);
+    a2 = madd(half8lo(h, magic, mask), v128.load(xj, 32), a2);
+    a3 = madd(half8hi(h, magic, mask), v128.load(xj, 48), a3);
   }
   return hsumF32(f32x4.add(f32x4.add(a0, a2), f32x4.add(a1, a3)));
 }

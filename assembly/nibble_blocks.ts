@@ -35,7 +35,7 @@
  * Tiles (driven by tiles.ts): dot1x4, one weight row against four tokens, decodes each block
  * once for the four tokens and keeps dotRow's order for every (row, token) pair: same bits.
  */
-import { floatToHalf, halfToFloat, highHalves4, hsumI32, maxAbs, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { floatToHalf, halfToFloat, highHalves4, hsumI32, maxAbs, HALF_TO_SINGLE, SCALES4_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes, codesQ8_0 } from "./quantize";
 import { column, pairSums, transposeSum } from "./q4_0";
 
@@ -230,8 +230,8 @@ export function dotRow(type: i32, w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 5;
   const bb = blockBytes(type);
   const shift = actShift(type);
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
   const m4 = i8x16.splat(15);
   const bits = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
@@ -296,8 +296,8 @@ export function dot1x4(type: i32, w: usize, q: usize, qs: usize, n: i32, yp: usi
   const nb = n >> 5;
   const bb = blockBytes(type);
   const shift = actShift(type);
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m4 = i8x16.splat(15);
   const bits = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   const x = tableOr16(type);

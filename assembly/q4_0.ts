@@ -33,7 +33,7 @@
  * below: activations transposed per group by quantize_q4_0, weights by 8 shuffles per group), so
  * the integer block sums need no horizontal adds; same sums, same order, same bits.
  */
-import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes, codesQ8_0, quantize_q8_0_i16 } from "./quantize";
 import { floatToHalf, maxAbs } from "./common";
 
@@ -203,8 +203,8 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32, m: v128, add: boo
 export function dotRow(w: usize, q: usize, n: i32, yp: usize, add: bool = false): f32 {
   if (ASC_FEATURE_RELAXED_SIMD) return dotRowGroups(w, q, n, yp, add);
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
   const m = ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
   let acc = f32x4.splat(0);
@@ -258,8 +258,8 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
     return;
   }
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = ASC_FEATURE_RELAXED_SIMD ? i8x16.splat(15) : i16x8.splat(15);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
@@ -356,8 +356,8 @@ function groupDot(l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128, l3
 @inline
 function dotRowGroups(w: usize, q: usize, n: i32, yp: usize, add: bool): f32 {
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = i8x16.splat(15);
   let acc = f32x4.splat(0);
   let b = 0;
@@ -386,8 +386,8 @@ function dotRowGroups(w: usize, q: usize, n: i32, yp: usize, add: bool): f32 {
 @inline
 function dot1x4Groups(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = i8x16.splat(15);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
@@ -436,8 +436,8 @@ function dot1x4Groups(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usiz
 @inline
 export function dot1x8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool = false): void {
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = i8x16.splat(15);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);

@@ -14,7 +14,7 @@
  * four tokens, for prompt processing) decodes each block once for four tokens and gives dotRow's
  * bits.
  */
-import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 import { act_q8_0_i16_bytes } from "./quantize";
 import { column, pairSums, transposeSum } from "./q4_0";
 
@@ -85,8 +85,8 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32): f32 {
 // @ts-ignore: decorator
 @inline
 export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const nb = n >> 5;
   let acc = f32x4.splat(0);
   let b = 0;
@@ -139,8 +139,8 @@ function blockQuadDot(wb: usize, qb: usize, qs: usize, fence: usize): v128 {
 @inline
 export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
   const nb = n >> 5;
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(SCALES4_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
   let acc0 = f32x4.splat(0);

@@ -8,7 +8,9 @@
 //        node tools/bench-matmul-ab.mjs /tmp/old/kernels.wasm build/kernels.wasm 9 1,64 q4_k,q6_k 11008x4096,4096x11008
 //   (relaxed builds under Node 20: node --experimental-wasm-relaxed-simd ...)
 //
-// Both instances share one memory and one set of random weights (valid f16 scales) and
+// Each instance has a memory of its own (a build's static data, its constant tables, sits at
+// fixed low addresses, which another build would overwrite), holding the same random weights
+// (valid f16 scales) and
 // activations; each build quantizes the activations into its own layout. Each round times old
 // and new back to back (the order alternating) in process CPU time, which a busy shared machine
 // disturbs less than wall time; the ratio printed is the median over rounds of old time / new
@@ -23,10 +25,13 @@ if (!oldPath || !newPath) {
   process.exit(2);
 }
 const rounds = Number(roundsArg);
-const memory = new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: true });
-const instance = (path) =>
+const memories = [0, 1].map(() => new WebAssembly.Memory({ initial: 4096, maximum: 65536, shared: true }));
+/** Setup writes go to the first memory; mirror() copies what it holds to the second. */
+const memory = memories[0];
+const mirror = (from, to) => new Uint8Array(memories[1].buffer, from, to - from).set(new Uint8Array(memory.buffer, from, to - from));
+const instance = (path, memory) =>
   new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), { env: { memory, abort() { throw new Error("kernel abort"); } } }).exports;
-const builds = [instance(oldPath), instance(newPath)];
+const builds = [instance(oldPath, memories[0]), instance(newPath, memories[1])];
 // As the loader does (src/kernels/wasm/loader.ts): Node before 22 never runs the i8 dot-add.
 if (Number(process.versions.node.split(".")[0]) < 22) for (const b of builds) b.forbid_relaxed_dot_add?.();
 // The relaxed build reads plain i8 codes for Q4_0 (assembly/q4_0.ts); both builds must be of one kind.
@@ -39,8 +44,10 @@ let top = 1 << 20;
 const alloc = (n) => {
   const size = (n + 63) & ~63;
   top += size;
-  const need = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
-  if (need > 0) memory.grow(need);
+  for (const m of memories) {
+    const need = Math.ceil(top / 65536) - m.buffer.byteLength / 65536;
+    if (need > 0) m.grow(need);
+  }
   return top - size;
 };
 /** A copy of the Q4_0 matrix at w in groups of four rows (layout: src/kernels/layout.ts). */
@@ -107,6 +114,10 @@ for (const type of typesArg.split(",")) {
       const x = alloc(4 * nTok * cols);
       const xs = new Float32Array(memory.buffer, x, nTok * cols);
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
+      // Builds with fma.ts (fused_madd) read Q4_0 matrices of a multiple of 8 rows in groups of
+      // four rows (src/kernels/layout.ts): such a build gets its own grouped copy.
+      const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols) : w));
+      mirror(mark, top);
       const xqs = builds.map((b, i) => {
         const xq = alloc(t.actBytes(b, cols) * nTok);
         t.quantize(b, i, x, xq, cols, nTok);
@@ -114,14 +125,11 @@ for (const type of typesArg.split(",")) {
       });
       const ys = builds.map(() => alloc(4 * rows * nTok));
       const fns = builds.map((b) => b[`matmul_${type.replace("_k", "_K")}`]);
-      // Builds with fma.ts (fused_madd) read Q4_0 matrices of a multiple of 8 rows in groups of
-      // four rows (src/kernels/layout.ts): such a build gets its own grouped copy.
-      const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols) : w));
 
       let mismatches = 0;
       for (const [r0, r1, nt] of [[0, rows, nTok], [Math.min(3, rows - 1), rows - (rows > 4 ? 2 : 0), Math.max(1, nTok - 1)]]) {
-        fns.forEach((f, i) => { new Uint8Array(memory.buffer, ys[i], 4 * rows * nTok).fill(0); f(ws[i], xqs[i], ys[i], cols, r0, r1, nt, rows); });
-        const [a, b] = ys.map((y) => new Uint32Array(memory.buffer, y, rows * nTok));
+        fns.forEach((f, i) => { new Uint8Array(memories[i].buffer, ys[i], 4 * rows * nTok).fill(0); f(ws[i], xqs[i], ys[i], cols, r0, r1, nt, rows); });
+        const [a, b] = ys.map((y, i) => new Uint32Array(memories[i].buffer, y, rows * nTok));
         for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) mismatches++;
       }
 

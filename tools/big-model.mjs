@@ -191,7 +191,7 @@ export async function runBigModel(path, o = {}) {
       plan: { memories: p.memories.length, weightBytes: p.weightBytes, kvBytes: p.kvBytes, scratchBytes: p.scratchBytes, totalBytes: p.totalBytes, kvBytesPerToken: p.kvBytesPerToken },
       planText: describePlan(p), conversions: model.weights.conversions.length,
       maxRssBytes: process.resourceUsage().maxRSS * 1024, promptTokens: prompt.length, ttftS, promptTokS: prompt.length / ttftS,
-      decodeTokS: (o.tokens ?? 8) / decodeS, finite,
+      decodeTokS: (o.tokens ?? 8) / decodeS, finite, kernelPath: model.kernels.path,
     };
   } finally {
     await model.dispose();

@@ -175,7 +175,8 @@ export function compareMarkdown(rows: CompareRow[]): string {
  */
 export function compareSvg(rows: CompareRow[], title: string): string {
   const extraName = rows.find((r) => r.extra)?.extra!.name;
-  const w = 720, h = 360, left = 60, bottom = 300, top = 40;
+  // Wide enough for every group of bars (the real-size rows sit beside the 125M ones).
+  const w = Math.max(720, 100 + rows.length * ((rows.some((r) => r.extra) ? 4 : 2) + 1) * 18), h = 360, left = 60, bottom = 300, top = 40;
   // Bars per row: [value relative to llama.cpp, colour]; a failed peer's bar is left out.
   const bars = rows.map((r) => {
     const b: Array<[number, string]> = [[r.promptRatio, "#4e79a7"], [r.decodeRatio, "#f28e2b"]];

@@ -54,6 +54,74 @@ function dotF16(a: usize, h: usize, n: i32): f32 {
   return s;
 }
 
+/**
+ * Scores of four positions (K rows at k, k + ks, ..; f16) against the query qh, times scale, to
+ * out[0..3]: each position's dot product in dotF16's order (one 4-lane accumulator over the
+ * head, then hsumF32), the four side by side so their additions overlap instead of waiting on
+ * each other, and the query read once for four.
+ */
+// @ts-ignore: decorator
+@inline
+function scores4F16(qh: usize, k: usize, ks: usize, n: i32, scale: f32, out: usize, magic: v128, mask: v128): void {
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  const k2 = ks + ks;
+  const k3 = k2 + ks;
+  for (let j = 0; j < n; j += 4) {
+    const x = v128.load(qh + (<usize>j << 2));
+    const kj = k + (<usize>j << 1);
+    a = f32x4.add(a, f32x4.mul(x, halves4(v128.load16x4_s(kj), magic, mask)));
+    b = f32x4.add(b, f32x4.mul(x, halves4(v128.load16x4_s(kj + ks), magic, mask)));
+    c = f32x4.add(c, f32x4.mul(x, halves4(v128.load16x4_s(kj + k2), magic, mask)));
+    d = f32x4.add(d, f32x4.mul(x, halves4(v128.load16x4_s(kj + k3), magic, mask)));
+  }
+  // hsumF32 of each, as a vector: (x0 + x2) + (x1 + x3) per position
+  const abLo = i32x4.shuffle(a, b, 0, 4, 2, 6), abHi = i32x4.shuffle(a, b, 1, 5, 3, 7);
+  const cdLo = i32x4.shuffle(c, d, 0, 4, 2, 6), cdHi = i32x4.shuffle(c, d, 1, 5, 3, 7);
+  const s02 = f32x4.add(i32x4.shuffle(abLo, cdLo, 0, 1, 4, 5), i32x4.shuffle(abLo, cdLo, 2, 3, 6, 7));
+  const s13 = f32x4.add(i32x4.shuffle(abHi, cdHi, 0, 1, 4, 5), i32x4.shuffle(abHi, cdHi, 2, 3, 6, 7));
+  v128.store(out, f32x4.mul(f32x4.add(s02, s13), f32x4.splat(scale)));
+}
+
+/**
+ * out[0..n) = sum_j p_j v_j over positions 0..nKv-1 (V rows of f16 at v, vs bytes apart; p_j
+ * at p, already rounded to f16 precision), each lane in position order as a running
+ * out + v * p: the outputs stay in registers, 16 at a time, instead of a load and store of
+ * every output for every position.
+ */
+function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: usize, magic: v128, mask: v128): void {
+  let d = 0;
+  for (; d + 16 <= n; d += 16) {
+    let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+    let vp = v + (<usize>d << 1);
+    for (let j = 0; j < nKv; j++, vp += vs) {
+      const pv = v128.load32_splat(p + (<usize>j << 2));
+      const h0 = v128.load(vp);
+      const h1 = v128.load(vp, 16);
+      o0 = f32x4.add(o0, f32x4.mul(halves4(i32x4.extend_low_i16x8_s(h0), magic, mask), pv));
+      o1 = f32x4.add(o1, f32x4.mul(halves4(i32x4.extend_high_i16x8_s(h0), magic, mask), pv));
+      o2 = f32x4.add(o2, f32x4.mul(halves4(i32x4.extend_low_i16x8_s(h1), magic, mask), pv));
+      o3 = f32x4.add(o3, f32x4.mul(halves4(i32x4.extend_high_i16x8_s(h1), magic, mask), pv));
+    }
+    const od = out + (<usize>d << 2);
+    v128.store(od, o0);
+    v128.store(od, o1, 16);
+    v128.store(od, o2, 32);
+    v128.store(od, o3, 48);
+  }
+  for (; d + 4 <= n; d += 4) {
+    let o = f32x4.splat(0);
+    let vp = v + (<usize>d << 1);
+    for (let j = 0; j < nKv; j++, vp += vs) o = f32x4.add(o, f32x4.mul(halves4(v128.load16x4_s(vp), magic, mask), v128.load32_splat(p + (<usize>j << 2))));
+    v128.store(out + (<usize>d << 2), o);
+  }
+  for (; d < n; d++) {
+    let o: f32 = 0;
+    let vp = v + (<usize>d << 1);
+    for (let j = 0; j < nKv; j++, vp += vs) o = o + halfToFloat(load<u16>(vp)) * load<f32>(p + (<usize>j << 2));
+    store<f32>(out + (<usize>d << 2), o);
+  }
+}
+
 export function attention(
   q: usize, k: usize, v: usize, out: usize, scores: usize, qh: usize,
   nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, kvType: i32, scale: f32,
@@ -80,7 +148,13 @@ export function attention(
         for (let d = 0; d < headDim; d++) {
           store<f32>(qh + (<usize>d << 2), halfToFloat(floatToHalf(load<f32>(qp + (<usize>d << 2)))));
         }
-        for (let j = 0; j < nKv; j++) {
+        let j = 0;
+        if ((headDim & 3) == 0) {
+          for (; j + 4 <= nKv; j += 4) {
+            scores4F16(qh, k + <usize>j * kvRow * elt + kvOff, kvRow * elt, headDim, scale, scores + (<usize>j << 2), magic, mask);
+          }
+        }
+        for (; j < nKv; j++) {
           store<f32>(scores + (<usize>j << 2), dotF16(qh, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
         }
       } else {
@@ -89,6 +163,14 @@ export function attention(
         }
       }
       softmaxRow(scores, scores, nKv);
+      if (kvF16) {
+        for (let j = 0; j < nKv; j++) {
+          const sp = scores + (<usize>j << 2);
+          store<f32>(sp, halfToFloat(floatToHalf(load<f32>(sp))));
+        }
+        weightedSumF16(v + kvOff, kvRow * elt, scores, nKv, headDim, op, magic, mask);
+        continue;
+      }
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * kvRow * elt + kvOff;

@@ -10,6 +10,13 @@
  *
  *   score_j = (q_h . k_j) * scale;  p = softmax(score);  out_h = sum_j p_j v_j
  *
+ * With an f32 cache, q_h . k_j sums in ggml_vec_dot_f32's order (dotVecF32), as llama.cpp's
+ * KQ product does; the softmax runs over the row padded to blocks of 16 (norm.ts), as llama.cpp's
+ * KQ rows are n_kv long with the later positions masked. out_h adds p_j v_j position by position
+ * (each product and sum rounded): not llama.cpp's KQV order (a dot product per dimension over the
+ * transposed V), which the F16 goldens do not need and which moves q8_0-mqa's logits onto a Q8_0
+ * rounding tie that the WASM Q8_0 kernel's own order then breaks the other way.
+ *
  * With an f16 cache llama.cpp rounds q and p to f16 before its two matrix products (the F16
  * matmul converts its input); we do the same so both engines see the same numbers.
  * With a Q8_0 cache llama.cpp (flash attention, the path that allows quantized V) quantizes q
@@ -20,22 +27,57 @@
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
 import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
-import { softmaxRow } from "./norm";
+import { fma4, fusedMaddOk } from "./fma";
+import { reduce16x4, softmaxRow, softmaxRowExact } from "./norm";
 import { dotRow } from "./q8_0";
 import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
 
 const KV_F16: i32 = 1;
 const KV_Q8_0: i32 = 8;
 
+/**
+ * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 KQ product): 64-value blocks into sixteen
+ * f32x4 accumulators (ggml's four 16-lane ones), x*y + acc fused; then S0+S2, S1+S3, S0+S1 and
+ * _mm512_reduce_add_ps's order; the rest one value at a time, sum + x*y rounded twice.
+ * Accumulator by accumulator (partF32), in the order the sum takes them, so that few are live
+ * at once. `fused`: a constant (the caller is specialised on fusedMaddOk()).
+ */
 // @ts-ignore: decorator
 @inline
-function dotF32(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), v128.load(b + (<usize>j << 2))));
-  let s = hsumF32(acc);
-  for (; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
+function dotVecF32(a: usize, b: usize, n: i32, fused: bool): f32 {
+  const np = n & ~63;
+  let s: f32 = 0;
+  if (np > 0) {
+    s = reduce16x4(
+      f32x4.add(f32x4.add(partF32(a, b, np, 0, fused), partF32(a, b, np, 128, fused)), f32x4.add(partF32(a, b, np, 64, fused), partF32(a, b, np, 192, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 16, fused), partF32(a, b, np, 144, fused)), f32x4.add(partF32(a, b, np, 80, fused), partF32(a, b, np, 208, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 32, fused), partF32(a, b, np, 160, fused)), f32x4.add(partF32(a, b, np, 96, fused), partF32(a, b, np, 224, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 48, fused), partF32(a, b, np, 176, fused)), f32x4.add(partF32(a, b, np, 112, fused), partF32(a, b, np, 240, fused))),
+    );
+  }
+  for (let j = np; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
   return s;
+}
+
+/** One of dotVecF32's accumulators: the f32x4 at byte `off` of every 64-value block, fused in order. */
+// @ts-ignore: decorator
+@inline
+function partF32(a: usize, b: usize, np: i32, off: usize, fused: bool): v128 {
+  // The first block: fma(a, b, +0) is a * b rounded once (and -0 made +0), fused or not.
+  const z = f32x4.splat(0);
+  let c = fused ? fma4(v128.load(a + off), v128.load(b + off), z, true) : f32x4.add(f32x4.mul(v128.load(a + off), v128.load(b + off)), z);
+  for (let i = 64; i < np; i += 64) c = fma4(v128.load(a + (<usize>i << 2) + off), v128.load(b + (<usize>i << 2) + off), c, fused);
+  return c;
+}
+
+/** scores[j] = (q . k_j) * scale over an f32 cache (rows kRow bytes apart), in ggml_vec_dot_f32's order. */
+function scoresF32Fused(q: usize, k: usize, kRow: usize, scores: usize, nKv: i32, headDim: i32, scale: f32): void {
+  for (let j = 0; j < nKv; j++) store<f32>(scores + (<usize>j << 2), dotVecF32(q, k + <usize>j * kRow, headDim, true) * scale);
+}
+
+/** The same without a fused madd (fma4's exact f64 steps). */
+function scoresF32Exact(q: usize, k: usize, kRow: usize, scores: usize, nKv: i32, headDim: i32, scale: f32): void {
+  for (let j = 0; j < nKv; j++) store<f32>(scores + (<usize>j << 2), dotVecF32(q, k + <usize>j * kRow, headDim, false) * scale);
 }
 
 // @ts-ignore: decorator
@@ -70,6 +112,7 @@ export function attention(
   const qRow = <usize>(nHead * headDim);
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(HALVES_MASK);
+  const fused = fusedMaddOk();
   for (let t = 0; t < nTok; t++) {
     const nKv = pos0 + t + 1;
     for (let h = h0; h < h1; h++) {
@@ -84,11 +127,10 @@ export function attention(
           store<f32>(scores + (<usize>j << 2), dotF16(qh, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
         }
       } else {
-        for (let j = 0; j < nKv; j++) {
-          store<f32>(scores + (<usize>j << 2), dotF32(qp, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
-        }
+        if (ASC_FEATURE_RELAXED_SIMD && fused) scoresF32Fused(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
+        else scoresF32Exact(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
       }
-      softmaxRow(scores, scores, nKv);
+      softmaxRow(scores, scores, nKv, true);
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * kvRow * elt + kvOff;
@@ -142,7 +184,7 @@ function attentionQ8_0(
         const sp = scores + (<usize>j << 2);
         store<f32>(sp, dotRow(k + <usize>j * rowBytes + kvOff, qh, headDim, sp) * scale);
       }
-      softmaxRow(scores, scores, nKv);
+      softmaxRowExact(scores, scores, nKv);
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * rowBytes + kvOff;

@@ -64,7 +64,8 @@ export interface Kernels {
 
   /**
    * Rotate nTok rows (stride ld floats) of nHeads heads in place at positions pos0.. with the
-   * frequencies at invFreq (f64[nDims/2], from ropeFrequencies) and magnitude mscale.
+   * table at invFreq (ropeFrequencies().invFreq: f64[nDims/2] frequencies, then llama.cpp's
+   * float32 rope parameters, nDims + 4 values in all) and magnitude mscale.
    * cs: scratch of nDims f32.
    */
   rope(

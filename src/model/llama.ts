@@ -136,7 +136,7 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
     ops.push({
       op: "attention", q: s.q, k: state.kCache[l]!, v: state.vCache[l]!, out: s.att,
       scores: s.scores, scoresStride: 4 * state.nCtx, qh: s.qh, qhStride: 4 * headDim,
-      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: 1 / Math.sqrt(headDim),
+      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: Math.fround(1 / Math.fround(Math.sqrt(headDim))), // llama.cpp: 1.0f/sqrtf(n_embd_head)
     });
     // H_64 H_64 = I: rotating the output undoes the rotation of v.
     if (rot) ops.push({ op: "hadamard", x: s.att, n: rot.v, count: (nTok * qDim) / rot.v });

@@ -15,7 +15,7 @@ import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readN
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
 import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
-import { rope } from "./rope.js";
+import { GGML_ROPE_RAMP, rope } from "./rope.js";
 
 const f = Math.fround;
 
@@ -238,7 +238,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     rope(x, _cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
       const view = mem.f32(x, (nTok - 1) * ld + nHeads * headDim);
       const cfg = { nDims, base: 1, neox, scaling: { type: "none" as const } };
-      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims / 2), mscale }, pos0, nTok, ld);
+      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims + GGML_ROPE_RAMP), mscale }, pos0, nTok, ld);
     },
     attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvType, scale, h0, h1) {
       const nKv = pos0 + nTok;

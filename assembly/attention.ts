@@ -12,10 +12,14 @@
  *
  * With an f32 cache, q_h . k_j sums in ggml_vec_dot_f32's order (dotVecF32), as llama.cpp's
  * KQ product does; the softmax runs over the row padded to blocks of 16 (norm.ts), as llama.cpp's
- * KQ rows are n_kv long with the later positions masked. out_h adds p_j v_j position by position
- * (each product and sum rounded): not llama.cpp's KQV order (a dot product per dimension over the
- * transposed V), which the F16 goldens do not need and which moves q8_0-mqa's logits onto a Q8_0
- * rounding tie that the WASM Q8_0 kernel's own order then breaks the other way.
+ * KQ rows are n_kv long with the later positions masked. out_h: with `llamaKqv`, as llama.cpp's
+ * KQV product sums it (kqvF32: a dot product per dimension over the positions, tinyBLAS's 16
+ * lanes for two or more queries, ggml_vec_dot_f32's for one); else p_j v_j position by position
+ * (each product and sum rounded), which is cheaper. The model asks for llama.cpp's order where
+ * the result goes into an F16 product (src/model/llama.ts): there one ulp can flip an f16
+ * rounding, and the F16 kernels sum as llama.cpp does, so the whole step can give its bits.
+ * Elsewhere the WASM products keep their own orders, and an exact P.V only moves which values
+ * land near a rounding tie (with it, q8_0-mqa's logits moved by 2.8e-2).
  *
  * With an f16 cache llama.cpp rounds q and p to f16 before its two matrix products (the F16
  * matmul converts its input); we do the same so both engines see the same numbers.
@@ -27,7 +31,7 @@
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
 import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
-import { fma4, fusedMaddOk } from "./fma";
+import { fma4, fmaf, fusedMaddOk } from "./fma";
 import { reduce16x4, softmaxRow, softmaxRowExact } from "./norm";
 import { dotRow } from "./q8_0";
 import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
@@ -80,6 +84,124 @@ function scoresF32Exact(q: usize, k: usize, kRow: usize, scores: usize, nKv: i32
   for (let j = 0; j < nKv; j++) store<f32>(scores + (<usize>j << 2), dotVecF32(q, k + <usize>j * kRow, headDim, false) * scale);
 }
 
+/** Sixteen f32x4 (four output dimensions each) summed lane-wise in _mm512_reduce_add_ps's order. */
+// @ts-ignore: decorator
+@inline
+function tree16(
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128,
+  p8: v128, p9: v128, p10: v128, p11: v128, p12: v128, p13: v128, p14: v128, p15: v128,
+): v128 {
+  const b0 = f32x4.add(f32x4.add(p12, p4), f32x4.add(p8, p0));
+  const b1 = f32x4.add(f32x4.add(p13, p5), f32x4.add(p9, p1));
+  const b2 = f32x4.add(f32x4.add(p14, p6), f32x4.add(p10, p2));
+  const b3 = f32x4.add(f32x4.add(p15, p7), f32x4.add(p11, p3));
+  return f32x4.add(f32x4.add(b0, b2), f32x4.add(b1, b3));
+}
+
+/** sum over positions j = m, m + stride, ... < nKv of p_j * V_j[d..d+4), fused, in order. */
+// @ts-ignore: decorator
+@inline
+function part(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32, fused: bool): v128 {
+  let acc = f32x4.splat(0);
+  for (let j = m; j < nKv; j += stride) {
+    acc = fma4(f32x4.splat(load<f32>(scores + (<usize>j << 2))), v128.load(vp + <usize>j * rowBytes), acc, fused);
+  }
+  return acc;
+}
+
+/** A vec_dot lane: the four 16-lane accumulators' lane l, added as ggml's reduction adds them. */
+// @ts-ignore: decorator
+@inline
+function lane64(scores: usize, vp: usize, rowBytes: usize, nKv: i32, l: i32, fused: bool): v128 {
+  return f32x4.add(
+    f32x4.add(part(scores, vp, rowBytes, nKv, l, 64, fused), part(scores, vp, rowBytes, nKv, l + 32, 64, fused)),
+    f32x4.add(part(scores, vp, rowBytes, nKv, l + 16, 64, fused), part(scores, vp, rowBytes, nKv, l + 48, 64, fused)),
+  );
+}
+
+/** part for one dimension (a head size that is not a multiple of 4). */
+function partScalar(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32): f32 {
+  let acc: f32 = 0;
+  for (let j = m; j < nKv; j += stride) acc = fmaf(load<f32>(scores + (<usize>j << 2)), load<f32>(vp + <usize>j * rowBytes), acc);
+  return acc;
+}
+
+/** lane64 for one dimension. */
+function lane64Scalar(scores: usize, vp: usize, rowBytes: usize, nKv: i32, l: i32): f32 {
+  return (partScalar(scores, vp, rowBytes, nKv, l, 64) + partScalar(scores, vp, rowBytes, nKv, l + 32, 64)) +
+    (partScalar(scores, vp, rowBytes, nKv, l + 16, 64) + partScalar(scores, vp, rowBytes, nKv, l + 48, 64));
+}
+
+/**
+ * out[d] = sum_j p_j V_j[d] over an f32 cache as llama.cpp's KQV mul_mat sums it (V transposed:
+ * rows of n_kv values, the positions from nKv on masked to p = 0, which leaves every sum as it
+ * is): tinyBLAS's one 16-lane accumulator for two or more queries (`tiny`), ggml_vec_dot_f32's
+ * four for one. vp: V at the head's first dimension, rowBytes apart per position.
+ */
+// @ts-ignore: decorator
+@inline
+function kqvF32(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool, fused: bool): void {
+  let d = 0;
+  for (; d + 4 <= headDim; d += 4) {
+    const v = vp + (<usize>d << 2);
+    let r: v128;
+    if (tiny) {
+      r = tree16(
+        part(scores, v, rowBytes, nKv, 0, 16, fused), part(scores, v, rowBytes, nKv, 1, 16, fused),
+        part(scores, v, rowBytes, nKv, 2, 16, fused), part(scores, v, rowBytes, nKv, 3, 16, fused),
+        part(scores, v, rowBytes, nKv, 4, 16, fused), part(scores, v, rowBytes, nKv, 5, 16, fused),
+        part(scores, v, rowBytes, nKv, 6, 16, fused), part(scores, v, rowBytes, nKv, 7, 16, fused),
+        part(scores, v, rowBytes, nKv, 8, 16, fused), part(scores, v, rowBytes, nKv, 9, 16, fused),
+        part(scores, v, rowBytes, nKv, 10, 16, fused), part(scores, v, rowBytes, nKv, 11, 16, fused),
+        part(scores, v, rowBytes, nKv, 12, 16, fused), part(scores, v, rowBytes, nKv, 13, 16, fused),
+        part(scores, v, rowBytes, nKv, 14, 16, fused), part(scores, v, rowBytes, nKv, 15, 16, fused),
+      );
+    } else {
+      r = tree16(
+        lane64(scores, v, rowBytes, nKv, 0, fused), lane64(scores, v, rowBytes, nKv, 1, fused),
+        lane64(scores, v, rowBytes, nKv, 2, fused), lane64(scores, v, rowBytes, nKv, 3, fused),
+        lane64(scores, v, rowBytes, nKv, 4, fused), lane64(scores, v, rowBytes, nKv, 5, fused),
+        lane64(scores, v, rowBytes, nKv, 6, fused), lane64(scores, v, rowBytes, nKv, 7, fused),
+        lane64(scores, v, rowBytes, nKv, 8, fused), lane64(scores, v, rowBytes, nKv, 9, fused),
+        lane64(scores, v, rowBytes, nKv, 10, fused), lane64(scores, v, rowBytes, nKv, 11, fused),
+        lane64(scores, v, rowBytes, nKv, 12, fused), lane64(scores, v, rowBytes, nKv, 13, fused),
+        lane64(scores, v, rowBytes, nKv, 14, fused), lane64(scores, v, rowBytes, nKv, 15, fused),
+      );
+    }
+    v128.store(out + (<usize>d << 2), r);
+  }
+  // One dimension at a time (tiny is only taken for headDim % 4 == 0, so this is vec_dot's order).
+  for (; d < headDim; d++) {
+    const v = vp + (<usize>d << 2);
+    let q0 = f32x4.splat(0), q1 = q0, q2 = q0, q3 = q0;
+    for (let l = 0; l < 4; l++) {
+      q0 = f32x4.replace_lane(q0, 0, lane64Scalar(scores, v, rowBytes, nKv, l));
+      q0 = f32x4.shuffle(q0, q0, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q1 = f32x4.replace_lane(q1, 0, lane64Scalar(scores, v, rowBytes, nKv, 4 + l));
+      q1 = f32x4.shuffle(q1, q1, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q2 = f32x4.replace_lane(q2, 0, lane64Scalar(scores, v, rowBytes, nKv, 8 + l));
+      q2 = f32x4.shuffle(q2, q2, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q3 = f32x4.replace_lane(q3, 0, lane64Scalar(scores, v, rowBytes, nKv, 12 + l));
+      q3 = f32x4.shuffle(q3, q3, 1, 2, 3, 0);
+    }
+    store<f32>(out + (<usize>d << 2), reduce16x4(q0, q1, q2, q3));
+  }
+}
+
+function kqvF32Fused(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool): void {
+  kqvF32(scores, vp, rowBytes, out, nKv, headDim, tiny, true);
+}
+
+function kqvF32Exact(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool): void {
+  kqvF32(scores, vp, rowBytes, out, nKv, headDim, tiny, false);
+}
+
 // @ts-ignore: decorator
 @inline
 function dotF16(a: usize, h: usize, n: i32): f32 {
@@ -99,7 +221,7 @@ function dotF16(a: usize, h: usize, n: i32): f32 {
 export function attention(
   q: usize, k: usize, v: usize, out: usize, scores: usize, qh: usize,
   nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, kvType: i32, scale: f32,
-  h0: i32, h1: i32,
+  h0: i32, h1: i32, llamaKqv: i32,
 ): void {
   if (kvType == KV_Q8_0) {
     attentionQ8_0(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, scale, h0, h1);
@@ -131,6 +253,12 @@ export function attention(
         else scoresF32Exact(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
       }
       softmaxRow(scores, scores, nKv, true);
+      if (!kvF16 && llamaKqv != 0) {
+        const tiny = nTok >= 2 && headDim % 4 == 0;
+        if (ASC_FEATURE_RELAXED_SIMD && fused) kqvF32Fused(scores, v + kvOff, kvRow << 2, op, nKv, headDim, tiny);
+        else kqvF32Exact(scores, v + kvOff, kvRow << 2, op, nKv, headDim, tiny);
+        continue;
+      }
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * kvRow * elt + kvOff;

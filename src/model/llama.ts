@@ -140,6 +140,8 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
       op: "attention", q: s.q, k: state.kCache[l]!, v: state.vCache[l]!, out: s.att,
       scores: s.scores, scoresStride: 4 * state.nCtx, qh: s.qh, qhStride: 4 * headDim,
       nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: Math.fround(1 / Math.fround(Math.sqrt(headDim))), // llama.cpp: 1.0f/sqrtf(n_embd_head)
+      // llama.cpp's P.V order where the output goes into an F16 product (assembly/attention.ts).
+      llamaKqv: L.wo.type === GGMLType.F16,
     });
     // H_64 H_64 = I: rotating the output undoes the rotation of v.
     if (rot) ops.push({ op: "hadamard", x: s.att, n: rot.v, count: (nTok * qDim) / rot.v });
@@ -202,7 +204,8 @@ function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeigh
   const xb = s.xb + 4 * from * nEmbd;
   const xb2 = s.xb2 + 4 * from * nEmbd;
   ops.push({ op: "quantize", type: moe.router.type, x: xb, xq: s.xq, cols: nEmbd, nTok });
-  ops.push({ op: "matmul", type: moe.router.type, w: moe.router.addr, xq: s.xq, y: m.logits, cols: nEmbd, rows: nExpert, nTok, ldy: nExpert });
+  // An F32 router in llama.cpp's order where F16 experts follow (one ulp in a routing weight can flip their f16 inputs' rounding).
+  ops.push({ op: "matmul", type: moe.router.type, w: moe.router.addr, xq: s.xq, y: m.logits, cols: nEmbd, rows: nExpert, nTok, ldy: nExpert, llamaOrder: moe.gate.type === GGMLType.F16 });
   for (let t = 0; t < nTok; t++) {
     ops.push({ op: "moeRoute", logits: m.logits + 4 * t * nExpert, probs: m.probs + 4 * t * nExpert, nExpert, k, norm: true, idx: m.idx + 4 * t * k, wt: m.wt + 4 * t * k, sync: false });
   }

@@ -10,9 +10,10 @@
  * cache values given already as f16-exact floats. With an f32 cache, q . k sums as llama.cpp's
  * KQ product does (dotF32) and is scaled by the float32 scale; the softmax treats the row as
  * padded to blocks of 16 (llama.cpp's KQ rows run over the whole n_kv, later positions masked);
- * out_h adds p_j v_j in position order, each product and sum rounded to float32, as the WASM
- * kernel does (llama.cpp's KQV order, per dimension over the transposed V, is not reproduced:
- * see assembly/attention.ts).
+ * out_h sums as llama.cpp's KQV product does with `llamaKqv` (per dimension over the transposed
+ * V: dotF32Tiny for two or more queries, dotF32 for one), else p_j v_j in position order, each
+ * product and sum rounded to float32, as the WASM kernel does (see assembly/attention.ts for
+ * which models take which).
  */
 import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import { dequantizeQ8_0 } from "../../formats/quants/q8_0.js";
@@ -24,7 +25,7 @@ import { fmaf } from "./k-quants-low.js";
 const f = Math.fround;
 
 /**
- * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 KQ product): blocks of 64 into four 16-lane
+ * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 KQ product, KQV for one query, F32 weights for one token): blocks of 64 into four 16-lane
  * accumulators, x*y + acc fused; those added pairwise (0+2, 1+3, then 0+1) and across lanes as
  * _mm512_reduce_add_ps does; the rest one by one, sum += x*y, product and sum each rounded to
  * float32 (not fused: checked against the prebuilt CPU backend's mul_mat).
@@ -43,6 +44,17 @@ export function dotF32(x: Float32Array, y: Float32Array, n: number): number {
   return sum;
 }
 
+/**
+ * The F32 dot product of llamafile's tinyBLAS with AVX-512 (llama.cpp's mul_mat for two or more
+ * contiguous input rows, n % 16 == 0, rows % 4 == 0): one 16-lane accumulator, x*y + acc fused,
+ * then _mm512_reduce_add_ps.
+ */
+export function dotF32Tiny(x: Float32Array, y: Float32Array, n: number): number {
+  const acc = new Float32Array(16);
+  for (let i = 0; i < n; i += 16) for (let l = 0; l < 16; l++) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
+  return reduce16(acc);
+}
+
 /** 34 bytes a Q8_0 block, as ggml-types.ts records it. */
 const Q8_0_BYTES = GGML_TYPES[GGMLType.Q8_0].bytesPerBlock;
 
@@ -54,7 +66,7 @@ export interface AttentionShape {
 
 export function attention(
   q: Float32Array, k: Float32Array, v: Float32Array, shape: AttentionShape,
-  pos0: number, nTok: number, scale: number, kvF16: boolean,
+  pos0: number, nTok: number, scale: number, kvF16: boolean, llamaKqv = false,
 ): Float32Array {
   const { nHead, nKvHead, headDim } = shape;
   const group = nHead / nKvHead;
@@ -78,6 +90,20 @@ export function attention(
         for (let j = 0; j < nKv; j++) score[j] = f(dotF32(qh, k.subarray(j * kvRow + g * headDim), headDim) * f(scale));
       }
       const p = softmaxRow(score, nKv, true);
+      if (llamaKqv && !kvF16) {
+        // llama.cpp's KQV product: V transposed (a row of positions per dimension, the masked ones
+        // p = 0; zeros pad the row to whole 64-value blocks), one dot product per dimension.
+        const nPad = Math.ceil(nKv / 64) * 64;
+        const pp = new Float32Array(nPad);
+        const vd = new Float32Array(nPad);
+        pp.set(p);
+        const tiny = nTok >= 2 && headDim % 4 === 0;
+        for (let d = 0; d < headDim; d++) {
+          for (let j = 0; j < nKv; j++) vd[j] = v[j * kvRow + g * headDim + d];
+          out[qo + d] = tiny ? dotF32Tiny(pp, vd, nPad) : dotF32(pp, vd, nPad);
+        }
+        continue;
+      }
       for (let j = 0; j < nKv; j++) {
         const pj = kvF16 ? roundF16(p[j]) : p[j];
         for (let d = 0; d < headDim; d++) {

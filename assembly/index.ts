@@ -20,6 +20,7 @@ export { act_q8_K_eo_bytes, quantize_q8_K_eo, matmul_q2_K, matmul_q3_K, matmul_i
 export { matmul_f16, matmul_f32, matmul_f32_llama } from "./f16";
 export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";
 export { rope } from "./rope";
+export { sinf, cosf } from "./trig";
 export { attention, store_f16, store_q8_0 } from "./attention";
 export { hadamard } from "./hadamard";
 export { moe_route } from "./moe";

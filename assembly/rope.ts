@@ -7,7 +7,7 @@
  * extFactor, mscale, then rampMix[nDims/2]. Per position p:
  *   theta_0 = p, theta_{i+1} = theta_i * thetaScale,
  *   t_i = freqScale * theta_i;  with extFactor != 0 (YaRN): t_i = fma(t_i, 1 - rampMix_i, theta_i * rampMix_i)
- *   c_i = cos(t_i) * mscale,  s_i = sin(t_i) * mscale    (cos, sin of the f32 t_i, rounded to f32)
+ *   c_i = cosf(t_i) * mscale,  s_i = sinf(t_i) * mscale  (glibc's cosf / sinf: trig.ts)
  * and each pair (a, b) becomes (fma(a, c, -(b s)), fma(a, s, b c)):
  *   normal (GGUF llama, adjacent pairs): a = x[2i], b = x[2i+1]
  *   neox (rotate_half):                  a = x[i],  b = x[i + nDims/2]
@@ -15,6 +15,7 @@
  * (mscale, the argument, is the WebGPU shader's; the table's own is used here.)
  */
 import { fma4, fmaf, fusedMaddOk } from "./fma";
+import { cosSinTo } from "./trig";
 
 export function rope(
   x: usize, cs: usize, nHeads: i32, headDim: i32, nDims: i32, pos0: i32,
@@ -36,8 +37,7 @@ export function rope(
         const rm = <f32>load<f64>(ramp + (<usize>i << 3));
         th = fmaf(th, <f32>1 - rm, theta * rm);
       }
-      store<f32>(cs + (<usize>i << 3), <f32>Math.cos(<f64>th) * ms);
-      store<f32>(cs + (<usize>i << 3), <f32>Math.sin(<f64>th) * ms, 4);
+      cosSinTo(th, ms, cs + (<usize>i << 3));
       theta = theta * thetaScale;
     }
     const row = x + (<usize>t * <usize>ld << 2);

@@ -18,6 +18,7 @@
  *   neox (HF rotate_half):                                                      a = x[i],  b = x[i + nDims/2]
  */
 import { fmaf } from "./k-quants-low.js";
+import { cosf, sinf } from "./trig.js";
 
 const f = Math.fround;
 
@@ -63,7 +64,7 @@ export interface RopeConfig {
  * rotate_pairs), all in float32:
  *   theta_0 = pos, theta_{i+1} = theta_i * thetaScale (thetaScale = powf(base, -2/nDims)),
  *   t = freqScale * theta_i, mixed with theta_i by rampMix_i where extFactor != 0 (YaRN),
- *   cos_i = cosf(t) * mscale, sin_i = sinf(t) * mscale,
+ *   cos_i = cosf(t) * mscale, sin_i = sinf(t) * mscale (glibc's cosf / sinf: trig.ts),
  *   (a, b) -> (fma(a, cos, -(b sin)), fma(a, sin, b cos))   (GCC contracts them so)
  */
 export interface RopeFrequencies {
@@ -130,8 +131,8 @@ export function ggmlRopeCache(table: Float64Array, half: number, pos: number, ca
       const rm = table[half + GGML_ROPE_RAMP + i];
       t = fmaf(t, f(1 - rm), f(theta * rm));
     }
-    cache[2 * i] = f(f(Math.cos(t)) * ms);
-    cache[2 * i + 1] = f(f(Math.sin(t)) * ms);
+    cache[2 * i] = f(cosf(t) * ms);
+    cache[2 * i + 1] = f(sinf(t) * ms);
     theta = f(theta * ts);
   }
   return cache;

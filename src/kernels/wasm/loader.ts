@@ -32,6 +32,9 @@ export interface KernelExports {
   matmul_f32_llama(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   /** 1 where f32x4.relaxed_madd rounds once (assembly/fma.ts). */
   fused_madd(): number;
+  /** sinf / cosf as glibc computes them (assembly/trig.ts; RoPE's angles). */
+  sinf(x: number): number;
+  cosf(x: number): number;
   matmul_q8_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q4_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q5_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;

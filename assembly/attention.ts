@@ -10,6 +10,17 @@
  *
  *   score_j = (q_h . k_j) * scale;  p = softmax(score);  out_h = sum_j p_j v_j
  *
+ * With an f32 cache, q_h . k_j sums in ggml_vec_dot_f32's order (dotVecF32), as llama.cpp's
+ * KQ product does; the softmax runs over the row padded to blocks of 16 (norm.ts), as llama.cpp's
+ * KQ rows are n_kv long with the later positions masked. out_h: with `llamaKqv`, as llama.cpp's
+ * KQV product sums it (kqvF32: a dot product per dimension over the positions, tinyBLAS's 16
+ * lanes for two or more queries, ggml_vec_dot_f32's for one); else p_j v_j position by position
+ * (each product and sum rounded), which is cheaper. The model asks for llama.cpp's order where
+ * the result goes into an F16 product (src/model/llama.ts): there one ulp can flip an f16
+ * rounding, and the F16 kernels sum as llama.cpp does, so the whole step can give its bits.
+ * Elsewhere the WASM products keep their own orders, and an exact P.V only moves which values
+ * land near a rounding tie (with it, q8_0-mqa's logits moved by 2.8e-2).
+ *
  * With an f16 cache llama.cpp rounds q and p to f16 before its two matrix products (the F16
  * matmul converts its input); we do the same so both engines see the same numbers.
  * With a Q8_0 cache llama.cpp (flash attention, the path that allows quantized V) quantizes q
@@ -20,22 +31,175 @@
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
 import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
-import { softmaxRow } from "./norm";
+import { fma4, fmaf, fusedMaddOk } from "./fma";
+import { reduce16x4, softmaxRow, softmaxRowExact } from "./norm";
 import { dotRow } from "./q8_0";
 import { codesQ8_0, quantize_q8_0_i16 } from "./quantize";
 
 const KV_F16: i32 = 1;
 const KV_Q8_0: i32 = 8;
 
+/**
+ * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 KQ product): 64-value blocks into sixteen
+ * f32x4 accumulators (ggml's four 16-lane ones), x*y + acc fused; then S0+S2, S1+S3, S0+S1 and
+ * _mm512_reduce_add_ps's order; the rest one value at a time, sum + x*y rounded twice.
+ * Accumulator by accumulator (partF32), in the order the sum takes them, so that few are live
+ * at once. `fused`: a constant (the caller is specialised on fusedMaddOk()).
+ */
 // @ts-ignore: decorator
 @inline
-function dotF32(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), v128.load(b + (<usize>j << 2))));
-  let s = hsumF32(acc);
-  for (; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
+function dotVecF32(a: usize, b: usize, n: i32, fused: bool): f32 {
+  const np = n & ~63;
+  let s: f32 = 0;
+  if (np > 0) {
+    s = reduce16x4(
+      f32x4.add(f32x4.add(partF32(a, b, np, 0, fused), partF32(a, b, np, 128, fused)), f32x4.add(partF32(a, b, np, 64, fused), partF32(a, b, np, 192, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 16, fused), partF32(a, b, np, 144, fused)), f32x4.add(partF32(a, b, np, 80, fused), partF32(a, b, np, 208, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 32, fused), partF32(a, b, np, 160, fused)), f32x4.add(partF32(a, b, np, 96, fused), partF32(a, b, np, 224, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 48, fused), partF32(a, b, np, 176, fused)), f32x4.add(partF32(a, b, np, 112, fused), partF32(a, b, np, 240, fused))),
+    );
+  }
+  for (let j = np; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
   return s;
+}
+
+/** One of dotVecF32's accumulators: the f32x4 at byte `off` of every 64-value block, fused in order. */
+// @ts-ignore: decorator
+@inline
+function partF32(a: usize, b: usize, np: i32, off: usize, fused: bool): v128 {
+  // The first block: fma(a, b, +0) is a * b rounded once (and -0 made +0), fused or not.
+  const z = f32x4.splat(0);
+  let c = fused ? fma4(v128.load(a + off), v128.load(b + off), z, true) : f32x4.add(f32x4.mul(v128.load(a + off), v128.load(b + off)), z);
+  for (let i = 64; i < np; i += 64) c = fma4(v128.load(a + (<usize>i << 2) + off), v128.load(b + (<usize>i << 2) + off), c, fused);
+  return c;
+}
+
+/** scores[j] = (q . k_j) * scale over an f32 cache (rows kRow bytes apart), in ggml_vec_dot_f32's order. */
+function scoresF32Fused(q: usize, k: usize, kRow: usize, scores: usize, nKv: i32, headDim: i32, scale: f32): void {
+  for (let j = 0; j < nKv; j++) store<f32>(scores + (<usize>j << 2), dotVecF32(q, k + <usize>j * kRow, headDim, true) * scale);
+}
+
+/** The same without a fused madd (fma4's exact f64 steps). */
+function scoresF32Exact(q: usize, k: usize, kRow: usize, scores: usize, nKv: i32, headDim: i32, scale: f32): void {
+  for (let j = 0; j < nKv; j++) store<f32>(scores + (<usize>j << 2), dotVecF32(q, k + <usize>j * kRow, headDim, false) * scale);
+}
+
+/** Sixteen f32x4 (four output dimensions each) summed lane-wise in _mm512_reduce_add_ps's order. */
+// @ts-ignore: decorator
+@inline
+function tree16(
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, p6: v128, p7: v128,
+  p8: v128, p9: v128, p10: v128, p11: v128, p12: v128, p13: v128, p14: v128, p15: v128,
+): v128 {
+  const b0 = f32x4.add(f32x4.add(p12, p4), f32x4.add(p8, p0));
+  const b1 = f32x4.add(f32x4.add(p13, p5), f32x4.add(p9, p1));
+  const b2 = f32x4.add(f32x4.add(p14, p6), f32x4.add(p10, p2));
+  const b3 = f32x4.add(f32x4.add(p15, p7), f32x4.add(p11, p3));
+  return f32x4.add(f32x4.add(b0, b2), f32x4.add(b1, b3));
+}
+
+/** sum over positions j = m, m + stride, ... < nKv of p_j * V_j[d..d+4), fused, in order. */
+// @ts-ignore: decorator
+@inline
+function part(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32, fused: bool): v128 {
+  let acc = f32x4.splat(0);
+  for (let j = m; j < nKv; j += stride) {
+    acc = fma4(f32x4.splat(load<f32>(scores + (<usize>j << 2))), v128.load(vp + <usize>j * rowBytes), acc, fused);
+  }
+  return acc;
+}
+
+/** A vec_dot lane: the four 16-lane accumulators' lane l, added as ggml's reduction adds them. */
+// @ts-ignore: decorator
+@inline
+function lane64(scores: usize, vp: usize, rowBytes: usize, nKv: i32, l: i32, fused: bool): v128 {
+  return f32x4.add(
+    f32x4.add(part(scores, vp, rowBytes, nKv, l, 64, fused), part(scores, vp, rowBytes, nKv, l + 32, 64, fused)),
+    f32x4.add(part(scores, vp, rowBytes, nKv, l + 16, 64, fused), part(scores, vp, rowBytes, nKv, l + 48, 64, fused)),
+  );
+}
+
+/** part for one dimension (a head size that is not a multiple of 4). */
+function partScalar(scores: usize, vp: usize, rowBytes: usize, nKv: i32, m: i32, stride: i32): f32 {
+  let acc: f32 = 0;
+  for (let j = m; j < nKv; j += stride) acc = fmaf(load<f32>(scores + (<usize>j << 2)), load<f32>(vp + <usize>j * rowBytes), acc);
+  return acc;
+}
+
+/** lane64 for one dimension. */
+function lane64Scalar(scores: usize, vp: usize, rowBytes: usize, nKv: i32, l: i32): f32 {
+  return (partScalar(scores, vp, rowBytes, nKv, l, 64) + partScalar(scores, vp, rowBytes, nKv, l + 32, 64)) +
+    (partScalar(scores, vp, rowBytes, nKv, l + 16, 64) + partScalar(scores, vp, rowBytes, nKv, l + 48, 64));
+}
+
+/**
+ * out[d] = sum_j p_j V_j[d] over an f32 cache as llama.cpp's KQV mul_mat sums it (V transposed:
+ * rows of n_kv values, the positions from nKv on masked to p = 0, which leaves every sum as it
+ * is): tinyBLAS's one 16-lane accumulator for two or more queries (`tiny`), ggml_vec_dot_f32's
+ * four for one. vp: V at the head's first dimension, rowBytes apart per position.
+ */
+// @ts-ignore: decorator
+@inline
+function kqvF32(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool, fused: bool): void {
+  let d = 0;
+  for (; d + 4 <= headDim; d += 4) {
+    const v = vp + (<usize>d << 2);
+    let r: v128;
+    if (tiny) {
+      r = tree16(
+        part(scores, v, rowBytes, nKv, 0, 16, fused), part(scores, v, rowBytes, nKv, 1, 16, fused),
+        part(scores, v, rowBytes, nKv, 2, 16, fused), part(scores, v, rowBytes, nKv, 3, 16, fused),
+        part(scores, v, rowBytes, nKv, 4, 16, fused), part(scores, v, rowBytes, nKv, 5, 16, fused),
+        part(scores, v, rowBytes, nKv, 6, 16, fused), part(scores, v, rowBytes, nKv, 7, 16, fused),
+        part(scores, v, rowBytes, nKv, 8, 16, fused), part(scores, v, rowBytes, nKv, 9, 16, fused),
+        part(scores, v, rowBytes, nKv, 10, 16, fused), part(scores, v, rowBytes, nKv, 11, 16, fused),
+        part(scores, v, rowBytes, nKv, 12, 16, fused), part(scores, v, rowBytes, nKv, 13, 16, fused),
+        part(scores, v, rowBytes, nKv, 14, 16, fused), part(scores, v, rowBytes, nKv, 15, 16, fused),
+      );
+    } else {
+      r = tree16(
+        lane64(scores, v, rowBytes, nKv, 0, fused), lane64(scores, v, rowBytes, nKv, 1, fused),
+        lane64(scores, v, rowBytes, nKv, 2, fused), lane64(scores, v, rowBytes, nKv, 3, fused),
+        lane64(scores, v, rowBytes, nKv, 4, fused), lane64(scores, v, rowBytes, nKv, 5, fused),
+        lane64(scores, v, rowBytes, nKv, 6, fused), lane64(scores, v, rowBytes, nKv, 7, fused),
+        lane64(scores, v, rowBytes, nKv, 8, fused), lane64(scores, v, rowBytes, nKv, 9, fused),
+        lane64(scores, v, rowBytes, nKv, 10, fused), lane64(scores, v, rowBytes, nKv, 11, fused),
+        lane64(scores, v, rowBytes, nKv, 12, fused), lane64(scores, v, rowBytes, nKv, 13, fused),
+        lane64(scores, v, rowBytes, nKv, 14, fused), lane64(scores, v, rowBytes, nKv, 15, fused),
+      );
+    }
+    v128.store(out + (<usize>d << 2), r);
+  }
+  // One dimension at a time (tiny is only taken for headDim % 4 == 0, so this is vec_dot's order).
+  for (; d < headDim; d++) {
+    const v = vp + (<usize>d << 2);
+    let q0 = f32x4.splat(0), q1 = q0, q2 = q0, q3 = q0;
+    for (let l = 0; l < 4; l++) {
+      q0 = f32x4.replace_lane(q0, 0, lane64Scalar(scores, v, rowBytes, nKv, l));
+      q0 = f32x4.shuffle(q0, q0, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q1 = f32x4.replace_lane(q1, 0, lane64Scalar(scores, v, rowBytes, nKv, 4 + l));
+      q1 = f32x4.shuffle(q1, q1, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q2 = f32x4.replace_lane(q2, 0, lane64Scalar(scores, v, rowBytes, nKv, 8 + l));
+      q2 = f32x4.shuffle(q2, q2, 1, 2, 3, 0);
+    }
+    for (let l = 0; l < 4; l++) {
+      q3 = f32x4.replace_lane(q3, 0, lane64Scalar(scores, v, rowBytes, nKv, 12 + l));
+      q3 = f32x4.shuffle(q3, q3, 1, 2, 3, 0);
+    }
+    store<f32>(out + (<usize>d << 2), reduce16x4(q0, q1, q2, q3));
+  }
+}
+
+function kqvF32Fused(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool): void {
+  kqvF32(scores, vp, rowBytes, out, nKv, headDim, tiny, true);
+}
+
+function kqvF32Exact(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv: i32, headDim: i32, tiny: bool): void {
+  kqvF32(scores, vp, rowBytes, out, nKv, headDim, tiny, false);
 }
 
 // @ts-ignore: decorator
@@ -125,7 +289,7 @@ function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: us
 export function attention(
   q: usize, k: usize, v: usize, out: usize, scores: usize, qh: usize,
   nHead: i32, nKvHead: i32, headDim: i32, pos0: i32, nTok: i32, kvType: i32, scale: f32,
-  h0: i32, h1: i32,
+  h0: i32, h1: i32, llamaKqv: i32,
 ): void {
   if (kvType == KV_Q8_0) {
     attentionQ8_0(q, k, v, out, scores, qh, nHead, nKvHead, headDim, pos0, nTok, scale, h0, h1);
@@ -138,6 +302,7 @@ export function attention(
   const qRow = <usize>(nHead * headDim);
   const magic = f32x4.splat(HALF_TO_SINGLE);
   const mask = i32x4.splat(HALVES_MASK);
+  const fused = fusedMaddOk();
   for (let t = 0; t < nTok; t++) {
     const nKv = pos0 + t + 1;
     for (let h = h0; h < h1; h++) {
@@ -158,11 +323,16 @@ export function attention(
           store<f32>(scores + (<usize>j << 2), dotF16(qh, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
         }
       } else {
-        for (let j = 0; j < nKv; j++) {
-          store<f32>(scores + (<usize>j << 2), dotF32(qp, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
-        }
+        if (ASC_FEATURE_RELAXED_SIMD && fused) scoresF32Fused(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
+        else scoresF32Exact(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
       }
-      softmaxRow(scores, scores, nKv);
+      softmaxRow(scores, scores, nKv, true);
+      if (!kvF16 && llamaKqv != 0) {
+        const tiny = nTok >= 2 && headDim % 4 == 0;
+        if (ASC_FEATURE_RELAXED_SIMD && fused) kqvF32Fused(scores, v + kvOff, kvRow << 2, op, nKv, headDim, tiny);
+        else kqvF32Exact(scores, v + kvOff, kvRow << 2, op, nKv, headDim, tiny);
+        continue;
+      }
       if (kvF16) {
         for (let j = 0; j < nKv; j++) {
           const sp = scores + (<usize>j << 2);
@@ -224,7 +394,7 @@ function attentionQ8_0(
         const sp = scores + (<usize>j << 2);
         store<f32>(sp, dotRow(k + <usize>j * rowBytes + kvOff, qh, headDim, sp) * scale);
       }
-      softmaxRow(scores, scores, nKv);
+      softmaxRowExact(scores, scores, nKv);
       memory.fill(op, 0, <usize>headDim << 2);
       for (let j = 0; j < nKv; j++) {
         const vp = v + <usize>j * rowBytes + kvOff;

@@ -48,6 +48,24 @@ export function fusedMaddOk(): bool {
   return fusedState == 1;
 }
 
+let fused64State: i32 = -1;
+
+/**
+ * Whether f64x2.relaxed_madd rounds once: (1 + 2^-27)^2 - (1 + 2^-26) is 2^-54 fused and 0
+ * unfused. Always false in the plain build.
+ */
+export function fusedMadd64Ok(): bool {
+  if (!ASC_FEATURE_RELAXED_SIMD) return false;
+  if (fused64State < 0) {
+    const one = <f64>(<i32>memory.size() > 0 ? 1 : 2);
+    const a = f64x2.splat(one + 7.450580596923828e-9); // 1 + 2^-27
+    const c = f64x2.splat(-(one + 1.4901161193847656e-8)); // -(1 + 2^-26)
+    const r = f64x2.relaxed_madd(a, a, c);
+    fused64State = f64x2.extract_lane(r, 0) == 5.551115123125783e-17 && f64x2.extract_lane(r, 1) == 5.551115123125783e-17 ? 1 : 0;
+  }
+  return fused64State == 1;
+}
+
 /** fmaf on each lane, for the rare steps fma4's f64 path cannot settle. */
 function fmaLanes(a: v128, b: v128, c: v128): v128 {
   let r = f32x4.splat(fmaf(f32x4.extract_lane(a, 0), f32x4.extract_lane(b, 0), f32x4.extract_lane(c, 0)));

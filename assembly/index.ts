@@ -17,9 +17,10 @@ export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul
 export { quantize_q8_1 } from "./nibble_blocks";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";
 export { act_q8_K_eo_bytes, quantize_q8_K_eo, matmul_q2_K, matmul_q3_K, matmul_iq4_xs } from "./k_quants_low";
-export { matmul_f16, matmul_f32 } from "./f16";
+export { matmul_f16, matmul_f32, matmul_f32_llama } from "./f16";
 export { rmsnorm, softmax, swiglu, silu, add, mul, axpy } from "./norm";
 export { rope } from "./rope";
+export { sinf, cosf } from "./trig";
 export { attention, store_f16, store_q8_0 } from "./attention";
 export { hadamard } from "./hadamard";
 export { moe_route } from "./moe";

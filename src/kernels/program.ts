@@ -23,7 +23,11 @@ export type Arg =
 
 export type Op = (
   | { op: "quantize"; type: MatmulType; x: Arg; xq: Arg; cols: number; nTok: Arg }
-  | { op: "matmul"; type: MatmulType; w: Arg; xq: Arg; y: Arg; cols: number; rows: number; nTok: Arg; ldy: number }
+  | {
+      op: "matmul"; type: MatmulType; w: Arg; xq: Arg; y: Arg; cols: number; rows: number; nTok: Arg; ldy: number;
+      /** Sum in llama.cpp's order where the kernel has a faster one of its own (Kernels.matmul). */
+      llamaOrder?: boolean;
+    }
   | { op: "rmsnorm"; x: Arg; w: Arg; y: Arg; n: number; eps: number; nTok: Arg }
   | { op: "softmax"; x: Arg; y: Arg; n: Arg; nRows: Arg }
   | { op: "swiglu" | "add" | "mul"; a: Arg; b: Arg; out: Arg; n: Arg }
@@ -36,6 +40,8 @@ export type Op = (
   | {
       op: "attention"; q: Arg; k: Arg; v: Arg; out: Arg; scores: Arg; scoresStride: number; qh: Arg; qhStride: number;
       nHead: number; nKvHead: number; headDim: number; pos: Arg; nTok: Arg; kvType: KvType; scale: number;
+      /** An f32 cache's P.V in llama.cpp's order (Kernels.attention). */
+      llamaKqv?: boolean;
     }
   | { op: "copy"; src: Arg; dst: Arg; bytes: Arg }
   | { op: "storeF16"; x: Arg; h: Arg; n: Arg }
@@ -72,7 +78,7 @@ export const REGISTERS = 16;
 /** The argument order of each op: how ops are encoded, and (through ARG) how they are read. */
 export const ARG_ORDER = {
   quantize: ["type", "x", "xq", "cols", "nTok"],
-  matmul: ["type", "w", "xq", "y", "cols", "rows", "nTok", "ldy"],
+  matmul: ["type", "w", "xq", "y", "cols", "rows", "nTok", "ldy", "llamaOrder"],
   rmsnorm: ["x", "w", "y", "n", "eps", "nTok"],
   softmax: ["x", "y", "n", "nRows"],
   swiglu: ["a", "b", "out", "n"],
@@ -83,7 +89,7 @@ export const ARG_ORDER = {
   rope: ["x", "cs", "nHeads", "headDim", "nDims", "pos", "invFreq", "mscale", "neox", "nTok", "ld"],
   attention: [
     "q", "k", "v", "out", "scores", "scoresStride", "qh", "qhStride", "nHead", "nKvHead", "headDim",
-    "pos", "nTok", "kvType", "scale",
+    "pos", "nTok", "kvType", "scale", "llamaKqv",
   ],
   copy: ["src", "dst", "bytes"],
   storeF16: ["x", "h", "n"],
@@ -129,6 +135,9 @@ function encodeArg(slots: Float64Array, o: number, v: unknown, where: string): v
   } else throw new ProgramError(`${where}: missing or bad argument ${JSON.stringify(v)}`);
 }
 
+/** Flags an op may leave out (encoded as false). */
+const OPTIONAL_FLAGS: ReadonlySet<string> = new Set(["llamaOrder", "llamaKqv"]);
+
 export function encodeProgram(ops: readonly Op[]): EncodedProgram {
   const sab = new SharedArrayBuffer(Math.max(1, ops.length) * OP_SLOTS * 8);
   const slots = new Float64Array(sab);
@@ -140,7 +149,7 @@ export function encodeProgram(ops: readonly Op[]): EncodedProgram {
     slots[o + 1] = op.sync === false ? 0 : 1;
     slots[o + 2] = order.length;
     const rec = op as unknown as Record<string, unknown>;
-    order.forEach((name, j) => encodeArg(slots, o + 3 + 4 * j, rec[name], `op ${i} (${op.op}).${name}`));
+    order.forEach((name, j) => encodeArg(slots, o + 3 + 4 * j, rec[name] ?? (OPTIONAL_FLAGS.has(name) ? false : undefined), `op ${i} (${op.op}).${name}`));
   });
   return { sab, length: ops.length };
 }

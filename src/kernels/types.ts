@@ -42,9 +42,11 @@ export interface Kernels {
   quantize(type: MatmulType, x: number, xq: number, cols: number, t0: number, t1: number): void;
   /**
    * y[t * ldy + r] = W[r] . xq[t] for rows [r0, r1) and tokens 0..nTok-1; w holds the whole matrix
-   * (row r at w + r * rowBytes(type, cols)).
+   * (row r at w + r * rowBytes(type, cols)). llamaOrder: F32 weights sum in llama.cpp's order
+   * (tinyBLAS's 16 lanes where it takes the product, ggml_vec_dot_f32's otherwise), not the
+   * faster order of the F32 kernel; other types ignore it.
    */
-  matmul(type: MatmulType, w: number, xq: number, y: number, cols: number, r0: number, r1: number, nTok: number, ldy: number): void;
+  matmul(type: MatmulType, w: number, xq: number, y: number, cols: number, r0: number, r1: number, nTok: number, ldy: number, llamaOrder?: boolean): void;
   /**
    * Lay a matrix just written at w in ggml's layout out as matmul reads it, in place: Q4_0
    * matrices of a multiple of 8 rows go into groups of four rows (layout.ts); others stay.
@@ -64,7 +66,8 @@ export interface Kernels {
 
   /**
    * Rotate nTok rows (stride ld floats) of nHeads heads in place at positions pos0.. with the
-   * frequencies at invFreq (f64[nDims/2], from ropeFrequencies) and magnitude mscale.
+   * table at invFreq (ropeFrequencies().invFreq: f64[nDims/2] frequencies, then llama.cpp's
+   * float32 rope parameters, nDims + 4 values in all) and magnitude mscale.
    * cs: scratch of nDims f32.
    */
   rope(
@@ -74,11 +77,14 @@ export interface Kernels {
   /**
    * Causal attention for heads [h0, h1) of nTok queries at positions pos0.. over K/V caches
    * (rows of nKvHead*headDim values of kvType). scores: nKv f32 scratch; qh: headDim f32 scratch.
+   * llamaKqv (f32 cache): P.V summed as llama.cpp's KQV product sums it (per dimension over the
+   * positions: tinyBLAS's 16 lanes for two or more queries, ggml_vec_dot_f32's for one), else
+   * position by position.
    */
   attention(
     q: number, k: number, v: number, out: number, scores: number, qh: number,
     nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvType: KvType, scale: number,
-    h0: number, h1: number,
+    h0: number, h1: number, llamaKqv?: boolean,
   ): void;
   /** Store n f32 as f16 (writing an f16 KV cache row). */
   storeF16(x: number, h: number, n: number): void;

@@ -60,6 +60,9 @@ export function kvRotation(headDim: number, kvType: KvType): { k: number; v: num
   return { k, v: 64 };
 }
 
+/** Whether a product of m sums in another float order for one token than for several (F16). */
+const sumsPerBatch = (m: Matrix): boolean => m.type === GGMLType.F16;
+
 export interface StepShape {
   nTok: number;
   /** Logits are computed for token rows [logitsFrom, nTok) into logits rows 0... */
@@ -136,7 +139,9 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
     ops.push({
       op: "attention", q: s.q, k: state.kCache[l]!, v: state.vCache[l]!, out: s.att,
       scores: s.scores, scoresStride: 4 * state.nCtx, qh: s.qh, qhStride: 4 * headDim,
-      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: 1 / Math.sqrt(headDim),
+      nHead, nKvHead: nHeadKv, headDim, pos, nTok, kvType: state.kvType, scale: Math.fround(1 / Math.fround(Math.sqrt(headDim))), // llama.cpp: 1.0f/sqrtf(n_embd_head)
+      // llama.cpp's P.V order where the output goes into an F16 product (assembly/attention.ts).
+      llamaKqv: L.wo.type === GGMLType.F16,
     });
     // H_64 H_64 = I: rotating the output undoes the rotation of v.
     if (rot) ops.push({ op: "hadamard", x: s.att, n: rot.v, count: (nTok * qDim) / rot.v });
@@ -145,17 +150,32 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
     linear(L.wo, s.att, s.xb2, nEmbd);
     residual();
 
-    // Feed-forward on xb = rmsnorm(x).
-    rmsnorm(s.x, L.ffnNorm, s.xb);
-    if (L.ffn) {
-      const { gate, up, down } = L.ffn;
-      const upSame = up.type === gate.type;
-      linear(gate, s.xb, s.hb, nFf, nTok, s.xq, true, !upSame);
-      linear(up, s.xb, s.hb2, nFf, nTok, s.xq, !upSame);
-      ops.push({ op: "swiglu", a: s.hb, b: s.hb2, out: s.hb, n: nTok * nFf });
-      linear(down, s.hb, s.xb2, nEmbd);
+    // Feed-forward on xb = rmsnorm(x), for token rows [from, from + rows).
+    const feedForward = (from: number, rows: number) => {
+      const xb = s.xb + 4 * from * nEmbd;
+      rmsnorm(s.x + 4 * from * nEmbd, L.ffnNorm, xb, rows);
+      if (L.ffn) {
+        const { gate, up, down } = L.ffn;
+        const upSame = up.type === gate.type;
+        const hb = s.hb + 4 * from * nFf;
+        linear(gate, xb, hb, nFf, rows, s.xq, true, !upSame);
+        linear(up, xb, s.hb2 + 4 * from * nFf, nFf, rows, s.xq, !upSame);
+        ops.push({ op: "swiglu", a: hb, b: s.hb2 + 4 * from * nFf, out: hb, n: rows * nFf });
+        linear(down, hb, s.xb2 + 4 * from * nEmbd, nEmbd, rows);
+      } else {
+        moeFeedForward(ops, hp, L.moe!, s, rows, from);
+      }
+    };
+    // llama.cpp's last layer runs the feed-forward only for the rows whose output is wanted (its
+    // inp_out_ids), and an F16 product sums in another order for one row than for several
+    // (assembly/f16.ts). Where the feed-forward has one, the other rows (read only by embed.ts) go
+    // through a call of their own; the other products give the same bits either way.
+    const batchOrdered = L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down].some(sumsPerBatch) : sumsPerBatch(L.moe!.router);
+    if (l === hp.nLayer - 1 && batchOrdered && shape.logitsFrom > 0 && shape.logitsFrom < nTok) {
+      feedForward(0, shape.logitsFrom);
+      feedForward(shape.logitsFrom, nTok - shape.logitsFrom);
     } else {
-      moeFeedForward(ops, hp, L.moe!, s, nTok);
+      feedForward(0, nTok);
     }
     residual();
   }
@@ -178,16 +198,19 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
  * The chosen expert ids are only known at run time: the expert matrices' addresses are read
  * from the routing result in memory ({ i32At }), and so are their weights ({ f32At }).
  */
-function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeights["layers"][number]["moe"]>, s: Scratch, nTok: number): void {
+function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeights["layers"][number]["moe"]>, s: Scratch, nTok: number, from = 0): void {
   const m = s.moe!;
   const { nEmbd, nFf, nExpert, nExpertUsed: k } = hp;
-  ops.push({ op: "quantize", type: moe.router.type, x: s.xb, xq: s.xq, cols: nEmbd, nTok });
-  ops.push({ op: "matmul", type: moe.router.type, w: moe.router.addr, xq: s.xq, y: m.logits, cols: nEmbd, rows: nExpert, nTok, ldy: nExpert });
+  const xb = s.xb + 4 * from * nEmbd;
+  const xb2 = s.xb2 + 4 * from * nEmbd;
+  ops.push({ op: "quantize", type: moe.router.type, x: xb, xq: s.xq, cols: nEmbd, nTok });
+  // An F32 router in llama.cpp's order where F16 experts follow (one ulp in a routing weight can flip their f16 inputs' rounding).
+  ops.push({ op: "matmul", type: moe.router.type, w: moe.router.addr, xq: s.xq, y: m.logits, cols: nEmbd, rows: nExpert, nTok, ldy: nExpert, llamaOrder: moe.gate.type === GGMLType.F16 });
   for (let t = 0; t < nTok; t++) {
     ops.push({ op: "moeRoute", logits: m.logits + 4 * t * nExpert, probs: m.probs + 4 * t * nExpert, nExpert, k, norm: true, idx: m.idx + 4 * t * k, wt: m.wt + 4 * t * k, sync: false });
   }
-  ops.push({ op: "copy", src: s.zeros, dst: s.xb2, bytes: 4 * nTok * nEmbd, sync: false });
-  ops.push({ op: "quantize", type: moe.gate.type, x: s.xb, xq: s.xq, cols: nEmbd, nTok });
+  ops.push({ op: "copy", src: s.zeros, dst: xb2, bytes: 4 * nTok * nEmbd, sync: false });
+  ops.push({ op: "quantize", type: moe.gate.type, x: xb, xq: s.xq, cols: nEmbd, nTok });
   const gateStride = actBytes(moe.gate.type, nEmbd);
   for (let t = 0; t < nTok; t++) {
     for (let j = 0; j < k; j++) {
@@ -198,7 +221,7 @@ function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeigh
       ops.push({ op: "swiglu", a: s.hb, b: s.hb2, out: s.hb, n: nFf });
       ops.push({ op: "quantize", type: moe.down.type, x: s.hb, xq: s.xq2, cols: nFf, nTok: 1 });
       ops.push({ op: "matmul", type: moe.down.type, w: expert(moe.down.addr, moe.down.expertBytes), xq: s.xq2, y: m.out, cols: nFf, rows: nEmbd, nTok: 1, ldy: nEmbd });
-      ops.push({ op: "axpy", a: m.out, s: { f32At: m.wt + 4 * (t * k + j) }, out: s.xb2 + 4 * t * nEmbd, n: nEmbd });
+      ops.push({ op: "axpy", a: m.out, s: { f32At: m.wt + 4 * (t * k + j) }, out: xb2 + 4 * t * nEmbd, n: nEmbd });
     }
   }
 }

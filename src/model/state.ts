@@ -30,7 +30,7 @@ export interface Scratch {
   xq2: number; // second rounded-input buffer (MoE: expert FFN inputs while xq holds the layer input)
   /** f32[maxTok][nVocab], in the memory that holds the output projection (0 elsewhere). */
   logits: number;
-  invFreq: number; // f64[nRot/2]
+  invFreq: number; // f64[nRot + 4]: ropeFrequencies().invFreq (frequencies, then llama.cpp's float32 rope parameters)
   /** Per-thread scratch, `threads` of each: attention scores f32[nCtx], a query head f32[headDim], rope cos/sin f32[nRot]. */
   scores: number;
   qh: number;
@@ -69,7 +69,7 @@ export function layScratch(a: Allocator, hp: LlamaHParams, shape: ScratchShape):
     xq: a.alloc(maxTok * xqRow),
     xq2: a.alloc(xqRow),
     logits: shape.logits ? f32(maxTok * hp.nVocab) : 0,
-    invFreq: a.alloc(8 * (hp.nRot / 2)),
+    invFreq: a.alloc(8 * (hp.nRot + 4)),
     scores: f32(threads * nCtx),
     qh: f32(threads * hp.headDim),
     cs: f32(hp.nRot),

@@ -92,7 +92,7 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
     }
     case OPCODES.matmul: {
       const rows = a[MM.rows];
-      k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], lo(rows), hi(rows), a[MM.nTok], a[MM.ldy]);
+      k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], lo(rows), hi(rows), a[MM.nTok], a[MM.ldy], a[MM.llamaOrder] !== 0);
       return;
     }
     case OPCODES.rmsnorm:
@@ -121,6 +121,7 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       k.attention(
         a[AT.q], a[AT.k], a[AT.v], a[AT.out], a[AT.scores] + t * a[AT.scoresStride], a[AT.qh] + t * a[AT.qhStride], nHead,
         a[AT.nKvHead], a[AT.headDim], a[AT.pos], a[AT.nTok], a[AT.kvType] as KvType, a[AT.scale], lo(nHead), hi(nHead),
+        a[AT.llamaKqv] !== 0,
       );
       return;
     }

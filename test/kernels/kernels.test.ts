@@ -301,6 +301,45 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     });
   }
 
+  it("matmul F32 with llamaOrder (tinyBLAS / ggml_vec_dot_f32): the reference's bits", () => {
+    const r = rng(7);
+    // tinyBLAS's shapes (2+ tokens, cols % 16 == 0, rows % 4 == 0) and vec_dot's (the rest, 64-value blocks and leftovers)
+    for (const [rows, cols, nTok] of [[8, 128, 1], [8, 128, 2], [8, 128, 5], [12, 100, 3], [6, 64, 2], [4, 200, 1]]) {
+      withMark(() => {
+        const w = mem.put(randomF32(r, rows * cols));
+        const x = mem.put(randomF32(r, nTok * cols, 2));
+        const y1 = mem.alloc(4 * rows * nTok), y2 = mem.alloc(4 * rows * nTok);
+        wasm.matmul(GGMLType.F32, w, x, y1, cols, 0, 3, nTok, rows, true);
+        wasm.matmul(GGMLType.F32, w, x, y1, cols, 3, rows, nTok, rows, true);
+        ref.matmul(GGMLType.F32, w, x, y2, cols, 0, rows, nTok, rows, true);
+        expect(Array.from(mem.f32(y1, rows * nTok)), `${rows}x${cols}, ${nTok} tokens`).toEqual(Array.from(mem.f32(y2, rows * nTok)));
+      });
+    }
+  });
+
+  it("attention over an f32 cache in llama.cpp's order (KQ, softmax blocks, KQV with llamaKqv): the reference's bits", () => {
+    const r = rng(6);
+    // head sizes with and without a whole f32x4, one query (vec_dot's lanes) and several (tinyBLAS's), past 64 positions
+    for (const [headDim, pos0, nTok] of [[20, 9, 3], [18, 70, 1], [64, 100, 2], [64, 130, 1], [32, 3, 5]]) {
+      withMark(() => {
+        const nHead = 4, nKvHead = 2, nKv = pos0 + nTok;
+        const kv = nKv * nKvHead * headDim;
+        const q = mem.put(randomF32(r, nTok * nHead * headDim, 2));
+        const k = mem.put(randomF32(r, kv, 2)), v = mem.put(randomF32(r, kv));
+        const scores = mem.alloc(4 * nKv), qh = mem.alloc(4 * headDim);
+        const n = nTok * nHead * headDim;
+        const o1 = mem.alloc(4 * n), o2 = mem.alloc(4 * n);
+        const scale = Math.fround(1 / Math.fround(Math.sqrt(headDim)));
+        for (const llamaKqv of [false, true]) {
+          wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, GGMLType.F32, scale, 0, 1, llamaKqv);
+          wasm.attention(q, k, v, o1, scores, qh, nHead, nKvHead, headDim, pos0, nTok, GGMLType.F32, scale, 1, nHead, llamaKqv);
+          ref.attention(q, k, v, o2, scores, qh, nHead, nKvHead, headDim, pos0, nTok, GGMLType.F32, scale, 0, nHead, llamaKqv);
+          expect(Array.from(mem.f32(o1, n)), `head size ${headDim}, ${nTok} queries, llamaKqv ${llamaKqv}`).toEqual(Array.from(mem.f32(o2, n)));
+        }
+      });
+    }
+  });
+
   it("MoE routing: softmax, top-k, renormalised weights", () => {
     const r = rng(11);
     withMark(() => {

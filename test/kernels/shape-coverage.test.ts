@@ -28,7 +28,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType, GGML_TYPES } from "../../src/formats/ggml-types.js";
 import { isGrouped, KernelMemory, Kernels, MATMUL_TYPES, MatmulType, ropeFrequencies, rowBytes, type RopeConfig } from "../../src/kernels/index.js";
 import { f16ToF32, f32ToF16 } from "../../src/formats/quants/index.js";
-import { roundF16, softmax } from "../../src/kernels/reference/index.js";
+import { roundF16, softmaxRow } from "../../src/kernels/reference/index.js";
 import { kernelPair, KERNEL_BUILDS, matmulKernelOrder, maxRelDiff, randomF32, randomWeights, rng, withMark } from "./helpers.js";
 
 /** Real widths (LLaMA 7B/13B, stories15M-style ffn 2880), and a few odd block counts past 32. */
@@ -103,7 +103,7 @@ function checkF16Attention(
         for (let d = 0; d < headDim; d++) dot += roundF16(qv[qo + d]!) * kh[j * kvRow + g * headDim + d]!;
         score[j] = dot * scale;
       }
-      const p = softmax(score, nKv);
+      const p = softmaxRow(score, nKv, true); // as the twin does (llama.cpp's exp, rows padded to 16)
       const p16 = Array.from(p, roundF16);
       const outFor = (w: number[]) => {
         const o = new Float32Array(headDim);

@@ -6,7 +6,7 @@ import { GGMLType } from "../../formats/ggml-types.js";
 import { f16ToF32, f32ToF16 } from "../../formats/quants/half.js";
 import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
-import { attention, attentionQ8_0 } from "./attention.js";
+import { attention, attentionQ8_0, dotF32, dotF32Tiny } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
 import { groupedRowQ4_0, groupRowsQ4_0, isGrouped } from "../layout.js";
 import { activationKind, dotF16, dotQ4_0, dotQ4_0For, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
@@ -15,7 +15,7 @@ import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readN
 import { route } from "./moe.js";
 import { rmsnorm, silu, softmax } from "./norm.js";
 import { q8_0Blocks, Q8Row, quantizeQ8_0, quantizeQ8_K, roundF16 } from "./quantize.js";
-import { rope } from "./rope.js";
+import { GGML_ROPE_RAMP, rope } from "./rope.js";
 
 const f = Math.fround;
 
@@ -166,7 +166,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     layMatrix(type, w, rows, cols) {
       if (isGrouped(type, rows)) groupRowsQ4_0(mem.u8(w, rows * rowBytes(GGMLType.Q4_0, cols)), cols);
     },
-    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
+    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy, llamaOrder = false) {
       const rb = rowBytes(type, cols);
       const wb = mem.u8(w, rb * r1);
       const stride = actBytes(type, cols);
@@ -200,7 +200,10 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
               break;
             case GGMLType.F32: {
               const wr = mem.f32(w + o, cols);
-              out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
+              if (llamaOrder) {
+                // tinyBLAS where llama.cpp hands it the product, else ggml_vec_dot_f32
+                out[r] = nTok >= 2 && cols % 16 === 0 && ldy % 4 === 0 ? dotF32Tiny(wr, xf!, cols) : dotF32(wr, xf!, cols);
+              } else out[r] = wr.reduce((s, v, j) => s + v * xf![j], 0);
               break;
             }
           }
@@ -238,9 +241,9 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     rope(x, _cs, nHeads, headDim, nDims, pos0, invFreq, mscale, neox, nTok, ld) {
       const view = mem.f32(x, (nTok - 1) * ld + nHeads * headDim);
       const cfg = { nDims, base: 1, neox, scaling: { type: "none" as const } };
-      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims / 2), mscale }, pos0, nTok, ld);
+      rope(view, nHeads, headDim, cfg, { invFreq: mem.f64(invFreq, nDims + GGML_ROPE_RAMP), mscale }, pos0, nTok, ld);
     },
-    attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvType, scale, h0, h1) {
+    attention(q, k, v, out, _scores, _qh, nHead, nKvHead, headDim, pos0, nTok, kvType, scale, h0, h1, llamaKqv = false) {
       const nKv = pos0 + nTok;
       const shape = { nHead, nKvHead, headDim };
       const qRow = nHead * headDim;
@@ -253,7 +256,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
         const kvLen = nKv * nKvHead * headDim;
         const kvF16 = kvType === GGMLType.F16;
         const read = (p: number) => (kvF16 ? f16View(p, kvLen) : mem.f32(p, kvLen));
-        o = attention(qv, read(k), read(v), shape, pos0, nTok, scale, kvF16);
+        o = attention(qv, read(k), read(v), shape, pos0, nTok, scale, kvF16, llamaKqv);
       }
       const ov = mem.f32(out, nTok * qRow);
       for (let t = 0; t < nTok; t++) {

@@ -17,6 +17,9 @@
  *   normal (GGUF LLaMA; llama.cpp's converter permuted q/k into adjacent pairs): a = x[2i], b = x[2i+1]
  *   neox (HF rotate_half):                                                      a = x[i],  b = x[i + nDims/2]
  */
+import { fmaf } from "./k-quants-low.js";
+import { cosf, sinf } from "./trig.js";
+
 const f = Math.fround;
 
 export type RopeScaling =
@@ -53,10 +56,86 @@ export interface RopeConfig {
   scaling: RopeScaling;
 }
 
-/** What every position needs: the per-pair frequencies and the cos/sin magnitude. */
+/**
+ * What every position needs: the per-pair frequencies and the cos/sin magnitude.
+ * invFreq holds nDims/2 frequencies (f64, what the WebGPU shader reads), then llama.cpp's own
+ * float32 parameters (GGML_ROPE_*, as f64 slots; what the CPU kernels read): the CPU kernels
+ * turn each position as ggml-cpu's rope does (ops.cpp ggml_rope_cache_init / rope_yarn /
+ * rotate_pairs), all in float32:
+ *   theta_0 = pos, theta_{i+1} = theta_i * thetaScale (thetaScale = powf(base, -2/nDims)),
+ *   t = freqScale * theta_i, mixed with theta_i by rampMix_i where extFactor != 0 (YaRN),
+ *   cos_i = cosf(t) * mscale, sin_i = sinf(t) * mscale (glibc's cosf / sinf: trig.ts),
+ *   (a, b) -> (fma(a, cos, -(b sin)), fma(a, sin, b cos))   (GCC contracts them so)
+ */
 export interface RopeFrequencies {
   invFreq: Float64Array;
   mscale: number;
+}
+
+/** Slots after the nDims/2 frequencies: thetaScale, freqScale, extFactor, mscale, then rampMix[nDims/2]. */
+export const GGML_ROPE_THETA_SCALE = 0;
+export const GGML_ROPE_FREQ_SCALE = 1;
+export const GGML_ROPE_EXT_FACTOR = 2;
+export const GGML_ROPE_MSCALE = 3;
+export const GGML_ROPE_RAMP = 4;
+
+/** llama.cpp's float32 rope parameters for cfg (see RopeFrequencies), 4 + nDims/2 values. */
+function ggmlRopeParams(cfg: RopeConfig, seqLen: number): Float64Array {
+  const d = cfg.nDims;
+  const half = d / 2;
+  const out = new Float64Array(GGML_ROPE_RAMP + half);
+  const s = cfg.scaling;
+  let base = cfg.base;
+  let factor = 1;
+  if (s.type === "linear" || s.type === "yarn") factor = s.factor;
+  if (s.type === "ntk") {
+    base = cfg.base * ntkAlpha(s, seqLen) ** (d / (d - 2));
+    factor = s.factor ?? 1;
+  }
+  const freqScale = f(1 / factor);
+  out[GGML_ROPE_THETA_SCALE] = f(Math.pow(f(base), f(-2 / d)));
+  out[GGML_ROPE_FREQ_SCALE] = freqScale;
+  out[GGML_ROPE_MSCALE] = 1;
+  if (s.type === "yarn") {
+    const ext = f(s.extFactor ?? 1);
+    out[GGML_ROPE_EXT_FACTOR] = ext;
+    const logf = (x: number) => f(Math.log(x));
+    // llama_context: attn_factor = get_mscale(factor) / (1 + 0.1 logf(factor)) (ext != 0), then
+    // rope_yarn: mscale = attn_factor * (1 + 0.1 logf(1 / freqScale)).
+    const fac = f(1 / freqScale);
+    const g = fac <= 1 ? 1 : fmaf(f(0.1), logf(fac), 1);
+    let attn = ext !== 0 ? f(g * f(1 / fmaf(f(0.1), logf(fac), 1))) : g;
+    attn = f(attn * f(s.attnFactor ?? 1));
+    out[GGML_ROPE_MSCALE] = ext !== 0 ? f(attn * fmaf(f(0.1), logf(f(1 / freqScale)), 1)) : attn;
+    const corrDim = (r: number) => f(f(d * logf(f(s.originalContext / f(f(r * 2) * f(Math.PI))))) / f(2 * logf(f(cfg.base))));
+    const low = Math.max(0, Math.floor(corrDim(f(s.betaFast ?? 32))));
+    const high = Math.min(d - 1, Math.ceil(corrDim(f(s.betaSlow ?? 1))));
+    for (let i = 0; i < half; i++) {
+      const y = f(f(i - low) / Math.max(f(0.001), f(high - low)));
+      out[GGML_ROPE_RAMP + i] = f(f(1 - Math.min(1, Math.max(0, y))) * ext);
+    }
+  }
+  return out;
+}
+
+/** cos, sin of each pair (2 * nDims/2 float32) at position pos, as ggml_rope_cache_init. */
+export function ggmlRopeCache(table: Float64Array, half: number, pos: number, cache = new Float32Array(2 * half)): Float32Array {
+  const ts = table[half + GGML_ROPE_THETA_SCALE];
+  const fs = table[half + GGML_ROPE_FREQ_SCALE];
+  const ext = table[half + GGML_ROPE_EXT_FACTOR];
+  const ms = table[half + GGML_ROPE_MSCALE];
+  let theta = f(pos);
+  for (let i = 0; i < half; i++) {
+    let t = f(fs * theta);
+    if (ext !== 0) {
+      const rm = table[half + GGML_ROPE_RAMP + i];
+      t = fmaf(t, f(1 - rm), f(theta * rm));
+    }
+    cache[2 * i] = f(cosf(t) * ms);
+    cache[2 * i + 1] = f(sinf(t) * ms);
+    theta = f(theta * ts);
+  }
+  return cache;
 }
 
 /** NTK alpha in effect for a sequence of seqLen tokens. */
@@ -68,7 +147,7 @@ export function ntkAlpha(s: Extract<RopeScaling, { type: "ntk" }>, seqLen: numbe
 }
 
 /** invFreq and mscale for a sequence currently seqLen long (seqLen only matters for NTK "auto"). */
-export function ropeFrequencies(cfg: RopeConfig, seqLen = 0): RopeFrequencies {
+function frequencies(cfg: RopeConfig, seqLen: number): RopeFrequencies {
   const d = cfg.nDims;
   const half = d / 2;
   const invFreq = new Float64Array(half);
@@ -102,6 +181,15 @@ export function ropeFrequencies(cfg: RopeConfig, seqLen = 0): RopeFrequencies {
   return { invFreq, mscale };
 }
 
+/** ropeFrequencies followed by llama.cpp's float32 parameters (see RopeFrequencies). */
+export function ropeFrequencies(cfg: RopeConfig, seqLen = 0): RopeFrequencies {
+  const { invFreq, mscale } = frequencies(cfg, seqLen);
+  const table = new Float64Array(invFreq.length + GGML_ROPE_RAMP + invFreq.length);
+  table.set(invFreq);
+  table.set(ggmlRopeParams(cfg, seqLen), invFreq.length);
+  return { invFreq: table, mscale };
+}
+
 /**
  * Rotate nTok rows (row stride ld) of nHeads heads of headDim values in place; row t sits at
  * position pos0 + t.
@@ -111,19 +199,20 @@ export function rope(
   pos0: number, nTok = 1, ld = nHeads * headDim,
 ): void {
   const half = cfg.nDims / 2;
+  const cache = new Float32Array(2 * half);
   for (let t = 0; t < nTok; t++) {
+    ggmlRopeCache(freqs.invFreq, half, pos0 + t, cache);
     for (let i = 0; i < half; i++) {
-      const theta = (pos0 + t) * freqs.invFreq[i];
-      const c = f(Math.cos(theta) * freqs.mscale);
-      const s = f(Math.sin(theta) * freqs.mscale);
+      const c = cache[2 * i];
+      const s = cache[2 * i + 1];
       for (let h = 0; h < nHeads; h++) {
         const o = t * ld + h * headDim;
         const ia = o + (cfg.neox ? i : 2 * i);
         const ib = o + (cfg.neox ? i + half : 2 * i + 1);
         const a = x[ia];
         const b = x[ib];
-        x[ia] = f(f(a * c) - f(b * s));
-        x[ib] = f(f(a * s) + f(b * c));
+        x[ia] = fmaf(a, c, -f(b * s));
+        x[ib] = fmaf(a, s, f(b * c));
       }
     }
   }

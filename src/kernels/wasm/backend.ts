@@ -65,8 +65,8 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
           mem.u8(xq + 4 * t0 * cols, 4 * (t1 - t0) * cols).set(mem.u8(x + 4 * t0 * cols, 4 * (t1 - t0) * cols));
       }
     },
-    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy) {
-      matmuls[type](w, xq, y, cols, r0, r1, nTok, ldy);
+    matmul(type, w, xq, y, cols, r0, r1, nTok, ldy, llamaOrder = false) {
+      (llamaOrder && type === GGMLType.F32 ? ex.matmul_f32_llama : matmuls[type])(w, xq, y, cols, r0, r1, nTok, ldy);
     },
     layMatrix(type, w, rows, cols) {
       if (!isGrouped(type, rows)) return;

@@ -28,8 +28,13 @@ export interface KernelExports {
   group_q4_0(w: number, rows: number, cols: number, tmp: number): void;
   /** Keep the i16 pair products in this instance even where the dot-add probe passes (Node 20). */
   forbid_relaxed_dot_add(): void;
+  /** F32 weights in llama.cpp's order (assembly/f16.ts). */
+  matmul_f32_llama(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   /** 1 where f32x4.relaxed_madd rounds once (assembly/fma.ts). */
   fused_madd(): number;
+  /** sinf / cosf as glibc computes them (assembly/trig.ts; RoPE's angles). */
+  sinf(x: number): number;
+  cosf(x: number): number;
   matmul_q8_0(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q4_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
   matmul_q5_K(w: number, q: number, y: number, n: number, r0: number, r1: number, nTok: number, ldy: number): void;
@@ -58,7 +63,7 @@ export interface KernelExports {
   attention(
     q: number, k: number, v: number, out: number, scores: number, qh: number,
     nHead: number, nKvHead: number, headDim: number, pos0: number, nTok: number, kvType: number, scale: number,
-    h0: number, h1: number,
+    h0: number, h1: number, llamaKqv: boolean | number | undefined,
   ): void;
   store_f16(x: number, h: number, n: number): void;
   store_q8_0(x: number, dst: number, n: number): void;

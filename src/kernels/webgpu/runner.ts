@@ -17,6 +17,7 @@
 import { GGMLType } from "../../formats/ggml-types.js";
 import { actBytes } from "../reference/backend.js";
 import { rowBytes } from "../reference/matmul.js";
+import { GGML_ROPE_RAMP, ggmlRopeCache } from "../reference/rope.js";
 import type { KernelMemory } from "../memory.js";
 import type { KvType, MatmulType } from "../types.js";
 import { ARG, MAX_ARGS, OPCODES, OP_SLOTS, REGISTERS, type EncodedProgram } from "../program.js";
@@ -478,16 +479,13 @@ function grid(groups: number): [number, number] {
   return [MAX_GRID, Math.ceil(groups / MAX_GRID)];
 }
 
-/** cos, sin (times mscale) per token and pair, as the reference rope computes them (float64, then float32). */
+/**
+ * cos, sin (times mscale) per token and pair, as the CPU kernels compute them (ggmlRopeCache:
+ * llama.cpp's float32 angles and glibc's cosf / sinf, from the parameters after the frequencies).
+ */
 function ropeTable(mem: KernelMemory, r: RopeUse, pos0: number): Float32Array {
-  const invFreq = new Float64Array(mem.buffer, r.invFreq, r.half);
+  const params = new Float64Array(mem.buffer, r.invFreq, 2 * r.half + GGML_ROPE_RAMP);
   const table = new Float32Array(2 * r.nTok * r.half);
-  for (let t = 0; t < r.nTok; t++) {
-    for (let i = 0; i < r.half; i++) {
-      const theta = (pos0 + t) * invFreq[i]!;
-      table[2 * (t * r.half + i)] = Math.cos(theta) * r.mscale;
-      table[2 * (t * r.half + i) + 1] = Math.sin(theta) * r.mscale;
-    }
-  }
+  for (let t = 0; t < r.nTok; t++) ggmlRopeCache(params, r.half, pos0 + t, table.subarray(2 * t * r.half, 2 * (t + 1) * r.half));
   return table;
 }

@@ -91,6 +91,17 @@ fn f2h(f: f32) -> u32 {
   return s | ((a + 0xfffu + ((a >> 13u) & 1u) - 0x38000000u) >> 13u);
 }
 fn roundF16(f: f32) -> f32 { return h2f(f2h(f)); }
+// llama.cpp's exp (ggml_v_expf, AVX-512; src/kernels/reference/norm.ts, vexpf), as near as a
+// shader gets: n by round() (shader compilers may fold the CPU's add-and-subtract of 1.5 * 2^23),
+// the rest with fma(), fused or not as the GPU does it.
+fn vexpf(x: f32) -> f32 {
+  let n = round(x * bitcast<f32>(0x3fb8aa3bu));
+  let b = fma(-n, bitcast<f32>(0x35bfbe8eu), fma(-n, bitcast<f32>(0x3f317200u), x));
+  if (abs(n) > 192.0) { return select(0.0, bitcast<f32>(0x7f800000u | u32(n != n)), n > 0.0); } // 0 or +inf (not a constant: WGSL refuses a constant inf)
+  let u = b * b;
+  let hi = fma(fma(bitcast<f32>(0x3c072010u), b, bitcast<f32>(0x3d2b9f17u)), u, fma(bitcast<f32>(0x3e2aaf33u), b, bitcast<f32>(0x3efffedbu)));
+  return ldexp(fma(hi, u, fma(bitcast<f32>(0x3f7ffff6u), b, 1.0)), i32(n));
+}
 // a / b correctly rounded, for positive normal floats (long division on the mantissas): WGSL's
 // division may be off by an ulp or two, and the Q8_0 scale 127 / amax decides where codes round.
 fn divRN(a: f32, b: f32) -> f32 {
@@ -373,8 +384,8 @@ fn main(${WG_ARGS}) {
   var ia = o + 2u * p; var ib = o + 2u * p + 1u;
   if (neox != 0u) { ia = o + p; ib = o + p + half; }
   let a = ldf(x + 4u * ia); let b = ldf(x + 4u * ib);
-  stf(x + 4u * ia, a * c - b * s);
-  stf(x + 4u * ib, a * s + b * c);
+  stf(x + 4u * ia, fma(a, c, -(b * s)));
+  stf(x + 4u * ib, fma(a, s, b * c));
 }`;
 
 /** storeF16(x, h, n): two values per invocation (h is 4-aligned, n even: checked on the CPU). */
@@ -401,7 +412,7 @@ fn main(${WG_ARGS}) {
 
 /** Element-wise ops over n values: swiglu, add, mul, silu, axpy (op.head.z picks). */
 const ELEMENTWISE_OPS = /* wgsl */ `
-fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+fn silu(v: f32) -> f32 { return v / (1.0 + vexpf(0.0 - v)); }
 @compute @workgroup_size(${ELEMENTWISE})
 fn main(${WG_ARGS}) {
   ${FLAT}
@@ -471,7 +482,7 @@ fn main(${WG_ARGS}) {
   let mx = wgMax(lid, m);
   var sum = 0.0;
   for (var j = lid; j < nKv; j += ${WORKGROUP}u) {
-    let e = exp(scratch[sc + j] - mx);
+    let e = vexpf(scratch[sc + j] - mx);
     scratch[sc + j] = e;
     sum += e;
   }

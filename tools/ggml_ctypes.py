@@ -25,3 +25,10 @@ P = ctypes.c_void_p
 base.ggml_init.restype = P
 base.ggml_init.argtypes = [InitParams]
 base.ggml_free.argtypes = [P]
+# The graph calls every script makes: build a forward graph of one op, run it, read the result.
+base.ggml_new_graph.restype = P
+base.ggml_new_graph.argtypes = [P]
+base.ggml_build_forward_expand.argtypes = [P, P]
+base.ggml_get_data.restype = P
+base.ggml_get_data.argtypes = [P]
+cpu.ggml_graph_compute_with_ctx.argtypes = [P, P, ctypes.c_int]

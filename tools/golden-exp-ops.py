@@ -35,12 +35,6 @@ base.ggml_swiglu_split.restype = P
 base.ggml_swiglu_split.argtypes = [P, P, P]
 base.ggml_soft_max_ext.restype = P
 base.ggml_soft_max_ext.argtypes = [P, P, P, ctypes.c_float, ctypes.c_float]
-base.ggml_new_graph.restype = P
-base.ggml_new_graph.argtypes = [P]
-base.ggml_build_forward_expand.argtypes = [P, P]
-base.ggml_get_data.restype = P
-base.ggml_get_data.argtypes = [P]
-cpu.ggml_graph_compute_with_ctx.argtypes = [P, P, ctypes.c_int]
 
 
 def tensor(ctx, a):

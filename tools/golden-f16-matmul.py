@@ -31,12 +31,6 @@ base.ggml_mul_mat.restype = P
 base.ggml_mul_mat.argtypes = [P, P, P]
 base.ggml_mul_mat_id.restype = P
 base.ggml_mul_mat_id.argtypes = [P, P, P, P]
-base.ggml_new_graph.restype = P
-base.ggml_new_graph.argtypes = [P]
-base.ggml_build_forward_expand.argtypes = [P, P]
-base.ggml_get_data.restype = P
-base.ggml_get_data.argtypes = [P]
-cpu.ggml_graph_compute_with_ctx.argtypes = [P, P, ctypes.c_int]
 
 
 def put(t, a):

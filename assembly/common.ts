@@ -119,6 +119,7 @@ export const VCONST: usize = memory.data<u32>([
   <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, <u32>SCALES4_MASK_U, // 80: SCALES4_MASK
   0x38000000, 0x38000000, 0x38000000, 0x38000000, // 96: exponent rebias half -> single
   0x77800000, 0x77800000, 0x77800000, 0x77800000, // 112: HALF_TO_SINGLE
+  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 128: i16 15
 ], 16);
 export const V_I8_15: i32 = 0;
 export const V_I8_16: i32 = 16;
@@ -128,6 +129,7 @@ export const V_HALF_EXP1: i32 = 64;
 export const V_SCALES4_MASK: i32 = 80;
 export const V_REBIAS: i32 = 96;
 export const V_HALF_TO_SINGLE: i32 = 112;
+export const V_I16_15: i32 = 128;
 
 /** VCONST's vector at offset off (a constant). */
 // @ts-ignore: decorator

@@ -21,7 +21,7 @@
  * (plain), or i8 with full groups of four blocks transposed (relaxed); codeAt() finds four
  * consecutive codes of a block in either.
  */
-import { halves4, HALF_TO_SINGLE, HALVES_MASK } from "./common";
+import { halves4, vconst, V_HALF_TO_SINGLE, V_I16_15, V_I8_15, V_SCALES4_MASK } from "./common";
 import { fma4, fusedMaddOk } from "./fma";
 import { act_q4_0_bytes, column, relaxedDotAddOk } from "./q4_0";
 
@@ -124,21 +124,9 @@ function blockSums(wb: usize, qb: usize, st: usize, m: v128, add: bool): v128 {
 // @ts-ignore: decorator
 @inline
 function nibbleMask(): v128 {
-  return v128.load(LOOP_CONSTANTS, ASC_FEATURE_RELAXED_SIMD ? 0 : 16);
+  // read from memory (common.ts VCONST): newer V8 rebuilds a v128 constant at every use in a loop
+  return vconst(ASC_FEATURE_RELAXED_SIMD ? V_I8_15 : V_I16_15);
 }
-
-/**
- * The loops' vector constants, read from memory at the start of a call: newer V8 (Node 24)
- * rebuilds a v128.const at every use inside a loop (three instructions, eight uses a block) even
- * when it sits in a local; a loaded value it keeps in a register.
- *   0: i8 15 (relaxed nibble mask)   16: i16 15 (plain)   32: HALVES_MASK   48: HALF_TO_SINGLE
- */
-const LOOP_CONSTANTS: usize = memory.data<u32>([
-  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f,
-  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f,
-  <u32>HALVES_MASK, <u32>HALVES_MASK, <u32>HALVES_MASK, <u32>HALVES_MASK,
-  0x77800000, 0x77800000, 0x77800000, 0x77800000,
-], 16);
 
 /**
  * The group (at g) against one token (activations at q): [y_r0, .., y_r3]. One function per
@@ -154,8 +142,8 @@ function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: boo
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
   const sxp = dxp + (<usize>nb << 2);
   // Loop constants live in locals: inside the loop body V8 would rebuild them each block.
-  const magic = v128.load(LOOP_CONSTANTS, 48);
-  const mask = v128.load(LOOP_CONSTANTS, 32);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = nibbleMask();
   let acc = f32x4.splat(0);
   let b = 0;
@@ -203,8 +191,8 @@ function tile4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, grouped:
   const nb = n >> 5;
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
   const sxp = dxp + (<usize>nb << 2);
-  const magic = v128.load(LOOP_CONSTANTS, 48);
-  const mask = v128.load(LOOP_CONSTANTS, 32);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const m = nibbleMask();
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;

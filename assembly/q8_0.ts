@@ -5,18 +5,27 @@
  *
  *   y[t][r] = sum over blocks b of  d_w(r,b) * d_x(t,b) * sum_j qw_j * qx_j
  *
+ * Order: llama.cpp's, to the bit (ggml_vec_dot_q8_0_q8_0 on AVX2 for one token; tinyBLAS's Q8_0
+ * kernel, the same steps, for prompts). Eight f32 lanes, lane i taking codes 4i..4i+3 of every
+ * block: acc_i = fma(f32(d_w * d_x), S_b,i, acc_i), block after block, then hsum_float_8
+ * (src/kernels/reference/matmul.ts, dotQ8_0, is the twin). Here lanes 0..3 and 4..7 are two
+ * f32x4 chains, and fma4 (fma.ts) rounds each step once, as vfmadd does. Followed exactly, the
+ * next layer's activation rounding sees llama.cpp's values: an ulp off, one code can flip and
+ * move a model's logits by 1e-2 (test/model/shape-coverage.test.ts).
+ *
  * Speed: read as 16-bit lanes, 16 code bytes widen to i16 with three shifts
  * ((lane << 8) >> 8 = even byte, lane >> 8 = odd byte, arithmetic), so the activations are stored
- * widened to i16, evens then odds per 16 (quantize.ts, "Q8_0 order"); four blocks share one scale
- * conversion and float multiply-add.
+ * widened to i16, evens then odds per 16 (quantize.ts, "Q8_0 order"). That order hands over
+ * llama.cpp's lanes for free: a dot of the even codes pairs codes 4i and 4i+2 in lane i, the odd
+ * ones 4i+1 and 4i+3. Four blocks share one scale conversion.
  *
- * Summation order and tiles as in q4_0.ts: dotRow is one (row, token) pair; dot1x4 (one row,
- * four tokens, for prompt processing) decodes each block once for four tokens and gives dotRow's
- * bits.
+ * dotRow is one (row, token) pair; dot1x4 (one row, four tokens, for prompt processing) decodes
+ * each block once for four tokens and gives dotRow's bits.
  */
 import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
-import { act_q8_0_i16_bytes } from "./quantize";
 import { column, pairSums, transposeSum } from "./q4_0";
+import { fma4, fusedMaddOk } from "./fma";
+import { act_q8_0_i16_bytes } from "./quantize";
 
 /** Code vector k (0..3) of a block whose 32 code bytes are v0, v1, widened to i16 in Q8_0 order. */
 // @ts-ignore: decorator
@@ -25,6 +34,191 @@ function codes(v0: v128, v1: v128, k: i32): v128 {
   const v = k < 2 ? v0 : v1;
   return k & 1 ? i16x8.shr_s(v, 8) : i16x8.shr_s(i16x8.shl(v, 8), 8);
 }
+
+/**
+ * One block's integer sums for one (row, token) in llama.cpp's eight lanes, as two i32x4:
+ * lane i of `lo` is sum_{j=4i..4i+3} qw_j qx_j, lane i of `hi` the same for j = 16+4i...
+ * The widened codes make that free: c0 (even codes of the first 16) against the matching
+ * activations pairs codes 4i and 4i+2 in lane i, c1 (odd ones) codes 4i+1 and 4i+3.
+ */
+// @ts-ignore: decorator
+@inline
+function laneSumsLo(c0: v128, c1: v128, qb: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(c0, v128.load(qb)), i32x4.dot_i16x8_s(c1, v128.load(qb, 16)));
+}
+
+// @ts-ignore: decorator
+@inline
+function laneSumsHi(c2: v128, c3: v128, qb: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(c2, v128.load(qb, 32)), i32x4.dot_i16x8_s(c3, v128.load(qb, 48)));
+}
+
+/** The f16 scales of the four blocks from wb on, as f32x4 (scales4 with constant offsets). */
+// @ts-ignore: decorator
+@inline
+function blockScales4(wb: usize, magic: v128, mask: v128): v128 {
+  let h = v128.load16_lane(wb, i32x4.splat(0), 1);
+  h = v128.load16_lane(wb, h, 3, 34);
+  h = v128.load16_lane(wb, h, 5, 68);
+  h = v128.load16_lane(wb, h, 7, 102);
+  return highHalves4(h, magic, mask);
+}
+
+/** Lane k of v in every lane. */
+// @ts-ignore: decorator
+@inline
+function splatLane(v: v128, k: i32): v128 {
+  return k == 0 ? i32x4.shuffle(v, v, 0, 0, 0, 0) : k == 1 ? i32x4.shuffle(v, v, 1, 1, 1, 1) : k == 2 ? i32x4.shuffle(v, v, 2, 2, 2, 2) : i32x4.shuffle(v, v, 3, 3, 3, 3);
+}
+
+/** One block (at wb, codes at qb) into llama.cpp's lanes 0..3: fma(d, S_lo, acc). */
+// @ts-ignore: decorator
+@inline
+function stepLo(acc: v128, d: v128, wb: usize, qb: usize, fused: bool): v128 {
+  const v = v128.load(wb, 2);
+  return fma4(d, f32x4.convert_i32x4_s(laneSumsLo(codes(v, v, 0), codes(v, v, 1), qb)), acc, fused);
+}
+
+/** The same block into lanes 4..7. */
+// @ts-ignore: decorator
+@inline
+function stepHi(acc: v128, d: v128, wb: usize, qb: usize, fused: bool): v128 {
+  const v = v128.load(wb, 18);
+  return fma4(d, f32x4.convert_i32x4_s(laneSumsHi(codes(v, v, 2), codes(v, v, 3), qb)), acc, fused);
+}
+
+/** hsum_float_8 of the lanes lo (0..3) and hi (4..7): ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
+// @ts-ignore: decorator
+@inline
+function hsum8(lo: v128, hi: v128): f32 {
+  const s = f32x4.add(lo, hi);
+  const t = f32x4.add(s, f32x4.shuffle(s, s, 2, 3, 0, 1));
+  return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
+}
+
+/**
+ * One row (at w) against one token (activations at q); yp: its output slot (see the fences).
+ * acc = fma(d_b, S_b, acc) per block b in the eight lanes, d_b = f32(d_w(b) * d_x(b)).
+ */
+// @ts-ignore: decorator
+@inline
+export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+  return fusedMaddOk() ? dotRowFused(w, q, n, yp) : dotRowBlocks4(w, q, n, yp);
+}
+
+/** In a function of its own: beside other loops V8 allocates its registers worse (2.5x slower). */
+function dotRowFused(w: usize, q: usize, n: i32, yp: usize): f32 {
+  return dotRowWith(w, q, n, yp, true);
+}
+
+// @ts-ignore: decorator
+@inline
+function dotRowWith(w: usize, q: usize, n: i32, yp: usize, fused: bool): f32 {
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
+  const nb = n >> 5;
+  let lo = f32x4.splat(0);
+  let hi = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + (<usize>n << 1);
+  for (; b + 3 < nb; b += 4, wb += 136, qb += 256, dxp += 16) {
+    const d = f32x4.mul(blockScales4(wb, magic, mask), v128.load(dxp));
+    // Unrolled by hand: V8 keeps a loop over k, choosing the lane with branches.
+    lo = stepLo(lo, splatLane(d, 0), wb, qb, fused);
+    hi = stepHi(hi, splatLane(d, 0), wb, qb, fused);
+    // Ordering fences (V8 would otherwise hoist the group's loads and spill them).
+    v128.store32_lane(yp, hi, 0);
+    lo = stepLo(lo, splatLane(d, 1), wb + 34, qb + 64, fused);
+    hi = stepHi(hi, splatLane(d, 1), wb + 34, qb + 64, fused);
+    v128.store32_lane(yp, hi, 0);
+    lo = stepLo(lo, splatLane(d, 2), wb + 68, qb + 128, fused);
+    hi = stepHi(hi, splatLane(d, 2), wb + 68, qb + 128, fused);
+    v128.store32_lane(yp, hi, 0);
+    lo = stepLo(lo, splatLane(d, 3), wb + 102, qb + 192, fused);
+    hi = stepHi(hi, splatLane(d, 3), wb + 102, qb + 192, fused);
+  }
+  for (; b < nb; b++, wb += 34, qb += 64, dxp += 4) {
+    const dk = f32x4.splat(halfToFloat(load<u16>(wb)) * load<f32>(dxp));
+    lo = stepLo(lo, dk, wb, qb, fused);
+    hi = stepHi(hi, dk, wb, qb, fused);
+  }
+  return hsum8(lo, hi);
+}
+
+/**
+ * One row (at w) against four tokens (activations at q + t qs): outputs at yp + t ys. Each
+ * block is decoded once for the four tokens; each token keeps dotRow's eight lanes and steps.
+ */
+// @ts-ignore: decorator
+@inline
+export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  if (fusedMaddOk()) dot1x4Fused(w, q, qs, n, yp, ys);
+  else dot1x4Blocks4(w, q, qs, n, yp, ys);
+}
+
+function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  dot1x4With(w, q, qs, n, yp, ys, true);
+}
+
+// @ts-ignore: decorator
+@inline
+function dot1x4With(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, fused: bool): void {
+  const nb = n >> 5;
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0);
+  let lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
+  let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0);
+  let lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + (<usize>n << 1);
+  for (; b < nb; b++, wb += 34, qb += 64, dxp += 4) {
+    // The four tokens' d_x of this block, times d_w: f32(d_w * d_x) per token.
+    let dx = v128.load32_zero(dxp);
+    dx = v128.load32_lane(dxp + qs, dx, 1);
+    dx = v128.load32_lane(dxp + qs2, dx, 2);
+    dx = v128.load32_lane(dxp + qs3, dx, 3);
+    const d = f32x4.mul(f32x4.splat(halfToFloat(load<u16>(wb))), dx);
+    // Lanes 0..3 of the four tokens, then lanes 4..7: half the block's codes live at a time,
+    // with a fence after each token (as dotRow's, against hoisted loads and spills).
+    let v = v128.load(wb, 2);
+    let ce = codes(v, v, 0);
+    let co = codes(v, v, 1);
+    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb)), lo0, fused);
+    v128.store32_lane(yp, lo0, 0);
+    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs)), lo1, fused);
+    v128.store32_lane(yp, lo1, 0);
+    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs2)), lo2, fused);
+    v128.store32_lane(yp, lo2, 0);
+    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs3)), lo3, fused);
+    v128.store32_lane(yp, lo3, 0);
+    v = v128.load(wb, 18);
+    ce = codes(v, v, 2);
+    co = codes(v, v, 3);
+    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb)), hi0, fused);
+    v128.store32_lane(yp, hi0, 0);
+    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs)), hi1, fused);
+    v128.store32_lane(yp, hi1, 0);
+    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs2)), hi2, fused);
+    v128.store32_lane(yp, hi2, 0);
+    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs3)), hi3, fused);
+  }
+  store<f32>(yp, hsum8(lo0, hi0));
+  store<f32>(yp + ys, hsum8(lo1, hi1));
+  store<f32>(yp + 2 * ys, hsum8(lo2, hi2));
+  store<f32>(yp + 3 * ys, hsum8(lo3, hi3));
+}
+
+/*
+ * Without a fused multiply-add (the plain build; relaxed_madd unfused, as in Bun's JSC or on a CPU
+ * without FMA3) llama.cpp's steps would need fma4's f64 path for every eight lanes of every block:
+ * 5x slower. There the products keep this order instead, a few ulps from llama.cpp's: four blocks'
+ * integer sums transposed into four lanes, one conversion and multiply-add per four blocks.
+ */
 
 /** The integer sum of one block for one (row, token), as four i32 lanes: codes c0..c3 times the token's activation vectors at qb. */
 // @ts-ignore: decorator
@@ -43,17 +237,6 @@ function blockDot(wb: usize, qb: usize): v128 {
   const v0 = v128.load(wb, 2);
   const v1 = v128.load(wb, 18);
   return decodedDot(codes(v0, v1, 0), codes(v0, v1, 1), codes(v0, v1, 2), codes(v0, v1, 3), qb);
-}
-
-/** The f16 scales of the four blocks from wb on, as f32x4 (scales4 with constant offsets). */
-// @ts-ignore: decorator
-@inline
-function blockScales4(wb: usize, magic: v128, mask: v128): v128 {
-  let h = v128.load16_lane(wb, i32x4.splat(0), 1);
-  h = v128.load16_lane(wb, h, 3, 34);
-  h = v128.load16_lane(wb, h, 5, 68);
-  h = v128.load16_lane(wb, h, 7, 102);
-  return highHalves4(h, magic, mask);
 }
 
 /** One group of four blocks for one (row, token): acc + their products, block k in lane k. */
@@ -81,10 +264,8 @@ function finish(acc: v128, w: usize, q: usize, n: i32, b: i32): f32 {
   return sum;
 }
 
-/** One row (at w) against one token (activations at q); yp: its output slot (see the fences). */
-// @ts-ignore: decorator
-@inline
-export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
+/** dotRow in the four-block order. yp: the output slot (see the fences). */
+function dotRowBlocks4(w: usize, q: usize, n: i32, yp: usize): f32 {
   const magic = vconst(V_HALF_TO_SINGLE);
   const mask = vconst(V_SCALES4_MASK);
   const nb = n >> 5;
@@ -135,9 +316,7 @@ function blockQuadDot(wb: usize, qb: usize, qs: usize, fence: usize): v128 {
  * block is decoded once for the four tokens; the group's [tokens] per block are transposed to
  * [blocks] per token for dotRow's lane accumulators.
  */
-// @ts-ignore: decorator
-@inline
-export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+function dot1x4Blocks4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
   const nb = n >> 5;
   const magic = vconst(V_HALF_TO_SINGLE);
   const mask = vconst(V_SCALES4_MASK);

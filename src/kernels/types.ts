@@ -31,6 +31,12 @@ export interface Kernels {
    * or "relaxed SIMD (i16 dot)" where it did not (Node 20).
    */
   readonly path: string;
+  /**
+   * Whether a multiply-add rounds once where llama.cpp's order needs it (relaxed_madd fused; the
+   * reference computes it exactly). Without it the WASM Q8_0 product keeps a faster order a few
+   * ulps from llama.cpp's (assembly/q8_0.ts).
+   */
+  readonly fusedMadd: boolean;
   readonly memory: KernelMemory;
 
   /**

@@ -110,7 +110,7 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1
 }
 
 /**
- * y = W x (nTok x rows) for Q4_0 / Q8_0 weights, summed in exactly the WASM kernels' float order
+ * y = W x (nTok x rows) for Q4_0 (ungrouped) / Q8_0 (without a fused madd) weights, summed in exactly the WASM kernels' float order
  * (assembly/q4_0.ts, "Summation order"), so it must match every kernel path bit for bit: exact
  * integer block sums; block b's sum times (weight scale * activation scale) into lane b % 4 of
  * a float accumulator; the lanes folded as (0 + 2) + (1 + 3); the blocks after the last full

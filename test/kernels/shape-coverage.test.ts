@@ -9,9 +9,10 @@
  *     layout, laid out by each backend's own layMatrix) and not (1, 3, 4, 5, 7, 12, 13: F16's
  *     order depends on rows % 4); 1..9 tokens (tiles and their tails); thread slices cut inside
  *     groups of four rows. Each type is held to what its own tests claim:
- *       bit for bit with the twin: Q4_0 grouped (llama.cpp's CPU_REPACK order), F16, Q2_K, Q3_K, IQ4_XS;
+ *       bit for bit with the twin: Q4_0 grouped (llama.cpp's CPU_REPACK order), F16, Q2_K, Q3_K, IQ4_XS,
+ *       Q8_0 where relaxed_madd is fused (llama.cpp's 8-lane order);
  *       bit for bit with the kernels' documented order, a few ulps from the twin: Q4_0 ungrouped
- *       and Q8_0 (helpers.ts, matmulKernelOrder), and for those, Q4_K / Q5_K / Q6_K and
+ *       and Q8_0 without a fused madd (helpers.ts, matmulKernelOrder), and for those, Q4_K / Q5_K / Q6_K and
  *       Q4_1 / Q5_0 / Q5_1 / IQ4_NL one order whatever the token count or slice (a token's
  *       result is the same bits in a 1-token call as in a 9-token tile), within 3e-6 of the twin;
  *       F32 within 3e-6.
@@ -180,8 +181,8 @@ describe.each(KERNEL_BUILDS)("shape coverage: wasm (%s build) vs the TypeScript 
             const ref9 = twin(MAX_TOK);
             const ref1 = type === GGMLType.F16 ? twin(1) : ref9.subarray(0, rows);
             const order =
-              (type === GGMLType.Q8_0 || (type === GGMLType.Q4_0 && !isGrouped(type, rows))) ? matmulKernelOrder(type, wBytes, xs, rows, cols, MAX_TOK) : undefined;
-            const exact = EXACT_TO_TWIN.has(type) || isGrouped(type, rows);
+              ((type === GGMLType.Q8_0 && !wasm.fusedMadd) || (type === GGMLType.Q4_0 && !isGrouped(type, rows))) ? matmulKernelOrder(type, wBytes, xs, rows, cols, MAX_TOK) : undefined;
+            const exact = EXACT_TO_TWIN.has(type) || isGrouped(type, rows) || (type === GGMLType.Q8_0 && wasm.fusedMadd);
             let wasm9: Uint32Array | undefined;
             for (let nTok = MAX_TOK; nTok >= 1; nTok--) {
               const cuts = nTok === MAX_TOK ? [0, rows] : cutsFor(rows, nTok + i);

@@ -149,6 +149,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     backend: "reference",
     build: "ts",
     path: "TypeScript reference",
+    fusedMadd: true,
     memory: mem,
     actBytes,
     quantize(type, x, xq, cols, t0, t1) {

@@ -33,6 +33,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     backend: "wasm",
     build,
     path: build === "relaxed" ? (ex.relaxed_dot_add() ? "relaxed SIMD (i8 dot-add)" : "relaxed SIMD (i16 dot)") : "SIMD128",
+    fusedMadd: ex.fused_madd() === 1,
     memory: mem,
     actBytes,
     quantize(type, x, xq, cols, t0, t1) {

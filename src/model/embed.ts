@@ -21,7 +21,7 @@ export async function embed(session: LlamaSession, ids: readonly number[]): Prom
   session.reset();
   for (let start = 0; start < ids.length; start += session.state.maxTok) {
     const chunk = ids.slice(start, start + session.state.maxTok);
-    await session.evaluate(chunk);
+    await session.evaluate(chunk, { hiddenStates: true });
     const x = mem.f32(session.state.scratch[weights.outputMemory]!.x, chunk.length * n);
     for (let t = 0; t < chunk.length; t++) {
       let ss = 0;

@@ -67,6 +67,11 @@ export interface StepShape {
   nTok: number;
   /** Logits are computed for token rows [logitsFrom, nTok) into logits rows 0... */
   logitsFrom: number;
+  /**
+   * Every row's final residual stream is wanted (embed.ts reads it). Otherwise the last layer's
+   * feed-forward runs only for the rows [logitsFrom, nTok), as llama.cpp's does (inp_out_ids).
+   */
+  hiddenStates?: boolean;
 }
 
 /** The ops of one forward step of `shape` (the position comes from REG_POS at run time). */
@@ -100,7 +105,10 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
   const rmsnorm = (x: number, weight: number, y: number, rows = nTok) => ops.push({ op: "rmsnorm", x, w: weight, y, n: nEmbd, eps: hp.rmsEps, nTok: rows });
   const rope = (x: number, heads: number, ld: number, sync = true) =>
     ops.push({ op: "rope", x, cs: s.cs, nHeads: heads, headDim, nDims: nRot, pos, invFreq: s.invFreq, mscale: state.mscale, neox: false, nTok, ld, sync });
-  const residual = () => ops.push({ op: "add", a: s.x, b: s.xb2, out: s.x, n: nTok * nEmbd });
+  const residual = (from = 0, rows = nTok) => {
+    const o = 4 * from * nEmbd;
+    ops.push({ op: "add", a: s.x + o, b: s.xb2 + o, out: s.x + o, n: rows * nEmbd });
+  };
 
   for (let l = 0; l < hp.nLayer; l++) {
     const L = w.layers[l]!;
@@ -167,17 +175,26 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
       }
     };
     // llama.cpp's last layer runs the feed-forward only for the rows whose output is wanted (its
-    // inp_out_ids), and an F16 product sums in another order for one row than for several
-    // (assembly/f16.ts). Where the feed-forward has one, the other rows (read only by embed.ts) go
-    // through a call of their own; the other products give the same bits either way.
+    // inp_out_ids): the other rows' results feed nothing but embed.ts, so they are skipped unless
+    // the hidden states are wanted (a long prompt's chunks before the last skip it whole). Where
+    // they are wanted, an F16 product sums in another order for one row than for several
+    // (assembly/f16.ts), so the rows without logits go through a call of their own; the other
+    // products give the same bits either way.
+    const { logitsFrom } = shape;
     const batchOrdered = L.ffn ? [L.ffn.gate, L.ffn.up, L.ffn.down].some(sumsPerBatch) : sumsPerBatch(L.moe!.router);
-    if (l === hp.nLayer - 1 && batchOrdered && shape.logitsFrom > 0 && shape.logitsFrom < nTok) {
-      feedForward(0, shape.logitsFrom);
-      feedForward(shape.logitsFrom, nTok - shape.logitsFrom);
+    if (l === hp.nLayer - 1 && logitsFrom > 0 && !shape.hiddenStates) {
+      if (logitsFrom < nTok) {
+        feedForward(logitsFrom, nTok - logitsFrom);
+        residual(logitsFrom, nTok - logitsFrom);
+      }
+    } else if (l === hp.nLayer - 1 && batchOrdered && logitsFrom > 0 && logitsFrom < nTok) {
+      feedForward(0, logitsFrom);
+      feedForward(logitsFrom, nTok - logitsFrom);
+      residual();
     } else {
       feedForward(0, nTok);
+      residual();
     }
-    residual();
   }
 
   // Final norm and the output projection, for the rows whose logits are wanted. The step ends

@@ -101,6 +101,12 @@ export interface LoadOptions {
 export interface EvaluateOptions {
   /** Return logits for every new token (perplexity), not just the last. */
   allLogits?: boolean;
+  /**
+   * Leave every new token's final residual stream in the output memory's scratch `x` (embed.ts
+   * reads it). Otherwise the last layer's feed-forward runs only for the tokens whose logits are
+   * returned, as llama.cpp's does.
+   */
+  hiddenStates?: boolean;
 }
 
 /** The rope scaling in effect: the model's own, then the caller's overrides. */
@@ -361,18 +367,18 @@ export class LlamaSession {
   private readonly programs = new Map<string, EncodedProgram>();
   private readonly registers = new Float64Array(REGISTERS);
 
-  private program(nTok: number, logitsFrom: number): EncodedProgram {
-    const key = `${nTok}:${logitsFrom}`;
+  private program(nTok: number, logitsFrom: number, hiddenStates: boolean): EncodedProgram {
+    const key = `${nTok}:${logitsFrom}:${hiddenStates}`;
     let program = this.programs.get(key);
     if (!program) {
-      program = encodeProgram(forwardProgram(this.model.hp, this.model.weights, this.state, { nTok, logitsFrom }));
+      program = encodeProgram(forwardProgram(this.model.hp, this.model.weights, this.state, { nTok, logitsFrom, hiddenStates }));
       this.programs.set(key, program);
     }
     return program;
   }
 
-  private async step(pos0: number, nTok: number, logitsFrom: number): Promise<void> {
-    const program = this.program(nTok, logitsFrom);
+  private async step(pos0: number, nTok: number, logitsFrom: number, hiddenStates: boolean): Promise<void> {
+    const program = this.program(nTok, logitsFrom, hiddenStates);
     this.registers[REG_POS] = pos0;
     const gpu = this.model.gpu;
     if (gpu) {
@@ -403,7 +409,7 @@ export class LlamaSession {
       this.embed(chunk);
       const last = start + chunk.length === ids.length;
       const logitsFrom = options.allLogits ? 0 : last ? chunk.length - 1 : chunk.length;
-      await this.step(pos0, chunk.length, logitsFrom);
+      await this.step(pos0, chunk.length, logitsFrom, options.hiddenStates === true);
       const rows = chunk.length - logitsFrom;
       if (rows > 0) out.set(outMem.f32(logits, rows * hp.nVocab), options.allLogits ? start * hp.nVocab : 0);
       this.cached.push(...chunk);

@@ -120,6 +120,8 @@ export const VCONST: usize = memory.data<u32>([
   0x38000000, 0x38000000, 0x38000000, 0x38000000, // 96: exponent rebias half -> single
   0x77800000, 0x77800000, 0x77800000, 0x77800000, // 112: HALF_TO_SINGLE
   0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 128: i16 15
+  0x3f3f3f3f, 0x3f3f3f3f, 0x3f3f3f3f, 0x3f3f3f3f, // 144: i8 63
+  0x00ff00ff, 0x00ff00ff, 0x00ff00ff, 0x00ff00ff, // 160: i16 255
 ], 16);
 export const V_I8_15: i32 = 0;
 export const V_I8_16: i32 = 16;
@@ -130,6 +132,8 @@ export const V_SCALES4_MASK: i32 = 80;
 export const V_REBIAS: i32 = 96;
 export const V_HALF_TO_SINGLE: i32 = 112;
 export const V_I16_15: i32 = 128;
+export const V_I8_63: i32 = 144;
+export const V_I16_255: i32 = 160;
 
 /** VCONST's vector at offset off (a constant). */
 // @ts-ignore: decorator

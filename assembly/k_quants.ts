@@ -38,6 +38,7 @@
 import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
+import { matmul_q4_K_r4 } from "./q4_k_r4";
 
 
 
@@ -231,7 +232,7 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
  */
 // @ts-ignore: decorator
 @inline
-function halvesExact4(h: v128): v128 {
+export function halvesExact4(h: v128): v128 {
   const e = v128.and(h, vconst(V_HALF_EXP));
   // e + 2^26 > 2^26 (signed) exactly for exponents 1..30; exponent 31 wraps to negative
   const one = vconst(V_HALF_EXP1);
@@ -836,8 +837,10 @@ function matmulK45(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok:
   }
 }
 
+/** Q4_K; matrices of a multiple of 4 rows (ldy is the row count) are stored in groups of four rows (q4_k_r4.ts). */
 export function matmul_q4_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  matmulK45(w, q, y, n, r0, r1, nTok, ldy, 144, false);
+  if (ldy % 4 == 0) matmul_q4_K_r4(w, q, y, n, r0, r1, nTok, ldy);
+  else matmulK45(w, q, y, n, r0, r1, nTok, ldy, 144, false);
 }
 
 export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

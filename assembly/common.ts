@@ -120,6 +120,16 @@ export const VCONST: usize = memory.data<u32>([
   0x38000000, 0x38000000, 0x38000000, 0x38000000, // 96: exponent rebias half -> single
   0x77800000, 0x77800000, 0x77800000, 0x77800000, // 112: HALF_TO_SINGLE
   0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 128: i16 15
+  0x3f3f3f3f, 0x3f3f3f3f, 0x3f3f3f3f, 0x3f3f3f3f, // 144: i8 63
+  0x00ff00ff, 0x00ff00ff, 0x00ff00ff, 0x00ff00ff, // 160: i16 255
+  0x01000100, 0x01000100, 0x01000100, 0x01000100, // 176: byte shuffle: i16 lane 0 to every lane
+  0x03020302, 0x03020302, 0x03020302, 0x03020302, // 192: byte shuffle: i16 lane 1 to every lane
+  0x05040504, 0x05040504, 0x05040504, 0x05040504, // 208: byte shuffle: i16 lane 2 to every lane
+  0x07060706, 0x07060706, 0x07060706, 0x07060706, // 224: byte shuffle: i16 lane 3 to every lane
+  0x09080908, 0x09080908, 0x09080908, 0x09080908, // 240: byte shuffle: i16 lane 4 to every lane
+  0x0b0a0b0a, 0x0b0a0b0a, 0x0b0a0b0a, 0x0b0a0b0a, // 256: byte shuffle: i16 lane 5 to every lane
+  0x0d0c0d0c, 0x0d0c0d0c, 0x0d0c0d0c, 0x0d0c0d0c, // 272: byte shuffle: i16 lane 6 to every lane
+  0x0f0e0f0e, 0x0f0e0f0e, 0x0f0e0f0e, 0x0f0e0f0e, // 288: byte shuffle: i16 lane 7 to every lane
 ], 16);
 export const V_I8_15: i32 = 0;
 export const V_I8_16: i32 = 16;
@@ -130,6 +140,10 @@ export const V_SCALES4_MASK: i32 = 80;
 export const V_REBIAS: i32 = 96;
 export const V_HALF_TO_SINGLE: i32 = 112;
 export const V_I16_15: i32 = 128;
+export const V_I8_63: i32 = 144;
+export const V_I16_255: i32 = 160;
+/** Byte shuffles (i8x16.relaxed_swizzle) putting i16 lane k in every lane: at V_SPLAT16 + 16 k. */
+export const V_SPLAT16: i32 = 176;
 
 /** VCONST's vector at offset off (a constant). */
 // @ts-ignore: decorator

@@ -35,9 +35,10 @@
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK } from "./common";
+import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK, V_SPLAT16 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
+import { matmul_q4_K_r4 } from "./q4_k_r4";
 
 
 
@@ -231,7 +232,7 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
  */
 // @ts-ignore: decorator
 @inline
-function halvesExact4(h: v128): v128 {
+export function halvesExact4(h: v128): v128 {
   const e = v128.and(h, vconst(V_HALF_EXP));
   // e + 2^26 > 2^26 (signed) exactly for exponents 1..30; exponent 31 wraps to negative
   const one = vconst(V_HALF_EXP1);
@@ -267,6 +268,25 @@ function subQ6K(qc: v128, x: usize, scv: v128): v128 {
   return i32x4.dot_i16x8_s(p, scv);
 }
 
+/**
+ * i16 lane k (a constant) of sc in every lane, for the scale of a Q6_K sub-block. Relaxed build:
+ * one byte shuffle with its mask read from memory (common.ts VCONST); V8 makes two shuffles
+ * (pshuflw, punpcklqdq) of i16x8.shuffle, which the plain build keeps.
+ */
+// @ts-ignore: decorator
+@inline
+function splat16(sc: v128, k: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(sc, vconst(V_SPLAT16 + 16 * k));
+  if (k == 0) return i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0);
+  if (k == 1) return i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1);
+  if (k == 2) return i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2);
+  if (k == 3) return i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3);
+  if (k == 4) return i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4);
+  if (k == 5) return i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5);
+  if (k == 6) return i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6);
+  return i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7);
+}
+
 function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
   const nb = n >> 8;
   const dxs = q + <usize>n;
@@ -289,51 +309,51 @@ function dotRowQ6K(w: usize, q: usize, n: i32, yp: usize): f32 {
       const a = v128.load(wb, 0);
       const c = v128.load(wb, 32);
       const hb = v128.load(wb, 128);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 0, i16x8.shuffle(sc0, sc0, 0,0,0,0,0,0,0,0)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 0, splat16(sc0, 0)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 32, i16x8.shuffle(sc0, sc0, 2,2,2,2,2,2,2,2)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 32, splat16(sc0, 2)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 64, i16x8.shuffle(sc0, sc0, 4,4,4,4,4,4,4,4)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 64, splat16(sc0, 4)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 96, i16x8.shuffle(sc0, sc0, 6,6,6,6,6,6,6,6)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 96, splat16(sc0, 6)));
     }
     {
       const a = v128.load(wb, 16);
       const c = v128.load(wb, 48);
       const hb = v128.load(wb, 144);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 16, i16x8.shuffle(sc0, sc0, 1,1,1,1,1,1,1,1)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 16, splat16(sc0, 1)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 48, i16x8.shuffle(sc0, sc0, 3,3,3,3,3,3,3,3)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 48, splat16(sc0, 3)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 80, i16x8.shuffle(sc0, sc0, 5,5,5,5,5,5,5,5)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 80, splat16(sc0, 5)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 112, i16x8.shuffle(sc0, sc0, 7,7,7,7,7,7,7,7)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 112, splat16(sc0, 7)));
     }
     {
       const a = v128.load(wb, 64);
       const c = v128.load(wb, 96);
       const hb = v128.load(wb, 160);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 128, i16x8.shuffle(sc1, sc1, 0,0,0,0,0,0,0,0)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 128, splat16(sc1, 0)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 160, i16x8.shuffle(sc1, sc1, 2,2,2,2,2,2,2,2)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 160, splat16(sc1, 2)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 192, i16x8.shuffle(sc1, sc1, 4,4,4,4,4,4,4,4)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 192, splat16(sc1, 4)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 224, i16x8.shuffle(sc1, sc1, 6,6,6,6,6,6,6,6)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 224, splat16(sc1, 6)));
     }
     {
       const a = v128.load(wb, 80);
       const c = v128.load(wb, 112);
       const hb = v128.load(wb, 176);
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 144, i16x8.shuffle(sc1, sc1, 1,1,1,1,1,1,1,1)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 0, low, m30), qb + 144, splat16(sc1, 1)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 176, i16x8.shuffle(sc1, sc1, 3,3,3,3,3,3,3,3)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 1, low, m30), qb + 176, splat16(sc1, 3)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 208, i16x8.shuffle(sc1, sc1, 5,5,5,5,5,5,5,5)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 2, low, m30), qb + 208, splat16(sc1, 5)));
       v128.store32_lane(yp, acc, 0); // ordering fence (see q4_0.ts)
-      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 240, i16x8.shuffle(sc1, sc1, 7,7,7,7,7,7,7,7)));
+      acc = i32x4.add(acc, subQ6K(codeQ6K(a, c, hb, 3, low, m30), qb + 240, splat16(sc1, 7)));
     }
-    sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>(hsumI32(acc) - 32 * hsumI32(offs));
+    sum += load<f32>(dxs + (<usize>b << 2)) * halfToFloat(load<u16>(wb, 208)) * <f32>hsumI32(i32x4.sub(acc, i32x4.shl(offs, 5)));
   }
   return sum;
 }
@@ -836,8 +856,10 @@ function matmulK45(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok:
   }
 }
 
+/** Q4_K; matrices of a multiple of 4 rows (ldy is the row count) are stored in groups of four rows (q4_k_r4.ts). */
 export function matmul_q4_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  matmulK45(w, q, y, n, r0, r1, nTok, ldy, 144, false);
+  if (ldy % 4 == 0) matmul_q4_K_r4(w, q, y, n, r0, r1, nTok, ldy);
+  else matmulK45(w, q, y, n, r0, r1, nTok, ldy, 144, false);
 }
 
 export function matmul_q5_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

@@ -20,7 +20,7 @@ import { f32ToF16 } from "../formats/quants/half.js";
 import { KernelMemory } from "../kernels/memory.js";
 import { enableRelaxedSimd } from "../kernels/wasm/loader.js";
 import { MATMUL_TYPES, rowBytes, type MatmulType } from "../kernels/reference/matmul.js";
-import { groupRowsQ4_0, isGrouped } from "../kernels/layout.js";
+import { groupRows, isGrouped } from "../kernels/layout.js";
 import { actBytes } from "../kernels/reference/backend.js";
 import { createPool, type Pool } from "../runtime/pool.js";
 import { encodeProgram, type Op } from "../kernels/program.js";
@@ -91,7 +91,7 @@ function fillWeights(mem: KernelMemory, type: MatmulType, w: number, rows: numbe
   const all = mem.u8(w, rb * rows);
   for (let r = tile; r < rows; r += tile) all.copyWithin(r * rb, 0, Math.min(tile, rows - r) * rb);
   // As the loader lays them out (src/kernels/layout.ts).
-  if (isGrouped(type, rows)) groupRowsQ4_0(all, cols);
+  if (isGrouped(type, rows)) groupRows(type, all, cols);
 }
 
 function table(head: string[], rows: string[][]): string {

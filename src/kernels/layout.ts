@@ -1,21 +1,45 @@
 /**
  * How matrices lie in kernel memory: ggml's row-major block layout, except Q4_0 matrices of a
- * multiple of 8 rows, which the loader stores in groups of four rows (assembly/q4_0_r4.ts has
- * the layout and the reason: one memory stream and one scale conversion for four rows, and
- * llama.cpp's float order for such matrices). Every backend reads the same bytes: the WASM and
- * reference kernels and the WebGPU shaders.
+ * multiple of 8 rows and Q4_K matrices of a multiple of 4 rows, which the loader stores in groups
+ * of four rows (assembly/q4_0_r4.ts and assembly/q4_k_r4.ts have the layouts and the reason: one
+ * memory stream, one activation load and one scale conversion for four rows; for Q4_0 also
+ * llama.cpp's float order for such matrices, while Q4_K keeps each row's order). Every backend
+ * reads the same bytes: the WASM and reference kernels and the WebGPU shaders.
  *
- * Group g (rows 4g..4g+3) takes the four rows' bytes; its block b is 72 bytes at 72 b:
- *   bytes 0..7                the rows' f16 scales (row k at 2k)
+ * Q4_0: group g (rows 4g..4g+3) takes the four rows' bytes; its block b is 72 bytes at 72 b:
+ *   bytes 0..7                row k's f16 scale at 2k
  *   bytes 8 + 16 i + 4 k + j  row k's code byte 4 i + j
+ * Q4_K: its super-block b is 576 bytes at 576 b:
+ *   bytes 0..7                row k's f16 d at 2k
+ *   bytes 8..15               row k's f16 dmin at 8 + 2k
+ *   bytes 16 + 4 i + ...      row k's scale byte i (0..11) at 16 + 16 (i >> 2) + 4 k + (i & 3)
+ *   bytes 64 + ...            row k's code byte l (0..127) at 64 + 16 (l >> 2) + 4 k + (l & 3)
  */
 import { GGMLType } from "../formats/ggml-types.js";
 
 const Q4_0_BLOCK = 18;
+const Q4_K_BLOCK = 144;
 
 /** Whether a `rows`-row matrix of `type` lies in kernel memory in groups of four rows. */
 export function isGrouped(type: GGMLType, rows: number): boolean {
-  return type === GGMLType.Q4_0 && rows % 8 === 0;
+  return (type === GGMLType.Q4_0 && rows % 8 === 0) || (type === GGMLType.Q4_K && rows % 4 === 0);
+}
+
+/** Rows of a `type` matrix (ggml layout) to groups of four rows, in place (groupRowsQ4_0, groupRowsQ4_K). */
+export function groupRows(type: GGMLType, bytes: Uint8Array, cols: number): void {
+  if (type === GGMLType.Q4_0) groupRowsQ4_0(bytes, cols);
+  else if (type === GGMLType.Q4_K) groupRowsQ4_K(bytes, cols);
+  else throw new Error(`groupRows: type ${type} is never grouped`);
+}
+
+/**
+ * Row r of a grouped `type` matrix (`bytes`: its group of four rows, or more from there), in
+ * ggml's layout (groupedRowQ4_0, groupedRowQ4_K).
+ */
+export function groupedRow(type: GGMLType, bytes: Uint8Array, r: number, cols: number): Uint8Array {
+  if (type === GGMLType.Q4_0) return groupedRowQ4_0(bytes, r, cols);
+  if (type === GGMLType.Q4_K) return groupedRowQ4_K(bytes, r, cols);
+  throw new Error(`groupedRow: type ${type} is never grouped`);
 }
 
 /** Where row k's block b of a group puts its scale and its code byte c (0..15). */
@@ -57,6 +81,47 @@ export function groupedRowQ4_0(bytes: Uint8Array, r: number, cols: number): Uint
     row[o] = group[scaleAt(b, k)]!;
     row[o + 1] = group[scaleAt(b, k) + 1]!;
     for (let c = 0; c < 16; c++) row[o + 2 + c] = group[codeAt(b, k, c)]!;
+  }
+  return row;
+}
+
+/** Where row k's byte o (0..143, ggml's layout) of super-block b of a Q4_K group lies in the group. */
+function q4kAt(b: number, k: number, o: number): number {
+  const base = 576 * b;
+  if (o < 4) return base + 8 * (o >> 1) + 2 * k + (o & 1); // d, dmin
+  if (o < 16) return base + 16 + 16 * ((o - 4) >> 2) + 4 * k + ((o - 4) & 3); // scales
+  return base + 64 + 16 * ((o - 16) >> 2) + 4 * k + ((o - 16) & 3); // codes
+}
+
+/**
+ * Q4_K rows (ggml layout) to groups of four rows, in place (the twin of assembly/q4_k_r4.ts,
+ * group_q4_K); `bytes` holds whole groups (a multiple of 4 rows of `cols` values).
+ */
+export function groupRowsQ4_K(bytes: Uint8Array, cols: number): void {
+  const nb = cols / 256;
+  const rowBytes = nb * Q4_K_BLOCK;
+  const groupBytes = 4 * rowBytes;
+  if (bytes.length % groupBytes !== 0) throw new RangeError(`groupRowsQ4_K: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
+  const src = new Uint8Array(groupBytes);
+  for (let g = 0; g < bytes.length; g += groupBytes) {
+    src.set(bytes.subarray(g, g + groupBytes));
+    const dst = bytes.subarray(g, g + groupBytes);
+    for (let k = 0; k < 4; k++) {
+      for (let b = 0; b < nb; b++) {
+        for (let o = 0; o < Q4_K_BLOCK; o++) dst[q4kAt(b, k, o)] = src[k * rowBytes + b * Q4_K_BLOCK + o]!;
+      }
+    }
+  }
+}
+
+/** Row r of a grouped Q4_K matrix (`bytes` from its first row), in ggml's layout. */
+export function groupedRowQ4_K(bytes: Uint8Array, r: number, cols: number): Uint8Array {
+  const nb = cols / 256;
+  const group = bytes.subarray(4 * nb * Q4_K_BLOCK * (r >> 2));
+  const k = r & 3;
+  const row = new Uint8Array(nb * Q4_K_BLOCK);
+  for (let b = 0; b < nb; b++) {
+    for (let o = 0; o < Q4_K_BLOCK; o++) row[b * Q4_K_BLOCK + o] = group[q4kAt(b, k, o)]!;
   }
   return row;
 }

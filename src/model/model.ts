@@ -7,7 +7,7 @@ import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
 import { dequantize } from "../formats/quants/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import { GGMLType } from "../formats/ggml-types.js";
-import { createKernels, groupedRowQ4_0, isGrouped, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { createKernels, groupedRow, isGrouped, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
@@ -426,7 +426,7 @@ export class LlamaSession {
     const n = this.model.hp.nEmbd;
     ids.forEach((id, t) => {
       const row = isGrouped(tokEmbd.type, tokEmbd.rows)
-        ? groupedRowQ4_0(from.u8(tokEmbd.addr + (id & ~3) * tokEmbd.rowBytes, 4 * tokEmbd.rowBytes), id & 3, n)
+        ? groupedRow(tokEmbd.type, from.u8(tokEmbd.addr + (id & ~3) * tokEmbd.rowBytes, 4 * tokEmbd.rowBytes), id & 3, n)
         : from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
       dequantize(tokEmbd.type, row, n, to.f32(x + 4 * t * n, n));
     });

@@ -1,5 +1,6 @@
 /**
- * Q4_K, Q5_K and Q6_K matmuls (assembly/k_quants.ts): one token at a time (decoding) and four
+ * Q4_K, Q5_K and Q6_K matmuls (assembly/k_quants.ts; Q4_K matrices of a multiple of 4 rows in
+ * groups of four rows, assembly/q4_k_r4.ts): one token at a time (decoding) and four
  * tokens per tile (prompt processing) give the same bits, and those bits are the kernels' float
  * order written out here (kOrder): exact integer super-block sums, then per super-block, in f32,
  *   Q4_K / Q5_K:  sum += (d_x * d) * f32(S) - (d_x * dmin) * f32(M)
@@ -109,12 +110,14 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
   for (const type of TYPES) {
     it(`${GGMLType[type]}: 1..9 tokens at once, in row slices, give the kernels' float order bit for bit, near the reference`, () => {
       const r = rng(type * 31 + 7);
-      for (const [rows, cols] of [[5, 256], [7, 768], [3, 4352]] as const) {
+      // 8 and 12 rows: Q4_K in groups of four rows (assembly/q4_k_r4.ts), cut inside groups too
+      for (const [rows, cols] of [[5, 256], [7, 768], [3, 4352], [8, 512], [12, 4352]] as const) {
         for (const nTok of [1, 2, 3, 4, 5, 8, 9]) {
           withMark(mem, () => {
             const wb = weights(type, rows, cols, r);
             expect(wb.length).toBe(rows * rowBytes(type, cols));
             const w = mem.put(wb);
+            wasm.layMatrix(type, w, rows, cols); // the loader's layout, read by both backends
             const xs = randomF32(r, nTok * cols, 3);
             if (nTok > 1) xs.fill(0, cols, cols + 256); // a super-block with d = 0
             const x = mem.put(xs);
@@ -123,7 +126,7 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
             wasm.quantize(type, x, xq, cols, 0, nTok);
             const want = kOrder(type, wb, xs, rows, cols, nTok);
             const wantBits = Array.from(new Uint32Array(want.buffer));
-            for (const cuts of [[0, rows], [0, 1, rows], [0, rows - 2, rows]]) {
+            for (const cuts of [[0, rows], [0, 1, rows], [0, rows - 2, rows], ...(rows > 6 ? [[0, 3, 6, rows]] : [])]) {
               const yW = mem.alloc(4 * rows * nTok);
               for (let i = 0; i + 1 < cuts.length; i++) wasm.matmul(type, w, xq, yW, cols, cuts[i], cuts[i + 1], nTok, rows);
               const got = Array.from(new Uint32Array(mem.f32(yW, rows * nTok).slice().buffer));
@@ -148,6 +151,7 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
           withMark(mem, () => {
             const wb = smallScaleWeights(type, rows, cols, r);
             const w = mem.put(wb);
+            wasm.layMatrix(type, w, rows, cols);
             const xs = randomF32(r, nTok * cols, 3);
             const x = mem.put(xs);
             const ab = wasm.actBytes(type, cols);

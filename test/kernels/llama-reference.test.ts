@@ -12,7 +12,7 @@ import { GgufFile } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  createReferenceKernels, createWasmKernels, groupRowsQ4_0, isGrouped, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
+  createReferenceKernels, createWasmKernels, groupRows, isGrouped, KernelMemory, Kernels, MatmulType, ropeFrequencies, rowBytes,
 } from "../../src/kernels/index.js";
 
 const REF = new URL("../../../shared/reference/", import.meta.url);
@@ -35,8 +35,8 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
     const info = gguf.tensor(name);
     const bytes = await gguf.readTensorBytes(info);
     const w = mem.put(bytes);
-    // The kernels' layout (src/kernels/layout.ts): Q4_0 matrices of a multiple of 8 rows in groups of four rows.
-    if (isGrouped(info.type, info.shape[1]!)) groupRowsQ4_0(mem.u8(w, bytes.length), info.shape[0]!);
+    // The kernels' layout (src/kernels/layout.ts): Q4_0 matrices of a multiple of 8 rows, Q4_K of 4, in groups of four rows.
+    if (isGrouped(info.type, info.shape[1]!)) groupRows(info.type, mem.u8(w, bytes.length), info.shape[0]!);
     return { w, type: info.type as MatmulType, rows: info.shape[1], cols: info.shape[0] };
   };
   // Embedding rows, dequantized.

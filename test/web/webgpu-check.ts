@@ -16,7 +16,7 @@ import { GGMLType } from "../../src/formats/ggml-types.ts";
 import { LlamaModel, type KvCacheType } from "../../src/model/model.ts";
 import { mulberry32, syntheticModel, type SyntheticModelOptions } from "../../src/convert/synthetic.ts";
 import { createWebGpuRunner, WEBGPU_MATMUL_TYPES } from "../../src/kernels/webgpu/index.ts";
-import { KernelMemory, createReferenceKernels, groupRowsQ4_0, isGrouped, type MatmulType } from "../../src/kernels/index.ts";
+import { KernelMemory, createReferenceKernels, groupRows, isGrouped, type MatmulType } from "../../src/kernels/index.ts";
 import { actBytes } from "../../src/kernels/reference/backend.ts";
 import { quantize } from "../../src/formats/quants/index.ts";
 import { encodeProgram } from "../../src/kernels/program.ts";
@@ -43,8 +43,8 @@ async function checkMatmul(type: MatmulType, rows: number, nTok: number): Promis
   const wBytes = quantize(type, Float32Array.from({ length: rows * cols }, () => random() * 2 - 1));
   const w = mem.alloc(wBytes.length);
   mem.u8(w, wBytes.length).set(wBytes);
-  // The kernels' layout (src/kernels/layout.ts): Q4_0 of a multiple of 8 rows in groups of four rows.
-  if (isGrouped(type, rows)) groupRowsQ4_0(mem.u8(w, wBytes.length), cols);
+  // The kernels' layout (src/kernels/layout.ts): Q4_0 of a multiple of 8 rows, Q4_K of 4, in groups of four rows.
+  if (isGrouped(type, rows)) groupRows(type, mem.u8(w, wBytes.length), cols);
   const x = mem.alloc(4 * cols * nTok);
   mem.f32(x, cols * nTok).set(Float32Array.from({ length: cols * nTok }, () => random() * 4 - 2));
   const xq = mem.alloc(actBytes(type, cols) * nTok);

@@ -8,7 +8,7 @@ import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
 import { attention, attentionQ8_0, dotF32, dotF32Tiny } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
-import { groupedRowQ4_0, groupRowsQ4_0, isGrouped } from "../layout.js";
+import { groupedRowQ4_0, groupedRowQ4_K, groupRows, isGrouped } from "../layout.js";
 import { activationKind, dotF16, dotQ4_0, dotQ4_0For, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
 import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
@@ -165,7 +165,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
       }
     },
     layMatrix(type, w, rows, cols) {
-      if (isGrouped(type, rows)) groupRowsQ4_0(mem.u8(w, rows * rowBytes(GGMLType.Q4_0, cols)), cols);
+      if (isGrouped(type, rows)) groupRows(type, mem.u8(w, rows * rowBytes(type as MatmulType, cols)), cols);
     },
     matmul(type, w, xq, y, cols, r0, r1, nTok, ldy, llamaOrder = false) {
       const rb = rowBytes(type, cols);
@@ -185,7 +185,11 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
               out[r] = isGrouped(type, ldy) ? dotQ4_0(groupedRowQ4_0(mem.u8(w, rb * ldy), r, cols), 0, xr!) : dotQ4_0For(ldy)(wb, o, xr!);
               break;
             case GGMLType.Q8_0: out[r] = dotQ8_0(wb, o, xr!); break;
-            case GGMLType.Q4_K: out[r] = dotQ4_K(wb, o, xr!); break;
+            // Q4_K matrices of a multiple of 4 rows lie in groups of four rows (kernels/layout.ts);
+            // each row's float order is the plain layout's.
+            case GGMLType.Q4_K:
+              out[r] = isGrouped(type, ldy) ? dotQ4_K(groupedRowQ4_K(mem.u8(w, rb * ldy), r, cols), 0, xr!) : dotQ4_K(wb, o, xr!);
+              break;
             case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;
             case GGMLType.Q6_K: out[r] = dotQ6_K(wb, o, xr!); break;
             case GGMLType.Q2_K: out[r] = dotQ2_K(wb, o, xr!); break;

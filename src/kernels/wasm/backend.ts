@@ -74,7 +74,9 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
       // Scratch for one group of four rows, just above everything allocated.
       const mark = mem.mark();
       try {
-        ex.group_q4_0(w, rows, cols, mem.alloc(4 * rowBytes(GGMLType.Q4_0, cols)));
+        const tmp = mem.alloc(4 * rowBytes(type as MatmulType, cols));
+        if (type === GGMLType.Q4_K) ex.group_q4_K(w, rows, cols, tmp);
+        else ex.group_q4_0(w, rows, cols, tmp);
       } finally {
         mem.release(mark);
       }

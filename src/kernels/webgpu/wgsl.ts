@@ -314,30 +314,41 @@ const DOT_Q6_K = /* wgsl */ `
  * Q4_K (144 bytes: f16 d | f16 dmin | 12 bytes of 6-bit scales and mins | qs[128]) and Q5_K
  * (176 bytes: the same, qh[32] before qs). One loop step is a 32-value sub-block s of B:
  * d * sc * sum(q x) - dmin * m * sum(x), times the activation scale.
+ * A Q4_K matrix of a multiple of 4 rows (grouped4) lies in groups of four rows
+ * (src/kernels/layout.ts): super-block B of row r at group base + 576 B, its d at + 2 (r % 4),
+ * dmin at + 8 + 2 (r % 4), scale byte i at + 16 + 16 (i / 4) + 4 (r % 4) + i % 4, code byte l at
+ * + 64 + 16 (l / 4) + 4 (r % 4) + l % 4.
  */
-function dotQ45K(blockBytes: number, qs: number, fifthBit: boolean): string {
+function dotQ45K(blockBytes: number, qs: number, fifthBit: boolean, grouped4 = false): string {
+  // address of scale byte i / code byte l of super-block B
+  const scAt = (i: string) => grouped4 ? `select(sb + ${i}, gB + 16u + 16u * ((${i}) >> 2u) + k4 + ((${i}) & 3u), grouped)` : `sb + ${i}`;
+  const qAt = (l: string) => grouped4 ? `select(o + ${qs}u + ${l}, gB + 64u + 16u * ((${l}) >> 2u) + k4 + ((${l}) & 3u), grouped)` : `o + ${qs}u + ${l}`;
   return /* wgsl */ `
     let B = b / 8u; let s = b % 8u;
     let o = wr + ${blockBytes}u * B;
     let sb = o + 4u;
+    ${grouped4 ? "let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = w + (r / 4u) * 4u * rowBytes + 576u * B;" : ""}
     var sc: u32; var mn: u32;
-    if (s < 4u) { sc = ldb(sb + s) & 63u; mn = ldb(sb + s + 4u) & 63u; }
+    if (s < 4u) { sc = ldb(${scAt("s")}) & 63u; mn = ldb(${scAt("(s + 4u)")}) & 63u; }
     else {
-      sc = (ldb(sb + s + 4u) & 15u) | ((ldb(sb + s - 4u) >> 6u) << 4u);
-      mn = (ldb(sb + s + 4u) >> 4u) | ((ldb(sb + s) >> 6u) << 4u);
+      sc = (ldb(${scAt("(s + 4u)")}) & 15u) | ((ldb(${scAt("(s - 4u)")}) >> 6u) << 4u);
+      mn = (ldb(${scAt("(s + 4u)")}) >> 4u) | ((ldb(${scAt("s")}) >> 6u) << 4u);
     }
     let c = s >> 1u;
     var dot = 0;
     var xsum = 0;
     for (var l = 0u; l < 32u; l++) {
-      let byte = ldb(o + ${qs}u + 32u * c + l);
+      let byte = ldb(${qAt("(32u * c + l)")});
       var q = select(byte & 15u, byte >> 4u, (s & 1u) == 1u);
       ${fifthBit ? "q |= ((ldb(o + 16u + l) >> s) & 1u) << 4u;" : ""}
       let xv = extractBits(bitcast<i32>(ldb(xr + 256u * B + 32u * s + l)), 0u, 8u);
       dot += i32(q) * xv;
       xsum += xv;
     }
-    acc += ldf(xr + cols + 4u * B) * (h2f(ld16(o)) * f32(i32(sc) * dot) - h2f(ld16(o + 2u)) * f32(i32(mn) * xsum));`;
+    ${grouped4
+      ? "let dAt = select(o, gB + k4 / 2u, grouped); let dminAt = select(o + 2u, gB + 8u + k4 / 2u, grouped);"
+      : "let dAt = o; let dminAt = o + 2u;"}
+    acc += ldf(xr + cols + 4u * B) * (h2f(ld16(dAt)) * f32(i32(sc) * dot) - h2f(ld16(dminAt)) * f32(i32(mn) * xsum));`;
 }
 
 /** Two f16 weights per word (rows of F16 weights are 4-aligned: cols is even). */
@@ -549,7 +560,7 @@ export const SHADERS: Record<ShaderName, string> = {
   quantize_float: PRELUDE + QUANTIZE_FLOAT,
   matmul_q4_0: PRELUDE + matmul(DOT_Q4_0, 32),
   matmul_q8_0: PRELUDE + matmul(DOT_Q8_0, 32),
-  matmul_q4_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q4_K), 16, false), 32),
+  matmul_q4_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q4_K), 16, false, true), 32),
   matmul_q5_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q5_K), 48, true), 32),
   matmul_q6_K: PRELUDE + matmul(DOT_Q6_K, 16),
   matmul_f16: PRELUDE + matmul(DOT_F16, 2),

@@ -30,7 +30,7 @@
  * Heads [h0, h1) only, so threads can split heads. scores: scratch of nKv f32 per thread,
  * qh: scratch of headDim f32 per thread (the Q8_0 query fits: 2*headDim + headDim/4 bytes).
  */
-import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, HALF_TO_SINGLE, HALVES_MASK } from "./common";
+import { floatToHalf, halfToFloat, halves4, hsumF32, maxAbs, roundHalf4, vconst, HALF_TO_SINGLE, HALVES_MASK, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 import { fma4, fmaf, fusedMaddOk } from "./fma";
 import { reduce16x4, softmaxRow, softmaxRowExact } from "./norm";
 import { dotRow } from "./q8_0";
@@ -202,19 +202,34 @@ function kqvF32Exact(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv:
   kqvF32(scores, vp, rowBytes, out, nKv, headDim, tiny, false);
 }
 
+/**
+ * The f16 cache's halves are read "raw": shifted into a single's bit positions and masked
+ * (rawHalves4), which is the half's value times 2^-112, exactly. The 2^112 that halves4 would
+ * multiply each of them by is put into the other factor once instead (the query, the weights p:
+ * TO_RAW), so every product is the same number and rounds the same: the same bits with one
+ * multiply fewer per four values. (A rounded query or weight times 2^112 stays finite: at most
+ * 65504 * 2^112 < 2^128.)
+ */
+const TO_RAW: f32 = 5.192296858534828e33; // 2^112
+const FROM_RAW: f32 = 1.925929944387236e-34; // 2^-112
+
 // @ts-ignore: decorator
 @inline
-function dotF16(a: usize, h: usize, n: i32): f32 {
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(HALVES_MASK);
+function rawHalves4(s: v128, mask: v128): v128 {
+  return v128.and(i32x4.shl(s, 13), mask);
+}
+
+/** a (n f32, times 2^112) . h (n halves), in scores4F16's order for one position. */
+// @ts-ignore: decorator
+@inline
+function dotF16(a: usize, h: usize, n: i32, mask: v128): f32 {
   let acc = f32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
-    const k = halves4(v128.load16x4_s(h + (<usize>j << 1)), magic, mask);
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), k));
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>j << 2)), rawHalves4(v128.load16x4_s(h + (<usize>j << 1)), mask)));
   }
   let s = hsumF32(acc);
-  for (; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * halfToFloat(load<u16>(h + (<usize>j << 1)));
+  for (; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * FROM_RAW * halfToFloat(load<u16>(h + (<usize>j << 1)));
   return s;
 }
 
@@ -226,17 +241,17 @@ function dotF16(a: usize, h: usize, n: i32): f32 {
  */
 // @ts-ignore: decorator
 @inline
-function scores4F16(qh: usize, k: usize, ks: usize, n: i32, scale: f32, out: usize, magic: v128, mask: v128): void {
+function scores4F16(qh: usize, k: usize, ks: usize, n: i32, scale: f32, out: usize, mask: v128): void {
   let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
   const k2 = ks + ks;
   const k3 = k2 + ks;
   for (let j = 0; j < n; j += 4) {
     const x = v128.load(qh + (<usize>j << 2));
     const kj = k + (<usize>j << 1);
-    a = f32x4.add(a, f32x4.mul(x, halves4(v128.load16x4_s(kj), magic, mask)));
-    b = f32x4.add(b, f32x4.mul(x, halves4(v128.load16x4_s(kj + ks), magic, mask)));
-    c = f32x4.add(c, f32x4.mul(x, halves4(v128.load16x4_s(kj + k2), magic, mask)));
-    d = f32x4.add(d, f32x4.mul(x, halves4(v128.load16x4_s(kj + k3), magic, mask)));
+    a = f32x4.add(a, f32x4.mul(x, rawHalves4(v128.load16x4_s(kj), mask)));
+    b = f32x4.add(b, f32x4.mul(x, rawHalves4(v128.load16x4_s(kj + ks), mask)));
+    c = f32x4.add(c, f32x4.mul(x, rawHalves4(v128.load16x4_s(kj + k2), mask)));
+    d = f32x4.add(d, f32x4.mul(x, rawHalves4(v128.load16x4_s(kj + k3), mask)));
   }
   // hsumF32 of each, as a vector: (x0 + x2) + (x1 + x3) per position
   const abLo = i32x4.shuffle(a, b, 0, 4, 2, 6), abHi = i32x4.shuffle(a, b, 1, 5, 3, 7);
@@ -252,7 +267,7 @@ function scores4F16(qh: usize, k: usize, ks: usize, n: i32, scale: f32, out: usi
  * out + v * p: the outputs stay in registers, 16 at a time, instead of a load and store of
  * every output for every position.
  */
-function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: usize, magic: v128, mask: v128): void {
+function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: usize, mask: v128): void {
   let d = 0;
   for (; d + 16 <= n; d += 16) {
     let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
@@ -261,10 +276,10 @@ function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: us
       const pv = v128.load32_splat(p + (<usize>j << 2));
       const h0 = v128.load(vp);
       const h1 = v128.load(vp, 16);
-      o0 = f32x4.add(o0, f32x4.mul(halves4(i32x4.extend_low_i16x8_s(h0), magic, mask), pv));
-      o1 = f32x4.add(o1, f32x4.mul(halves4(i32x4.extend_high_i16x8_s(h0), magic, mask), pv));
-      o2 = f32x4.add(o2, f32x4.mul(halves4(i32x4.extend_low_i16x8_s(h1), magic, mask), pv));
-      o3 = f32x4.add(o3, f32x4.mul(halves4(i32x4.extend_high_i16x8_s(h1), magic, mask), pv));
+      o0 = f32x4.add(o0, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h0), mask), pv));
+      o1 = f32x4.add(o1, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h0), mask), pv));
+      o2 = f32x4.add(o2, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h1), mask), pv));
+      o3 = f32x4.add(o3, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h1), mask), pv));
     }
     const od = out + (<usize>d << 2);
     v128.store(od, o0);
@@ -275,13 +290,13 @@ function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: us
   for (; d + 4 <= n; d += 4) {
     let o = f32x4.splat(0);
     let vp = v + (<usize>d << 1);
-    for (let j = 0; j < nKv; j++, vp += vs) o = f32x4.add(o, f32x4.mul(halves4(v128.load16x4_s(vp), magic, mask), v128.load32_splat(p + (<usize>j << 2))));
+    for (let j = 0; j < nKv; j++, vp += vs) o = f32x4.add(o, f32x4.mul(rawHalves4(v128.load16x4_s(vp), mask), v128.load32_splat(p + (<usize>j << 2))));
     v128.store(out + (<usize>d << 2), o);
   }
   for (; d < n; d++) {
     let o: f32 = 0;
     let vp = v + (<usize>d << 1);
-    for (let j = 0; j < nKv; j++, vp += vs) o = o + halfToFloat(load<u16>(vp)) * load<f32>(p + (<usize>j << 2));
+    for (let j = 0; j < nKv; j++, vp += vs) o = o + halfToFloat(load<u16>(vp)) * (load<f32>(p + (<usize>j << 2)) * FROM_RAW);
     store<f32>(out + (<usize>d << 2), o);
   }
 }
@@ -300,8 +315,8 @@ export function attention(
   const kvRow = <usize>(nKvHead * headDim);
   const elt: usize = kvF16 ? 2 : 4;
   const qRow = <usize>(nHead * headDim);
-  const magic = f32x4.splat(HALF_TO_SINGLE);
-  const mask = i32x4.splat(HALVES_MASK);
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
   const fused = fusedMaddOk();
   for (let t = 0; t < nTok; t++) {
     const nKv = pos0 + t + 1;
@@ -310,17 +325,18 @@ export function attention(
       const qp = q + ((<usize>t * qRow + <usize>(h * headDim)) << 2);
       const op = out + ((<usize>t * qRow + <usize>(h * headDim)) << 2);
       if (kvF16) {
-        for (let d = 0; d < headDim; d++) {
-          store<f32>(qh + (<usize>d << 2), halfToFloat(floatToHalf(load<f32>(qp + (<usize>d << 2)))));
-        }
+        // q rounded to f16 as llama.cpp's F16 product rounds its input, times 2^112 (TO_RAW)
+        let d = 0;
+        for (; d + 4 <= headDim; d += 4) v128.store(qh + (<usize>d << 2), f32x4.mul(roundHalf4(v128.load(qp + (<usize>d << 2))), magic));
+        for (; d < headDim; d++) store<f32>(qh + (<usize>d << 2), halfToFloat(floatToHalf(load<f32>(qp + (<usize>d << 2)))) * TO_RAW);
         let j = 0;
         if ((headDim & 3) == 0) {
           for (; j + 4 <= nKv; j += 4) {
-            scores4F16(qh, k + <usize>j * kvRow * elt + kvOff, kvRow * elt, headDim, scale, scores + (<usize>j << 2), magic, mask);
+            scores4F16(qh, k + <usize>j * kvRow * elt + kvOff, kvRow * elt, headDim, scale, scores + (<usize>j << 2), mask);
           }
         }
         for (; j < nKv; j++) {
-          store<f32>(scores + (<usize>j << 2), dotF16(qh, k + <usize>j * kvRow * elt + kvOff, headDim) * scale);
+          store<f32>(scores + (<usize>j << 2), dotF16(qh, k + <usize>j * kvRow * elt + kvOff, headDim, mask) * scale);
         }
       } else {
         if (ASC_FEATURE_RELAXED_SIMD && fused) scoresF32Fused(qp, k + kvOff, kvRow << 2, scores, nKv, headDim, scale);
@@ -334,11 +350,14 @@ export function attention(
         continue;
       }
       if (kvF16) {
-        for (let j = 0; j < nKv; j++) {
+        // p rounded to f16 as well (the KQV product's input), times 2^112 (TO_RAW)
+        let j = 0;
+        for (; j + 4 <= nKv; j += 4) v128.store(scores + (<usize>j << 2), f32x4.mul(roundHalf4(v128.load(scores + (<usize>j << 2))), magic));
+        for (; j < nKv; j++) {
           const sp = scores + (<usize>j << 2);
-          store<f32>(sp, halfToFloat(floatToHalf(load<f32>(sp))));
+          store<f32>(sp, halfToFloat(floatToHalf(load<f32>(sp))) * TO_RAW);
         }
-        weightedSumF16(v + kvOff, kvRow * elt, scores, nKv, headDim, op, magic, mask);
+        weightedSumF16(v + kvOff, kvRow * elt, scores, nKv, headDim, op, mask);
         continue;
       }
       memory.fill(op, 0, <usize>headDim << 2);

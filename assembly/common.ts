@@ -205,9 +205,38 @@ export function maxAbs(x: usize, n: i32): f32 {
   return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
 }
 
+/**
+ * halfToFloat(floatToHalf(x)) on four lanes, to the bit: x rounded to the nearest half (ties to
+ * even; zero, subnormal halves, overflow to infinity and NaN as the scalar pair gives them).
+ * floatToHalf's steps, lane-wise: the float unit rounds at the half's precision (|x| * 2^112 *
+ * 2^-110 plus a bias at x's exponent, at least 2^-14's); then halfToFloat's, also without a
+ * float op on a subnormal single (x86 takes a microcode assist for each, and softmax weights
+ * below 2^-14 are common): normal halves rebiased in the integers, subnormal ones converted
+ * from their integer mantissa and scaled by 2^-24.
+ */
+// @ts-ignore: decorator
+@inline
+export function roundHalf4(x: v128): v128 {
+  const shl1 = i32x4.shl(x, 1);
+  let base = f32x4.mul(f32x4.mul(f32x4.abs(x), vconst(V_HALF_TO_SINGLE)), f32x4.splat(reinterpret<f32>(0x08800000)));
+  const bias = i32x4.max_u(v128.and(shl1, i32x4.splat(0xff000000)), i32x4.splat(0x71000000));
+  base = f32x4.add(i32x4.add(i32x4.shr_u(bias, 1), i32x4.splat(0x07800000)), base);
+  const nonsign = i32x4.add(v128.and(i32x4.shr_u(base, 13), i32x4.splat(0x7c00)), v128.and(base, i32x4.splat(0x0fff)));
+  const normal = i32x4.add(i32x4.shl(nonsign, 13), vconst(V_REBIAS));
+  const subnormal = f32x4.mul(f32x4.convert_i32x4_s(nonsign), f32x4.splat(5.9604644775390625e-8));
+  let y = v128.bitselect(subnormal, normal, i32x4.lt_s(nonsign, i32x4.splat(0x400)));
+  // 0x7c00: the half's exponent is all ones, infinity (NaN inputs below)
+  y = v128.bitselect(i32x4.splat(0x7f800000), y, i32x4.eq(nonsign, i32x4.splat(0x7c00)));
+  // NaN: floatToHalf gives 0x7e00, halfToFloat the quiet NaN 0x7fc00000; the sign stays
+  y = v128.bitselect(i32x4.splat(0x7fc00000), y, f32x4.ne(x, x));
+  return v128.or(y, v128.and(x, i32x4.splat(0x80000000)));
+}
+
 /** Round every float of x to half precision in place-out (what ggml does to F16 matmul inputs). */
 export function round_f16(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), roundHalf4(v128.load(x + (<usize>i << 2))));
+  for (; i < n; i++) {
     const p = <usize>i << 2;
     store<f32>(y + p, halfToFloat(floatToHalf(load<f32>(x + p))));
   }

@@ -211,6 +211,8 @@ function kqvF32Exact(scores: usize, vp: usize, rowBytes: usize, out: usize, nKv:
  * 65504 * 2^112 < 2^128.)
  */
 const TO_RAW: f32 = 5.192296858534828e33; // 2^112
+/** Positions per block of weightedSumF16. */
+const POS_BLOCK: i32 = 64;
 const FROM_RAW: f32 = 1.925929944387236e-34; // 2^-112
 
 // @ts-ignore: decorator
@@ -269,6 +271,35 @@ function scores4F16(qh: usize, k: usize, ks: usize, n: i32, scale: f32, out: usi
  */
 function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: usize, mask: v128): void {
   let d = 0;
+  const n16 = n & ~15;
+  if (n16 > 0) {
+    // Positions in blocks of POS_BLOCK, each block's V rows read for all 16-output chunks while
+    // they are in L1 (a row of the cache is a page or more away from the next): the outputs
+    // stay in memory between blocks, every lane still summed in position order.
+    memory.fill(out, 0, <usize>n16 << 2);
+    for (let j0 = 0; j0 < nKv; j0 += POS_BLOCK) {
+      const j1 = min(j0 + POS_BLOCK, nKv);
+      for (d = 0; d < n16; d += 16) {
+        const od = out + (<usize>d << 2);
+        let o0 = v128.load(od), o1 = v128.load(od, 16), o2 = v128.load(od, 32), o3 = v128.load(od, 48);
+        let vp = v + <usize>j0 * vs + (<usize>d << 1);
+        for (let j = j0; j < j1; j++, vp += vs) {
+          const pv = v128.load32_splat(p + (<usize>j << 2));
+          const h0 = v128.load(vp);
+          const h1 = v128.load(vp, 16);
+          o0 = f32x4.add(o0, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h0), mask), pv));
+          o1 = f32x4.add(o1, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h0), mask), pv));
+          o2 = f32x4.add(o2, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h1), mask), pv));
+          o3 = f32x4.add(o3, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h1), mask), pv));
+        }
+        v128.store(od, o0);
+        v128.store(od, o1, 16);
+        v128.store(od, o2, 32);
+        v128.store(od, o3, 48);
+      }
+    }
+    d = n16;
+  }
   for (; d + 16 <= n; d += 16) {
     let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
     let vp = v + (<usize>d << 1);

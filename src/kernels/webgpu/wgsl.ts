@@ -296,19 +296,40 @@ const DOT_Q4_0 = /* wgsl */ `
 const DOT_Q6_K = /* wgsl */ `
     let B = b / 16u; let s = b % 16u;
     let o = wr + ${BYTES(GGMLType.Q6_K)}u * B;
-    let sc = extractBits(bitcast<i32>(ldb(o + 192u + s)), 0u, 8u);
+    let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = w + (r / 4u) * 4u * rowBytes + 840u * B;
+    let sc = extractBits(bitcast<i32>(ldb(select(o + 192u + s, gB + q6kAt(192u + s, k4), grouped))), 0u, 8u);
     var dot = 0;
     for (var l = 0u; l < 16u; l++) {
       let v = 16u * s + l;
       let h = v >> 7u; let k = (v >> 5u) & 3u; let li = v & 31u;
-      let ql = ldb(o + 64u * h + li + (k & 1u) * 32u);
+      let qlAt = 64u * h + li + (k & 1u) * 32u;
+      let ql = ldb(select(o + qlAt, gB + q6kAt(qlAt, k4), grouped));
       var low = ql >> 4u;
       if (k < 2u) { low = ql & 15u; }
-      let high = (ldb(o + 128u + 32u * h + li) >> (2u * k)) & 3u;
+      let qhAt = 128u + 32u * h + li;
+      let high = (ldb(select(o + qhAt, gB + q6kAt(qhAt, k4), grouped)) >> (2u * k)) & 3u;
       let xv = extractBits(bitcast<i32>(ldb(xr + 256u * B + v)), 0u, 8u);
       dot += (i32(low | (high << 4u)) - 32) * xv;
     }
-    acc += ldf(xr + cols + 4u * B) * h2f(ld16(o + 208u)) * f32(sc * dot);`;
+    acc += ldf(xr + cols + 4u * B) * h2f(ld16(select(o + 208u, gB + 832u + k4 / 2u, grouped))) * f32(sc * dot);`;
+
+/**
+ * A Q6_K matrix of a multiple of 4 rows lies in groups of four rows (src/kernels/layout.ts,
+ * q6kVector): super-block B of row r at group base + 840 B, its d at + 832 + 2 (r % 4), its byte
+ * i (0..207, ggml's) at q6kAt(i, 4 (r % 4)).
+ */
+const Q6_K_GROUPED = /* wgsl */ `
+fn q6kAt(i: u32, k4: u32) -> u32 {
+  let v = i >> 2u;
+  var at = 16u * (v - 48u);
+  if (v < 32u) {
+    at = 64u + 192u * (((v >> 4u) << 1u) + ((v >> 2u) & 1u)) + 64u * ((v >> 3u) & 1u) + 16u * (v & 3u);
+  } else if (v < 48u) {
+    at = 64u + 192u * ((v - 32u) >> 2u) + 128u + 16u * (v & 3u);
+  }
+  return at + k4 + (i & 3u);
+}
+`;
 
 /**
  * Q4_K (144 bytes: f16 d | f16 dmin | 12 bytes of 6-bit scales and mins | qs[128]) and Q5_K
@@ -562,7 +583,7 @@ export const SHADERS: Record<ShaderName, string> = {
   matmul_q8_0: PRELUDE + matmul(DOT_Q8_0, 32),
   matmul_q4_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q4_K), 16, false, true), 32),
   matmul_q5_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q5_K), 48, true), 32),
-  matmul_q6_K: PRELUDE + matmul(DOT_Q6_K, 16),
+  matmul_q6_K: PRELUDE + Q6_K_GROUPED + matmul(DOT_Q6_K, 16),
   matmul_f16: PRELUDE + matmul(DOT_F16, 2),
   matmul_f32: PRELUDE + matmul(DOT_F32, 1),
   rmsnorm: PRELUDE + RMSNORM,

@@ -96,50 +96,55 @@ function scalePair(sw: v128, j: i32): v128 {
   return i16x8.shr_s(i8x16.relaxed_swizzle(sw, vconst(V_LANE_BYTE + 16 * j)), 8);
 }
 
-/** Relaxed build: the i8 dot products (i16 pairs) of code vector c with the four activations at x, broadcast. */
+/**
+ * The scale of sub-block 4 w + j (sw: scale vector w) in the form tokSub takes: each row's in
+ * both i16 lanes of its pair (relaxed build, i16 dots), else as i32 lanes.
+ */
 // @ts-ignore: decorator
 @inline
-function dotR(x: usize, c: v128): v128 {
-  return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), c);
+function scaleOf(sw: v128, j: i32, add: bool): v128 {
+  return ASC_FEATURE_RELAXED_SIMD && !add ? scalePair(sw, j) : scale32(sw, j);
 }
 
 /**
  * Row r's integer sc_s (v_s . x_s) in lane r for one sub-block s of the group: its code vectors
- * c0..c3 (positions 0..3, .., 12..15) against one token's 16 codes at xs; sw: the scale vector of
- * s (s >> 2), j = s & 3. add: the i8 dot-add form (relaxed build).
+ * c0..c3 (positions 0..3, .., 12..15) against one token's 16 codes at xs; sc: the scale of s
+ * (scaleOf). add: the i8 dot-add form (relaxed build).
  */
 // @ts-ignore: decorator
 @inline
-function tokSub(c0: v128, c1: v128, c2: v128, c3: v128, xs: usize, sw: v128, j: i32, add: bool): v128 {
+function tokSub(c0: v128, c1: v128, c2: v128, c3: v128, xs: usize, sc: v128, add: bool): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (add) {
       let s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs), c0, i32x4.splat(0));
       s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 4), c1, s);
       s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 8), c2, s);
       s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 12), c3, s);
-      return i32x4.mul(s, scale32(sw, j));
+      return i32x4.mul(s, sc);
     }
-    const t0 = i16x8.add(dotR(xs, c0), dotR(xs + 4, c1));
-    const t1 = i16x8.add(dotR(xs + 8, c2), dotR(xs + 12, c3));
-    const p = scalePair(sw, j);
-    return i32x4.add(i32x4.dot_i16x8_s(t0, p), i32x4.dot_i16x8_s(t1, p));
+    // i16 lane 2r: row r's products at positions 0, 1 of the four; 2r + 1: at 2, 3
+    const t0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs), c0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 4), c1));
+    const t1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 8), c2), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 12), c3));
+    return i32x4.add(i32x4.dot_i16x8_s(t0, sc), i32x4.dot_i16x8_s(t1, sc));
   }
   // lo: row 0 (positions 0, 1), row 0 (2, 3), row 1 (0, 1), row 1 (2, 3); hi: rows 2, 3
-  let lo = i32x4.splat(0), hi = i32x4.splat(0);
-  lo = dotWide(lo, c0, false, xs), hi = dotWide(hi, c0, true, xs);
-  lo = dotWide(lo, c1, false, xs + 4), hi = dotWide(hi, c1, true, xs + 4);
-  lo = dotWide(lo, c2, false, xs + 8), hi = dotWide(hi, c2, true, xs + 8);
-  lo = dotWide(lo, c3, false, xs + 12), hi = dotWide(hi, c3, true, xs + 12);
+  let lo = dotWide(i32x4.splat(0), c0, false, v128.load32_splat(xs)), hi = dotWide(i32x4.splat(0), c0, true, v128.load32_splat(xs));
+  const x1 = v128.load32_splat(xs, 4);
+  lo = dotWide(lo, c1, false, x1), hi = dotWide(hi, c1, true, x1);
+  const x2 = v128.load32_splat(xs, 8);
+  lo = dotWide(lo, c2, false, x2), hi = dotWide(hi, c2, true, x2);
+  const x3 = v128.load32_splat(xs, 12);
+  lo = dotWide(lo, c3, false, x3), hi = dotWide(hi, c3, true, x3);
   const rows = i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
-  return i32x4.mul(rows, scale32(sw, j));
+  return i32x4.mul(rows, sc);
 }
 
-/** Plain build: s + rows 0, 1 (high = false) or 2, 3 of code vector c, widened, against the four activations at x, widened. */
+/** Plain build: s + rows 0, 1 (high = false) or 2, 3 of code vector c, widened, against four activations (x: broadcast), widened. */
 // @ts-ignore: decorator
 @inline
-function dotWide(s: v128, c: v128, high: bool, x: usize): v128 {
+function dotWide(s: v128, c: v128, high: bool, x: v128): v128 {
   const cw = high ? i16x8.extend_high_i8x16_u(c) : i16x8.extend_low_i8x16_u(c);
-  return i32x4.add(s, i32x4.dot_i16x8_s(cw, i16x8.extend_low_i8x16_s(v128.load32_splat(x))));
+  return i32x4.add(s, i32x4.dot_i16x8_s(cw, i16x8.extend_low_i8x16_s(x)));
 }
 
 /**
@@ -162,17 +167,22 @@ function subGroup(wb: usize, x: usize, h: usize, k: i32, q: usize, sw: v128, m15
       s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 12), codeAt(wb, h, k, q, 3, m15, m30), s);
       return i32x4.mul(s, scale32(sw, j));
     }
-    const t0 = i16x8.add(dotR(xs, codeAt(wb, h, k, q, 0, m15, m30)), dotR(xs + 4, codeAt(wb, h, k, q, 1, m15, m30)));
+    const t0 = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs), codeAt(wb, h, k, q, 0, m15, m30)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 4), codeAt(wb, h, k, q, 1, m15, m30)));
     v128.store32_lane(fp, t0, 0); // ordering fence
-    const t1 = i16x8.add(dotR(xs + 8, codeAt(wb, h, k, q, 2, m15, m30)), dotR(xs + 12, codeAt(wb, h, k, q, 3, m15, m30)));
+    const t1 = i16x8.add(
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 8), codeAt(wb, h, k, q, 2, m15, m30)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 12), codeAt(wb, h, k, q, 3, m15, m30)));
     const p = scalePair(sw, j);
     return i32x4.add(i32x4.dot_i16x8_s(t0, p), i32x4.dot_i16x8_s(t1, p));
   }
   let lo = i32x4.splat(0), hi = i32x4.splat(0);
   for (let i: usize = 0; i < 4; i++) {
+    // the activations loaded once per half: one load for both, V8 ran this ~10% slower
     const c = codeAt(wb, h, k, q, i, m15, m30);
-    lo = dotWide(lo, c, false, xs + 4 * i);
-    hi = dotWide(hi, c, true, xs + 4 * i);
+    lo = dotWide(lo, c, false, v128.load32_splat(xs + 4 * i));
+    hi = dotWide(hi, c, true, v128.load32_splat(xs + 4 * i));
     v128.store32_lane(fp, hi, 0); // ordering fence
   }
   const rows = i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
@@ -278,11 +288,11 @@ function subTile(wb: usize, x: usize, qs: usize, h: usize, k: i32, q: usize, sw:
   const c0 = codeAt(wb, h, k, q, 0, m15, m30), c1 = codeAt(wb, h, k, q, 1, m15, m30);
   const c2 = codeAt(wb, h, k, q, 2, m15, m30), c3 = codeAt(wb, h, k, q, 3, m15, m30);
   const xs = x + (h << 7) + (<usize>k << 5) + (q << 4);
-  const j = ((k & 1) << 1) + <i32>q;
-  v128.store(yp, i32x4.add(v128.load(yp), tokSub(c0, c1, c2, c3, xs, sw, j, add)));
-  v128.store(yp + ys, i32x4.add(v128.load(yp + ys), tokSub(c0, c1, c2, c3, xs + qs, sw, j, add)));
-  v128.store(yp + 2 * ys, i32x4.add(v128.load(yp + 2 * ys), tokSub(c0, c1, c2, c3, xs + 2 * qs, sw, j, add)));
-  v128.store(yp + 3 * ys, i32x4.add(v128.load(yp + 3 * ys), tokSub(c0, c1, c2, c3, xs + 3 * qs, sw, j, add)));
+  const sc = scaleOf(sw, ((k & 1) << 1) + <i32>q, add);
+  v128.store(yp, i32x4.add(v128.load(yp), tokSub(c0, c1, c2, c3, xs, sc, add)));
+  v128.store(yp + ys, i32x4.add(v128.load(yp + ys), tokSub(c0, c1, c2, c3, xs + qs, sc, add)));
+  v128.store(yp + 2 * ys, i32x4.add(v128.load(yp + 2 * ys), tokSub(c0, c1, c2, c3, xs + 2 * qs, sc, add)));
+  v128.store(yp + 3 * ys, i32x4.add(v128.load(yp + 3 * ys), tokSub(c0, c1, c2, c3, xs + 3 * qs, sc, add)));
 }
 
 /**

@@ -18,7 +18,9 @@
  *
  * Sums. Per sub-block j and row: the code x activation products summed exactly (relaxed: i8
  * dot products in i16 pairs, 16 products per lane <= 16 * 15 * 127 = 30480; plain: i16 dot
- * products in i32), times sc_j, summed over j: S; the mins term M = sum_j m_j (bsum_2j+bsum_2j+1).
+ * products in i32; the relaxed prompt tile, where relaxedDotAddOk, i32x4.relaxed_dot_i8x16_i7x16_add_s
+ * straight into i32 lanes, the nibbles 0..15 as the i7 operand), times sc_j, summed over j: S;
+ * the mins term M = sum_j m_j (bsum_2j+bsum_2j+1).
  * Both are the integers dotRowK45 forms in another order, so they are equal.
  *
  * Order. Per row (lane) and super-block, exactly dotRowK45's float steps:
@@ -27,7 +29,7 @@
  */
 import { vconst, V_I16_255, V_I16_15, V_I8_0X30, V_I8_15, V_I8_63 } from "./common";
 import { halvesExact4 } from "./k_quants";
-import { column } from "./q4_0";
+import { column, relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_i16_bytes } from "./quantize";
 
 /** Bytes of one super-block of a group (four rows of 144). */
@@ -242,19 +244,31 @@ function dotGroupK4(g: usize, q: usize, n: i32, fp: usize): v128 {
 
 /**
  * Scale of sub-block 4 h + j (j = 0..3, a variable; sc: sc_4h..sc_4h+3 of row k in lane k) as
- * the tile's passes take it: each row's in both i16 lanes of its pair (relaxed), or i32 lanes.
+ * the tile's passes take it: each row's in both i16 lanes of its pair (relaxed, i16 sums), or
+ * i32 lanes (plain; relaxed with the i8 dot-add).
  */
 // @ts-ignore: decorator
 @inline
-function scaleAt(sc: v128, j: i32): v128 {
+function scaleAt(sc: v128, j: i32, add: bool): v128 {
   const s = i32x4.shr_u(i32x4.shl(sc, 24 - 8 * j), 24);
-  return ASC_FEATURE_RELAXED_SIMD ? v128.or(s, i32x4.shl(s, 16)) : s;
+  return ASC_FEATURE_RELAXED_SIMD && !add ? v128.or(s, i32x4.shl(s, 16)) : s;
 }
 
-/** Relaxed tile: one token's s + the products of nibble vectors c0..c3 with its activations at x + 4 i. */
+/**
+ * Relaxed tile: one token's s + the products of nibble vectors c0..c3 with its activations at
+ * x + 4 i: i16 pair sums, or with `add` (relaxedDotAddOk) i32 sums, four products per lane per
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s (the nibbles, 0..15, are the i7 operand).
+ */
 // @ts-ignore: decorator
 @inline
-function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize): v128 {
+function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize, add: bool): v128 {
+  if (add) {
+    // two chains: the running sum passes through memory (quad4R), a chain of four dot-adds on
+    // it left the tile waiting on their latency
+    const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), c2, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), c0, s));
+    const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 12), c3, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 4), c1, i32x4.splat(0)));
+    return i32x4.add(a, b);
+  }
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), c0));
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 4), c1));
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 8), c2));
@@ -264,7 +278,7 @@ function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize): v128 
 /** Relaxed tile: four code vectors at w (their low or high nibbles) into the four tokens' sums at yp + t ys. */
 // @ts-ignore: decorator
 @inline
-function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, first: bool): void {
+function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, first: bool, add: bool): void {
   const c0 = nibbles(v128.load(w), m, high);
   const c1 = nibbles(v128.load(w, 16), m, high);
   const c2 = nibbles(v128.load(w, 32), m, high);
@@ -272,10 +286,10 @@ function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, y
   const zero = i32x4.splat(0);
   // each token's sum goes through memory (its output slot): a store per token orders the loads,
   // and the nibbles, in registers, serve the four tokens
-  v128.store(yp, tok4R(first ? zero : v128.load(yp), c0, c1, c2, c3, x));
-  v128.store(yp + ys, tok4R(first ? zero : v128.load(yp + ys), c0, c1, c2, c3, x + qs));
-  v128.store(yp + 2 * ys, tok4R(first ? zero : v128.load(yp + 2 * ys), c0, c1, c2, c3, x + 2 * qs));
-  v128.store(yp + 3 * ys, tok4R(first ? zero : v128.load(yp + 3 * ys), c0, c1, c2, c3, x + 3 * qs));
+  v128.store(yp, tok4R(first ? zero : v128.load(yp), c0, c1, c2, c3, x, add));
+  v128.store(yp + ys, tok4R(first ? zero : v128.load(yp + ys), c0, c1, c2, c3, x + qs, add));
+  v128.store(yp + 2 * ys, tok4R(first ? zero : v128.load(yp + 2 * ys), c0, c1, c2, c3, x + 2 * qs, add));
+  v128.store(yp + 3 * ys, tok4R(first ? zero : v128.load(yp + 3 * ys), c0, c1, c2, c3, x + 3 * qs, add));
 }
 
 /** Low (high = false) or high nibbles of the code bytes v as bytes (m: 15 in every byte or i16 lane). */
@@ -291,9 +305,9 @@ function nibbles(v: v128, m: v128, high: bool): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function passR(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize): void {
-  quad4R(w, x, qs, m, high, yp, ys, true);
-  quad4R(w + 64, x + 16, qs, m, high, yp, ys, false);
+function passR(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, add: bool): void {
+  quad4R(w, x, qs, m, high, yp, ys, true, add);
+  quad4R(w + 64, x + 16, qs, m, high, yp, ys, false, add);
 }
 
 /** Plain tile: one token's s + the products of two code vectors' nibbles (e, o each) with its activation pairs at x (dotP). */
@@ -337,7 +351,9 @@ function passP(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys
  * even j, high for odd), its sums folded with its scale at the end. Each token's integer sums
  * and float steps are superGroup's, so are its bits. fp: fence slot (see superGroup).
  */
-function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, fp: usize): void {
+// @ts-ignore: decorator
+@inline
+function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
@@ -359,28 +375,30 @@ function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
       const w = wb + 64 + (<usize>c << 7);
       if (ASC_FEATURE_RELAXED_SIMD) {
         const xc = x + (<usize>c << 6);
-        passR(w, xc, qs, m, false, yp, ys);
-        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(yp), scaleAt(sc, (c & 1) << 1)));
-        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1)));
-        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1)));
-        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1)));
-        passR(w, xc + 32, qs, m, true, yp, ys);
-        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
+        passR(w, xc, qs, m, false, yp, ys, add);
+        const sA = scaleAt(sc, (c & 1) << 1, add);
+        a0 = i32x4.add(a0, scaled(v128.load(yp), sA, add));
+        a1 = i32x4.add(a1, scaled(v128.load(yp + ys), sA, add));
+        a2 = i32x4.add(a2, scaled(v128.load(yp + 2 * ys), sA, add));
+        a3 = i32x4.add(a3, scaled(v128.load(yp + 3 * ys), sA, add));
+        passR(w, xc + 32, qs, m, true, yp, ys, add);
+        const sB = scaleAt(sc, ((c & 1) << 1) + 1, add);
+        a0 = i32x4.add(a0, scaled(v128.load(yp), sB, add));
+        a1 = i32x4.add(a1, scaled(v128.load(yp + ys), sB, add));
+        a2 = i32x4.add(a2, scaled(v128.load(yp + 2 * ys), sB, add));
+        a3 = i32x4.add(a3, scaled(v128.load(yp + 3 * ys), sB, add));
       } else {
         const xc = x + (<usize>c << 7);
         passP(w, xc, qs, m, false, yp, ys);
-        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, (c & 1) << 1)));
-        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1)));
-        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1)));
-        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1)));
+        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, (c & 1) << 1, false)));
+        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1, false)));
+        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1, false)));
+        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1, false)));
         passP(w, xc, qs, m, true, yp, ys);
-        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
+        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
       }
     }
     const m15 = vconst(V_I8_15);
@@ -404,6 +422,17 @@ function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
   v128.store(yp + 3 * ys, f3);
 }
 
+/** A token's sub-block sums s times the rows' scales sc: i16 pair sums (relaxed) or i32 sums (`add`). */
+// @ts-ignore: decorator
+@inline
+function scaled(s: v128, sc: v128, add: bool): v128 {
+  return add ? i32x4.mul(s, sc) : i32x4.dot_i16x8_s(s, sc);
+}
+
+/** tileGroupK4 with `add` constant: each variant its own function, so V8 keeps its registers. */
+function tileGroupK4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, true); }
+function tileGroupK4I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, false); }
+
 /** (d_x d) f32(S) - (d_x dmin) f32(M) per row, d_x read at dxp (superGroup's float steps). */
 // @ts-ignore: decorator
 @inline
@@ -418,6 +447,7 @@ function floatStep(S: v128, M: v128, d: v128, dmin: v128, dxp: usize): v128 {
  * or end inside a group: its rows there are computed with the whole group and only theirs stored.
  */
 export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
   const rowBytes = <usize>(n >> 8) * 144;
   const qs = <usize>act_q8_K_i16_bytes(n);
   const ys = <usize>ldy << 2;
@@ -429,7 +459,8 @@ export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
     if (whole) {
       for (; t < quads; t += 4) {
         const yp = y + <usize>t * ys + (<usize>r << 2);
-        tileGroupK4(g, q + <usize>t * qs, qs, n, yp, ys, yp);
+        if (add) tileGroupK4A(g, q + <usize>t * qs, qs, n, yp, ys);
+        else tileGroupK4I(g, q + <usize>t * qs, qs, n, yp, ys);
       }
     }
     for (; t < nTok; t++) {

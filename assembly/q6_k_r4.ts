@@ -4,20 +4,22 @@
  * float order of the plain layout (k_quants.ts, dotRowQ6K): same bits, faster.
  *
  * Layout. Rows 4g..4g+3 form group g (4 * rowBytes bytes, where one row would be). Super-block b
- * of the group takes 840 bytes at 840 b. Vector i (i = 0..51) holds row k's bytes 4 i..4 i + 3 of
- * ggml's super-block (ql: i = 0..31, qh: i = 32..47, scales: i = 48..51) in i32 lane k:
- *     bytes 0..63                  the scale vectors (i = 48..51)
- *     bytes 64 + 192 u ..          quarter u = 2 h + q (sub-blocks 8 h + 2 k + q, k = 0..3): its
- *                                  ql vectors for k = 0, 2 (ql bytes 64 h + 16 q + 0..15), for
- *                                  k = 1, 3 (32 bytes on), then its qh vectors (32 h + 16 q + ..)
+ * of the group takes 840 bytes at 840 b:
+ *     bytes 16 w + 4 k + j         row k's scale byte 4 w + j               (w, j = 0..3)
+ *     bytes 64 + 48 s ..           sub-block s's 16 codes (s = 0..15, positions 16 s + l), as
+ *                                  three vectors P0..P2: byte 4 k + j of P_i holds row k's code
+ *                                  4 i + j (0..63, codeQ6K: ql nibble | qh bits << 4) in its low
+ *                                  six bits, and bits 2i, 2i + 1 of row k's code 12 + j on top
  *     bytes 832 + 2 k              row k's d (f16)
- * (vectorAt). The quarters lie in the order the kernels read them: read out of order (ggml's
- * order, 512 bytes between a code's ql and qh vectors), matrices larger than the cache ran 15-35%
- * slower than the plain layout. A code vector (the codes at positions l..l+3 of one sub-block,
- * four per row, built from one ql and one qh vector as k_quants.ts's codeQ6K does) against one
- * token's four activations at those positions, broadcast to every lane, leaves row k's products
- * in lane k. One stream of memory, one activation load for four rows, the sub-block scales of four
- * rows in one vector, and no horizontal sums.
+ * so in each vector i32 lane k is row k's. Code vector i (the codes at positions 4 i..4 i + 3
+ * of sub-block s, four per row) is P_i & 63, or for i = 3 the three top bit pairs (code3): 11
+ * ops per sub-block where building them from ggml's ql and qh takes 17, which the decode kernel
+ * is bound by (1.2x relaxed, 1.35x plain over the ql/qh form of this layout). Sub-blocks lie in
+ * the order the kernels read them (the activations of s are at 16 s): read out of order (ggml's,
+ * 512 bytes between a code's ql and qh), matrices larger than the cache ran 15-35% slower than
+ * the plain layout. A code vector against one token's four activations at its positions,
+ * broadcast to every lane, leaves row k's products in lane k: one stream of memory, one
+ * activation load for four rows, the scales of four rows in one vector, no horizontal sums.
  *
  * Sums. Per row (lane) and super-block, the integers dotRowQ6K forms, in another order:
  *     S = sum_s sc_s (v_s . x_s) - 32 sum_s sc_s bsum_s
@@ -35,30 +37,17 @@
  * so every output has the plain layout's bits (test/kernels/k-quants-tiles.test.ts); d, usually
  * a subnormal half, is converted without a float op on a subnormal single (halvesExact4).
  */
-import { vconst, V_I8_0X30, V_I8_15, V_LANE_BYTE } from "./common";
+import { vconst, V_I8_0X30, V_I8_12, V_I8_15, V_I8_3, V_I8_63, V_LANE_BYTE } from "./common";
 import { codeQ6K, halvesExact4 } from "./k_quants";
-import { column, relaxedDotAddOk } from "./q4_0";
+import { relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_bytes } from "./quantize";
 
 /** Bytes of one super-block of a group (four rows of 210). */
 const GROUP_BLOCK: usize = 840;
-/** Where a group super-block's scale vectors, code quarters and d start. */
+/** Where a group super-block's scale vectors, packed codes and d start. */
 const SC: usize = 0;
-const QUARTERS: usize = 64;
+const CODES: usize = 64;
 const D: usize = 832;
-
-/**
- * Where vector i (0..51: row k's bytes 4 i..4 i + 3 of ggml's super-block in lane k) lies in a
- * group super-block: the scales first, then per quarter (h, q) (sub-blocks 8 h + 2 k + q) its ql
- * vectors for k = 0, 2, for k = 1, 3 and its qh vectors, in the order the kernels read them.
- */
-// @ts-ignore: decorator
-@inline
-function vectorAt(i: usize): usize {
-  if (i >= 48) return SC + 16 * (i - 48);
-  if (i >= 32) return QUARTERS + 192 * ((i - 32) >> 2) + 128 + 16 * (i & 3); // qh bytes 32 h + 16 q + 4 ii
-  return QUARTERS + 192 * (((i >> 4) << 1) + ((i >> 2) & 1)) + 64 * ((i >> 3) & 1) + 16 * (i & 3);
-}
 
 /*
  * Where a token's activations lie (plain Q8_K rows, quantize.ts, both builds): i8 codes at
@@ -66,17 +55,17 @@ function vectorAt(i: usize): usize {
  */
 
 /**
- * Code vector i (0..3) of the sub-block (h, k, q) (half h, quarter k of the half, positions
- * 16 q..16 q + 15 of the quarter): positions 16 q + 4 i..+3, row r's in lane r (codeQ6K: ql
- * bytes 64 h + 32 (k & 1) + l, low nibbles for k < 2; qh bytes 32 h + l, bits 2k, 2k + 1).
+ * The codes of sub-block s (positions 16 s + 4 i + 0..3, row r's in lane r: code vector i) from
+ * its three packed vectors at p (CODES + 48 s): vector i < 3 holds code vector i in the low six
+ * bits of each byte; the top two bits of vector 0, 1, 2 are bits 0-1, 2-3, 4-5 of code vector 3.
+ * i16 shifts: a byte's neighbour's bits that move in are masked off.
  */
 // @ts-ignore: decorator
 @inline
-function codeAt(wb: usize, h: usize, k: i32, q: usize, i: usize, m15: v128, m30: v128): v128 {
-  const quarter = wb + QUARTERS + 192 * ((h << 1) + q);
-  const v = v128.load(quarter + (<usize>(k & 1) << 6) + (i << 4));
-  const hb = v128.load(quarter + 128 + (i << 4));
-  return codeQ6K(v, v, hb, k, m15, m30);
+function code3(p0: v128, p1: v128, p2: v128, m3: v128, m12: v128, m48: v128): v128 {
+  return v128.or(
+    v128.or(v128.and(i16x8.shr_u(p0, 6), m3), v128.and(i16x8.shr_u(p1, 4), m12)),
+    v128.and(i16x8.shr_u(p2, 2), m48));
 }
 
 /** Scale of sub-block 4 w + j of each row as i32 lanes (sw: the scale vector w; j constant). */
@@ -148,45 +137,41 @@ function dotWide(s: v128, c: v128, high: bool, x: v128): v128 {
 }
 
 /**
- * tokSub for sub-block s = 8 h + 2 k + q of the group's super-block at wb against one token's
- * codes at x (its super-block's); sw: the scale vector s >> 2; m15, m30: codeQ6K's masks. Each
- * code vector is built just before its product: the lane stores to fp (ordering fences) keep V8
- * from loading the four first and spilling.
+ * tokSub for sub-block s (constant) of the group's super-block at wb against one token's codes
+ * at x (its super-block's); m63..m48: the code masks (code3). Each pair of products ends in a
+ * lane store to fp (an ordering fence): V8 otherwise loads everything first and spills.
  */
 // @ts-ignore: decorator
 @inline
-function subGroup(wb: usize, x: usize, h: usize, k: i32, q: usize, sw: v128, m15: v128, m30: v128, fp: usize, add: bool): v128 {
-  const xs = x + (h << 7) + (<usize>k << 5) + (q << 4);
-  const j = ((k & 1) << 1) + <i32>q;
+function subGroup(wb: usize, x: usize, s: usize, m63: v128, m3: v128, m12: v128, m48: v128, fp: usize, add: bool): v128 {
+  const p = wb + CODES + 48 * s;
+  const xs = x + 16 * s;
+  const j = <i32>(s & 3);
+  const sw = v128.load(wb + SC + 16 * (s >> 2));
+  const p0 = v128.load(p), p1 = v128.load(p, 16);
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (add) {
-      let s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs), codeAt(wb, h, k, q, 0, m15, m30), i32x4.splat(0));
-      s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 4), codeAt(wb, h, k, q, 1, m15, m30), s);
-      v128.store32_lane(fp, s, 0); // ordering fence
-      s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 8), codeAt(wb, h, k, q, 2, m15, m30), s);
-      s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 12), codeAt(wb, h, k, q, 3, m15, m30), s);
-      return i32x4.mul(s, scale32(sw, j));
+      let a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs), v128.and(p0, m63), i32x4.splat(0));
+      a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 4), v128.and(p1, m63), a);
+      v128.store32_lane(fp, a, 0); // ordering fence
+      const p2 = v128.load(p, 32);
+      a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 8), v128.and(p2, m63), a);
+      a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xs, 12), code3(p0, p1, p2, m3, m12, m48), a);
+      return i32x4.mul(a, scale32(sw, j));
     }
     const t0 = i16x8.add(
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs), codeAt(wb, h, k, q, 0, m15, m30)),
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 4), codeAt(wb, h, k, q, 1, m15, m30)));
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs), v128.and(p0, m63)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 4), v128.and(p1, m63)));
     v128.store32_lane(fp, t0, 0); // ordering fence
+    const p2 = v128.load(p, 32);
     const t1 = i16x8.add(
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 8), codeAt(wb, h, k, q, 2, m15, m30)),
-      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 12), codeAt(wb, h, k, q, 3, m15, m30)));
-    const p = scalePair(sw, j);
-    return i32x4.add(i32x4.dot_i16x8_s(t0, p), i32x4.dot_i16x8_s(t1, p));
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 8), v128.and(p2, m63)),
+      i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xs, 12), code3(p0, p1, p2, m3, m12, m48)));
+    const sc = scalePair(sw, j);
+    return i32x4.add(i32x4.dot_i16x8_s(t0, sc), i32x4.dot_i16x8_s(t1, sc));
   }
-  let lo = i32x4.splat(0), hi = i32x4.splat(0);
-  for (let i: usize = 0; i < 4; i++) {
-    // the activations loaded once per half: one load for both, V8 ran this ~10% slower
-    const c = codeAt(wb, h, k, q, i, m15, m30);
-    lo = dotWide(lo, c, false, v128.load32_splat(xs + 4 * i));
-    hi = dotWide(hi, c, true, v128.load32_splat(xs + 4 * i));
-    v128.store32_lane(fp, hi, 0); // ordering fence
-  }
-  const rows = i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
-  return i32x4.mul(rows, scale32(sw, j));
+  const p2 = v128.load(p, 32);
+  return tokSub(v128.and(p0, m63), v128.and(p1, m63), v128.and(p2, m63), code3(p0, p1, p2, m3, m12, m48), xs, scale32(sw, j), false);
 }
 
 /**
@@ -222,30 +207,20 @@ function groupScales(wb: usize): v128 {
 }
 
 /**
- * Half h of the group's super-block at wb against one token (codes at x): sum of sc_s (v_s . x_s)
- * over its 8 sub-blocks, row r in lane r. fp: a float of the caller's output it may scribble on
+ * Sub-blocks s0..s0 + 3 of the group's super-block at wb against one token (codes at x) added to
+ * acc: row r's sc_s (v_s . x_s) in lane r. fp: a float of the caller's output it may scribble on
  * (the lane stores are ordering fences, see q4_0_r4.ts).
  */
 // @ts-ignore: decorator
 @inline
-function halfGroup(acc: v128, wb: usize, x: usize, h: usize, m15: v128, m30: v128, fp: usize, add: bool): v128 {
-  const s0 = v128.load(wb + SC + (h << 5)); // sub-blocks 8h..8h+3
-  const s1 = v128.load(wb + SC + (h << 5) + 16); // 8h+4..8h+7
-  acc = i32x4.add(acc, subGroup(wb, x, h, 0, 0, s0, m15, m30, fp, add));
+function quadGroup(acc: v128, wb: usize, x: usize, s0: usize, m63: v128, m3: v128, m12: v128, m48: v128, fp: usize, add: bool): v128 {
+  acc = i32x4.add(acc, subGroup(wb, x, s0, m63, m3, m12, m48, fp, add));
   v128.store32_lane(fp, acc, 0); // ordering fence
-  acc = i32x4.add(acc, subGroup(wb, x, h, 0, 1, s0, m15, m30, fp, add));
+  acc = i32x4.add(acc, subGroup(wb, x, s0 + 1, m63, m3, m12, m48, fp, add));
   v128.store32_lane(fp, acc, 0);
-  acc = i32x4.add(acc, subGroup(wb, x, h, 1, 0, s0, m15, m30, fp, add));
+  acc = i32x4.add(acc, subGroup(wb, x, s0 + 2, m63, m3, m12, m48, fp, add));
   v128.store32_lane(fp, acc, 0);
-  acc = i32x4.add(acc, subGroup(wb, x, h, 1, 1, s0, m15, m30, fp, add));
-  v128.store32_lane(fp, acc, 0);
-  acc = i32x4.add(acc, subGroup(wb, x, h, 2, 0, s1, m15, m30, fp, add));
-  v128.store32_lane(fp, acc, 0);
-  acc = i32x4.add(acc, subGroup(wb, x, h, 2, 1, s1, m15, m30, fp, add));
-  v128.store32_lane(fp, acc, 0);
-  acc = i32x4.add(acc, subGroup(wb, x, h, 3, 0, s1, m15, m30, fp, add));
-  v128.store32_lane(fp, acc, 0);
-  return i32x4.add(acc, subGroup(wb, x, h, 3, 1, s1, m15, m30, fp, add));
+  return i32x4.add(acc, subGroup(wb, x, s0 + 3, m63, m3, m12, m48, fp, add));
 }
 
 /** The group at g against one token (activations at q): [y_r0, .., y_r3]. */
@@ -259,11 +234,15 @@ function dotGroupQ6(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
   for (let b = 0; b < nb; b++) {
     const wb = g + <usize>b * GROUP_BLOCK;
     const x = q + (<usize>b << 8);
-    const m15 = vconst(V_I8_15), m30 = vconst(V_I8_0X30);
-    let s = halfGroup(i32x4.splat(0), wb, x, 0, m15, m30, fp, add);
+    const m63 = vconst(V_I8_63), m3 = vconst(V_I8_3), m12 = vconst(V_I8_12), m48 = vconst(V_I8_0X30);
+    let s = quadGroup(i32x4.splat(0), wb, x, 0, m63, m3, m12, m48, fp, add);
     v128.store32_lane(fp, s, 0); // ordering fence
-    s = halfGroup(s, wb, x, 1, m15, m30, fp, add);
-    v128.store32_lane(fp, s, 0); // ordering fence
+    s = quadGroup(s, wb, x, 4, m63, m3, m12, m48, fp, add);
+    v128.store32_lane(fp, s, 0);
+    s = quadGroup(s, wb, x, 8, m63, m3, m12, m48, fp, add);
+    v128.store32_lane(fp, s, 0);
+    s = quadGroup(s, wb, x, 12, m63, m3, m12, m48, fp, add);
+    v128.store32_lane(fp, s, 0);
     const isum = i32x4.sub(s, i32x4.shl(offsGroup(wb, sums + (<usize>b << 6)), 5));
     const dx = v128.load32_splat(dxs + (<usize>b << 2));
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(dx, groupScales(wb)), f32x4.convert_i32x4_s(isum)));
@@ -276,19 +255,20 @@ function dotGroupQ6A(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGr
 function dotGroupQ6I(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupQ6(g, q, n, fp, false); }
 
 /**
- * Sub-block s = 8 h + 2 k + q of the group's super-block at wb against four tokens (codes at
- * x + t qs; sw: the scale vector s >> 2): each code vector built once for the four tokens, their
- * sums added to the tokens' accumulators at yp + t ys (through memory: the stores order V8's
- * loads, and the codes stay in registers).
+ * Sub-block s of the group's super-block at wb against four tokens (codes at x + t qs): each
+ * code vector built once for the four tokens, their sums added to the tokens' accumulators at
+ * yp + t ys (through memory: the stores order V8's loads, and the codes stay in registers).
  */
 // @ts-ignore: decorator
 @inline
-function subTile(wb: usize, x: usize, qs: usize, h: usize, k: i32, q: usize, sw: v128, yp: usize, ys: usize, add: bool): void {
-  const m15 = vconst(V_I8_15), m30 = vconst(V_I8_0X30);
-  const c0 = codeAt(wb, h, k, q, 0, m15, m30), c1 = codeAt(wb, h, k, q, 1, m15, m30);
-  const c2 = codeAt(wb, h, k, q, 2, m15, m30), c3 = codeAt(wb, h, k, q, 3, m15, m30);
-  const xs = x + (h << 7) + (<usize>k << 5) + (q << 4);
-  const sc = scaleOf(sw, ((k & 1) << 1) + <i32>q, add);
+function subTile(wb: usize, x: usize, qs: usize, s: usize, yp: usize, ys: usize, add: bool): void {
+  const p = wb + CODES + 48 * s;
+  const p0 = v128.load(p), p1 = v128.load(p, 16), p2 = v128.load(p, 32);
+  const m63 = vconst(V_I8_63);
+  const c0 = v128.and(p0, m63), c1 = v128.and(p1, m63), c2 = v128.and(p2, m63);
+  const c3 = code3(p0, p1, p2, vconst(V_I8_3), vconst(V_I8_12), vconst(V_I8_0X30));
+  const xs = x + 16 * s;
+  const sc = scaleOf(v128.load(wb + SC + 16 * (s >> 2)), <i32>(s & 3), add);
   v128.store(yp, i32x4.add(v128.load(yp), tokSub(c0, c1, c2, c3, xs, sc, add)));
   v128.store(yp + ys, i32x4.add(v128.load(yp + ys), tokSub(c0, c1, c2, c3, xs + qs, sc, add)));
   v128.store(yp + 2 * ys, i32x4.add(v128.load(yp + 2 * ys), tokSub(c0, c1, c2, c3, xs + 2 * qs, sc, add)));
@@ -318,16 +298,7 @@ function tileGroupQ6(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
     v128.store(yp + ys, zero);
     v128.store(yp + 2 * ys, zero);
     v128.store(yp + 3 * ys, zero);
-    for (let hq: usize = 0; hq < 4; hq++) {
-      // half h, positions 16 q.. of each quarter: sub-blocks 8h + 2k + q, k = 0..3
-      const h = hq >> 1, qq = hq & 1;
-      const s0 = v128.load(wb + SC + (h << 5));
-      const s1 = v128.load(wb + SC + (h << 5) + 16);
-      subTile(wb, x, qs, h, 0, qq, s0, yp, ys, add);
-      subTile(wb, x, qs, h, 1, qq, s0, yp, ys, add);
-      subTile(wb, x, qs, h, 2, qq, s1, yp, ys, add);
-      subTile(wb, x, qs, h, 3, qq, s1, yp, ys, add);
-    }
+    for (let sb: usize = 0; sb < 16; sb++) subTile(wb, x, qs, sb, yp, ys, add);
     const d = groupScales(wb);
     const s = sums + (<usize>b << 6);
     const dp = dxs + (<usize>b << 2);
@@ -395,31 +366,40 @@ export function matmul_q6_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
 /**
  * Lays rows [0, rows) of a Q6_K matrix at w (ggml's layout, rows a multiple of 4) out in groups
  * of four rows, in place (src/kernels/layout.ts, groupRowsQ6_K, is the twin). tmp: 4 rows' bytes
- * of scratch. Each group is copied to tmp, then each super-block's 13 16-byte pieces of its four
- * rows are written back transposed in 4-byte words (column), and the four d after them.
+ * of scratch. Each group is copied to tmp, then per super-block and row its scale words and d
+ * are written to their lanes, and its codes, 16 per sub-block as codeQ6K makes them, packed
+ * (code3): word i < 3 of the sub-block's codes with bits 2i, 2i + 1 of word 3 on top.
  */
 export function group_q6_K(w: usize, rows: i32, cols: i32, tmp: usize): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * 210;
+  const m15 = vconst(V_I8_15), m30 = vconst(V_I8_0X30);
   for (let r = 0; r < rows; r += 4) {
     const g = w + <usize>r * rowBytes;
     memory.copy(tmp, g, 4 * rowBytes);
     for (let b = 0; b < nb; b++) {
-      const s0 = tmp + <usize>b * 210;
-      const s1 = s0 + rowBytes, s2 = s1 + rowBytes, s3 = s2 + rowBytes;
       const dst = g + <usize>b * GROUP_BLOCK;
-      for (let u: usize = 0; u < 13; u++) {
-        const c0 = v128.load(s0 + 16 * u), c1 = v128.load(s1 + 16 * u);
-        const c2 = v128.load(s2 + 16 * u), c3 = v128.load(s3 + 16 * u);
-        v128.store(dst + vectorAt(4 * u), column(c0, c1, c2, c3, 0));
-        v128.store(dst + vectorAt(4 * u + 1), column(c0, c1, c2, c3, 1));
-        v128.store(dst + vectorAt(4 * u + 2), column(c0, c1, c2, c3, 2));
-        v128.store(dst + vectorAt(4 * u + 3), column(c0, c1, c2, c3, 3));
+      for (let k: usize = 0; k < 4; k++) {
+        const src = tmp + k * rowBytes + <usize>b * 210;
+        for (let v: usize = 0; v < 4; v++) store<u32>(dst + SC + 16 * v + 4 * k, load<u32>(src + 192 + 4 * v));
+        store<u16>(dst + D + 2 * k, load<u16>(src, 208));
+        for (let sb: usize = 0; sb < 16; sb++) {
+          // sub-block sb = 8 h + 2 kk + q: codeQ6K's column kk of ql bytes 64 h + 32 (kk & 1) + 16 q, qh bytes 32 h + 16 q
+          const h = sb >> 3, kk = <i32>((sb >> 1) & 3), q = sb & 1;
+          const a = v128.load(src + 64 * h + 32 * <usize>(kk & 1) + 16 * q);
+          const hb = v128.load(src + 128 + 32 * h + 16 * q);
+          let c: v128;
+          if (kk == 0) c = codeQ6K(a, a, hb, 0, m15, m30);
+          else if (kk == 1) c = codeQ6K(a, a, hb, 1, m15, m30);
+          else if (kk == 2) c = codeQ6K(a, a, hb, 2, m15, m30);
+          else c = codeQ6K(a, a, hb, 3, m15, m30);
+          const top = <u32>i32x4.extract_lane(c, 3);
+          const o = dst + CODES + 48 * sb + 4 * k;
+          store<u32>(o, <u32>i32x4.extract_lane(c, 0) | ((top & 0x03030303) << 6));
+          store<u32>(o, <u32>i32x4.extract_lane(c, 1) | (((top >> 2) & 0x03030303) << 6), 16);
+          store<u32>(o, <u32>i32x4.extract_lane(c, 2) | (((top >> 4) & 0x03030303) << 6), 32);
+        }
       }
-      store<u16>(dst + D, load<u16>(s0, 208));
-      store<u16>(dst + D, load<u16>(s1, 208), 2);
-      store<u16>(dst + D, load<u16>(s2, 208), 4);
-      store<u16>(dst + D, load<u16>(s3, 208), 6);
     }
   }
 }

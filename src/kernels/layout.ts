@@ -14,10 +14,16 @@
  *   bytes 8..15               row k's f16 dmin at 8 + 2k
  *   bytes 16 + 4 i + ...      row k's scale byte i (0..11) at 16 + 16 (i >> 2) + 4 k + (i & 3)
  *   bytes 64 + ...            row k's code byte l (0..127) at 64 + 16 (l >> 2) + 4 k + (l & 3)
- * Q6_K: its super-block b is 840 bytes at 840 b; row k's byte o (0..207, ggml's: ql, qh, scales)
- * at q6kVector(o >> 2) + 4 k + (o & 3), its f16 d at 832 + 2 k (q6kAt).
+ * Q6_K: its super-block b is 840 bytes at 840 b:
+ *   bytes 16 (i >> 2) + 4 k + (i & 3)   row k's scale byte i (0..15)
+ *   bytes 64 + 48 s + ...               sub-block s's codes (0..63, codeQ6K), packed: row k's
+ *                                        code l < 12 in the low six bits of 64 + 48 s + 16 (l >> 2)
+ *                                        + 4 k + (l & 3); code 12 + j's bits 2i, 2i + 1 in the top
+ *                                        two bits of byte 64 + 48 s + 16 i + 4 k + j (i = 0..2)
+ *   bytes 832 + 2 k                     row k's f16 d
  */
 import { GGMLType } from "../formats/ggml-types.js";
+import { codeQ6K } from "./reference/matmul.js";
 
 const Q4_0_BLOCK = 18;
 const Q4_K_BLOCK = 144;
@@ -132,27 +138,22 @@ export function groupedRowQ4_K(bytes: Uint8Array, r: number, cols: number): Uint
 }
 
 /**
- * Where vector i (0..51: row k's bytes 4 i..4 i + 3 of ggml's Q6_K super-block in 32-bit lane k)
- * lies in a group super-block (assembly/q6_k_r4.ts, vectorAt): the scale vectors (i = 48..51)
- * first, then per quarter u = 2 h + q (sub-blocks 8 h + 2 k + q) 192 bytes at 64 + 192 u: its ql
- * vectors for k = 0, 2, for k = 1, 3, and its qh vectors, in the order the kernels read them.
+ * Where row k's code at position 16 s + l (sub-block s, l = 0..15) of super-block b of a Q6_K
+ * group lies: the byte whose low six bits hold it (l < 12), or the three bytes whose top two bits
+ * hold its bits 0-1, 2-3, 4-5 (l >= 12), 16 bytes apart (assembly/q6_k_r4.ts, code3).
  */
-export function q6kVector(i: number): number {
-  if (i >= 48) return 16 * (i - 48);
-  if (i >= 32) return 64 + 192 * ((i - 32) >> 2) + 128 + 16 * (i & 3);
-  return 64 + 192 * (((i >> 4) << 1) + ((i >> 2) & 1)) + 64 * ((i >> 3) & 1) + 16 * (i & 3);
+function q6kCodeAt(b: number, k: number, s: number, l: number): number {
+  return 840 * b + 64 + 48 * s + 16 * (l >> 2) + 4 * k + (l & 3);
 }
 
-/** Where row k's byte o (0..209, ggml's layout) of super-block b of a Q6_K group lies in the group. */
-function q6kAt(b: number, k: number, o: number): number {
-  const base = 840 * b;
-  if (o >= 208) return base + 832 + 2 * k + (o - 208); // d
-  return base + q6kVector(o >> 2) + 4 * k + (o & 3);
-}
+/** Row k's scale byte i (0..15) and d (f16, 2 bytes) in super-block b of a Q6_K group. */
+const q6kScaleAt = (b: number, k: number, i: number) => 840 * b + 16 * (i >> 2) + 4 * k + (i & 3);
+const q6kDAt = (b: number, k: number) => 840 * b + 832 + 2 * k;
 
 /**
  * Q6_K rows (ggml layout) to groups of four rows, in place (the twin of assembly/q6_k_r4.ts,
- * group_q6_K); `bytes` holds whole groups (a multiple of 4 rows of `cols` values).
+ * group_q6_K); `bytes` holds whole groups (a multiple of 4 rows of `cols` values). Every code
+ * (codeQ6K, 0..63) is written out of ql and qh into its packed place (q6kCodeAt).
  */
 export function groupRowsQ6_K(bytes: Uint8Array, cols: number): void {
   const nb = cols / 256;
@@ -163,22 +164,46 @@ export function groupRowsQ6_K(bytes: Uint8Array, cols: number): void {
   for (let g = 0; g < bytes.length; g += groupBytes) {
     src.set(bytes.subarray(g, g + groupBytes));
     const dst = bytes.subarray(g, g + groupBytes);
+    dst.fill(0);
     for (let k = 0; k < 4; k++) {
       for (let b = 0; b < nb; b++) {
-        for (let o = 0; o < Q6_K_BLOCK; o++) dst[q6kAt(b, k, o)] = src[k * rowBytes + b * Q6_K_BLOCK + o]!;
+        const o = k * rowBytes + b * Q6_K_BLOCK;
+        for (let i = 0; i < 16; i++) dst[q6kScaleAt(b, k, i)] = src[o + 192 + i]!;
+        dst[q6kDAt(b, k)] = src[o + 208]!;
+        dst[q6kDAt(b, k) + 1] = src[o + 209]!;
+        for (let s = 0; s < 16; s++) {
+          for (let l = 0; l < 16; l++) {
+            const v = codeQ6K(src, o, 16 * s + l);
+            if (l < 12) dst[q6kCodeAt(b, k, s, l)]! |= v;
+            else for (let i = 0; i < 3; i++) dst[q6kCodeAt(b, k, s, l - 12 + 4 * i)]! |= ((v >> (2 * i)) & 3) << 6;
+          }
+        }
       }
     }
   }
 }
 
-/** Row r of a grouped Q6_K matrix (`bytes` from its first row), in ggml's layout. */
+/** Row r of a grouped Q6_K matrix (`bytes` from its first row), in ggml's layout: each code back into ql and qh. */
 export function groupedRowQ6_K(bytes: Uint8Array, r: number, cols: number): Uint8Array {
   const nb = cols / 256;
   const group = bytes.subarray(4 * nb * Q6_K_BLOCK * (r >> 2));
   const k = r & 3;
   const row = new Uint8Array(nb * Q6_K_BLOCK);
   for (let b = 0; b < nb; b++) {
-    for (let o = 0; o < Q6_K_BLOCK; o++) row[b * Q6_K_BLOCK + o] = group[q6kAt(b, k, o)]!;
+    const o = b * Q6_K_BLOCK;
+    for (let i = 0; i < 16; i++) row[o + 192 + i] = group[q6kScaleAt(b, k, i)]!;
+    row[o + 208] = group[q6kDAt(b, k)]!;
+    row[o + 209] = group[q6kDAt(b, k) + 1]!;
+    for (let v = 0; v < 256; v++) {
+      const s = v >> 4, l = v & 15;
+      let code = 0;
+      if (l < 12) code = group[q6kCodeAt(b, k, s, l)]! & 63;
+      else for (let i = 0; i < 3; i++) code |= (group[q6kCodeAt(b, k, s, l - 12 + 4 * i)]! >> 6) << (2 * i);
+      // codeQ6K's inverse: low nibble into ql, the top two bits into qh
+      const h = v >> 7, kk = (v >> 5) & 3, li = v & 31;
+      row[o + 64 * h + li + (kk & 1) * 32]! |= kk < 2 ? code & 15 : (code & 15) << 4;
+      row[o + 128 + 32 * h + li]! |= (code >> 4) << (2 * kk);
+    }
   }
   return row;
 }

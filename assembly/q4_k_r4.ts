@@ -70,6 +70,17 @@ function quadR(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
   return i16x8.add(s, dotR(x + 12, v128.load(w, 48), m, high));
 }
 
+/** Relaxed build with the i8 dot-add: quadR's products as i32 sums, in two chains of two. */
+// @ts-ignore: decorator
+@inline
+function quadA(w: usize, x: usize, m: v128, high: bool): v128 {
+  const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), nibbles(v128.load(w, 32), m, high),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), nibbles(v128.load(w), m, high), i32x4.splat(0)));
+  const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 12), nibbles(v128.load(w, 48), m, high),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 4), nibbles(v128.load(w, 16), m, high), i32x4.splat(0)));
+  return i32x4.add(a, b);
+}
+
 /**
  * Relaxed build: chunk c of the group's super-block (its code vectors at w, its activations
  * at x): row k's sc_2c (q . x) + sc_2c+1 (q . x) in lane k. scA, scB: the two scales, each
@@ -77,8 +88,16 @@ function quadR(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function chunkR(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize): v128 {
+function chunkR(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize, add: bool): v128 {
   const zero = i32x4.splat(0);
+  if (add) {
+    // i32 sums (relaxedDotAddOk); A and B two chains each, as in the tile (tok4R)
+    const a0 = quadA(w, x, m, false), b0 = quadA(w, x + 32, m, true);
+    v128.store32_lane(fp, a0, 0); // ordering fences
+    v128.store32_lane(fp, b0, 0);
+    const a1 = quadA(w + 64, x + 16, m, false), b1 = quadA(w + 64, x + 48, m, true);
+    return i32x4.add(i32x4.mul(i32x4.add(a0, a1), scA), i32x4.mul(i32x4.add(b0, b1), scB));
+  }
   let sA = quadR(zero, w, x, m, false);
   let sB = quadR(zero, w, x + 32, m, true);
   v128.store32_lane(fp, sA, 0); // ordering fences
@@ -136,8 +155,8 @@ function chunkP(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize): v
  */
 // @ts-ignore: decorator
 @inline
-function scaleOf(sc: v128, lo: v128, hi: v128, j: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
+function scaleOf(sc: v128, lo: v128, hi: v128, j: i32, add: bool = false): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && !add) {
     const v = j & 1 ? hi : lo;
     return j & 2 ? i16x8.shuffle(v, v, 1, 1, 3, 3, 5, 5, 7, 7) : i16x8.shuffle(v, v, 0, 0, 2, 2, 4, 4, 6, 6);
   }
@@ -181,7 +200,7 @@ function minsGroup(mn03: v128, mn47: v128, s: usize): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 {
+function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize, add: bool): v128 {
   const m15 = vconst(V_I8_15);
   const m30 = vconst(V_I8_0X30);
   const m63 = vconst(V_I8_63);
@@ -197,13 +216,13 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 
   let acc: v128;
   if (ASC_FEATURE_RELAXED_SIMD) {
     const w = wb + 64;
-    acc = chunkR(w, x, m15, scaleOf(sc03, lo03, hi03, 0), scaleOf(sc03, lo03, hi03, 1), fp);
+    acc = chunkR(w, x, m15, scaleOf(sc03, lo03, hi03, 0, add), scaleOf(sc03, lo03, hi03, 1, add), fp, add);
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 128, x + 64, m15, scaleOf(sc03, lo03, hi03, 2), scaleOf(sc03, lo03, hi03, 3), fp));
+    acc = i32x4.add(acc, chunkR(w + 128, x + 64, m15, scaleOf(sc03, lo03, hi03, 2, add), scaleOf(sc03, lo03, hi03, 3, add), fp, add));
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 256, x + 128, m15, scaleOf(sc47, lo47, hi47, 0), scaleOf(sc47, lo47, hi47, 1), fp));
+    acc = i32x4.add(acc, chunkR(w + 256, x + 128, m15, scaleOf(sc47, lo47, hi47, 0, add), scaleOf(sc47, lo47, hi47, 1, add), fp, add));
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 384, x + 192, m15, scaleOf(sc47, lo47, hi47, 2), scaleOf(sc47, lo47, hi47, 3), fp));
+    acc = i32x4.add(acc, chunkR(w + 384, x + 192, m15, scaleOf(sc47, lo47, hi47, 2, add), scaleOf(sc47, lo47, hi47, 3, add), fp, add));
   } else {
     const w = wb + 64;
     const m = vconst(V_I16_15);
@@ -228,8 +247,10 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 
   return f32x4.sub(f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(acc)), f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(mins)));
 }
 
-/** The group at g against one token (activations at q): [y_r0, .., y_r3]. */
-function dotGroupK4(g: usize, q: usize, n: i32, fp: usize): v128 {
+/** The group at g against one token (activations at q): [y_r0, .., y_r3]. add: relaxedDotAddOk. */
+// @ts-ignore: decorator
+@inline
+function dotGroupK4(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
@@ -237,10 +258,14 @@ function dotGroupK4(g: usize, q: usize, n: i32, fp: usize): v128 {
   for (let b = 0; b < nb; b++) {
     const x = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 8 : <usize>b << 9);
     const s = sums + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 6 : <usize>b << 5);
-    acc = f32x4.add(acc, superGroup(g + <usize>b * GROUP_BLOCK, x, s, dxs + (<usize>b << 2), fp));
+    acc = f32x4.add(acc, superGroup(g + <usize>b * GROUP_BLOCK, x, s, dxs + (<usize>b << 2), fp, add));
   }
   return acc;
 }
+
+/** dotGroupK4 with `add` constant (see tileGroupK4A). */
+function dotGroupK4A(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, true); }
+function dotGroupK4I(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, false); }
 
 /**
  * Scale of sub-block 4 h + j (j = 0..3, a variable; sc: sc_4h..sc_4h+3 of row k in lane k) as
@@ -467,7 +492,7 @@ export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
       const yp = y + <usize>t * ys + (<usize>r << 2);
       // a fence slot of this call's own: the first of its rows in the group
       const fp = yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
-      const v = dotGroupK4(g, q + <usize>t * qs, n, fp);
+      const v = add ? dotGroupK4A(g, q + <usize>t * qs, n, fp) : dotGroupK4I(g, q + <usize>t * qs, n, fp);
       if (whole) v128.store(yp, v);
       else {
         if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);

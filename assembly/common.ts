@@ -130,6 +130,12 @@ export const VCONST: usize = memory.data<u32>([
   0x0b0a0b0a, 0x0b0a0b0a, 0x0b0a0b0a, 0x0b0a0b0a, // 256: byte shuffle: i16 lane 5 to every lane
   0x0d0c0d0c, 0x0d0c0d0c, 0x0d0c0d0c, 0x0d0c0d0c, // 272: byte shuffle: i16 lane 6 to every lane
   0x0f0e0f0e, 0x0f0e0f0e, 0x0f0e0f0e, 0x0f0e0f0e, // 288: byte shuffle: i16 lane 7 to every lane
+  0x00000000, 0x04040404, 0x08080808, 0x0c0c0c0c, // 304: byte shuffle: byte 0 of each i32 lane to its 4 bytes
+  0x01010101, 0x05050505, 0x09090909, 0x0d0d0d0d, // 320: byte 1 of each i32 lane to its 4 bytes
+  0x02020202, 0x06060606, 0x0a0a0a0a, 0x0e0e0e0e, // 336: byte 2 ..
+  0x03030303, 0x07070707, 0x0b0b0b0b, 0x0f0f0f0f, // 352: byte 3 ..
+  0x03030303, 0x03030303, 0x03030303, 0x03030303, // 368: i8 3
+  0x0c0c0c0c, 0x0c0c0c0c, 0x0c0c0c0c, 0x0c0c0c0c, // 384: i8 12
 ], 16);
 export const V_I8_15: i32 = 0;
 export const V_I8_16: i32 = 16;
@@ -144,6 +150,10 @@ export const V_I8_63: i32 = 144;
 export const V_I16_255: i32 = 160;
 /** Byte shuffles (i8x16.relaxed_swizzle) putting i16 lane k in every lane: at V_SPLAT16 + 16 k. */
 export const V_SPLAT16: i32 = 176;
+/** Byte shuffles putting byte j of each i32 lane in its four bytes: at V_LANE_BYTE + 16 j. */
+export const V_LANE_BYTE: i32 = 304;
+export const V_I8_3: i32 = 368;
+export const V_I8_12: i32 = 384;
 
 /** VCONST's vector at offset off (a constant). */
 // @ts-ignore: decorator

@@ -14,6 +14,7 @@ import { relaxedDotAddOk } from "./q4_0";
 import { fusedMaddOk } from "./fma";
 export { group_q4_0 } from "./q4_0_r4";
 export { group_q4_K } from "./q4_k_r4";
+export { group_q6_K } from "./q6_k_r4";
 export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";
 export { quantize_q8_1 } from "./nibble_blocks";
 export { matmul_q4_K, matmul_q5_K, matmul_q6_K } from "./k_quants";

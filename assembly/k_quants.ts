@@ -39,6 +39,7 @@ import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SI
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
 import { matmul_q4_K_r4 } from "./q4_k_r4";
+import { matmul_q6_K_r4 } from "./q6_k_r4";
 
 
 
@@ -975,7 +976,7 @@ function dot1x4Q6K(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize):
  */
 // @ts-ignore: decorator
 @inline
-function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, m30: v128): v128 {
+export function codeQ6K(a: v128, c: v128, hb: v128, k: i32, low: v128, m30: v128): v128 {
   if (k == 0) return v128.or(v128.and(a, low), v128.and(i16x8.shl(hb, 4), m30));
   if (k == 1) return v128.or(v128.and(c, low), v128.and(i16x8.shl(hb, 2), m30));
   if (k == 2) return v128.or(v128.and(i16x8.shr_u(a, 4), low), v128.and(hb, m30));
@@ -1008,7 +1009,12 @@ function offsQ6K(p: usize, sc0: v128, sc1: v128): v128 {
     i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(v128.load(p, 32), v128.load(p, 48)), sc1));
 }
 
+/** Q6_K; matrices of a multiple of 4 rows (ldy is the row count) are stored in groups of four rows (q6_k_r4.ts). */
 export function matmul_q6_K(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  if (ldy % 4 == 0) {
+    matmul_q6_K_r4(w, q, y, n, r0, r1, nTok, ldy);
+    return;
+  }
   const rowBytes = <usize>(n >> 8) * 210;
   const qStride = <usize>act_q8_K_bytes(n);
   const yStride = <usize>ldy << 2;

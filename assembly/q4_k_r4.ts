@@ -18,7 +18,9 @@
  *
  * Sums. Per sub-block j and row: the code x activation products summed exactly (relaxed: i8
  * dot products in i16 pairs, 16 products per lane <= 16 * 15 * 127 = 30480; plain: i16 dot
- * products in i32), times sc_j, summed over j: S; the mins term M = sum_j m_j (bsum_2j+bsum_2j+1).
+ * products in i32; the relaxed prompt tile, where relaxedDotAddOk, i32x4.relaxed_dot_i8x16_i7x16_add_s
+ * straight into i32 lanes, the nibbles 0..15 as the i7 operand), times sc_j, summed over j: S;
+ * the mins term M = sum_j m_j (bsum_2j+bsum_2j+1).
  * Both are the integers dotRowK45 forms in another order, so they are equal.
  *
  * Order. Per row (lane) and super-block, exactly dotRowK45's float steps:
@@ -27,7 +29,7 @@
  */
 import { vconst, V_I16_255, V_I16_15, V_I8_0X30, V_I8_15, V_I8_63 } from "./common";
 import { halvesExact4 } from "./k_quants";
-import { column } from "./q4_0";
+import { column, relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_i16_bytes } from "./quantize";
 
 /** Bytes of one super-block of a group (four rows of 144). */
@@ -68,6 +70,17 @@ function quadR(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
   return i16x8.add(s, dotR(x + 12, v128.load(w, 48), m, high));
 }
 
+/** Relaxed build with the i8 dot-add: quadR's products as i32 sums, in two chains of two. */
+// @ts-ignore: decorator
+@inline
+function quadA(w: usize, x: usize, m: v128, high: bool): v128 {
+  const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), nibbles(v128.load(w, 32), m, high),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), nibbles(v128.load(w), m, high), i32x4.splat(0)));
+  const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 12), nibbles(v128.load(w, 48), m, high),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 4), nibbles(v128.load(w, 16), m, high), i32x4.splat(0)));
+  return i32x4.add(a, b);
+}
+
 /**
  * Relaxed build: chunk c of the group's super-block (its code vectors at w, its activations
  * at x): row k's sc_2c (q . x) + sc_2c+1 (q . x) in lane k. scA, scB: the two scales, each
@@ -75,8 +88,16 @@ function quadR(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function chunkR(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize): v128 {
+function chunkR(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize, add: bool): v128 {
   const zero = i32x4.splat(0);
+  if (add) {
+    // i32 sums (relaxedDotAddOk); A and B two chains each, as in the tile (tok4R)
+    const a0 = quadA(w, x, m, false), b0 = quadA(w, x + 32, m, true);
+    v128.store32_lane(fp, a0, 0); // ordering fences
+    v128.store32_lane(fp, b0, 0);
+    const a1 = quadA(w + 64, x + 16, m, false), b1 = quadA(w + 64, x + 48, m, true);
+    return i32x4.add(i32x4.mul(i32x4.add(a0, a1), scA), i32x4.mul(i32x4.add(b0, b1), scB));
+  }
   let sA = quadR(zero, w, x, m, false);
   let sB = quadR(zero, w, x + 32, m, true);
   v128.store32_lane(fp, sA, 0); // ordering fences
@@ -134,8 +155,8 @@ function chunkP(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize): v
  */
 // @ts-ignore: decorator
 @inline
-function scaleOf(sc: v128, lo: v128, hi: v128, j: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
+function scaleOf(sc: v128, lo: v128, hi: v128, j: i32, add: bool = false): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && !add) {
     const v = j & 1 ? hi : lo;
     return j & 2 ? i16x8.shuffle(v, v, 1, 1, 3, 3, 5, 5, 7, 7) : i16x8.shuffle(v, v, 0, 0, 2, 2, 4, 4, 6, 6);
   }
@@ -179,7 +200,7 @@ function minsGroup(mn03: v128, mn47: v128, s: usize): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 {
+function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize, add: bool): v128 {
   const m15 = vconst(V_I8_15);
   const m30 = vconst(V_I8_0X30);
   const m63 = vconst(V_I8_63);
@@ -195,13 +216,13 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 
   let acc: v128;
   if (ASC_FEATURE_RELAXED_SIMD) {
     const w = wb + 64;
-    acc = chunkR(w, x, m15, scaleOf(sc03, lo03, hi03, 0), scaleOf(sc03, lo03, hi03, 1), fp);
+    acc = chunkR(w, x, m15, scaleOf(sc03, lo03, hi03, 0, add), scaleOf(sc03, lo03, hi03, 1, add), fp, add);
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 128, x + 64, m15, scaleOf(sc03, lo03, hi03, 2), scaleOf(sc03, lo03, hi03, 3), fp));
+    acc = i32x4.add(acc, chunkR(w + 128, x + 64, m15, scaleOf(sc03, lo03, hi03, 2, add), scaleOf(sc03, lo03, hi03, 3, add), fp, add));
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 256, x + 128, m15, scaleOf(sc47, lo47, hi47, 0), scaleOf(sc47, lo47, hi47, 1), fp));
+    acc = i32x4.add(acc, chunkR(w + 256, x + 128, m15, scaleOf(sc47, lo47, hi47, 0, add), scaleOf(sc47, lo47, hi47, 1, add), fp, add));
     v128.store32_lane(fp, acc, 0); // ordering fence
-    acc = i32x4.add(acc, chunkR(w + 384, x + 192, m15, scaleOf(sc47, lo47, hi47, 2), scaleOf(sc47, lo47, hi47, 3), fp));
+    acc = i32x4.add(acc, chunkR(w + 384, x + 192, m15, scaleOf(sc47, lo47, hi47, 2, add), scaleOf(sc47, lo47, hi47, 3, add), fp, add));
   } else {
     const w = wb + 64;
     const m = vconst(V_I16_15);
@@ -226,8 +247,10 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize): v128 
   return f32x4.sub(f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(acc)), f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(mins)));
 }
 
-/** The group at g against one token (activations at q): [y_r0, .., y_r3]. */
-function dotGroupK4(g: usize, q: usize, n: i32, fp: usize): v128 {
+/** The group at g against one token (activations at q): [y_r0, .., y_r3]. add: relaxedDotAddOk. */
+// @ts-ignore: decorator
+@inline
+function dotGroupK4(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
@@ -235,26 +258,42 @@ function dotGroupK4(g: usize, q: usize, n: i32, fp: usize): v128 {
   for (let b = 0; b < nb; b++) {
     const x = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 8 : <usize>b << 9);
     const s = sums + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 6 : <usize>b << 5);
-    acc = f32x4.add(acc, superGroup(g + <usize>b * GROUP_BLOCK, x, s, dxs + (<usize>b << 2), fp));
+    acc = f32x4.add(acc, superGroup(g + <usize>b * GROUP_BLOCK, x, s, dxs + (<usize>b << 2), fp, add));
   }
   return acc;
 }
 
+/** dotGroupK4 with `add` constant (see tileGroupK4A). */
+function dotGroupK4A(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, true); }
+function dotGroupK4I(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, false); }
+
 /**
  * Scale of sub-block 4 h + j (j = 0..3, a variable; sc: sc_4h..sc_4h+3 of row k in lane k) as
- * the tile's passes take it: each row's in both i16 lanes of its pair (relaxed), or i32 lanes.
+ * the tile's passes take it: each row's in both i16 lanes of its pair (relaxed, i16 sums), or
+ * i32 lanes (plain; relaxed with the i8 dot-add).
  */
 // @ts-ignore: decorator
 @inline
-function scaleAt(sc: v128, j: i32): v128 {
+function scaleAt(sc: v128, j: i32, add: bool): v128 {
   const s = i32x4.shr_u(i32x4.shl(sc, 24 - 8 * j), 24);
-  return ASC_FEATURE_RELAXED_SIMD ? v128.or(s, i32x4.shl(s, 16)) : s;
+  return ASC_FEATURE_RELAXED_SIMD && !add ? v128.or(s, i32x4.shl(s, 16)) : s;
 }
 
-/** Relaxed tile: one token's s + the products of nibble vectors c0..c3 with its activations at x + 4 i. */
+/**
+ * Relaxed tile: one token's s + the products of nibble vectors c0..c3 with its activations at
+ * x + 4 i: i16 pair sums, or with `add` (relaxedDotAddOk) i32 sums, four products per lane per
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s (the nibbles, 0..15, are the i7 operand).
+ */
 // @ts-ignore: decorator
 @inline
-function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize): v128 {
+function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize, add: bool): v128 {
+  if (add) {
+    // two chains: the running sum passes through memory (quad4R), a chain of four dot-adds on
+    // it left the tile waiting on their latency
+    const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), c2, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), c0, s));
+    const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 12), c3, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 4), c1, i32x4.splat(0)));
+    return i32x4.add(a, b);
+  }
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), c0));
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 4), c1));
   s = i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 8), c2));
@@ -264,7 +303,7 @@ function tok4R(s: v128, c0: v128, c1: v128, c2: v128, c3: v128, x: usize): v128 
 /** Relaxed tile: four code vectors at w (their low or high nibbles) into the four tokens' sums at yp + t ys. */
 // @ts-ignore: decorator
 @inline
-function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, first: bool): void {
+function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, first: bool, add: bool): void {
   const c0 = nibbles(v128.load(w), m, high);
   const c1 = nibbles(v128.load(w, 16), m, high);
   const c2 = nibbles(v128.load(w, 32), m, high);
@@ -272,10 +311,10 @@ function quad4R(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, y
   const zero = i32x4.splat(0);
   // each token's sum goes through memory (its output slot): a store per token orders the loads,
   // and the nibbles, in registers, serve the four tokens
-  v128.store(yp, tok4R(first ? zero : v128.load(yp), c0, c1, c2, c3, x));
-  v128.store(yp + ys, tok4R(first ? zero : v128.load(yp + ys), c0, c1, c2, c3, x + qs));
-  v128.store(yp + 2 * ys, tok4R(first ? zero : v128.load(yp + 2 * ys), c0, c1, c2, c3, x + 2 * qs));
-  v128.store(yp + 3 * ys, tok4R(first ? zero : v128.load(yp + 3 * ys), c0, c1, c2, c3, x + 3 * qs));
+  v128.store(yp, tok4R(first ? zero : v128.load(yp), c0, c1, c2, c3, x, add));
+  v128.store(yp + ys, tok4R(first ? zero : v128.load(yp + ys), c0, c1, c2, c3, x + qs, add));
+  v128.store(yp + 2 * ys, tok4R(first ? zero : v128.load(yp + 2 * ys), c0, c1, c2, c3, x + 2 * qs, add));
+  v128.store(yp + 3 * ys, tok4R(first ? zero : v128.load(yp + 3 * ys), c0, c1, c2, c3, x + 3 * qs, add));
 }
 
 /** Low (high = false) or high nibbles of the code bytes v as bytes (m: 15 in every byte or i16 lane). */
@@ -291,9 +330,9 @@ function nibbles(v: v128, m: v128, high: bool): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function passR(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize): void {
-  quad4R(w, x, qs, m, high, yp, ys, true);
-  quad4R(w + 64, x + 16, qs, m, high, yp, ys, false);
+function passR(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys: usize, add: bool): void {
+  quad4R(w, x, qs, m, high, yp, ys, true, add);
+  quad4R(w + 64, x + 16, qs, m, high, yp, ys, false, add);
 }
 
 /** Plain tile: one token's s + the products of two code vectors' nibbles (e, o each) with its activation pairs at x (dotP). */
@@ -337,7 +376,9 @@ function passP(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys
  * even j, high for odd), its sums folded with its scale at the end. Each token's integer sums
  * and float steps are superGroup's, so are its bits. fp: fence slot (see superGroup).
  */
-function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, fp: usize): void {
+// @ts-ignore: decorator
+@inline
+function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
@@ -359,28 +400,30 @@ function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
       const w = wb + 64 + (<usize>c << 7);
       if (ASC_FEATURE_RELAXED_SIMD) {
         const xc = x + (<usize>c << 6);
-        passR(w, xc, qs, m, false, yp, ys);
-        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(yp), scaleAt(sc, (c & 1) << 1)));
-        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1)));
-        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1)));
-        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1)));
-        passR(w, xc + 32, qs, m, true, yp, ys);
-        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
+        passR(w, xc, qs, m, false, yp, ys, add);
+        const sA = scaleAt(sc, (c & 1) << 1, add);
+        a0 = i32x4.add(a0, scaled(v128.load(yp), sA, add));
+        a1 = i32x4.add(a1, scaled(v128.load(yp + ys), sA, add));
+        a2 = i32x4.add(a2, scaled(v128.load(yp + 2 * ys), sA, add));
+        a3 = i32x4.add(a3, scaled(v128.load(yp + 3 * ys), sA, add));
+        passR(w, xc + 32, qs, m, true, yp, ys, add);
+        const sB = scaleAt(sc, ((c & 1) << 1) + 1, add);
+        a0 = i32x4.add(a0, scaled(v128.load(yp), sB, add));
+        a1 = i32x4.add(a1, scaled(v128.load(yp + ys), sB, add));
+        a2 = i32x4.add(a2, scaled(v128.load(yp + 2 * ys), sB, add));
+        a3 = i32x4.add(a3, scaled(v128.load(yp + 3 * ys), sB, add));
       } else {
         const xc = x + (<usize>c << 7);
         passP(w, xc, qs, m, false, yp, ys);
-        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, (c & 1) << 1)));
-        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1)));
-        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1)));
-        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1)));
+        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, (c & 1) << 1, false)));
+        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, (c & 1) << 1, false)));
+        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, (c & 1) << 1, false)));
+        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, (c & 1) << 1, false)));
         passP(w, xc, qs, m, true, yp, ys);
-        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
-        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1)));
+        a0 = i32x4.add(a0, i32x4.mul(v128.load(yp), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a1 = i32x4.add(a1, i32x4.mul(v128.load(yp + ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a2 = i32x4.add(a2, i32x4.mul(v128.load(yp + 2 * ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
+        a3 = i32x4.add(a3, i32x4.mul(v128.load(yp + 3 * ys), scaleAt(sc, ((c & 1) << 1) + 1, false)));
       }
     }
     const m15 = vconst(V_I8_15);
@@ -404,6 +447,17 @@ function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
   v128.store(yp + 3 * ys, f3);
 }
 
+/** A token's sub-block sums s times the rows' scales sc: i16 pair sums (relaxed) or i32 sums (`add`). */
+// @ts-ignore: decorator
+@inline
+function scaled(s: v128, sc: v128, add: bool): v128 {
+  return add ? i32x4.mul(s, sc) : i32x4.dot_i16x8_s(s, sc);
+}
+
+/** tileGroupK4 with `add` constant: each variant its own function, so V8 keeps its registers. */
+function tileGroupK4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, true); }
+function tileGroupK4I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, false); }
+
 /** (d_x d) f32(S) - (d_x dmin) f32(M) per row, d_x read at dxp (superGroup's float steps). */
 // @ts-ignore: decorator
 @inline
@@ -418,6 +472,7 @@ function floatStep(S: v128, M: v128, d: v128, dmin: v128, dxp: usize): v128 {
  * or end inside a group: its rows there are computed with the whole group and only theirs stored.
  */
 export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
+  const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
   const rowBytes = <usize>(n >> 8) * 144;
   const qs = <usize>act_q8_K_i16_bytes(n);
   const ys = <usize>ldy << 2;
@@ -429,14 +484,15 @@ export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
     if (whole) {
       for (; t < quads; t += 4) {
         const yp = y + <usize>t * ys + (<usize>r << 2);
-        tileGroupK4(g, q + <usize>t * qs, qs, n, yp, ys, yp);
+        if (add) tileGroupK4A(g, q + <usize>t * qs, qs, n, yp, ys);
+        else tileGroupK4I(g, q + <usize>t * qs, qs, n, yp, ys);
       }
     }
     for (; t < nTok; t++) {
       const yp = y + <usize>t * ys + (<usize>r << 2);
       // a fence slot of this call's own: the first of its rows in the group
       const fp = yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
-      const v = dotGroupK4(g, q + <usize>t * qs, n, fp);
+      const v = add ? dotGroupK4A(g, q + <usize>t * qs, n, fp) : dotGroupK4I(g, q + <usize>t * qs, n, fp);
       if (whole) v128.store(yp, v);
       else {
         if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);

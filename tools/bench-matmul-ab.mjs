@@ -118,15 +118,17 @@ for (const type of typesArg.split(",")) {
       // four rows (src/kernels/layout.ts): such a build gets its own grouped copy.
       const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols) : w));
       mirror(mark, top);
-      // Builds with group_q4_K read Q4_K matrices of a multiple of 4 rows in groups of four rows
-      // (assembly/q4_k_r4.ts): such a build lays out a copy of its own with that function.
-      if (type === "q4_k" && rows % 4 === 0) {
+      // Builds with group_q4_K (group_q6_K) read Q4_K (Q6_K) matrices of a multiple of 4 rows in
+      // groups of four rows (assembly/q4_k_r4.ts, q6_k_r4.ts): such a build lays out a copy of its
+      // own with that function.
+      const group = { q4_k: "group_q4_K", q6_k: "group_q6_K" }[type];
+      if (group && rows % 4 === 0) {
         const size = nBlocks * t.bytes;
-        const g = alloc(size), tmp = alloc(4 * (cols / 256) * 144);
+        const g = alloc(size), tmp = alloc(4 * (cols / 256) * t.bytes);
         builds.forEach((b, i) => {
-          if (!b.group_q4_K) return;
+          if (!b[group]) return;
           new Uint8Array(memories[i].buffer).copyWithin(g, w, w + size);
-          b.group_q4_K(g, rows, cols, tmp);
+          b[group](g, rows, cols, tmp);
           ws[i] = g;
         });
       }

@@ -1,10 +1,10 @@
 /**
  * How matrices lie in kernel memory: ggml's row-major block layout, except Q4_0 matrices of a
- * multiple of 8 rows and Q4_K matrices of a multiple of 4 rows, which the loader stores in groups
- * of four rows (assembly/q4_0_r4.ts and assembly/q4_k_r4.ts have the layouts and the reason: one
- * memory stream, one activation load and one scale conversion for four rows; for Q4_0 also
- * llama.cpp's float order for such matrices, while Q4_K keeps each row's order). Every backend
- * reads the same bytes: the WASM and reference kernels and the WebGPU shaders.
+ * multiple of 8 rows and Q4_K and Q6_K matrices of a multiple of 4 rows, which the loader stores
+ * in groups of four rows (assembly/q4_0_r4.ts, q4_k_r4.ts and q6_k_r4.ts have the layouts and the
+ * reason: one memory stream, one activation load and one scale conversion for four rows; for Q4_0
+ * also llama.cpp's float order for such matrices, while Q4_K and Q6_K keep each row's order).
+ * Every backend reads the same bytes: the WASM and reference kernels and the WebGPU shaders.
  *
  * Q4_0: group g (rows 4g..4g+3) takes the four rows' bytes; its block b is 72 bytes at 72 b:
  *   bytes 0..7                row k's f16 scale at 2k
@@ -14,31 +14,42 @@
  *   bytes 8..15               row k's f16 dmin at 8 + 2k
  *   bytes 16 + 4 i + ...      row k's scale byte i (0..11) at 16 + 16 (i >> 2) + 4 k + (i & 3)
  *   bytes 64 + ...            row k's code byte l (0..127) at 64 + 16 (l >> 2) + 4 k + (l & 3)
+ * Q6_K: its super-block b is 840 bytes at 840 b:
+ *   bytes 16 (i >> 2) + 4 k + (i & 3)   row k's scale byte i (0..15)
+ *   bytes 64 + 48 s + ...               sub-block s's codes (0..63, codeQ6K), packed: row k's
+ *                                        code l < 12 in the low six bits of 64 + 48 s + 16 (l >> 2)
+ *                                        + 4 k + (l & 3); code 12 + j's bits 2i, 2i + 1 in the top
+ *                                        two bits of byte 64 + 48 s + 16 i + 4 k + j (i = 0..2)
+ *   bytes 832 + 2 k                     row k's f16 d
  */
 import { GGMLType } from "../formats/ggml-types.js";
+import { codeQ6K } from "./reference/matmul.js";
 
 const Q4_0_BLOCK = 18;
 const Q4_K_BLOCK = 144;
+const Q6_K_BLOCK = 210;
 
 /** Whether a `rows`-row matrix of `type` lies in kernel memory in groups of four rows. */
 export function isGrouped(type: GGMLType, rows: number): boolean {
-  return (type === GGMLType.Q4_0 && rows % 8 === 0) || (type === GGMLType.Q4_K && rows % 4 === 0);
+  return (type === GGMLType.Q4_0 && rows % 8 === 0) || ((type === GGMLType.Q4_K || type === GGMLType.Q6_K) && rows % 4 === 0);
 }
 
-/** Rows of a `type` matrix (ggml layout) to groups of four rows, in place (groupRowsQ4_0, groupRowsQ4_K). */
+/** Rows of a `type` matrix (ggml layout) to groups of four rows, in place (groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K). */
 export function groupRows(type: GGMLType, bytes: Uint8Array, cols: number): void {
   if (type === GGMLType.Q4_0) groupRowsQ4_0(bytes, cols);
   else if (type === GGMLType.Q4_K) groupRowsQ4_K(bytes, cols);
+  else if (type === GGMLType.Q6_K) groupRowsQ6_K(bytes, cols);
   else throw new Error(`groupRows: type ${type} is never grouped`);
 }
 
 /**
  * Row r of a grouped `type` matrix (`bytes`: its group of four rows, or more from there), in
- * ggml's layout (groupedRowQ4_0, groupedRowQ4_K).
+ * ggml's layout (groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K).
  */
 export function groupedRow(type: GGMLType, bytes: Uint8Array, r: number, cols: number): Uint8Array {
   if (type === GGMLType.Q4_0) return groupedRowQ4_0(bytes, r, cols);
   if (type === GGMLType.Q4_K) return groupedRowQ4_K(bytes, r, cols);
+  if (type === GGMLType.Q6_K) return groupedRowQ6_K(bytes, r, cols);
   throw new Error(`groupedRow: type ${type} is never grouped`);
 }
 
@@ -122,6 +133,77 @@ export function groupedRowQ4_K(bytes: Uint8Array, r: number, cols: number): Uint
   const row = new Uint8Array(nb * Q4_K_BLOCK);
   for (let b = 0; b < nb; b++) {
     for (let o = 0; o < Q4_K_BLOCK; o++) row[b * Q4_K_BLOCK + o] = group[q4kAt(b, k, o)]!;
+  }
+  return row;
+}
+
+/**
+ * Where row k's code at position 16 s + l (sub-block s, l = 0..15) of super-block b of a Q6_K
+ * group lies: the byte whose low six bits hold it (l < 12), or the three bytes whose top two bits
+ * hold its bits 0-1, 2-3, 4-5 (l >= 12), 16 bytes apart (assembly/q6_k_r4.ts, code3).
+ */
+function q6kCodeAt(b: number, k: number, s: number, l: number): number {
+  return 840 * b + 64 + 48 * s + 16 * (l >> 2) + 4 * k + (l & 3);
+}
+
+/** Row k's scale byte i (0..15) and d (f16, 2 bytes) in super-block b of a Q6_K group. */
+const q6kScaleAt = (b: number, k: number, i: number) => 840 * b + 16 * (i >> 2) + 4 * k + (i & 3);
+const q6kDAt = (b: number, k: number) => 840 * b + 832 + 2 * k;
+
+/**
+ * Q6_K rows (ggml layout) to groups of four rows, in place (the twin of assembly/q6_k_r4.ts,
+ * group_q6_K); `bytes` holds whole groups (a multiple of 4 rows of `cols` values). Every code
+ * (codeQ6K, 0..63) is written out of ql and qh into its packed place (q6kCodeAt).
+ */
+export function groupRowsQ6_K(bytes: Uint8Array, cols: number): void {
+  const nb = cols / 256;
+  const rowBytes = nb * Q6_K_BLOCK;
+  const groupBytes = 4 * rowBytes;
+  if (bytes.length % groupBytes !== 0) throw new RangeError(`groupRowsQ6_K: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
+  const src = new Uint8Array(groupBytes);
+  for (let g = 0; g < bytes.length; g += groupBytes) {
+    src.set(bytes.subarray(g, g + groupBytes));
+    const dst = bytes.subarray(g, g + groupBytes);
+    dst.fill(0);
+    for (let k = 0; k < 4; k++) {
+      for (let b = 0; b < nb; b++) {
+        const o = k * rowBytes + b * Q6_K_BLOCK;
+        for (let i = 0; i < 16; i++) dst[q6kScaleAt(b, k, i)] = src[o + 192 + i]!;
+        dst[q6kDAt(b, k)] = src[o + 208]!;
+        dst[q6kDAt(b, k) + 1] = src[o + 209]!;
+        for (let s = 0; s < 16; s++) {
+          for (let l = 0; l < 16; l++) {
+            const v = codeQ6K(src, o, 16 * s + l);
+            if (l < 12) dst[q6kCodeAt(b, k, s, l)]! |= v;
+            else for (let i = 0; i < 3; i++) dst[q6kCodeAt(b, k, s, l - 12 + 4 * i)]! |= ((v >> (2 * i)) & 3) << 6;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Row r of a grouped Q6_K matrix (`bytes` from its first row), in ggml's layout: each code back into ql and qh. */
+export function groupedRowQ6_K(bytes: Uint8Array, r: number, cols: number): Uint8Array {
+  const nb = cols / 256;
+  const group = bytes.subarray(4 * nb * Q6_K_BLOCK * (r >> 2));
+  const k = r & 3;
+  const row = new Uint8Array(nb * Q6_K_BLOCK);
+  for (let b = 0; b < nb; b++) {
+    const o = b * Q6_K_BLOCK;
+    for (let i = 0; i < 16; i++) row[o + 192 + i] = group[q6kScaleAt(b, k, i)]!;
+    row[o + 208] = group[q6kDAt(b, k)]!;
+    row[o + 209] = group[q6kDAt(b, k) + 1]!;
+    for (let v = 0; v < 256; v++) {
+      const s = v >> 4, l = v & 15;
+      let code = 0;
+      if (l < 12) code = group[q6kCodeAt(b, k, s, l)]! & 63;
+      else for (let i = 0; i < 3; i++) code |= (group[q6kCodeAt(b, k, s, l - 12 + 4 * i)]! >> 6) << (2 * i);
+      // codeQ6K's inverse: low nibble into ql, the top two bits into qh
+      const h = v >> 7, kk = (v >> 5) & 3, li = v & 31;
+      row[o + 64 * h + li + (kk & 1) * 32]! |= kk < 2 ? code & 15 : (code & 15) << 4;
+      row[o + 128 + 32 * h + li]! |= (code >> 4) << (2 * kk);
+    }
   }
   return row;
 }

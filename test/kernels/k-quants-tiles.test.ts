@@ -1,6 +1,6 @@
 /**
- * Q4_K, Q5_K and Q6_K matmuls (assembly/k_quants.ts; Q4_K matrices of a multiple of 4 rows in
- * groups of four rows, assembly/q4_k_r4.ts): one token at a time (decoding) and four
+ * Q4_K, Q5_K and Q6_K matmuls (assembly/k_quants.ts; Q4_K and Q6_K matrices of a multiple of 4
+ * rows in groups of four rows, assembly/q4_k_r4.ts, q6_k_r4.ts): one token at a time (decoding) and four
  * tokens per tile (prompt processing) give the same bits, and those bits are the kernels' float
  * order written out here (kOrder): exact integer super-block sums, then per super-block, in f32,
  *   Q4_K / Q5_K:  sum += (d_x * d) * f32(S) - (d_x * dmin) * f32(M)
@@ -110,7 +110,7 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
   for (const type of TYPES) {
     it(`${GGMLType[type]}: 1..9 tokens at once, in row slices, give the kernels' float order bit for bit, near the reference`, () => {
       const r = rng(type * 31 + 7);
-      // 8 and 12 rows: Q4_K in groups of four rows (assembly/q4_k_r4.ts), cut inside groups too
+      // 8 and 12 rows: Q4_K and Q6_K in groups of four rows (assembly/q4_k_r4.ts, q6_k_r4.ts), cut inside groups too
       for (const [rows, cols] of [[5, 256], [7, 768], [3, 4352], [8, 512], [12, 4352]] as const) {
         for (const nTok of [1, 2, 3, 4, 5, 8, 9]) {
           withMark(mem, () => {

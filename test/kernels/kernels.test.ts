@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  activationKind, createReferenceKernels, groupedRowQ4_0, groupedRowQ4_K, groupRowsQ4_0, groupRowsQ4_K, KernelMemory, Kernels, MATMUL_TYPES,
+  activationKind, createReferenceKernels, groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K, KernelMemory, Kernels, MATMUL_TYPES,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
@@ -168,22 +168,28 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     }
   });
 
-  it("grouped Q4_K rows read back as ggml's rows; the kernels' and the twin's grouping agree", () => {
+  it("grouped Q4_K and Q6_K rows read back as ggml's rows; the kernels' and the twin's grouping agree", () => {
     const r = rng(213);
     const rows = 12, cols = 768;
-    const wBytes = randomWeights(GGMLType.Q4_K, rows, cols, r);
-    const grouped = wBytes.slice();
-    groupRowsQ4_K(grouped, cols);
-    expect(Array.from(grouped)).not.toEqual(Array.from(wBytes));
-    const rb = rowBytes(GGMLType.Q4_K, cols);
-    for (let row = 0; row < rows; row++) {
-      expect(Array.from(groupedRowQ4_K(grouped, row, cols))).toEqual(Array.from(wBytes.subarray(row * rb, (row + 1) * rb)));
+    const twins = [
+      [GGMLType.Q4_K, groupRowsQ4_K, groupedRowQ4_K],
+      [GGMLType.Q6_K, groupRowsQ6_K, groupedRowQ6_K],
+    ] as const;
+    for (const [type, groupRows, groupedRow] of twins) {
+      const wBytes = randomWeights(type, rows, cols, r);
+      const grouped = wBytes.slice();
+      groupRows(grouped, cols);
+      expect(Array.from(grouped)).not.toEqual(Array.from(wBytes));
+      const rb = rowBytes(type, cols);
+      for (let row = 0; row < rows; row++) {
+        expect(Array.from(groupedRow(grouped, row, cols))).toEqual(Array.from(wBytes.subarray(row * rb, (row + 1) * rb)));
+      }
+      withMark(() => {
+        const w = mem.put(wBytes);
+        wasm.layMatrix(type, w, rows, cols);
+        expect(Buffer.compare(mem.u8(w, wBytes.length), grouped)).toBe(0);
+      });
     }
-    withMark(() => {
-      const w = mem.put(wBytes);
-      wasm.layMatrix(GGMLType.Q4_K, w, rows, cols);
-      expect(Buffer.compare(mem.u8(w, wBytes.length), grouped)).toBe(0);
-    });
   });
 
   it("matmul with weights, activations and outputs at unaligned addresses, and a large row", () => {
@@ -393,7 +399,7 @@ describe("reference matmul against the ggml dequantizer (src/formats/quants)", (
       const wb = randomWeights(type, rows, cols, r);
       const xs = randomF32(r, cols, 2);
       const w = mem.put(wb), x = mem.put(xs);
-      k.layMatrix(type, w, rows, cols); // the loader's layout (grouped Q4_0, Q4_K rows)
+      k.layMatrix(type, w, rows, cols); // the loader's layout (grouped Q4_0, Q4_K, Q6_K rows)
       const xq = mem.alloc(k.actBytes(type, cols)), y = mem.alloc(4 * rows);
       k.quantize(type, x, xq, cols, 0, 1);
       k.matmul(type, w, xq, y, cols, 0, rows, 1, rows);

@@ -35,7 +35,7 @@ async function forward(gguf: GgufFile, mem: KernelMemory, k: Kernels, tokens: nu
     const info = gguf.tensor(name);
     const bytes = await gguf.readTensorBytes(info);
     const w = mem.put(bytes);
-    // The kernels' layout (src/kernels/layout.ts): Q4_0 matrices of a multiple of 8 rows, Q4_K of 4, in groups of four rows.
+    // The kernels' layout (src/kernels/layout.ts): Q4_0 matrices of a multiple of 8 rows, Q4_K and Q6_K of 4, in groups of four rows.
     if (isGrouped(info.type, info.shape[1]!)) groupRows(info.type, mem.u8(w, bytes.length), info.shape[0]!);
     return { w, type: info.type as MatmulType, rows: info.shape[1], cols: info.shape[0] };
   };

@@ -157,7 +157,7 @@ describe.each(KERNEL_BUILDS)("shape coverage: wasm (%s build) vs the TypeScript 
             const label = `${name} ${rows}x${cols}`;
             const wBytes = randomWeights(type, rows, cols, r);
             const xs = randomF32(r, MAX_TOK * cols, 3);
-            // The matrix as each backend's loader lays it out (layMatrix: grouped Q4_0 and Q4_K rows).
+            // The matrix as each backend's loader lays it out (layMatrix: grouped Q4_0, Q4_K and Q6_K rows).
             const wW = mem.put(wBytes), wR = mem.put(wBytes);
             wasm.layMatrix(type, wW, rows, cols);
             ref.layMatrix(type, wR, rows, cols);
@@ -182,7 +182,7 @@ describe.each(KERNEL_BUILDS)("shape coverage: wasm (%s build) vs the TypeScript 
             const ref1 = type === GGMLType.F16 ? twin(1) : ref9.subarray(0, rows);
             const order =
               ((type === GGMLType.Q8_0 && !wasm.fusedMadd) || (type === GGMLType.Q4_0 && !isGrouped(type, rows))) ? matmulKernelOrder(type, wBytes, xs, rows, cols, MAX_TOK) : undefined;
-            // Grouped Q4_0 and fused Q8_0 are llama.cpp's order, which the twin follows; grouped Q4_K keeps the plain kernel's.
+            // Grouped Q4_0 and fused Q8_0 are llama.cpp's order, which the twin follows; grouped Q4_K and Q6_K keep the plain kernel's.
             const exact = EXACT_TO_TWIN.has(type) || (type === GGMLType.Q4_0 && isGrouped(type, rows)) || (type === GGMLType.Q8_0 && wasm.fusedMadd);
             let wasm9: Uint32Array | undefined;
             for (let nTok = MAX_TOK; nTok >= 1; nTok--) {

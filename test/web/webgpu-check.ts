@@ -43,7 +43,7 @@ async function checkMatmul(type: MatmulType, rows: number, nTok: number): Promis
   const wBytes = quantize(type, Float32Array.from({ length: rows * cols }, () => random() * 2 - 1));
   const w = mem.alloc(wBytes.length);
   mem.u8(w, wBytes.length).set(wBytes);
-  // The kernels' layout (src/kernels/layout.ts): Q4_0 of a multiple of 8 rows, Q4_K of 4, in groups of four rows.
+  // The kernels' layout (src/kernels/layout.ts): Q4_0 of a multiple of 8 rows, Q4_K and Q6_K of 4, in groups of four rows.
   if (isGrouped(type, rows)) groupRows(type, mem.u8(w, wBytes.length), cols);
   const x = mem.alloc(4 * cols * nTok);
   mem.f32(x, cols * nTok).set(Float32Array.from({ length: cols * nTok }, () => random() * 4 - 2));

@@ -8,7 +8,7 @@ import type { KernelMemory } from "../memory.js";
 import type { Kernels } from "../types.js";
 import { attention, attentionQ8_0, dotF32, dotF32Tiny } from "./attention.js";
 import { walshHadamard } from "./hadamard.js";
-import { groupedRowQ4_0, groupedRowQ4_K, groupRows, isGrouped } from "../layout.js";
+import { groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRows, isGrouped } from "../layout.js";
 import { activationKind, dotF16, dotQ4_0, dotQ4_0For, dotQ4_K, dotQ5_K, dotQ6_K, dotQ8_0, f16Lanes, MatmulType, rowBytes } from "./matmul.js";
 import { actBytesKLow, dotIQ4_XS, dotQ2_K, dotQ3_K, K_LOW_TYPES, readQ8_K_eo, writeQ8_K_eo } from "./k-quants-low.js";
 import { dotIQ4_NL, dotQ4_1, dotQ5_0, dotQ5_1, NIBBLE_TYPES, quantizeQ8_1, readNibbleAct, writeNibbleAct, type Q8_1Row } from "./nibble-blocks.js";
@@ -191,7 +191,10 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
               out[r] = isGrouped(type, ldy) ? dotQ4_K(groupedRowQ4_K(mem.u8(w, rb * ldy), r, cols), 0, xr!) : dotQ4_K(wb, o, xr!);
               break;
             case GGMLType.Q5_K: out[r] = dotQ5_K(wb, o, xr!); break;
-            case GGMLType.Q6_K: out[r] = dotQ6_K(wb, o, xr!); break;
+            // Q6_K likewise (groups of four rows where the row count is a multiple of 4)
+            case GGMLType.Q6_K:
+              out[r] = isGrouped(type, ldy) ? dotQ6_K(groupedRowQ6_K(mem.u8(w, rb * ldy), r, cols), 0, xr!) : dotQ6_K(wb, o, xr!);
+              break;
             case GGMLType.Q2_K: out[r] = dotQ2_K(wb, o, xr!); break;
             case GGMLType.Q3_K: out[r] = dotQ3_K(wb, o, xr!); break;
             case GGMLType.IQ4_XS: out[r] = dotIQ4_XS(wb, o, xr!); break;

@@ -76,6 +76,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
       try {
         const tmp = mem.alloc(4 * rowBytes(type as MatmulType, cols));
         if (type === GGMLType.Q4_K) ex.group_q4_K(w, rows, cols, tmp);
+        else if (type === GGMLType.Q6_K) ex.group_q6_K(w, rows, cols, tmp);
         else ex.group_q4_0(w, rows, cols, tmp);
       } finally {
         mem.release(mark);

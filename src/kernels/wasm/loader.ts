@@ -27,6 +27,7 @@ export interface KernelExports {
   /** Q4_0 rows [0, rows) at w into groups of four rows, in place (src/kernels/layout.ts); tmp: 4 rows of scratch. */
   group_q4_0(w: number, rows: number, cols: number, tmp: number): void;
   group_q4_K(w: number, rows: number, cols: number, tmp: number): void;
+  group_q6_K(w: number, rows: number, cols: number, tmp: number): void;
   /** Keep the i16 pair products in this instance even where the dot-add probe passes (Node 20). */
   forbid_relaxed_dot_add(): void;
   /** F32 weights in llama.cpp's order (assembly/f16.ts). */

@@ -296,19 +296,41 @@ const DOT_Q4_0 = /* wgsl */ `
 const DOT_Q6_K = /* wgsl */ `
     let B = b / 16u; let s = b % 16u;
     let o = wr + ${BYTES(GGMLType.Q6_K)}u * B;
-    let sc = extractBits(bitcast<i32>(ldb(o + 192u + s)), 0u, 8u);
+    let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = w + (r / 4u) * 4u * rowBytes + 840u * B;
+    let sc = extractBits(bitcast<i32>(ldb(select(o + 192u + s, gB + 16u * (s >> 2u) + k4 + (s & 3u), grouped))), 0u, 8u);
     var dot = 0;
     for (var l = 0u; l < 16u; l++) {
       let v = 16u * s + l;
-      let h = v >> 7u; let k = (v >> 5u) & 3u; let li = v & 31u;
-      let ql = ldb(o + 64u * h + li + (k & 1u) * 32u);
-      var low = ql >> 4u;
-      if (k < 2u) { low = ql & 15u; }
-      let high = (ldb(o + 128u + 32u * h + li) >> (2u * k)) & 3u;
+      var code = 0u;
+      if (grouped) {
+        code = q6kGroupedCode(gB + 64u + 48u * s + k4, l);
+      } else {
+        let h = v >> 7u; let k = (v >> 5u) & 3u; let li = v & 31u;
+        let ql = ldb(o + 64u * h + li + (k & 1u) * 32u);
+        var low = ql >> 4u;
+        if (k < 2u) { low = ql & 15u; }
+        let high = (ldb(o + 128u + 32u * h + li) >> (2u * k)) & 3u;
+        code = low | (high << 4u);
+      }
       let xv = extractBits(bitcast<i32>(ldb(xr + 256u * B + v)), 0u, 8u);
-      dot += (i32(low | (high << 4u)) - 32) * xv;
+      dot += (i32(code) - 32) * xv;
     }
-    acc += ldf(xr + cols + 4u * B) * h2f(ld16(o + 208u)) * f32(sc * dot);`;
+    acc += ldf(xr + cols + 4u * B) * h2f(ld16(select(o + 208u, gB + 832u + k4 / 2u, grouped))) * f32(sc * dot);`;
+
+/**
+ * A Q6_K matrix of a multiple of 4 rows lies in groups of four rows (src/kernels/layout.ts):
+ * super-block B of row r at group base gB = + 840 B; its scale byte i at gB + 16 (i / 4) +
+ * 4 (r % 4) + i % 4, its d at gB + 832 + 2 (r % 4), and sub-block s's codes packed at
+ * p = gB + 64 + 48 s + 4 (r % 4): code l < 12 in the low six bits of p + 16 (l / 4) + l % 4,
+ * code 12 + j's bits 2i, 2i + 1 in the top two of p + 16 i + j.
+ */
+const Q6_K_GROUPED = /* wgsl */ `
+fn q6kGroupedCode(p: u32, l: u32) -> u32 {
+  if (l < 12u) { return ldb(p + 16u * (l >> 2u) + (l & 3u)) & 63u; }
+  let j = l - 12u;
+  return (ldb(p + j) >> 6u) | ((ldb(p + 16u + j) >> 6u) << 2u) | ((ldb(p + 32u + j) >> 6u) << 4u);
+}
+`;
 
 /**
  * Q4_K (144 bytes: f16 d | f16 dmin | 12 bytes of 6-bit scales and mins | qs[128]) and Q5_K
@@ -562,7 +584,7 @@ export const SHADERS: Record<ShaderName, string> = {
   matmul_q8_0: PRELUDE + matmul(DOT_Q8_0, 32),
   matmul_q4_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q4_K), 16, false, true), 32),
   matmul_q5_K: PRELUDE + matmul(dotQ45K(BYTES(GGMLType.Q5_K), 48, true), 32),
-  matmul_q6_K: PRELUDE + matmul(DOT_Q6_K, 16),
+  matmul_q6_K: PRELUDE + Q6_K_GROUPED + matmul(DOT_Q6_K, 16),
   matmul_f16: PRELUDE + matmul(DOT_F16, 2),
   matmul_f32: PRELUDE + matmul(DOT_F32, 1),
   rmsnorm: PRELUDE + RMSNORM,

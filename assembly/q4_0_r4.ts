@@ -21,7 +21,7 @@
  * (plain), or i8 with full groups of four blocks transposed (relaxed); codeAt() finds four
  * consecutive codes of a block in either.
  */
-import { halves4, vconst, V_HALF_TO_SINGLE, V_I16_15, V_I8_15, V_SCALES4_MASK } from "./common";
+import { halves4, vconst, V_HALF_TO_SINGLE, V_I16_15, V_I8_15, V_SCALES4_MASK, ownSlot, storeGroupRows } from "./common";
 import { fma4, fusedMaddOk } from "./fma";
 import { act_q4_0_bytes, column, relaxedDotAddOk } from "./q4_0";
 
@@ -298,15 +298,9 @@ export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
       const yp = y + <usize>t * ys + (<usize>r << 2);
       const qt = q + <usize>t * qs;
       // a fence slot of this call's own: the first of its rows in the group
-      const fp = yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
+      const fp = ownSlot(yp, r, r0);
       const v = fused ? (add ? dotGroupFA(g, qt, n, fp) : dotGroupF(g, qt, n, fp)) : add ? dotGroupA(g, qt, n, fp) : dotGroupE(g, qt, n, fp);
-      if (whole) v128.store(yp, v);
-      else {
-        if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);
-        if (r + 1 >= r0 && r + 1 < r1) v128.store32_lane(yp + 4, v, 1);
-        if (r + 2 >= r0 && r + 2 < r1) v128.store32_lane(yp + 8, v, 2);
-        if (r + 3 >= r0 && r + 3 < r1) v128.store32_lane(yp + 12, v, 3);
-      }
+      storeGroupRows(yp, v, r, r0, r1);
     }
   }
 }

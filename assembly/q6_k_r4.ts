@@ -37,7 +37,7 @@
  * so every output has the plain layout's bits (test/kernels/k-quants-tiles.test.ts); d, usually
  * a subnormal half, is converted without a float op on a subnormal single (halvesExact4).
  */
-import { vconst, V_I8_0X30, V_I8_12, V_I8_15, V_I8_3, V_I8_63, V_LANE_BYTE } from "./common";
+import { vconst, V_I8_0X30, V_I8_12, V_I8_15, V_I8_3, V_I8_63, V_LANE_BYTE, ownSlot, storeGroupRows } from "./common";
 import { codeQ6K, halvesExact4 } from "./k_quants";
 import { relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_bytes } from "./quantize";
@@ -349,16 +349,10 @@ export function matmul_q6_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
     for (; t < nTok; t++) {
       const yp = y + <usize>t * ys + (<usize>r << 2);
       // a fence slot of this call's own: the first of its rows in the group
-      const fp = yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
+      const fp = ownSlot(yp, r, r0);
       const qt = q + <usize>t * qs;
       const v = add ? dotGroupQ6A(g, qt, n, fp) : dotGroupQ6I(g, qt, n, fp);
-      if (whole) v128.store(yp, v);
-      else {
-        if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);
-        if (r + 1 >= r0 && r + 1 < r1) v128.store32_lane(yp + 4, v, 1);
-        if (r + 2 >= r0 && r + 2 < r1) v128.store32_lane(yp + 8, v, 2);
-        if (r + 3 >= r0 && r + 3 < r1) v128.store32_lane(yp + 12, v, 3);
-      }
+      storeGroupRows(yp, v, r, r0, r1);
     }
   }
 }

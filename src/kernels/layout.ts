@@ -57,43 +57,56 @@ export function groupedRow(type: GGMLType, bytes: Uint8Array, r: number, cols: n
 const scaleAt = (b: number, k: number) => 72 * b + 2 * k;
 const codeAt = (b: number, k: number, c: number) => 72 * b + 8 + 16 * (c >> 2) + 4 * k + (c & 3);
 
+/** Where row k's byte o (0..17, ggml's layout) of block b of a Q4_0 group lies in the group. */
+const q40At = (b: number, k: number, o: number) => (o < 2 ? scaleAt(b, k) + o : codeAt(b, k, o - 2));
+
 /**
- * Q4_0 rows (ggml layout) to groups of four rows, in place; `bytes` holds whole groups
- * (a multiple of 4 rows of `cols` values). One group's bytes are copied out at a time.
+ * Calls lay(dst, src) for each group of four rows in `bytes` (whole groups of `cols`-value rows
+ * of `type`'s blocks): dst is the group's place, src a copy of its four rows in ggml's layout.
  */
-export function groupRowsQ4_0(bytes: Uint8Array, cols: number): void {
-  const nb = cols / 32;
-  const rowBytes = nb * Q4_0_BLOCK;
+function forEachGroup(name: string, bytes: Uint8Array, cols: number, blockSize: number, blockBytes: number, lay: (dst: Uint8Array, src: Uint8Array, nb: number, rowBytes: number) => void): void {
+  const nb = cols / blockSize;
+  const rowBytes = nb * blockBytes;
   const groupBytes = 4 * rowBytes;
-  if (bytes.length % groupBytes !== 0) throw new RangeError(`groupRowsQ4_0: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
+  if (bytes.length % groupBytes !== 0) throw new RangeError(`${name}: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
   const src = new Uint8Array(groupBytes);
   for (let g = 0; g < bytes.length; g += groupBytes) {
     src.set(bytes.subarray(g, g + groupBytes));
-    const dst = bytes.subarray(g, g + groupBytes);
+    lay(bytes.subarray(g, g + groupBytes), src, nb, rowBytes);
+  }
+}
+
+/** Groups whose layout moves bytes only: byte o of row k's block b goes to at(b, k, o). */
+function permuteGroups(name: string, bytes: Uint8Array, cols: number, blockSize: number, blockBytes: number, at: (b: number, k: number, o: number) => number): void {
+  forEachGroup(name, bytes, cols, blockSize, blockBytes, (dst, src, nb, rowBytes) => {
     for (let k = 0; k < 4; k++) {
       for (let b = 0; b < nb; b++) {
-        const o = k * rowBytes + b * Q4_0_BLOCK;
-        dst[scaleAt(b, k)] = src[o]!;
-        dst[scaleAt(b, k) + 1] = src[o + 1]!;
-        for (let c = 0; c < 16; c++) dst[codeAt(b, k, c)] = src[o + 2 + c]!;
+        for (let o = 0; o < blockBytes; o++) dst[at(b, k, o)] = src[k * rowBytes + b * blockBytes + o]!;
       }
     }
+  });
+}
+
+/** Row r of a matrix grouped by permuteGroups with `at` (`bytes` from its first row), in ggml's layout. */
+function permutedRow(bytes: Uint8Array, r: number, cols: number, blockSize: number, blockBytes: number, at: (b: number, k: number, o: number) => number): Uint8Array {
+  const nb = cols / blockSize;
+  const group = bytes.subarray(4 * nb * blockBytes * (r >> 2));
+  const k = r & 3;
+  const row = new Uint8Array(nb * blockBytes);
+  for (let b = 0; b < nb; b++) {
+    for (let o = 0; o < blockBytes; o++) row[b * blockBytes + o] = group[at(b, k, o)]!;
   }
+  return row;
+}
+
+/** Q4_0 rows (ggml layout) to groups of four rows, in place; `bytes` holds whole groups (a multiple of 4 rows of `cols` values). */
+export function groupRowsQ4_0(bytes: Uint8Array, cols: number): void {
+  permuteGroups("groupRowsQ4_0", bytes, cols, 32, Q4_0_BLOCK, q40At);
 }
 
 /** Row r of a grouped Q4_0 matrix (`bytes` from its first row), in ggml's layout. */
 export function groupedRowQ4_0(bytes: Uint8Array, r: number, cols: number): Uint8Array {
-  const nb = cols / 32;
-  const group = bytes.subarray(4 * nb * Q4_0_BLOCK * (r >> 2));
-  const k = r & 3;
-  const row = new Uint8Array(nb * Q4_0_BLOCK);
-  for (let b = 0; b < nb; b++) {
-    const o = b * Q4_0_BLOCK;
-    row[o] = group[scaleAt(b, k)]!;
-    row[o + 1] = group[scaleAt(b, k) + 1]!;
-    for (let c = 0; c < 16; c++) row[o + 2 + c] = group[codeAt(b, k, c)]!;
-  }
-  return row;
+  return permutedRow(bytes, r, cols, 32, Q4_0_BLOCK, q40At);
 }
 
 /** Where row k's byte o (0..143, ggml's layout) of super-block b of a Q4_K group lies in the group. */
@@ -109,32 +122,12 @@ function q4kAt(b: number, k: number, o: number): number {
  * group_q4_K); `bytes` holds whole groups (a multiple of 4 rows of `cols` values).
  */
 export function groupRowsQ4_K(bytes: Uint8Array, cols: number): void {
-  const nb = cols / 256;
-  const rowBytes = nb * Q4_K_BLOCK;
-  const groupBytes = 4 * rowBytes;
-  if (bytes.length % groupBytes !== 0) throw new RangeError(`groupRowsQ4_K: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
-  const src = new Uint8Array(groupBytes);
-  for (let g = 0; g < bytes.length; g += groupBytes) {
-    src.set(bytes.subarray(g, g + groupBytes));
-    const dst = bytes.subarray(g, g + groupBytes);
-    for (let k = 0; k < 4; k++) {
-      for (let b = 0; b < nb; b++) {
-        for (let o = 0; o < Q4_K_BLOCK; o++) dst[q4kAt(b, k, o)] = src[k * rowBytes + b * Q4_K_BLOCK + o]!;
-      }
-    }
-  }
+  permuteGroups("groupRowsQ4_K", bytes, cols, 256, Q4_K_BLOCK, q4kAt);
 }
 
 /** Row r of a grouped Q4_K matrix (`bytes` from its first row), in ggml's layout. */
 export function groupedRowQ4_K(bytes: Uint8Array, r: number, cols: number): Uint8Array {
-  const nb = cols / 256;
-  const group = bytes.subarray(4 * nb * Q4_K_BLOCK * (r >> 2));
-  const k = r & 3;
-  const row = new Uint8Array(nb * Q4_K_BLOCK);
-  for (let b = 0; b < nb; b++) {
-    for (let o = 0; o < Q4_K_BLOCK; o++) row[b * Q4_K_BLOCK + o] = group[q4kAt(b, k, o)]!;
-  }
-  return row;
+  return permutedRow(bytes, r, cols, 256, Q4_K_BLOCK, q4kAt);
 }
 
 /**
@@ -156,14 +149,7 @@ const q6kDAt = (b: number, k: number) => 840 * b + 832 + 2 * k;
  * (codeQ6K, 0..63) is written out of ql and qh into its packed place (q6kCodeAt).
  */
 export function groupRowsQ6_K(bytes: Uint8Array, cols: number): void {
-  const nb = cols / 256;
-  const rowBytes = nb * Q6_K_BLOCK;
-  const groupBytes = 4 * rowBytes;
-  if (bytes.length % groupBytes !== 0) throw new RangeError(`groupRowsQ6_K: ${bytes.length} bytes is not a whole number of 4-row groups of ${cols} columns`);
-  const src = new Uint8Array(groupBytes);
-  for (let g = 0; g < bytes.length; g += groupBytes) {
-    src.set(bytes.subarray(g, g + groupBytes));
-    const dst = bytes.subarray(g, g + groupBytes);
+  forEachGroup("groupRowsQ6_K", bytes, cols, 256, Q6_K_BLOCK, (dst, src, nb, rowBytes) => {
     dst.fill(0);
     for (let k = 0; k < 4; k++) {
       for (let b = 0; b < nb; b++) {
@@ -180,7 +166,7 @@ export function groupRowsQ6_K(bytes: Uint8Array, cols: number): void {
         }
       }
     }
-  }
+  });
 }
 
 /** Row r of a grouped Q6_K matrix (`bytes` from its first row), in ggml's layout: each code back into ql and qh. */

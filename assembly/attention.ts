@@ -300,24 +300,6 @@ function weightedSumF16(v: usize, vs: usize, p: usize, nKv: i32, n: i32, out: us
     }
     d = n16;
   }
-  for (; d + 16 <= n; d += 16) {
-    let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-    let vp = v + (<usize>d << 1);
-    for (let j = 0; j < nKv; j++, vp += vs) {
-      const pv = v128.load32_splat(p + (<usize>j << 2));
-      const h0 = v128.load(vp);
-      const h1 = v128.load(vp, 16);
-      o0 = f32x4.add(o0, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h0), mask), pv));
-      o1 = f32x4.add(o1, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h0), mask), pv));
-      o2 = f32x4.add(o2, f32x4.mul(rawHalves4(i32x4.extend_low_i16x8_s(h1), mask), pv));
-      o3 = f32x4.add(o3, f32x4.mul(rawHalves4(i32x4.extend_high_i16x8_s(h1), mask), pv));
-    }
-    const od = out + (<usize>d << 2);
-    v128.store(od, o0);
-    v128.store(od, o1, 16);
-    v128.store(od, o2, 32);
-    v128.store(od, o3, 48);
-  }
   for (; d + 4 <= n; d += 4) {
     let o = f32x4.splat(0);
     let vp = v + (<usize>d << 1);

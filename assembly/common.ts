@@ -251,28 +251,3 @@ export function round_f16(x: usize, y: usize, n: i32): void {
     store<f32>(y + p, halfToFloat(floatToHalf(load<f32>(x + p))));
   }
 }
-
-/**
- * A group of four rows' results v (rows r..r+3, lane k = row r + k) stored at yp, only those of
- * rows in [r0, r1): a thread's slice of a grouped matrix (q4_0_r4.ts, q4_k_r4.ts, q6_k_r4.ts) may
- * start or end inside a group, whose other rows belong to the next thread.
- */
-// @ts-ignore: decorator
-@inline
-export function storeGroupRows(yp: usize, v: v128, r: i32, r0: i32, r1: i32): void {
-  if (r >= r0 && r + 4 <= r1) {
-    v128.store(yp, v);
-    return;
-  }
-  if (r >= r0 && r < r1) v128.store32_lane(yp, v, 0);
-  if (r + 1 >= r0 && r + 1 < r1) v128.store32_lane(yp + 4, v, 1);
-  if (r + 2 >= r0 && r + 2 < r1) v128.store32_lane(yp + 8, v, 2);
-  if (r + 3 >= r0 && r + 3 < r1) v128.store32_lane(yp + 12, v, 3);
-}
-
-/** An output slot of a group's (rows r..r+3 at yp) that this thread owns: its first row from r0 on. */
-// @ts-ignore: decorator
-@inline
-export function ownSlot(yp: usize, r: i32, r0: i32): usize {
-  return yp + (<usize>(r >= r0 ? 0 : r0 - r) << 2);
-}

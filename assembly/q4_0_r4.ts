@@ -21,7 +21,8 @@
  * (plain), or i8 with full groups of four blocks transposed (relaxed); codeAt() finds four
  * consecutive codes of a block in either.
  */
-import { halves4, vconst, V_HALF_TO_SINGLE, V_I16_15, V_I8_15, V_SCALES4_MASK, ownSlot, storeGroupRows } from "./common";
+import { halves4, vconst, V_HALF_TO_SINGLE, V_I16_15, V_I8_15, V_SCALES4_MASK } from "./common";
+import { walkGroups } from "./groups";
 import { fma4, fusedMaddOk } from "./fma";
 import { act_q4_0_bytes, column, relaxedDotAddOk } from "./q4_0";
 
@@ -277,32 +278,11 @@ export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1
   const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
   const rowBytes = <usize>(n >> 5) * 18;
   const qs = <usize>act_q4_0_bytes(n);
-  const ys = <usize>ldy << 2;
-  const quads = nTok & ~3;
-  for (let r = r0 & ~3; r < r1; r += 4) {
-    const g = w + <usize>r * rowBytes;
-    const whole = r >= r0 && r + 4 <= r1;
-    let t = 0;
-    if (whole) {
-      for (; t < quads; t += 4) {
-        const qt = q + <usize>t * qs;
-        const yp = y + <usize>t * ys + (<usize>r << 2);
-        if (fused) {
-          if (add) dotGroup4FA(g, qt, qs, n, yp, ys);
-          else dotGroup4F(g, qt, qs, n, yp, ys);
-        } else if (add) dotGroup4A(g, qt, qs, n, yp, ys);
-        else dotGroup4E(g, qt, qs, n, yp, ys);
-      }
-    }
-    for (; t < nTok; t++) {
-      const yp = y + <usize>t * ys + (<usize>r << 2);
-      const qt = q + <usize>t * qs;
-      // a fence slot of this call's own: the first of its rows in the group
-      const fp = ownSlot(yp, r, r0);
-      const v = fused ? (add ? dotGroupFA(g, qt, n, fp) : dotGroupF(g, qt, n, fp)) : add ? dotGroupA(g, qt, n, fp) : dotGroupE(g, qt, n, fp);
-      storeGroupRows(yp, v, r, r0, r1);
-    }
-  }
+  if (fused) {
+    if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4FA, dotGroupFA);
+    else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4F, dotGroupF);
+  } else if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4A, dotGroupA);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4E, dotGroupE);
 }
 
 /**

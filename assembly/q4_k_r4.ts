@@ -27,7 +27,8 @@
  *     sum += (d_x * d) * f32(S) - (d_x * dmin) * f32(M)
  * so every output has the plain layout's bits (test/kernels/k-quants-tiles.test.ts).
  */
-import { vconst, V_I16_255, V_I16_15, V_I8_0X30, V_I8_15, V_I8_63, ownSlot, storeGroupRows } from "./common";
+import { vconst, V_I16_255, V_I16_15, V_I8_0X30, V_I8_15, V_I8_63 } from "./common";
+import { walkGroups } from "./groups";
 import { halvesExact4 } from "./k_quants";
 import { column, relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_i16_bytes } from "./quantize";
@@ -472,30 +473,10 @@ function floatStep(S: v128, M: v128, d: v128, dmin: v128, dxp: usize): v128 {
  * or end inside a group: its rows there are computed with the whole group and only theirs stored.
  */
 export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
   const rowBytes = <usize>(n >> 8) * 144;
   const qs = <usize>act_q8_K_i16_bytes(n);
-  const ys = <usize>ldy << 2;
-  const quads = nTok & ~3;
-  for (let r = r0 & ~3; r < r1; r += 4) {
-    const g = w + <usize>r * rowBytes;
-    const whole = r >= r0 && r + 4 <= r1;
-    let t = 0;
-    if (whole) {
-      for (; t < quads; t += 4) {
-        const yp = y + <usize>t * ys + (<usize>r << 2);
-        if (add) tileGroupK4A(g, q + <usize>t * qs, qs, n, yp, ys);
-        else tileGroupK4I(g, q + <usize>t * qs, qs, n, yp, ys);
-      }
-    }
-    for (; t < nTok; t++) {
-      const yp = y + <usize>t * ys + (<usize>r << 2);
-      // a fence slot of this call's own: the first of its rows in the group
-      const fp = ownSlot(yp, r, r0);
-      const v = add ? dotGroupK4A(g, q + <usize>t * qs, n, fp) : dotGroupK4I(g, q + <usize>t * qs, n, fp);
-      storeGroupRows(yp, v, r, r0, r1);
-    }
-  }
+  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupK4A, dotGroupK4A);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupK4I, dotGroupK4I);
 }
 
 /**

@@ -37,7 +37,8 @@
  * so every output has the plain layout's bits (test/kernels/k-quants-tiles.test.ts); d, usually
  * a subnormal half, is converted without a float op on a subnormal single (halvesExact4).
  */
-import { vconst, V_I8_0X30, V_I8_12, V_I8_15, V_I8_3, V_I8_63, V_LANE_BYTE, ownSlot, storeGroupRows } from "./common";
+import { vconst, V_I8_0X30, V_I8_12, V_I8_15, V_I8_3, V_I8_63, V_LANE_BYTE } from "./common";
+import { walkGroups } from "./groups";
 import { codeQ6K, halvesExact4 } from "./k_quants";
 import { relaxedDotAddOk } from "./q4_0";
 import { act_q8_K_bytes } from "./quantize";
@@ -330,31 +331,10 @@ function tileGroupQ6I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usiz
  * or end inside a group: its rows there are computed with the whole group and only theirs stored.
  */
 export function matmul_q6_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
   const rowBytes = <usize>(n >> 8) * 210;
   const qs = <usize>act_q8_K_bytes(n);
-  const ys = <usize>ldy << 2;
-  const quads = nTok & ~3;
-  for (let r = r0 & ~3; r < r1; r += 4) {
-    const g = w + <usize>r * rowBytes;
-    const whole = r >= r0 && r + 4 <= r1;
-    let t = 0;
-    if (whole) {
-      for (; t < quads; t += 4) {
-        const yp = y + <usize>t * ys + (<usize>r << 2);
-        if (add) tileGroupQ6A(g, q + <usize>t * qs, qs, n, yp, ys);
-        else tileGroupQ6I(g, q + <usize>t * qs, qs, n, yp, ys);
-      }
-    }
-    for (; t < nTok; t++) {
-      const yp = y + <usize>t * ys + (<usize>r << 2);
-      // a fence slot of this call's own: the first of its rows in the group
-      const fp = ownSlot(yp, r, r0);
-      const qt = q + <usize>t * qs;
-      const v = add ? dotGroupQ6A(g, qt, n, fp) : dotGroupQ6I(g, qt, n, fp);
-      storeGroupRows(yp, v, r, r0, r1);
-    }
-  }
+  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupQ6A, dotGroupQ6A);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupQ6I, dotGroupQ6I);
 }
 
 /**

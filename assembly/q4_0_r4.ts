@@ -269,9 +269,8 @@ function dotGroup4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize)
 function dotGroup4E(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, false, false); }
 
 /**
- * y[t][r] for rows [r0, r1) and tokens 0..nTok-1 of a grouped Q4_0 matrix (rows = ldy, a
- * multiple of 8): tokens in fours, then one at a time. A thread's slice may start or end inside
- * a group: its rows there are computed with the whole group and only theirs stored.
+ * A grouped Q4_0 matrix's product (rows = ldy, a multiple of 8; walkGroups in groups.ts), in
+ * the variant of the runtime's fused madd and i8 dot-add.
  */
 export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const fused = fusedMaddOk();

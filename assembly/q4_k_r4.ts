@@ -468,9 +468,8 @@ function floatStep(S: v128, M: v128, d: v128, dmin: v128, dxp: usize): v128 {
 }
 
 /**
- * y[t][r] for rows [r0, r1) and tokens 0..nTok-1 of a grouped Q4_K matrix (rows = ldy, a
- * multiple of 4): tokens in fours (tileGroupK4), then one at a time. A thread's slice may start
- * or end inside a group: its rows there are computed with the whole group and only theirs stored.
+ * A grouped Q4_K matrix's product (walkGroups in groups.ts), with the i8 dot-add where the
+ * runtime has it right.
  */
 export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 144;

@@ -326,9 +326,8 @@ function tileGroupQ6A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usiz
 function tileGroupQ6I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupQ6(g, q, qs, n, yp, ys, false); }
 
 /**
- * y[t][r] for rows [r0, r1) and tokens 0..nTok-1 of a grouped Q6_K matrix (rows = ldy, a
- * multiple of 4): tokens in fours (tileGroupQ6), then one at a time. A thread's slice may start
- * or end inside a group: its rows there are computed with the whole group and only theirs stored.
+ * A grouped Q6_K matrix's product (walkGroups in groups.ts), with the i8 dot-add where the
+ * runtime has it right.
  */
 export function matmul_q6_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const rowBytes = <usize>(n >> 8) * 210;

@@ -74,17 +74,17 @@ function splatLane(v: v128, k: i32): v128 {
 /** One block (at wb, codes at qb) into llama.cpp's lanes 0..3: fma(d, S_lo, acc). */
 // @ts-ignore: decorator
 @inline
-function stepLo(acc: v128, d: v128, wb: usize, qb: usize, fused: bool): v128 {
+function stepLo(acc: v128, d: v128, wb: usize, qb: usize): v128 {
   const v = v128.load(wb, 2);
-  return fma4(d, f32x4.convert_i32x4_s(laneSumsLo(codes(v, v, 0), codes(v, v, 1), qb)), acc, fused);
+  return fma4(d, f32x4.convert_i32x4_s(laneSumsLo(codes(v, v, 0), codes(v, v, 1), qb)), acc, true);
 }
 
 /** The same block into lanes 4..7. */
 // @ts-ignore: decorator
 @inline
-function stepHi(acc: v128, d: v128, wb: usize, qb: usize, fused: bool): v128 {
+function stepHi(acc: v128, d: v128, wb: usize, qb: usize): v128 {
   const v = v128.load(wb, 18);
-  return fma4(d, f32x4.convert_i32x4_s(laneSumsHi(codes(v, v, 2), codes(v, v, 3), qb)), acc, fused);
+  return fma4(d, f32x4.convert_i32x4_s(laneSumsHi(codes(v, v, 2), codes(v, v, 3), qb)), acc, true);
 }
 
 /** hsum_float_8 of the lanes lo (0..3) and hi (4..7): ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). */
@@ -106,14 +106,8 @@ export function dotRow(w: usize, q: usize, n: i32, yp: usize): f32 {
   return fusedMaddOk() ? dotRowFused(w, q, n, yp) : dotRowBlocks4(w, q, n, yp);
 }
 
-/** In a function of its own: beside other loops V8 allocates its registers worse (2.5x slower). */
+/** dotRow with a fused madd; a function of its own: beside other loops V8 allocates its registers worse (2.5x slower). */
 function dotRowFused(w: usize, q: usize, n: i32, yp: usize): f32 {
-  return dotRowWith(w, q, n, yp, true);
-}
-
-// @ts-ignore: decorator
-@inline
-function dotRowWith(w: usize, q: usize, n: i32, yp: usize, fused: bool): f32 {
   const magic = vconst(V_HALF_TO_SINGLE);
   const mask = vconst(V_SCALES4_MASK);
   const nb = n >> 5;
@@ -126,23 +120,23 @@ function dotRowWith(w: usize, q: usize, n: i32, yp: usize, fused: bool): f32 {
   for (; b + 3 < nb; b += 4, wb += 136, qb += 256, dxp += 16) {
     const d = f32x4.mul(blockScales4(wb, magic, mask), v128.load(dxp));
     // Unrolled by hand: V8 keeps a loop over k, choosing the lane with branches.
-    lo = stepLo(lo, splatLane(d, 0), wb, qb, fused);
-    hi = stepHi(hi, splatLane(d, 0), wb, qb, fused);
+    lo = stepLo(lo, splatLane(d, 0), wb, qb);
+    hi = stepHi(hi, splatLane(d, 0), wb, qb);
     // Ordering fences (V8 would otherwise hoist the group's loads and spill them).
     v128.store32_lane(yp, hi, 0);
-    lo = stepLo(lo, splatLane(d, 1), wb + 34, qb + 64, fused);
-    hi = stepHi(hi, splatLane(d, 1), wb + 34, qb + 64, fused);
+    lo = stepLo(lo, splatLane(d, 1), wb + 34, qb + 64);
+    hi = stepHi(hi, splatLane(d, 1), wb + 34, qb + 64);
     v128.store32_lane(yp, hi, 0);
-    lo = stepLo(lo, splatLane(d, 2), wb + 68, qb + 128, fused);
-    hi = stepHi(hi, splatLane(d, 2), wb + 68, qb + 128, fused);
+    lo = stepLo(lo, splatLane(d, 2), wb + 68, qb + 128);
+    hi = stepHi(hi, splatLane(d, 2), wb + 68, qb + 128);
     v128.store32_lane(yp, hi, 0);
-    lo = stepLo(lo, splatLane(d, 3), wb + 102, qb + 192, fused);
-    hi = stepHi(hi, splatLane(d, 3), wb + 102, qb + 192, fused);
+    lo = stepLo(lo, splatLane(d, 3), wb + 102, qb + 192);
+    hi = stepHi(hi, splatLane(d, 3), wb + 102, qb + 192);
   }
   for (; b < nb; b++, wb += 34, qb += 64, dxp += 4) {
     const dk = f32x4.splat(halfToFloat(load<u16>(wb)) * load<f32>(dxp));
-    lo = stepLo(lo, dk, wb, qb, fused);
-    hi = stepHi(hi, dk, wb, qb, fused);
+    lo = stepLo(lo, dk, wb, qb);
+    hi = stepHi(hi, dk, wb, qb);
   }
   return hsum8(lo, hi);
 }
@@ -158,13 +152,8 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
   else dot1x4Blocks4(w, q, qs, n, yp, ys);
 }
 
+/** dot1x4 with a fused madd, in a function of its own (as dotRowFused). */
 function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
-  dot1x4With(w, q, qs, n, yp, ys, true);
-}
-
-// @ts-ignore: decorator
-@inline
-function dot1x4With(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, fused: bool): void {
   const nb = n >> 5;
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
@@ -188,24 +177,24 @@ function dot1x4With(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize,
     let v = v128.load(wb, 2);
     let ce = codes(v, v, 0);
     let co = codes(v, v, 1);
-    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb)), lo0, fused);
+    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb)), lo0, true);
     v128.store32_lane(yp, lo0, 0);
-    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs)), lo1, fused);
+    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs)), lo1, true);
     v128.store32_lane(yp, lo1, 0);
-    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs2)), lo2, fused);
+    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs2)), lo2, true);
     v128.store32_lane(yp, lo2, 0);
-    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs3)), lo3, fused);
+    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs3)), lo3, true);
     v128.store32_lane(yp, lo3, 0);
     v = v128.load(wb, 18);
     ce = codes(v, v, 2);
     co = codes(v, v, 3);
-    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb)), hi0, fused);
+    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb)), hi0, true);
     v128.store32_lane(yp, hi0, 0);
-    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs)), hi1, fused);
+    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs)), hi1, true);
     v128.store32_lane(yp, hi1, 0);
-    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs2)), hi2, fused);
+    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs2)), hi2, true);
     v128.store32_lane(yp, hi2, 0);
-    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs3)), hi3, fused);
+    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs3)), hi3, true);
   }
   store<f32>(yp, hsum8(lo0, hi0));
   store<f32>(yp + ys, hsum8(lo1, hi1));

@@ -93,27 +93,37 @@ export function cosSinTo(y: f32, ms: f32, cs: usize): void {
     store<f32>(cs, NaN, 4);
     return;
   }
-  let r: f64;
-  let n: i32;
-  let q: i32;
-  if (top < 0x42f) {
-    const x = <f64>y;
-    n = (<i32>(x * HPI_INV) + 0x800000) >> 24;
-    r = (x - <f64>n * HPI_HI) - <f64>n * HPI_LO;
-    q = n;
-  } else {
-    const red = reduceLarge(xi);
-    r = red;
-    n = quadrant;
-    q = n + <i32>(xi >> 31);
-  }
-  const s: f64 = (q & 3) == 1 || (q & 3) == 2 ? -1 : 1;
-  store<f32>(cs, poly(r * s, n ^ 1, (q & 2) != 0) * ms);
-  store<f32>(cs, poly(r * s, n, (q & 2) != 0) * ms, 4);
+  const r = reduce(y, xi, top);
+  store<f32>(cs, poly(r, quadrant ^ 1, cosNegated) * ms);
+  store<f32>(cs, poly(r, quadrant, cosNegated) * ms, 4);
 }
 
-/** The quadrant reduceLarge found. */
+/** The quadrant n the last reduce (or reduceLarge) found, and whether the cosine polynomial is negated there. */
 let quadrant: i32 = 0;
+let cosNegated: bool = false;
+
+/**
+ * y (bits xi, |y| >= 0.75, finite; top: its top 12 bits) reduced to r in [-pi/4, pi/4] with the
+ * sign poly wants, its quadrant in `quadrant` and `cosNegated`: by n = round(y * 2/pi) in two
+ * steps below 120, by Payne-Hanek above.
+ */
+function reduce(y: f32, xi: u32, top: u32): f64 {
+  let r: f64;
+  let q: i32;
+  if (top < 0x42f) {
+    // |y| < 120
+    const x = <f64>y;
+    const n = (<i32>(x * HPI_INV) + 0x800000) >> 24;
+    r = (x - <f64>n * HPI_HI) - <f64>n * HPI_LO; // rounded once: the first difference is exact
+    quadrant = n;
+    q = n;
+  } else {
+    r = reduceLarge(xi);
+    q = quadrant + <i32>(xi >> 31);
+  }
+  cosNegated = (q & 2) != 0;
+  return (q & 3) == 1 || (q & 3) == 2 ? -r : r;
+}
 
 /** Payne-Hanek reduction of |y| >= 120 (bits xi): r, and the quadrant in `quadrant`. */
 function reduceLarge(xi: u32): f64 {
@@ -141,22 +151,8 @@ function sincosf(y: f32, cos: bool): f32 {
     return poly(<f64>y, cos ? 1 : 0, false);
   }
   if (top >= 0x7f8) return NaN;
-  let r: f64;
-  let n: i32;
-  let q: i32;
-  if (top < 0x42f) {
-    // |y| < 120
-    const x = <f64>y;
-    n = (<i32>(x * HPI_INV) + 0x800000) >> 24;
-    r = (x - <f64>n * HPI_HI) - <f64>n * HPI_LO; // rounded once: the first difference is exact
-    q = n;
-  } else {
-    r = reduceLarge(xi);
-    n = quadrant;
-    q = n + <i32>(xi >> 31);
-  }
-  const s: f64 = (q & 3) == 1 || (q & 3) == 2 ? -1 : 1;
-  return poly(r * s, cos ? n ^ 1 : n, (q & 2) != 0);
+  const r = reduce(y, xi, top);
+  return poly(r, cos ? quadrant ^ 1 : quadrant, cosNegated);
 }
 
 export function sinf(y: f32): f32 {

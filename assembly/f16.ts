@@ -24,6 +24,7 @@
  */
 import { halfToFloat, halves4, hsumF32, HALF_TO_SINGLE, HALVES_MASK, vconst, V_HALF_TO_SINGLE, V_SCALES4_MASK } from "./common";
 import { fma4, fusedMaddOk } from "./fma";
+import { dotVecF32, reduce16x4 } from "./norm";
 
 /** Weights w[j..j+3] as f32x4. */
 // @ts-ignore: decorator
@@ -268,56 +269,6 @@ export function matmul_f32(w: usize, x: usize, y: usize, n: i32, r0: i32, r1: i3
   matmul<f32>(w, x, y, n, r0, r1, nTok, ldy);
 }
 
-/** The sixteen lanes v0..v3 summed as _mm512_reduce_add_ps sums them. */
-// @ts-ignore: decorator
-@inline
-function reduce16(v0: v128, v1: v128, v2: v128, v3: v128): f32 {
-  const b = f32x4.add(f32x4.add(v3, v1), f32x4.add(v2, v0));
-  return (f32x4.extract_lane(b, 0) + f32x4.extract_lane(b, 2)) + (f32x4.extract_lane(b, 1) + f32x4.extract_lane(b, 3));
-}
-
-/**
- * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 product for one token): 64-value blocks into
- * sixteen f32x4 accumulators (its four 16-lane ones), x*y + acc fused; then S0+S2, S1+S3, S0+S1
- * and _mm512_reduce_add_ps; the rest one value at a time, sum + x*y rounded twice.
- */
-// @ts-ignore: decorator
-@inline
-function dotVecF32(a: usize, b: usize, n: i32, fused: bool): f32 {
-  const np = n & ~63;
-  let s: f32 = 0;
-  if (np > 0) {
-    const z = f32x4.splat(0);
-    let c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z;
-    let c8 = z, c9 = z, c10 = z, c11 = z, c12 = z, c13 = z, c14 = z, c15 = z;
-    for (let i = 0; i < np; i += 64) {
-      const pa = a + (<usize>i << 2), pb = b + (<usize>i << 2);
-      c0 = fma4(v128.load(pa), v128.load(pb), c0, fused);
-      c1 = fma4(v128.load(pa, 16), v128.load(pb, 16), c1, fused);
-      c2 = fma4(v128.load(pa, 32), v128.load(pb, 32), c2, fused);
-      c3 = fma4(v128.load(pa, 48), v128.load(pb, 48), c3, fused);
-      c4 = fma4(v128.load(pa, 64), v128.load(pb, 64), c4, fused);
-      c5 = fma4(v128.load(pa, 80), v128.load(pb, 80), c5, fused);
-      c6 = fma4(v128.load(pa, 96), v128.load(pb, 96), c6, fused);
-      c7 = fma4(v128.load(pa, 112), v128.load(pb, 112), c7, fused);
-      c8 = fma4(v128.load(pa, 128), v128.load(pb, 128), c8, fused);
-      c9 = fma4(v128.load(pa, 144), v128.load(pb, 144), c9, fused);
-      c10 = fma4(v128.load(pa, 160), v128.load(pb, 160), c10, fused);
-      c11 = fma4(v128.load(pa, 176), v128.load(pb, 176), c11, fused);
-      c12 = fma4(v128.load(pa, 192), v128.load(pb, 192), c12, fused);
-      c13 = fma4(v128.load(pa, 208), v128.load(pb, 208), c13, fused);
-      c14 = fma4(v128.load(pa, 224), v128.load(pb, 224), c14, fused);
-      c15 = fma4(v128.load(pa, 240), v128.load(pb, 240), c15, fused);
-    }
-    s = reduce16(
-      f32x4.add(f32x4.add(c0, c8), f32x4.add(c4, c12)), f32x4.add(f32x4.add(c1, c9), f32x4.add(c5, c13)),
-      f32x4.add(f32x4.add(c2, c10), f32x4.add(c6, c14)), f32x4.add(f32x4.add(c3, c11), f32x4.add(c7, c15)),
-    );
-  }
-  for (let j = np; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
-  return s;
-}
-
 /**
  * tinyBLAS's F32 dot product with AVX-512 (llama.cpp's F32 product for two or more tokens when
  * n % 16 == 0 and the matrix's rows % 4 == 0): one 16-lane accumulator (four f32x4), x*y + acc
@@ -335,7 +286,7 @@ function dotTinyF32(a: usize, b: usize, n: i32, fused: bool): f32 {
     c2 = fma4(v128.load(pa, 32), v128.load(pb, 32), c2, fused);
     c3 = fma4(v128.load(pa, 48), v128.load(pb, 48), c3, fused);
   }
-  return reduce16(c0, c1, c2, c3);
+  return reduce16x4(c0, c1, c2, c3);
 }
 
 // @ts-ignore: decorator

@@ -197,6 +197,41 @@ export function reduce16x4(v0: v128, v1: v128, v2: v128, v3: v128): f32 {
 }
 
 /**
+ * ggml_vec_dot_f32 with AVX-512 (llama.cpp's F32 product for one token, and its F32 KQ product): 64-value blocks into sixteen
+ * f32x4 accumulators (ggml's four 16-lane ones), x*y + acc fused; then S0+S2, S1+S3, S0+S1 and
+ * _mm512_reduce_add_ps's order; the rest one value at a time, sum + x*y rounded twice.
+ * Accumulator by accumulator (partF32), in the order the sum takes them, so that few are live
+ * at once. `fused`: a constant (the caller is specialised on fusedMaddOk()).
+ */
+// @ts-ignore: decorator
+@inline
+export function dotVecF32(a: usize, b: usize, n: i32, fused: bool): f32 {
+  const np = n & ~63;
+  let s: f32 = 0;
+  if (np > 0) {
+    s = reduce16x4(
+      f32x4.add(f32x4.add(partF32(a, b, np, 0, fused), partF32(a, b, np, 128, fused)), f32x4.add(partF32(a, b, np, 64, fused), partF32(a, b, np, 192, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 16, fused), partF32(a, b, np, 144, fused)), f32x4.add(partF32(a, b, np, 80, fused), partF32(a, b, np, 208, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 32, fused), partF32(a, b, np, 160, fused)), f32x4.add(partF32(a, b, np, 96, fused), partF32(a, b, np, 224, fused))),
+      f32x4.add(f32x4.add(partF32(a, b, np, 48, fused), partF32(a, b, np, 176, fused)), f32x4.add(partF32(a, b, np, 112, fused), partF32(a, b, np, 240, fused))),
+    );
+  }
+  for (let j = np; j < n; j++) s += load<f32>(a + (<usize>j << 2)) * load<f32>(b + (<usize>j << 2));
+  return s;
+}
+
+/** One of dotVecF32's accumulators: the f32x4 at byte `off` of every 64-value block, fused in order. */
+// @ts-ignore: decorator
+@inline
+function partF32(a: usize, b: usize, np: i32, off: usize, fused: bool): v128 {
+  // The first block: fma(a, b, +0) is a * b rounded once (and -0 made +0), fused or not.
+  const z = f32x4.splat(0);
+  let c = fused ? fma4(v128.load(a + off), v128.load(b + off), z, true) : f32x4.add(f32x4.mul(v128.load(a + off), v128.load(b + off)), z);
+  for (let i = 64; i < np; i += 64) c = fma4(v128.load(a + (<usize>i << 2) + off), v128.load(b + (<usize>i << 2) + off), c, fused);
+  return c;
+}
+
+/**
  * Softmax of one row of n floats from x to y (may alias), as ggml_vec_soft_max_f32 and its 1/sum
  * scaling. `padded`: the row goes on with masked entries up to a multiple of 16 (llama.cpp's KQ
  * rows, n_kv long), so its last partial block is a vector block too.

@@ -136,6 +136,9 @@ export const VCONST: usize = memory.data<u32>([
   0x03030303, 0x07070707, 0x0b0b0b0b, 0x0f0f0f0f, // 352: byte 3 ..
   0x03030303, 0x03030303, 0x03030303, 0x03030303, // 368: i8 3
   0x0c0c0c0c, 0x0c0c0c0c, 0x0c0c0c0c, 0x0c0c0c0c, // 384: i8 12
+  0x38800000, 0x38800000, 0x38800000, 0x38800000, // 400: exponent rebias half -> single, plus one
+  0xff800000, 0xff800000, 0xff800000, 0xff800000, // 416: a single's sign and exponent
+  0x80000000, 0x80000000, 0x80000000, 0x80000000, // 432: a single's sign
 ], 16);
 export const V_I8_15: i32 = 0;
 export const V_I8_16: i32 = 16;
@@ -154,6 +157,9 @@ export const V_SPLAT16: i32 = 176;
 export const V_LANE_BYTE: i32 = 304;
 export const V_I8_3: i32 = 368;
 export const V_I8_12: i32 = 384;
+export const V_REBIAS1: i32 = 400;
+export const V_SIGN_EXP: i32 = 416;
+export const V_SIGN: i32 = 432;
 
 /** VCONST's vector at offset off (a constant). */
 // @ts-ignore: decorator

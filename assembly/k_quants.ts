@@ -35,7 +35,7 @@
  * where each 16 code bytes give two vectors of nibbles (0..31 with the fifth bit: the i7 operand)
  * for i16x8.relaxed_dot_i8x16_i7x16_s; both builds give the same integer sums, so the same bits.
  */
-import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK, V_SPLAT16 } from "./common";
+import { halfToFloat, highHalves4, highHalvesExact4, hsumI32, vconst, HALF_TO_SINGLE, SCALES4_MASK, V_HALF_EXP, V_HALF_EXP1, V_I8_0X30, V_REBIAS1, V_SIGN, V_SIGN_EXP, V_I8_15, V_I8_16, V_REBIAS, V_SCALES4_MASK, V_SPLAT16 } from "./common";
 import { act_q8_K_bytes, act_q8_K_i16_bytes } from "./quantize";
 import { pairSums, transposeSum } from "./q4_0";
 import { matmul_q4_K_r4 } from "./q4_k_r4";
@@ -226,21 +226,27 @@ function superK45(wb: usize, b: i32, q: usize, sums: usize, hasHigh: bool, yp: u
 }
 
 /**
- * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does.
- * When every lane is a normal half (exponent 1..30) the exponent is rebiased in the integers;
- * otherwise (subnormal halves: Q4_K's d in layers of small weights; zero, inf, NaN) the exact,
- * slower conversion: no float op may see a subnormal single (common.ts, halfToFloat).
+ * Four halves, each in the high 16 bits of an i32 lane, to singles exactly as halfToFloat does,
+ * without a branch for subnormal halves: they are the rule in k-quant super-block scales (Q6_K's
+ * d always, Q4_K's d in a third of real groups of four rows), and a branch taken at random cost
+ * more than both forms. Normal halves are rebiased in the integers; exponent 0 (subnormal,
+ * zero) rebiased one further reads +-2^-14 (1 + m/1024), and subtracting its own +-2^-14 leaves
+ * +-m 2^-24, with the sign or'ed back for -0 (common.ts, highHalvesExact4): no float op sees a
+ * subnormal single (common.ts, halfToFloat). Inf and NaN (exponent 31, only in broken files)
+ * go out of line.
  */
 // @ts-ignore: decorator
 @inline
 export function halvesExact4(h: v128): v128 {
-  const e = v128.and(h, vconst(V_HALF_EXP));
-  // e + 2^26 > 2^26 (signed) exactly for exponents 1..30; exponent 31 wraps to negative
-  const one = vconst(V_HALF_EXP1);
-  if (i32x4.all_true(i32x4.gt_s(i32x4.add(e, one), one))) {
-    return i32x4.add(v128.and(i32x4.shr_s(h, 3), vconst(V_SCALES4_MASK)), vconst(V_REBIAS));
-  }
-  return halvesSlow4(h);
+  const top = vconst(V_HALF_EXP);
+  const e = v128.and(h, top);
+  if (v128.any_true(i32x4.eq(e, top))) return halvesSlow4(h);
+  const b = v128.and(i32x4.shr_s(h, 3), vconst(V_SCALES4_MASK));
+  const normal = i32x4.add(b, vconst(V_REBIAS));
+  const x = i32x4.add(b, vconst(V_REBIAS1));
+  const small = v128.or(f32x4.sub(x, v128.and(x, vconst(V_SIGN_EXP))), v128.and(b, vconst(V_SIGN)));
+  const sub = i32x4.eq(e, i32x4.splat(0));
+  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_laneselect(small, normal, sub) : v128.bitselect(small, normal, sub);
 }
 
 /** halvesExact4's general case, out of line. */

@@ -71,15 +71,15 @@ function quadR(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
   return i16x8.add(s, dotR(x + 12, v128.load(w, 48), m, high));
 }
 
-/** Relaxed build with the i8 dot-add: quadR's products as i32 sums, in two chains of two. */
+/**
+ * Relaxed build with the i8 dot-add: s + the products of code vectors w and w + 32 (positions 4i..
+ * and 4i + 8.. of the chunk) with the activations at x and x + 8, as i32 sums.
+ */
 // @ts-ignore: decorator
 @inline
-function quadA(w: usize, x: usize, m: v128, high: bool): v128 {
-  const a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), nibbles(v128.load(w, 32), m, high),
-    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), nibbles(v128.load(w), m, high), i32x4.splat(0)));
-  const b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 12), nibbles(v128.load(w, 48), m, high),
-    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 4), nibbles(v128.load(w, 16), m, high), i32x4.splat(0)));
-  return i32x4.add(a, b);
+function halfA(s: v128, w: usize, x: usize, m: v128, high: bool): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x, 8), nibbles(v128.load(w, 32), m, high),
+    i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(x), nibbles(v128.load(w), m, high), s));
 }
 
 /**
@@ -92,12 +92,20 @@ function quadA(w: usize, x: usize, m: v128, high: bool): v128 {
 function chunkR(w: usize, x: usize, m: v128, scA: v128, scB: v128, fp: usize, add: bool): v128 {
   const zero = i32x4.splat(0);
   if (add) {
-    // i32 sums (relaxedDotAddOk); A and B two chains each, as in the tile (tok4R)
-    const a0 = quadA(w, x, m, false), b0 = quadA(w, x + 32, m, true);
-    v128.store32_lane(fp, a0, 0); // ordering fences
-    v128.store32_lane(fp, b0, 0);
-    const a1 = quadA(w + 64, x + 16, m, false), b1 = quadA(w + 64, x + 48, m, true);
-    return i32x4.add(i32x4.mul(i32x4.add(a0, a1), scA), i32x4.mul(i32x4.add(b0, b1), scB));
+    // i32 sums (relaxedDotAddOk): A and B two chains of four dot-adds each (even and odd code
+    // vectors), each chain started once (a chain's start costs a zeroed register)
+    let a = i32x4.splat(0), a2 = i32x4.splat(0), b = i32x4.splat(0), b2 = i32x4.splat(0);
+    a = halfA(a, w, x, m, false);
+    a2 = halfA(a2, w + 16, x + 4, m, false);
+    b = halfA(b, w, x + 32, m, true);
+    b2 = halfA(b2, w + 16, x + 36, m, true);
+    v128.store32_lane(fp, a, 0); // ordering fences
+    v128.store32_lane(fp, b, 0);
+    a = halfA(a, w + 64, x + 16, m, false);
+    a2 = halfA(a2, w + 80, x + 20, m, false);
+    b = halfA(b, w + 64, x + 48, m, true);
+    b2 = halfA(b2, w + 80, x + 52, m, true);
+    return i32x4.add(i32x4.mul(i32x4.add(a, a2), scA), i32x4.mul(i32x4.add(b, b2), scB));
   }
   let sA = quadR(zero, w, x, m, false);
   let sB = quadR(zero, w, x + 32, m, true);
@@ -202,15 +210,11 @@ function minsGroup(mn03: v128, mn47: v128, s: usize): v128 {
 // @ts-ignore: decorator
 @inline
 function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize, add: bool): v128 {
-  const m15 = vconst(V_I8_15);
-  const m30 = vconst(V_I8_0X30);
-  const m63 = vconst(V_I8_63);
   const wa = v128.load(wb, 16);
-  const wbb = v128.load(wb, 32);
-  const wc = v128.load(wb, 48);
   // k_quants.ts's scalesMinsK4, lane k = row k
-  const sc03 = v128.and(wa, m63);
-  const sc47 = v128.or(v128.and(wc, m15), v128.and(i16x8.shr_u(wa, 2), m30));
+  const sc03 = v128.and(wa, vconst(V_I8_63));
+  const sc47 = v128.or(v128.and(v128.load(wb, 48), vconst(V_I8_15)), v128.and(i16x8.shr_u(wa, 2), vconst(V_I8_0X30)));
+  const m15 = vconst(V_I8_15);
   const mask = vconst(V_I16_255);
   const lo03 = v128.and(sc03, mask), hi03 = i16x8.shr_u(sc03, 8);
   const lo47 = v128.and(sc47, mask), hi47 = i16x8.shr_u(sc47, 8);
@@ -236,8 +240,11 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize, add: b
     acc = i32x4.add(acc, chunkP(w + 384, x + 384, m, scaleOf(sc47, lo47, hi47, 2), scaleOf(sc47, lo47, hi47, 3), fp));
   }
   v128.store32_lane(fp, acc, 0); // ordering fence
-  const mn03 = v128.and(wbb, m63);
-  const mn47 = v128.or(v128.and(i16x8.shr_u(wc, 4), m15), v128.and(i16x8.shr_u(wbb, 2), m30));
+  // the mins' bytes and masks read again here, after the fences, rather than held in registers
+  // through the sums (V8 spilled them)
+  const wbb = v128.load(wb, 32);
+  const mn03 = v128.and(wbb, vconst(V_I8_63));
+  const mn47 = v128.or(v128.and(i16x8.shr_u(v128.load(wb, 48), 4), vconst(V_I8_15)), v128.and(i16x8.shr_u(wbb, 2), vconst(V_I8_0X30)));
   const mins = minsGroup(mn03, mn47, s);
   // d and dmin, each half in the top of its row's lane
   const h = v128.load(wb);

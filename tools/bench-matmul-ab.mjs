@@ -71,12 +71,23 @@ function groupedCopy(w, rows, cols) {
 }
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-/** f16 bits of a small normal number (enough for random block scales). */
-const f16 = (v) => { const i = new Uint32Array(new Float32Array([v]).buffer)[0]; return ((i >>> 16) & 0x8000) | ((((i >>> 23) & 255) - 112) << 10) | ((i >>> 13) & 1023); };
+/** f16 bits of a small number, subnormal halves included (no inf / NaN needed). */
+const f16 = (x) => {
+  const sign = x < 0 ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a < 2 ** -14) return sign | Math.round(a * 2 ** 24);
+  let e = Math.floor(Math.log2(a));
+  let m = Math.round((a / 2 ** e - 1) * 1024);
+  if (m === 1024) (m = 0), e++;
+  return sign | ((e + 15) << 10) | m;
+};
 
 /**
- * Per type: values and bytes per block, where its f16 scales sit and how big they are, and how a
- * build quantizes activations for it (each build in its own layout).
+ * Per type: values and bytes per block, where its f16 scales sit and how big they are (scale(k):
+ * the k-th, with the magnitudes llama.cpp's quantizers give LLaMA-sized weights, as
+ * tools/big-model.mjs: Q4_K's d and Q6_K's d are often or always subnormal halves, which the
+ * kernels convert in their own way), and how a build quantizes activations for it (each build in
+ * its own layout).
  */
 const TYPES = {
   q4_0: { block: 32, bytes: 18, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => {
@@ -87,9 +98,9 @@ const TYPES = {
   q8_0: { block: 32, bytes: 34, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 8), actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols),
     // ggml never writes a Q8_0 code of -128
     fix: (bytes, o) => { for (let j = 2; j < 34; j++) if (bytes[o + j] === 0x80) bytes[o + j] = 0x81; } },
-  q4_k: { block: 256, bytes: 144, scales: [0, 2], scale: () => (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
-  q5_k: { block: 256, bytes: 176, scales: [0, 2], scale: () => (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
-  q6_k: { block: 256, bytes: 210, scales: [208], scale: () => (random() < 0.5 ? -1 : 1) * (0.5 + random()) * 0.002, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_bytes(cols) },
+  q4_k: { block: 256, bytes: 144, scales: [0, 2], scale: (k) => (0.5 + random()) * (k ? 0.0008 : 0.0001), quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
+  q5_k: { block: 256, bytes: 176, scales: [0, 2], scale: (k) => (0.5 + random()) * (k ? 0.0008 : 0.00005), quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },
+  q6_k: { block: 256, bytes: 210, scales: [208], scale: () => (random() < 0.5 ? -1 : 1) * (0.5 + random()) * 0.000015, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_bytes(cols) },
 };
 
 for (const type of typesArg.split(",")) {
@@ -104,8 +115,8 @@ for (const type of typesArg.split(",")) {
       for (let i = 0; i < bytes.length; i++) bytes[i] = (random() * 256) | 0;
       for (let b = 0; b < nBlocks; b++) {
         const o = b * t.bytes;
-        for (const at of t.scales) {
-          const h = f16(t.scale());
+        for (const [k, at] of t.scales.entries()) {
+          const h = f16(t.scale(k));
           bytes[o + at] = h & 255;
           bytes[o + at + 1] = h >> 8;
         }

@@ -19,6 +19,26 @@ export interface ThreadPlace {
    * several memories); a program without those ops needs none.
    */
   memories?: readonly Kernels[];
+  /**
+   * Work counters shared by the threads of this memory, one per op, zero at the start of a step
+   * (pool.ts): a matmul's last rows are shared out through its counter (matmulShared). Absent:
+   * fixed slices only.
+   */
+  counters?: Int32Array;
+}
+
+/**
+ * How a matmul's rows are shared among n threads with a counter: the first `fixed` rows in fixed
+ * contiguous slices (one stream of weights per thread: handing out chunks to all threads
+ * interleaved their streams and ran 8% slower), the rest in chunks of `chunk` rows to whichever
+ * thread is free, so a thread the machine slowed down (another process, an interrupt) leaves
+ * its tail to the others instead of keeping them at the barrier (about a tenth of a two-thread
+ * decode step was spent waiting there). Multiples of 8 rows: whole groups (kernels/layout.ts).
+ */
+export function sharedRows(rows: number, n: number): { fixed: number; chunk: number } {
+  const chunk = Math.max(32, Math.ceil(rows / (32 * n) / 8) * 8);
+  const tail = Math.min(rows, Math.ceil(rows / 8 / chunk) * chunk);
+  return { fixed: rows - tail, chunk };
 }
 
 /** Start of slice t of n over [0, total): contiguous, sizes differ by at most one unit. */
@@ -63,9 +83,22 @@ export function execute(
         const src = new Uint8Array(memoryAt(place, args[TR.from]).memory.buffer, args[TR.src], bytes);
         new Uint8Array(memoryAt(place, args[TR.to]).memory.buffer, args[TR.dst], bytes).set(src);
       }
+    } else if (code === OPCODES.matmul && n > 1 && place.counters && op < place.counters.length) {
+      matmulShared(k, args, t, n, place.counters, op);
     } else if (code !== OPCODES.memory) runOp(k, code, args, t, n, place.peers);
     if (program[o + 1] !== 0 && barrier) barrier.wait();
   }
+}
+
+/** A matmul's fixed slice for thread t, then chunks of the shared rest from its counter until none are left (sharedRows). */
+function matmulShared(k: Kernels, a: Float64Array, t: number, n: number, counters: Int32Array, op: number): void {
+  const rows = a[MM.rows];
+  const { fixed, chunk } = sharedRows(rows, n);
+  const run = (r0: number, r1: number) =>
+    k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], r0, r1, a[MM.nTok], a[MM.ldy], a[MM.llamaOrder] !== 0);
+  const f0 = Math.floor((fixed / 8) * t / n) * 8, f1 = t === n - 1 ? fixed : Math.floor((fixed / 8) * (t + 1) / n) * 8;
+  if (f1 > f0) run(f0, f1);
+  for (let r0 = fixed + Atomics.add(counters, op, chunk); r0 < rows; r0 = fixed + Atomics.add(counters, op, chunk)) run(r0, Math.min(rows, r0 + chunk));
 }
 
 function memoryAt(place: ThreadPlace, index: number): Kernels {
@@ -84,7 +117,8 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
   switch (code) {
     case OPCODES.quantize: {
       const nTok = a[Q.nTok];
-      // One token is microseconds of work: not worth splitting.
+      // One token is microseconds of work: not worth splitting. Nor can every thread round it
+      // itself: the relaxed Q4_0 layout is written, then transposed in place.
       if (nTok < n) {
         if (t === 0) k.quantize(a[Q.type] as MatmulType, a[Q.x], a[Q.xq], a[Q.cols], 0, nTok);
       } else k.quantize(a[Q.type] as MatmulType, a[Q.x], a[Q.xq], a[Q.cols], lo(nTok), hi(nTok));
@@ -95,8 +129,14 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], lo(rows), hi(rows), a[MM.nTok], a[MM.ldy], a[MM.llamaOrder] !== 0);
       return;
     }
-    case OPCODES.rmsnorm:
-      return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], lo(a[RN.nTok]), hi(a[RN.nTok]));
+    case OPCODES.rmsnorm: {
+      // Fewer rows than threads (decoding): every thread normalises them all, writing the same
+      // bits, rather than one working while the others wait at the barrier for it (and sleep,
+      // and take a wake-up: about a tenth of a two-thread decode step went to such waits).
+      const nTok = a[RN.nTok];
+      if (nTok < n && a[RN.x] !== a[RN.y]) return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], 0, nTok);
+      return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], lo(nTok), hi(nTok));
+    }
     case OPCODES.softmax:
       return k.softmax(a[SM.x], a[SM.y], a[SM.n], lo(a[SM.nRows]), hi(a[SM.nRows]));
     // swiglu, add and mul share one argument layout (a, b, out, n).
@@ -110,11 +150,17 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       return k.silu(a[SI.a], a[SI.out], lo(a[SI.n]), hi(a[SI.n]));
     case OPCODES.axpy:
       return k.axpy(a[AX.a], a[AX.s], a[AX.out], lo(a[AX.n]), hi(a[AX.n]));
-    case OPCODES.rope:
-      if (t === 0) {
-        k.rope(a[RP.x], a[RP.cs], a[RP.nHeads], a[RP.headDim], a[RP.nDims], a[RP.pos], a[RP.invFreq], a[RP.mscale], a[RP.neox] !== 0, a[RP.nTok], a[RP.ld]);
+    case OPCODES.rope: {
+      // One token (decoding): its heads split among the threads. Each computes the position's
+      // cos / sin into the shared table first, the same bits from every thread, so their writes
+      // agree. Several tokens: one thread, as the table is rewritten per token.
+      const heads = a[RP.nHeads];
+      const h0 = a[RP.nTok] === 1 ? lo(heads) : 0, h1 = a[RP.nTok] === 1 ? hi(heads) : t === 0 ? heads : 0;
+      if (h1 > h0) {
+        k.rope(a[RP.x] + 4 * h0 * a[RP.headDim], a[RP.cs], h1 - h0, a[RP.headDim], a[RP.nDims], a[RP.pos], a[RP.invFreq], a[RP.mscale], a[RP.neox] !== 0, a[RP.nTok], a[RP.ld]);
       }
       return;
+    }
     case OPCODES.attention: {
       const nHead = a[AT.nHead];
       // Per-thread scratch: scores and the rounded (f16 or Q8_0) query.
@@ -128,9 +174,12 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
     case OPCODES.copy:
       if (t === 0) new Uint8Array(k.memory.memory.buffer).copyWithin(a[CP.dst], a[CP.src], a[CP.src] + a[CP.bytes]);
       return;
-    case OPCODES.storeF16:
-      if (t === 0) k.storeF16(a[SF.x], a[SF.h], a[SF.n]);
+    case OPCODES.storeF16: {
+      // elements split among the threads, in runs of 8
+      const units = Math.floor(a[SF.n] / 8), e0 = 8 * lo(units), e1 = t === n - 1 ? a[SF.n] : 8 * hi(units);
+      if (e1 > e0) k.storeF16(a[SF.x] + 4 * e0, a[SF.h] + 2 * e0, e1 - e0);
       return;
+    }
     case OPCODES.storeQ8_0:
       if (t === 0) k.storeQ8_0(a[SQ.x], a[SQ.dst], a[SQ.n]);
       return;

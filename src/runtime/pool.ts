@@ -25,7 +25,7 @@ import type { KernelMemory } from "../kernels/memory.js";
 import { compileKernels, type KernelBuild } from "../kernels/wasm/loader.js";
 import { BARRIER_WORDS, DEFAULT_SPINS } from "./barrier.js";
 import type { EncodedProgram } from "../kernels/program.js";
-import { CONTROL_BYTES, CONTROL_REGS, type PoolTask, type WorkerInit, type WorkerTask } from "./worker-core.js";
+import { CONTROL_BYTES, CONTROL_REGS, COUNTERS_PER_MEMORY, type PoolTask, type WorkerInit, type WorkerTask } from "./worker-core.js";
 
 export type PoolBackend = "piscina" | "web";
 
@@ -158,8 +158,12 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   if (CONTROL_REGS < BARRIER_WORDS * 4) throw new PoolError("control layout");
   const regs = new Float64Array(control, CONTROL_REGS, 16);
+  // per-op work counters, one set per memory's threads (a layer split's all share set 0)
+  const groups = layers ? 1 : memories.length;
+  const counters = new SharedArrayBuffer(4 * COUNTERS_PER_MEMORY * groups);
+  const counterWords = new Int32Array(counters);
   const init: WorkerInit = {
-    module, build, memories, control, parties: threads, threadsPerMemory, spins: options.spins ?? DEFAULT_SPINS,
+    module, build, memories, control, parties: threads, threadsPerMemory, spins: options.spins ?? DEFAULT_SPINS, counters,
   };
   const backend = options.backend ?? detectBackend();
   const transport = backend === "piscina" ? await piscinaTransport(threads, init) : await webTransport(threads, init);
@@ -174,10 +178,13 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
     return list;
   };
   const barrierWords = new Int32Array(control, 0, BARRIER_WORDS);
-  const begin = (r?: readonly number[]) => {
+  const begin = (list: readonly EncodedProgram[], r?: readonly number[]) => {
     if (disposed) throw new PoolError("pool is disposed");
     if (busy) throw new PoolError("a step is already running");
     busy = true;
+    // no worker is inside a step: every op's counter back to zero
+    const ops = Math.min(COUNTERS_PER_MEMORY, Math.max(...list.map((x) => x.length)));
+    for (let g = 0; g < groups; g++) counterWords.fill(0, g * COUNTERS_PER_MEMORY, g * COUNTERS_PER_MEMORY + ops);
     // No worker is inside a step now: clear what a failed step may have left (arrivals, abort).
     Atomics.store(barrierWords, 0, 0);
     Atomics.store(barrierWords, 2, 0);
@@ -204,7 +211,7 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
     backend, build, threads, threadsPerMemory, memories,
     async run(p, r) {
       const list = programsFor(p);
-      begin(r);
+      begin(list, r);
       try {
         await all(0, Math.max(...list.map((x) => x.length)), list, true);
       } finally {
@@ -213,7 +220,7 @@ export async function createPool(options: PoolOptions): Promise<Pool> {
     },
     async runPerOp(p, r) {
       const list = programsFor(p);
-      begin(r);
+      begin(list, r);
       try {
         const n = Math.max(...list.map((x) => x.length));
         for (let op = 0; op < n; op++) await all(op, op + 1, list, false);

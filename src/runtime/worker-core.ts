@@ -20,6 +20,16 @@ export interface WorkerInit {
   parties: number;
   threadsPerMemory: number;
   spins: number;
+  /** Per-op work counters (executor.ts ThreadPlace.counters), COUNTERS_PER_MEMORY per memory's threads; zeroed by the pool before each step. */
+  counters?: SharedArrayBuffer;
+}
+
+/** Counters per memory's threads: ops past this many split their rows in fixed slices only. */
+export const COUNTERS_PER_MEMORY = 16384;
+
+/** Memory m's threads' counters in `counters` (WorkerInit.counters). */
+export function countersFor(counters: SharedArrayBuffer | undefined, m: number): Int32Array | undefined {
+  return counters && new Int32Array(counters, 4 * COUNTERS_PER_MEMORY * m, COUNTERS_PER_MEMORY);
 }
 
 /** One task: run ops [from, to) of the program as `thread` of `memory`. */
@@ -114,7 +124,7 @@ export class WorkerState {
     try {
       execute(
         k, new Float64Array(task.program), task.from, task.to, this.regs,
-        { thread: task.thread, threads: this.init.threadsPerMemory, peers, memories: this.kernels },
+        { thread: task.thread, threads: this.init.threadsPerMemory, peers, memories: this.kernels, counters: countersFor(this.init.counters, task.memory) },
         task.barrier ? this.barrier : undefined,
       );
     } catch (e) {

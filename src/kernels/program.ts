@@ -22,7 +22,15 @@ export type Arg =
   | { f32At: number };
 
 export type Op = (
-  | { op: "quantize"; type: MatmulType; x: Arg; xq: Arg; cols: number; nTok: Arg }
+  | {
+      op: "quantize"; type: MatmulType; x: Arg; xq: Arg; cols: number; nTok: Arg;
+      /**
+       * Per-thread copies (src/runtime/executor.ts): with one token and several threads, thread t
+       * rounds the whole token itself into own + t * ownStride, and the matmuls that read xq read
+       * its copy, so no thread waits for another's rounding. 0 / absent: one shared xq.
+       */
+      own?: number; ownStride?: number;
+    }
   | {
       op: "matmul"; type: MatmulType; w: Arg; xq: Arg; y: Arg; cols: number; rows: number; nTok: Arg; ldy: number;
       /** Sum in llama.cpp's order where the kernel has a faster one of its own (Kernels.matmul). */
@@ -77,7 +85,7 @@ export const REGISTERS = 16;
 
 /** The argument order of each op: how ops are encoded, and (through ARG) how they are read. */
 export const ARG_ORDER = {
-  quantize: ["type", "x", "xq", "cols", "nTok"],
+  quantize: ["type", "x", "xq", "cols", "nTok", "own", "ownStride"],
   matmul: ["type", "w", "xq", "y", "cols", "rows", "nTok", "ldy", "llamaOrder"],
   rmsnorm: ["x", "w", "y", "n", "eps", "nTok"],
   softmax: ["x", "y", "n", "nRows"],
@@ -136,7 +144,7 @@ function encodeArg(slots: Float64Array, o: number, v: unknown, where: string): v
 }
 
 /** Flags an op may leave out (encoded as false). */
-const OPTIONAL_FLAGS: ReadonlySet<string> = new Set(["llamaOrder", "llamaKqv"]);
+const OPTIONAL_FLAGS: ReadonlySet<string> = new Set(["llamaOrder", "llamaKqv", "own", "ownStride"]);
 
 export function encodeProgram(ops: readonly Op[]): EncodedProgram {
   const sab = new SharedArrayBuffer(Math.max(1, ops.length) * OP_SLOTS * 8);

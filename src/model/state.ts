@@ -28,6 +28,10 @@ export interface Scratch {
   hb2: number; // f32[maxTok][nFf]
   xq: number; // rounded matmul inputs, maxTok rows (sized for the widest input and type)
   xq2: number; // second rounded-input buffer (MoE: expert FFN inputs while xq holds the layer input)
+  /** Per-thread copies of one token's xq and xq2, `threads` of each, xqOwnStride bytes apart (the quantize op's `own`; 0 with one thread). */
+  xqOwn: number;
+  xqOwn2: number;
+  xqOwnStride: number;
   /** f32[maxTok][nVocab], in the memory that holds the output projection (0 elsewhere). */
   logits: number;
   invFreq: number; // f64[nRot + 4]: ropeFrequencies().invFreq (frequencies, then llama.cpp's float32 rope parameters)
@@ -53,6 +57,7 @@ export interface ScratchShape {
 /** Lays out one memory's scratch with `a`. */
 export function layScratch(a: Allocator, hp: LlamaHParams, shape: ScratchShape): Scratch {
   const { maxTok, nCtx, threads, xqRow } = shape;
+  const xqOwnStride = Math.ceil(xqRow / 64) * 64;
   const qDim = hp.nHead * hp.headDim;
   const kvDim = hp.nHeadKv * hp.headDim;
   const f32 = (n: number) => a.alloc(4 * n);
@@ -68,6 +73,9 @@ export function layScratch(a: Allocator, hp: LlamaHParams, shape: ScratchShape):
     hb2: f32(maxTok * hp.nFf),
     xq: a.alloc(maxTok * xqRow),
     xq2: a.alloc(xqRow),
+    xqOwn: threads > 1 ? a.alloc(threads * xqOwnStride) : 0,
+    xqOwn2: threads > 1 ? a.alloc(threads * xqOwnStride) : 0,
+    xqOwnStride,
     logits: shape.logits ? f32(maxTok * hp.nVocab) : 0,
     invFreq: a.alloc(8 * (hp.nRot + 4)),
     scores: f32(threads * nCtx),

@@ -55,6 +55,14 @@ export function execute(
   const { thread: t, threads: n } = place;
   let i32 = new Int32Array(mem.buffer);
   let f32 = new Float32Array(mem.buffer);
+  /**
+   * One-token decoding on several threads: each thread rounds the token into its own copy
+   * (quantize's `own`) and normalises it itself (rmsnorm), so neither op needs the others, nor
+   * a barrier after it unless an earlier op's shared writes still wait for one (`unordered`).
+   * `copies`: xq address -> this thread's copy, for the matmuls that read it.
+   */
+  const copies = new Map<number, number>();
+  let unordered = false;
   for (let op = from; op < to; op++) {
     const o = op * OP_SLOTS;
     const code = program[o];
@@ -77,16 +85,32 @@ export function execute(
         : kind === 2 ? a + program[s + 3] * i32[program[s + 2] >>> 2]
         : f32[program[s + 2] >>> 2];
     }
-    if (code === OPCODES.transfer) {
+    let own = false;
+    // (only inside one task with barriers: in per-op mode each op is a call of its own, and the copies would be forgotten)
+    if (n > 1 && barrier && code === OPCODES.quantize && args[Q.nTok] === 1 && args[Q.own] !== 0) {
+      const copy = args[Q.own] + t * args[Q.ownStride];
+      k.quantize(args[Q.type] as MatmulType, args[Q.x], copy, args[Q.cols], 0, 1);
+      copies.set(args[Q.xq], copy);
+      own = true;
+    } else if (n > 1 && barrier && code === OPCODES.rmsnorm && args[RN.nTok] === 1 && args[RN.x] !== args[RN.y]) {
+      k.rmsnorm(args[RN.x], args[RN.w], args[RN.y], args[RN.n], args[RN.eps], 0, 1);
+      own = true;
+    } else if (code === OPCODES.transfer) {
       if (t === 0) {
         const bytes = args[TR.bytes];
         const src = new Uint8Array(memoryAt(place, args[TR.from]).memory.buffer, args[TR.src], bytes);
         new Uint8Array(memoryAt(place, args[TR.to]).memory.buffer, args[TR.dst], bytes).set(src);
       }
-    } else if (code === OPCODES.matmul && n > 1 && place.counters && op < place.counters.length) {
-      matmulShared(k, args, t, n, place.counters, op);
-    } else if (code !== OPCODES.memory) runOp(k, code, args, t, n, place.peers);
-    if (program[o + 1] !== 0 && barrier) barrier.wait();
+    } else {
+      if (code === OPCODES.quantize) copies.delete(args[Q.xq]);
+      if (code === OPCODES.matmul) args[MM.xq] = copies.get(args[MM.xq]) ?? args[MM.xq];
+      if (code === OPCODES.matmul && n > 1 && place.counters && op < place.counters.length) matmulShared(k, args, t, n, place.counters, op);
+      else if (code !== OPCODES.memory) runOp(k, code, args, t, n, place.peers);
+    }
+    if (program[o + 1] !== 0 && barrier && (unordered || !own)) {
+      barrier.wait();
+      unordered = false;
+    } else if (!own) unordered = true;
   }
 }
 

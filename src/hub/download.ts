@@ -19,7 +19,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
+import { link, mkdir, open, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SPLIT_FILE_PATTERN, splitFileName } from "../formats/gguf/constants.js";
 import { trackTemporaryOutput } from "../formats/temp-outputs.js";
@@ -284,20 +284,27 @@ function isAlive(pid: number): boolean {
 async function withBlobLock<T>(lockPath: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
   await mkdir(dirname(lockPath), { recursive: true });
   for (;;) {
+    // The lock appears with its pid already in it (written aside, then hard-linked into place):
+    // created empty and then written, a second pull could read it empty in between, take it
+    // for a dead process's and take it over (the test of two pulls at once saw that under load).
+    const mine = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    await writeFile(mine, String(process.pid));
+    let taken = false;
     try {
-      const fh = await open(lockPath, "wx");
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
+      await link(mine, lockPath);
+      taken = true;
     } catch (error) {
       if ((error as { code?: string }).code !== "EEXIST") throw error;
-      const pid = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
-      if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
-      await sleep(200, signal);
+    } finally {
+      await rm(mine, { force: true });
     }
+    if (taken) break;
+    const pid = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
+    if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) {
+      await rm(lockPath, { force: true });
+      continue;
+    }
+    await sleep(200, signal);
   }
   const untrack = await trackTemporaryOutput(lockPath);
   try {

@@ -13,6 +13,7 @@ export { act_q4_0_bytes, forbid_relaxed_dot_add, quantize_q4_0 } from "./q4_0";
 import { relaxedDotAddOk } from "./q4_0";
 import { fusedMaddOk } from "./fma";
 export { group_q4_0 } from "./q4_0_r4";
+export { panel_columns, panel_min_columns } from "./groups";
 export { group_q4_K } from "./q4_k_r4";
 export { group_q6_K } from "./q6_k_r4";
 export { matmul_q4_0, matmul_q8_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_iq4_nl } from "./tiles";

@@ -138,7 +138,7 @@ function nibbleMask(): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: bool): v128 {
+function dotGroupIn(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize, fused: bool, add: bool): v128 {
   const nb = n >> 5;
   const dxp = q + (<usize>n << (ACT_SHIFT - 5));
   const sxp = dxp + (<usize>nb << 2);
@@ -146,11 +146,11 @@ function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: boo
   const magic = vconst(V_HALF_TO_SINGLE);
   const mask = vconst(V_SCALES4_MASK);
   const m = nibbleMask();
-  let acc = f32x4.splat(0);
-  let b = 0;
+  let b = b0;
   if (ASC_FEATURE_RELAXED_SIMD) {
-    // Full groups of four blocks: block b + k's codes at qg + 4k, step 32 (codesAt).
-    for (; b + 3 < nb; b += 4) {
+    // Full groups of four blocks: block b + k's codes at qg + 4k, step 32 (codesAt). b0 is a
+    // multiple of 4 and b1 one too or nb (panels: groups.ts), so the rest lies after the last full group.
+    for (; b + 3 < b1; b += 4) {
       const wb = g + <usize>b * 72;
       const qg = q + (<usize>b << 5);
       const o = <usize>b << 2;
@@ -164,7 +164,7 @@ function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: boo
       v128.store32_lane(fp, acc, 0); // ordering fence: without it V8 hoists every load of the four blocks and spills them
     }
   }
-  for (; b < nb; b++) {
+  for (; b < b1; b++) {
     const wb = g + <usize>b * 72;
     const o = <usize>b << 2;
     acc = chainStep(acc, blockSums(wb, q + (<usize>b << ACT_SHIFT), 4, m, add), sxp + o, halves4(v128.load16x4_s(wb), magic, mask), dxp + o, fused);
@@ -173,10 +173,10 @@ function dotGroupIn(g: usize, q: usize, n: i32, fp: usize, fused: bool, add: boo
   return acc;
 }
 
-function dotGroupFA(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, true, true); }
-function dotGroupF(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, true, false); }
-function dotGroupA(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, false, true); }
-function dotGroupE(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupIn(g, q, n, fp, false, false); }
+function dotGroupFA(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupIn(g, q, n, b0, b1, acc, fp, true, true); }
+function dotGroupF(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupIn(g, q, n, b0, b1, acc, fp, true, false); }
+function dotGroupA(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupIn(g, q, n, b0, b1, acc, fp, false, true); }
+function dotGroupE(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupIn(g, q, n, b0, b1, acc, fp, false, false); }
 
 /**
  * Blocks [b0, b1) of the group against four tokens (activations at q + t qs), continuing the
@@ -244,29 +244,27 @@ function tile4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, grouped:
   v128.store(yp + 3 * ys, a3);
 }
 
-/** The group (at g) against four tokens (at q + t qs): [y_r0..y_r3] of token t at yp + t ys. */
+/**
+ * Blocks [b0, b1) of the group (at g) against four tokens (at q + t qs), continuing [y_r0..y_r3]
+ * of token t at yp + t ys: the blocks in full groups of four through the grouped activations'
+ * tile, the rest through the natural ones'.
+ */
 // @ts-ignore: decorator
 @inline
-function dotGroup4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, fused: bool, add: bool): void {
-  const nb = n >> 5;
-  const zero = f32x4.splat(0);
-  v128.store(yp, zero);
-  v128.store(yp + ys, zero);
-  v128.store(yp + 2 * ys, zero);
-  v128.store(yp + 3 * ys, zero);
-  const full = ASC_FEATURE_RELAXED_SIMD ? nb & ~3 : 0;
-  if (full > 0) tile4(g, q, qs, n, 0, full, true, yp, ys, fused, add);
-  if (full < nb) tile4(g, q, qs, n, full, nb, false, yp, ys, fused, add);
+function dotGroup4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize, fused: bool, add: bool): void {
+  const full = ASC_FEATURE_RELAXED_SIMD ? (n >> 5) & ~3 : 0;
+  if (b0 < min(b1, full)) tile4(g, q, qs, n, b0, min(b1, full), true, yp, ys, fused, add);
+  if (max(b0, full) < b1) tile4(g, q, qs, n, max(b0, full), b1, false, yp, ys, fused, add);
 }
 
 /**
  * dotGroup4 with `fused` and `add` constant: V8 does not hoist the tests out of the loop, and
  * the tile only keeps its registers when each variant is its own function.
  */
-function dotGroup4FA(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, true, true); }
-function dotGroup4F(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, true, false); }
-function dotGroup4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, false, true); }
-function dotGroup4E(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, yp, ys, false, false); }
+function dotGroup4FA(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, b0, b1, yp, ys, true, true); }
+function dotGroup4F(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, b0, b1, yp, ys, true, false); }
+function dotGroup4A(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, b0, b1, yp, ys, false, true); }
+function dotGroup4E(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { dotGroup4(g, q, qs, n, b0, b1, yp, ys, false, false); }
 
 /**
  * A grouped Q4_0 matrix's product (rows = ldy, a multiple of 8; walkGroups in groups.ts), in
@@ -275,13 +273,12 @@ function dotGroup4E(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize)
 export function matmul_q4_0_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
   const fused = fusedMaddOk();
   const add = ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk();
-  const rowBytes = <usize>(n >> 5) * 18;
   const qs = <usize>act_q4_0_bytes(n);
   if (fused) {
-    if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4FA, dotGroupFA);
-    else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4F, dotGroupF);
-  } else if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4A, dotGroupA);
-  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, dotGroup4E, dotGroupE);
+    if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, 32, 18, qs, dotGroup4FA, dotGroupFA);
+    else walkGroups(w, q, y, n, r0, r1, nTok, ldy, 32, 18, qs, dotGroup4F, dotGroupF);
+  } else if (add) walkGroups(w, q, y, n, r0, r1, nTok, ldy, 32, 18, qs, dotGroup4A, dotGroupA);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, 32, 18, qs, dotGroup4E, dotGroupE);
 }
 
 /**

@@ -258,12 +258,11 @@ function superGroup(wb: usize, x: usize, s: usize, dxp: usize, fp: usize, add: b
 /** The group at g against one token (activations at q): [y_r0, .., y_r3]. add: relaxedDotAddOk. */
 // @ts-ignore: decorator
 @inline
-function dotGroupK4(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
+function dotGroupK4(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize, add: bool): v128 {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
+  for (let b = b0; b < b1; b++) {
     const x = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 8 : <usize>b << 9);
     const s = sums + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 6 : <usize>b << 5);
     acc = f32x4.add(acc, superGroup(g + <usize>b * GROUP_BLOCK, x, s, dxs + (<usize>b << 2), fp, add));
@@ -272,8 +271,8 @@ function dotGroupK4(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
 }
 
 /** dotGroupK4 with `add` constant (see tileGroupK4A). */
-function dotGroupK4A(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, true); }
-function dotGroupK4I(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupK4(g, q, n, fp, false); }
+function dotGroupK4A(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupK4(g, q, n, b0, b1, acc, fp, true); }
+function dotGroupK4I(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupK4(g, q, n, b0, b1, acc, fp, false); }
 
 /**
  * Scale of sub-block 4 h + j (j = 0..3, a variable; sc: sc_4h..sc_4h+3 of row k in lane k) as
@@ -386,15 +385,16 @@ function passP(w: usize, x: usize, qs: usize, m: v128, high: bool, yp: usize, ys
  */
 // @ts-ignore: decorator
 @inline
-function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
+function tileGroupK4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize, add: bool): void {
   const nb = n >> 8;
   const dxs = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>n : <usize>n << 1);
   const sums = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
   const zero = i32x4.splat(0);
-  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
+  // the sums so far: the slots then hold each sub-block's integer sums (passR, passP)
+  let f0 = v128.load(yp), f1 = v128.load(yp + ys), f2 = v128.load(yp + 2 * ys), f3 = v128.load(yp + 3 * ys);
+  for (let b = b0; b < b1; b++) {
     const wb = g + <usize>b * GROUP_BLOCK;
     const x = q + (ASC_FEATURE_RELAXED_SIMD ? <usize>b << 8 : <usize>b << 9);
     const m = vconst(ASC_FEATURE_RELAXED_SIMD ? V_I8_15 : V_I16_15);
@@ -463,8 +463,8 @@ function scaled(s: v128, sc: v128, add: bool): v128 {
 }
 
 /** tileGroupK4 with `add` constant: each variant its own function, so V8 keeps its registers. */
-function tileGroupK4A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, true); }
-function tileGroupK4I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, yp, ys, false); }
+function tileGroupK4A(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, b0, b1, yp, ys, true); }
+function tileGroupK4I(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { tileGroupK4(g, q, qs, n, b0, b1, yp, ys, false); }
 
 /** (d_x d) f32(S) - (d_x dmin) f32(M) per row, d_x read at dxp (superGroup's float steps). */
 // @ts-ignore: decorator
@@ -479,10 +479,9 @@ function floatStep(S: v128, M: v128, d: v128, dmin: v128, dxp: usize): v128 {
  * runtime has it right.
  */
 export function matmul_q4_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 8) * 144;
   const qs = <usize>act_q8_K_i16_bytes(n);
-  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupK4A, dotGroupK4A);
-  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupK4I, dotGroupK4I);
+  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, 256, 144, qs, tileGroupK4A, dotGroupK4A);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, 256, 144, qs, tileGroupK4I, dotGroupK4I);
 }
 
 /**

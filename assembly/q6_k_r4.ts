@@ -227,12 +227,11 @@ function quadGroup(acc: v128, wb: usize, x: usize, s0: usize, m63: v128, m3: v12
 /** The group at g against one token (activations at q): [y_r0, .., y_r3]. */
 // @ts-ignore: decorator
 @inline
-function dotGroupQ6(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
+function dotGroupQ6(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize, add: bool): v128 {
   const nb = n >> 8;
   const dxs = q + <usize>n;
   const sums = dxs + (<usize>nb << 2);
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
+  for (let b = b0; b < b1; b++) {
     const wb = g + <usize>b * GROUP_BLOCK;
     const x = q + (<usize>b << 8);
     const m63 = vconst(V_I8_63), m3 = vconst(V_I8_3), m12 = vconst(V_I8_12), m48 = vconst(V_I8_0X30);
@@ -252,8 +251,8 @@ function dotGroupQ6(g: usize, q: usize, n: i32, fp: usize, add: bool): v128 {
 }
 
 /** dotGroupQ6 with `add` constant: each variant its own function, so V8 keeps its registers. */
-function dotGroupQ6A(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupQ6(g, q, n, fp, true); }
-function dotGroupQ6I(g: usize, q: usize, n: i32, fp: usize): v128 { return dotGroupQ6(g, q, n, fp, false); }
+function dotGroupQ6A(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupQ6(g, q, n, b0, b1, acc, fp, true); }
+function dotGroupQ6I(g: usize, q: usize, n: i32, b0: i32, b1: i32, acc: v128, fp: usize): v128 { return dotGroupQ6(g, q, n, b0, b1, acc, fp, false); }
 
 /**
  * Sub-block s of the group's super-block at wb against four tokens (codes at x + t qs): each
@@ -277,22 +276,23 @@ function subTile(wb: usize, x: usize, qs: usize, s: usize, yp: usize, ys: usize,
 }
 
 /**
- * The group at g against four tokens (activations at q + t qs), for prompt processing:
- * [y_r0..y_r3] of token t stored at yp + t ys. Per super-block the four tokens' integer sums
+ * Super-blocks [b0, b1) of the group at g against four tokens (activations at q + t qs), for
+ * prompt processing: [y_r0..y_r3] of token t continued at yp + t ys. Per super-block the four tokens' integer sums
  * gather in their output slots (subTile), then each token takes dotGroupQ6's float step, so
  * each output has its bits.
  */
 // @ts-ignore: decorator
 @inline
-function tileGroupQ6(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, add: bool): void {
+function tileGroupQ6(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize, add: bool): void {
   const nb = n >> 8;
   const dxs = q + <usize>n;
   const sums = dxs + (<usize>nb << 2);
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
   const zero = i32x4.splat(0);
-  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
+  // the sums so far: the slots then hold each super-block's integer sums (subTile)
+  let f0 = v128.load(yp), f1 = v128.load(yp + ys), f2 = v128.load(yp + 2 * ys), f3 = v128.load(yp + 3 * ys);
+  for (let b = b0; b < b1; b++) {
     const wb = g + <usize>b * GROUP_BLOCK;
     const x = q + (<usize>b << 8);
     v128.store(yp, zero);
@@ -322,18 +322,17 @@ function floatStep(S: v128, B: v128, d: v128, dxp: usize): v128 {
 }
 
 /** tileGroupQ6 with `add` constant (see dotGroupQ6A). */
-function tileGroupQ6A(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupQ6(g, q, qs, n, yp, ys, true); }
-function tileGroupQ6I(g: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void { tileGroupQ6(g, q, qs, n, yp, ys, false); }
+function tileGroupQ6A(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { tileGroupQ6(g, q, qs, n, b0, b1, yp, ys, true); }
+function tileGroupQ6I(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, yp: usize, ys: usize): void { tileGroupQ6(g, q, qs, n, b0, b1, yp, ys, false); }
 
 /**
  * A grouped Q6_K matrix's product (walkGroups in groups.ts), with the i8 dot-add where the
  * runtime has it right.
  */
 export function matmul_q6_K_r4(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const rowBytes = <usize>(n >> 8) * 210;
   const qs = <usize>act_q8_K_bytes(n);
-  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupQ6A, dotGroupQ6A);
-  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, rowBytes, qs, tileGroupQ6I, dotGroupQ6I);
+  if (ASC_FEATURE_RELAXED_SIMD && relaxedDotAddOk()) walkGroups(w, q, y, n, r0, r1, nTok, ldy, 256, 210, qs, tileGroupQ6A, dotGroupQ6A);
+  else walkGroups(w, q, y, n, r0, r1, nTok, ldy, 256, 210, qs, tileGroupQ6I, dotGroupQ6I);
 }
 
 /**

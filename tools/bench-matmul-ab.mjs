@@ -50,12 +50,43 @@ const alloc = (n) => {
   }
   return top - size;
 };
-/** A copy of the Q4_0 matrix at w in groups of four rows (layout: src/kernels/layout.ts). */
-function groupedCopy(w, rows, cols) {
+/**
+ * Blocks per panel in a build's layout of long rows (src/kernels/layout.ts): builds before panels
+ * (no panel_columns export) keep whole rows.
+ */
+function panelBlocks(b, cols, blockSize) {
+  if (!b.panel_columns || cols <= b.panel_min_columns()) return cols / blockSize;
+  return b.panel_columns() / blockSize;
+}
+
+/**
+ * The matrix at w (ggml's layout) copied to g in panels of P blocks (src/kernels/layout.ts),
+ * each panel laid out by group(at, cols) in place; one panel (a plain copy) when P covers a row.
+ */
+function inPanels(mem, w, g, rows, cols, blockSize, blockBytes, P, group) {
+  const nb = cols / blockSize;
+  const rb = nb * blockBytes;
+  for (let b0 = 0, at = g; b0 < nb; b0 += P) {
+    const pb = Math.min(P, nb - b0);
+    for (let r = 0; r < rows; r++) mem.copyWithin(at + r * pb * blockBytes, w + r * rb + b0 * blockBytes, w + r * rb + (b0 + pb) * blockBytes);
+    group(at, pb * blockSize);
+    at += rows * pb * blockBytes;
+  }
+}
+
+/** A copy of the Q4_0 matrix at w in groups of four rows (layout: src/kernels/layout.ts), in panels of P blocks. */
+function groupedCopy(w, rows, cols, P) {
+  const g = alloc(rows * 18 * (cols / 32));
+  inPanels(new Uint8Array(memory.buffer), w, g, rows, cols, 32, 18, P, (at, c) => groupInPlace(at, rows, c));
+  return g;
+}
+
+/** The Q4_0 matrix at w (ggml's layout) in groups of four rows, in place. */
+function groupInPlace(w, rows, cols) {
   const nb = cols / 32;
   const rowBytes = 18 * nb;
-  const g = alloc(rows * rowBytes);
-  const src = new Uint8Array(memory.buffer, w, rows * rowBytes);
+  const g = w;
+  const src = new Uint8Array(memory.buffer, w, rows * rowBytes).slice();
   const dst = new Uint8Array(memory.buffer, g, rows * rowBytes);
   for (let r = 0; r < rows; r++) {
     const k = r & 3;
@@ -127,7 +158,7 @@ for (const type of typesArg.split(",")) {
       for (let i = 0; i < xs.length; i++) xs[i] = (random() * 2 - 1) * 3;
       // Builds with fma.ts (fused_madd) read Q4_0 matrices of a multiple of 8 rows in groups of
       // four rows (src/kernels/layout.ts): such a build gets its own grouped copy.
-      const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols) : w));
+      const ws = builds.map((b) => (type === "q4_0" && rows % 8 === 0 && b.fused_madd ? groupedCopy(w, rows, cols, panelBlocks(b, cols, 32)) : w));
       mirror(mark, top);
       // Builds with group_q4_K (group_q6_K) read Q4_K (Q6_K) matrices of a multiple of 4 rows in
       // groups of four rows (assembly/q4_k_r4.ts, q6_k_r4.ts): such a build lays out a copy of its
@@ -138,8 +169,8 @@ for (const type of typesArg.split(",")) {
         const g = alloc(size), tmp = alloc(4 * (cols / 256) * t.bytes);
         builds.forEach((b, i) => {
           if (!b[group]) return;
-          new Uint8Array(memories[i].buffer).copyWithin(g, w, w + size);
-          b[group](g, rows, cols, tmp);
+          const mem = new Uint8Array(memories[i].buffer);
+          inPanels(mem, w, g, rows, cols, 256, t.bytes, panelBlocks(b, cols, 256), (at, c) => b[group](at, rows, c, tmp));
           ws[i] = g;
         });
       }

@@ -6,8 +6,8 @@
 import { GgufFile, openGguf, type ByteInput } from "../formats/gguf/index.js";
 import { dequantize } from "../formats/quants/index.js";
 import { InvalidArgumentError } from "../errors.js";
-import { GGMLType } from "../formats/ggml-types.js";
-import { createKernels, groupedRow, isGrouped, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
+import { GGML_TYPES, GGMLType } from "../formats/ggml-types.js";
+import { createKernels, groupedRow, isGrouped, panelBlocks, KernelMemory, KernelMemoryError, ropeFrequencies, type Kernels, type KvType, type RopeConfig, type RopeScaling } from "../kernels/index.js";
 import { ContextOverflowError } from "./errors.js";
 import { readHParams, type LlamaHParams } from "./hparams.js";
 import { forwardProgram, REG_POS, type RunState } from "./llama.js";
@@ -424,10 +424,12 @@ export class LlamaSession {
     const to = this.model.memoryKernels[0]!.memory;
     const x = this.state.scratch[0]!.x;
     const n = this.model.hp.nEmbd;
+    // rows in panels are read from the whole matrix (kernels/layout.ts), others from their group
+    const panels = panelBlocks(n, GGML_TYPES[tokEmbd.type].blockSize) < n / GGML_TYPES[tokEmbd.type].blockSize;
     ids.forEach((id, t) => {
-      const row = isGrouped(tokEmbd.type, tokEmbd.rows)
-        ? groupedRow(tokEmbd.type, from.u8(tokEmbd.addr + (id & ~3) * tokEmbd.rowBytes, 4 * tokEmbd.rowBytes), id & 3, n)
-        : from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes);
+      const row = !isGrouped(tokEmbd.type, tokEmbd.rows) ? from.u8(tokEmbd.addr + id * tokEmbd.rowBytes, tokEmbd.rowBytes)
+        : panels ? groupedRow(tokEmbd.type, from.u8(tokEmbd.addr, tokEmbd.rows * tokEmbd.rowBytes), id, n)
+        : groupedRow(tokEmbd.type, from.u8(tokEmbd.addr + (id & ~3) * tokEmbd.rowBytes, 4 * tokEmbd.rowBytes), id & 3, n);
       dequantize(tokEmbd.type, row, n, to.f32(x + 4 * t * n, n));
     });
   }

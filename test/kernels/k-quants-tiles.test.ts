@@ -111,7 +111,7 @@ describe.each(KERNEL_BUILDS)("Q4_K / Q5_K / Q6_K tiles (%s build)", (build) => {
     it(`${GGMLType[type]}: 1..9 tokens at once, in row slices, give the kernels' float order bit for bit, near the reference`, () => {
       const r = rng(type * 31 + 7);
       // 8 and 12 rows: Q4_K and Q6_K in groups of four rows (assembly/q4_k_r4.ts, q6_k_r4.ts), cut inside groups too
-      for (const [rows, cols] of [[5, 256], [7, 768], [3, 4352], [8, 512], [12, 4352]] as const) {
+      for (const [rows, cols] of [[5, 256], [7, 768], [3, 4352], [8, 512], [12, 4352], [8, 8704]] as const) {
         for (const nTok of [1, 2, 3, 4, 5, 8, 9]) {
           withMark(mem, () => {
             const wb = weights(type, rows, cols, r);

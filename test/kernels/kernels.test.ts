@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { dequantize } from "../../src/formats/quants/index.js";
 import {
-  activationKind, createReferenceKernels, groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K, KernelMemory, Kernels, MATMUL_TYPES,
+  activationKind, createReferenceKernels, groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K, KernelMemory, Kernels, MATMUL_TYPES, panelBlocks, PANEL_COLUMNS, PANEL_MIN_COLUMNS,
   MatmulType, ropeFrequencies, RopeConfig, rowBytes,
 } from "../../src/kernels/index.js";
 import { f16ToF32 } from "../../src/formats/quants/half.js";
@@ -131,8 +131,9 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     const r = rng(211);
     // Blocks per row 1, 3, 4, 5, 9, 13 (full groups of four blocks in the relaxed build's
     // activations, and left-over blocks); tokens around the four-token tile; rows cut at odd
-    // places, inside groups of four rows, as threads cut them.
-    const shapes: Array<[rows: number, cols: number]> = [[8, 32], [16, 96], [24, 128], [8, 160], [32, 288], [16, 416]];
+    // places, inside groups of four rows, as threads cut them. 8448 columns: rows in panels
+    // (kernels/layout.ts) of 128, 128 and 8 blocks.
+    const shapes: Array<[rows: number, cols: number]> = [[8, 32], [16, 96], [24, 128], [8, 160], [32, 288], [16, 416], [16, 8448]];
     for (const [rows, cols] of shapes) {
       for (const nTok of [1, 2, 3, 4, 5, 7, 8, 9, 13]) {
         withMark(() => {
@@ -155,27 +156,49 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     }
   });
 
-  it("grouped Q4_0 rows read back as ggml's rows", () => {
+  it("grouped Q4_0 rows read back as ggml's rows (rows in panels too); the kernels' and the twin's layouts agree", () => {
     const r = rng(212);
-    const rows = 16, cols = 96;
+    for (const [rows, cols] of [[16, 96], [8, 8448], [16, 12320]] as const) {
+      const wBytes = randomWeights(GGMLType.Q4_0, rows, cols, r);
+      const grouped = wBytes.slice();
+      groupRowsQ4_0(grouped, cols);
+      expect(Array.from(grouped)).not.toEqual(Array.from(wBytes));
+      const rb = rowBytes(GGMLType.Q4_0, cols);
+      for (let row = 0; row < rows; row++) {
+        expect(Array.from(groupedRowQ4_0(grouped, row, cols))).toEqual(Array.from(wBytes.subarray(row * rb, (row + 1) * rb)));
+      }
+      withMark(() => {
+        const w = mem.put(wBytes);
+        wasm.layMatrix(GGMLType.Q4_0, w, rows, cols);
+        expect(Buffer.compare(mem.u8(w, wBytes.length), grouped)).toBe(0);
+      });
+    }
+  });
+
+  it("rows longer than PANEL_MIN_COLUMNS lie in panels of PANEL_COLUMNS, each grouped as a matrix of its own", () => {
+    expect(panelBlocks(PANEL_MIN_COLUMNS, 32)).toBe(PANEL_MIN_COLUMNS / 32);
+    expect(panelBlocks(11008, 32)).toBe(PANEL_COLUMNS / 32);
+    expect(panelBlocks(11008, 256)).toBe(PANEL_COLUMNS / 256);
+    // panel 1 of an 8-row, 8448-column Q4_0 matrix starts after panel 0's 8 x 128 blocks and is grouped alone
+    const r = rng(214);
+    const rows = 8, cols = 8448, rb = rowBytes(GGMLType.Q4_0, cols);
     const wBytes = randomWeights(GGMLType.Q4_0, rows, cols, r);
     const grouped = wBytes.slice();
     groupRowsQ4_0(grouped, cols);
-    expect(Array.from(grouped)).not.toEqual(Array.from(wBytes));
-    const rb = rowBytes(GGMLType.Q4_0, cols);
-    for (let row = 0; row < rows; row++) {
-      expect(Array.from(groupedRowQ4_0(grouped, row, cols))).toEqual(Array.from(wBytes.subarray(row * rb, (row + 1) * rb)));
-    }
+    const panel1 = new Uint8Array(rows * 128 * 18);
+    for (let row = 0; row < rows; row++) panel1.set(wBytes.subarray(row * rb + 128 * 18, row * rb + 256 * 18), row * 128 * 18);
+    groupRowsQ4_0(panel1, 4096);
+    expect(Buffer.compare(grouped.subarray(rows * 128 * 18, 2 * rows * 128 * 18), panel1)).toBe(0);
   });
 
   it("grouped Q4_K and Q6_K rows read back as ggml's rows; the kernels' and the twin's grouping agree", () => {
     const r = rng(213);
-    const rows = 12, cols = 768;
     const twins = [
       [GGMLType.Q4_K, groupRowsQ4_K, groupedRowQ4_K],
       [GGMLType.Q6_K, groupRowsQ6_K, groupedRowQ6_K],
     ] as const;
-    for (const [type, groupRows, groupedRow] of twins) {
+    // 8704 columns: rows in panels of 16, 16 and 2 super-blocks
+    for (const [[type, groupRows, groupedRow], rows, cols] of twins.flatMap((t) => [[t, 12, 768], [t, 8, 8704]] as const)) {
       const wBytes = randomWeights(type, rows, cols, r);
       const grouped = wBytes.slice();
       groupRows(grouped, cols);

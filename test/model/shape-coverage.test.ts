@@ -4,7 +4,8 @@
  * another type than the body (Q4_0 body with a Q8_0, Q6_K or F16 output; Q4_K body with Q6_K;
  * F16 body with Q8_0; Q8_0 body with a Q4_0 output of a multiple of 8 rows, the grouped layout),
  * heads of 48, 64, 80, 96, 112 and 128, grouped-query ratios 3, 4 and 8, vocabularies of a
- * multiple of 8 rows and not (the Q4_0 token embeddings read back from the grouped layout).
+ * multiple of 8 rows and not (the Q4_0 token embeddings read back from the grouped layout), and
+ * feed-forward rows long enough to lie in panels.
  *
  * Every prompt position's logits and two decode steps (one query at a position beyond the
  * prompt), f32 KV cache, one thread: within LOGIT_TOLERANCE, the golden set's tolerance against
@@ -32,6 +33,10 @@ const MODELS: Record<string, SyntheticModelOptions> = {
   "Q8_0 body, Q4_0 output (304 rows: grouped), heads of 80, GQA 3": { dim: 480, layers: 2, heads: 6, kvHeads: 2, ffn: 640, vocab: 304, type: GGMLType.Q8_0, outputType: GGMLType.Q4_0, seed: 166 },
   "Q8_0 body, Q6_K output, heads of 96, GQA 4": { dim: 768, layers: 1, heads: 8, kvHeads: 2, ffn: 256, vocab: 300, type: GGMLType.Q8_0, outputType: GGMLType.Q6_K, seed: 167 },
   "Q4_0 body, Q8_0 output, heads of 112, GQA 8": { dim: 896, layers: 1, heads: 8, kvHeads: 1, ffn: 256, vocab: 300, type: GGMLType.Q4_0, outputType: GGMLType.Q8_0, seed: 168 },
+  // ffn_down rows of 8448 and 8704 values: longer than PANEL_MIN_COLUMNS, so they lie in panels (kernels/layout.ts)
+  "Q4_0 body, ffn_down rows in panels (8448 columns)": { dim: 128, layers: 1, heads: 2, kvHeads: 1, ffn: 8448, vocab: 304, type: GGMLType.Q4_0, seed: 169 },
+  "Q4_K body, Q6_K output, ffn_down rows in panels (8704 columns)": { dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 8704, vocab: 300, type: GGMLType.Q4_K, outputType: GGMLType.Q6_K, seed: 170 },
+  "Q6_K body, ffn_down rows in panels (8704 columns)": { dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 8704, vocab: 300, type: GGMLType.Q6_K, seed: 171 },
 };
 
 /** Every prompt position's logits, then STEPS greedy decode steps' (each a single query). */

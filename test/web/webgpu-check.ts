@@ -35,8 +35,7 @@ interface GoldenCase {
  * Kernel level first: quantize + matmul for every weight type against the reference kernels, on
  * an odd row count and a multi-token batch (2 x 512 inputs, so k-quants have two super-blocks).
  */
-async function checkMatmul(type: MatmulType, rows: number, nTok: number): Promise<number> {
-  const cols = 512;
+async function checkMatmul(type: MatmulType, rows: number, nTok: number, cols = 512): Promise<number> {
   const mem = KernelMemory.create({ initialBytes: 4 << 20 });
   const k = createReferenceKernels(mem);
   const random = mulberry32(type * 1000 + rows * 10 + nTok);
@@ -64,9 +63,10 @@ async function checkMatmul(type: MatmulType, rows: number, nTok: number): Promis
 
 if (Deno.args.length === 0 || Deno.args.includes("kernels")) {
   for (const type of WEBGPU_MATMUL_TYPES) {
-    for (const [rows, nTok] of [[33, 1], [16, 4]] as const) {
+    // 8704 columns: rows longer than PANEL_MIN_COLUMNS, which the grouped types lay out in panels
+    for (const [rows, nTok, cols] of [[33, 1, 512], [16, 4, 512], [16, 3, 8704]] as const) {
       try {
-        console.log(JSON.stringify({ kernel: GGMLType[type], rows, nTok, maxDiff: await checkMatmul(type, rows, nTok) }));
+        console.log(JSON.stringify({ kernel: GGMLType[type], rows, nTok, cols, maxDiff: await checkMatmul(type, rows, nTok, cols) }));
       } catch (e) {
         console.log(JSON.stringify({ kernel: GGMLType[type], skipped: String((e as Error).message) }));
       }

@@ -30,6 +30,7 @@ interface CaseResult {
   kernel?: string;
   rows?: number;
   nTok?: number;
+  cols?: number;
   name?: string;
   skipped?: string;
   maxDiff?: number;
@@ -65,12 +66,13 @@ describe("WebGPU backend (Deno, lavapipe where there is no GPU)", () => {
       return;
     }
     console.log(`test/web: WebGPU on ${ran[0]!.adapter}`);
-    // Kernels: products of 512 inputs, values of a few units; only the float sum order differs.
+    // Kernels: products of 512 (and 8704) inputs, values of a few units; only the float sum
+    // order differs, by more in longer sums.
     const kernels = results.filter((r) => r.kernel);
-    expect(kernels.length).toBeGreaterThanOrEqual(14);
+    expect(kernels.length).toBeGreaterThanOrEqual(21);
     for (const r of kernels) {
       expect(r.skipped, `${r.kernel} kernel`).toBeUndefined();
-      expect(r.maxDiff!, `${r.kernel} ${r.rows}x512, ${r.nTok} tokens`).toBeLessThan(1e-4);
+      expect(r.maxDiff!, `${r.kernel} ${r.rows}x${r.cols}, ${r.nTok} tokens`).toBeLessThan(1e-4 * Math.max(1, (r.cols ?? 512) / 512));
     }
     console.log(`test/web: matmul kernels ${kernels.map((r) => r.kernel).filter((k, i, a) => a.indexOf(k) === i).join(", ")}: max |Δ| ${Math.max(...kernels.map((r) => r.maxDiff!)).toExponential(2)} against the reference`);
     for (const r of cases) {

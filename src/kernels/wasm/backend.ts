@@ -2,12 +2,12 @@
  * The wasm backend: the Kernels interface over one instance of the SIMD build. Every worker
  * makes its own with the same memory; the calls are thin, so the hot path is all in WASM.
  */
-import { GGMLType } from "../../formats/ggml-types.js";
+import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
 import type { KernelMemory } from "../memory.js";
 import type { Kernels, MatmulType } from "../types.js";
 import { actBytes } from "../reference/backend.js";
 import { rowBytes } from "../reference/matmul.js";
-import { isGrouped } from "../layout.js";
+import { inPanels, isGrouped } from "../layout.js";
 import { compileKernels, instantiateKernels, KernelBuild, KernelExports } from "./loader.js";
 
 type MatmulFn = KernelExports["matmul_q4_0"];
@@ -75,9 +75,13 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
       const mark = mem.mark();
       try {
         const tmp = mem.alloc(4 * rowBytes(type as MatmulType, cols));
-        if (type === GGMLType.Q4_K) ex.group_q4_K(w, rows, cols, tmp);
-        else if (type === GGMLType.Q6_K) ex.group_q6_K(w, rows, cols, tmp);
-        else ex.group_q4_0(w, rows, cols, tmp);
+        // Long rows in panels (layout.ts), each panel grouped as a matrix of its own.
+        const { blockSize, bytesPerBlock } = GGML_TYPES[type];
+        inPanels(mem.u8(w, rows * rowBytes(type as MatmulType, cols)), cols, blockSize, bytesPerBlock, (_, c, at) => {
+          if (type === GGMLType.Q4_K) ex.group_q4_K(w + at, rows, c, tmp);
+          else if (type === GGMLType.Q6_K) ex.group_q6_K(w + at, rows, c, tmp);
+          else ex.group_q4_0(w + at, rows, c, tmp);
+        });
       } finally {
         mem.release(mark);
       }

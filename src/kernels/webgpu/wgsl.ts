@@ -29,6 +29,7 @@
  * exact; float sums run in f32 in a different order from the CPU's, hence a tolerance.
  */
 import { GGML_TYPES, GGMLType } from "../../formats/ggml-types.js";
+import { PANEL_COLUMNS, PANEL_MIN_COLUMNS } from "../layout.js";
 
 export const WORKGROUP = 64;
 
@@ -69,6 +70,17 @@ fn ld32(b: u32) -> u32 {
 fn ldb(b: u32) -> u32 { return (mem[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu; }
 // An f16 at a 2-aligned byte address.
 fn ld16(b: u32) -> u32 { return (mem[b >> 2u] >> ((b & 2u) * 8u)) & 0xffffu; }
+// Where block B of row r's group lies in a grouped matrix of ldy rows of cols values, blocks of
+// bs values in bb bytes (src/kernels/layout.ts): rows longer than ${PANEL_MIN_COLUMNS} values lie in panels of
+// ${PANEL_COLUMNS}, one after another, each a grouped matrix of its own.
+fn groupedAt(w: u32, r: u32, B: u32, cols: u32, ldy: u32, bs: u32, bb: u32) -> u32 {
+  let nb = cols / bs;
+  var P = nb;
+  if (cols > ${PANEL_MIN_COLUMNS}u) { P = ${PANEL_COLUMNS}u / bs; }
+  let b0 = (B / P) * P;
+  let pb = min(P, nb - b0);
+  return w + b0 * ldy * bb + (r / 4u) * 4u * pb * bb + (B - b0) * 4u * bb;
+}
 
 // IEEE half <-> float, spelled out: exact, whatever the GPU does with f16 denormals.
 fn h2f(h: u32) -> f32 {
@@ -275,7 +287,7 @@ const DOT_Q8_0 = /* wgsl */ `
 // block b of row r at group base + 72 b, its scale at + 2 (r % 4), code bytes 4k.. at + 8 + 16 k + 4 (r % 4).
 const DOT_Q4_0 = /* wgsl */ `
     let grouped = ldy % 8u == 0u;
-    let o = select(wr + ${BYTES(GGMLType.Q4_0)}u * b, w + (r / 4u) * 4u * rowBytes + 72u * b, grouped);
+    let o = select(wr + ${BYTES(GGMLType.Q4_0)}u * b, groupedAt(w, r, b, cols, ldy, 32u, 18u), grouped);
     let so = select(o, o + 2u * (r % 4u), grouped);
     var sumi = 0;
     for (var k = 0u; k < 4u; k++) {
@@ -296,7 +308,7 @@ const DOT_Q4_0 = /* wgsl */ `
 const DOT_Q6_K = /* wgsl */ `
     let B = b / 16u; let s = b % 16u;
     let o = wr + ${BYTES(GGMLType.Q6_K)}u * B;
-    let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = w + (r / 4u) * 4u * rowBytes + 840u * B;
+    let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = groupedAt(w, r, B, cols, ldy, 256u, 210u);
     let sc = extractBits(bitcast<i32>(ldb(select(o + 192u + s, gB + 16u * (s >> 2u) + k4 + (s & 3u), grouped))), 0u, 8u);
     var dot = 0;
     for (var l = 0u; l < 16u; l++) {
@@ -349,7 +361,7 @@ function dotQ45K(blockBytes: number, qs: number, fifthBit: boolean, grouped4 = f
     let B = b / 8u; let s = b % 8u;
     let o = wr + ${blockBytes}u * B;
     let sb = o + 4u;
-    ${grouped4 ? "let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = w + (r / 4u) * 4u * rowBytes + 576u * B;" : ""}
+    ${grouped4 ? "let grouped = ldy % 4u == 0u; let k4 = 4u * (r % 4u); let gB = groupedAt(w, r, B, cols, ldy, 256u, 144u);" : ""}
     var sc: u32; var mn: u32;
     if (s < 4u) { sc = ldb(${scAt("s")}) & 63u; mn = ldb(${scAt("(s + 4u)")}) & 63u; }
     else {

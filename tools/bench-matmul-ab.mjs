@@ -18,6 +18,7 @@
 // output that differs in a single bit (all rows, then an odd row slice with one token fewer) is
 // reported.
 import { readFileSync } from "node:fs";
+import { halfBits } from "./half-bits.mjs";
 
 const [oldPath, newPath, roundsArg = "9", tokensArg = "1,128", typesArg = "q4_0,q8_0", shapesArg = "768x768,2048x768,768x2048"] = process.argv.slice(2);
 if (!oldPath || !newPath) {
@@ -102,16 +103,6 @@ function groupInPlace(w, rows, cols) {
 }
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-/** f16 bits of a small number, subnormal halves included (no inf / NaN needed). */
-const f16 = (x) => {
-  const sign = x < 0 ? 0x8000 : 0;
-  const a = Math.abs(x);
-  if (a < 2 ** -14) return sign | Math.round(a * 2 ** 24);
-  let e = Math.floor(Math.log2(a));
-  let m = Math.round((a / 2 ** e - 1) * 1024);
-  if (m === 1024) (m = 0), e++;
-  return sign | ((e + 15) << 10) | m;
-};
 
 /**
  * Per type: values and bytes per block, where its f16 scales sit and how big they are (scale(k):
@@ -147,7 +138,7 @@ for (const type of typesArg.split(",")) {
       for (let b = 0; b < nBlocks; b++) {
         const o = b * t.bytes;
         for (const [k, at] of t.scales.entries()) {
-          const h = f16(t.scale(k));
+          const h = halfBits(t.scale(k));
           bytes[o + at] = h & 255;
           bytes[o + at + 1] = h >> 8;
         }

@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { halfBits } from "./half-bits.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const zh = await import(pathToFileURL(join(root, "dist/internals.js")).href);
@@ -60,16 +61,6 @@ const MIXES = {
 /** llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between. */
 const moreBits = (l, n) => l < n / 8 || l >= (7 * n) / 8 || (l - Math.floor(n / 8)) % 3 === 2;
 
-/** A positive or negative float to the nearest f16 bits, subnormal halves included (no inf / NaN needed here). */
-function f16(x) {
-  const sign = x < 0 ? 0x8000 : 0;
-  const a = Math.abs(x);
-  if (a < 2 ** -14) return sign | Math.round(a * 2 ** 24);
-  let e = Math.floor(Math.log2(a));
-  let m = Math.round((a / 2 ** e - 1) * 1024);
-  if (m === 1024) (m = 0), e++;
-  return sign | ((e + 15) << 10) | m;
-}
 
 /** ~8 MiB of valid random blocks of `type`, repeated to fill each tensor. */
 const patterns = new Map();
@@ -80,13 +71,13 @@ function pattern(type) {
   if (type === GGMLType.F32) {
     p = new Uint8Array(new Float32Array(2 << 20).map(() => (Math.random() - 0.5) * 0.02).buffer);
   } else if (type === GGMLType.F16) {
-    p = new Uint8Array(new Uint16Array(4 << 20).map(() => f16((Math.random() - 0.5) * 0.03)).buffer);
+    p = new Uint8Array(new Uint16Array(4 << 20).map(() => halfBits((Math.random() - 0.5) * 0.03)).buffer);
   } else {
     const blocks = Math.floor((8 << 20) / bytesPerBlock);
     p = randomBytes(blocks * bytesPerBlock);
     const [offsets, ds] = SCALES[type];
     for (let b = 0; b < blocks; b++) for (const [k, o] of offsets.entries()) {
-      const h = f16(ds[k] * (0.5 + Math.random()));
+      const h = halfBits(ds[k] * (0.5 + Math.random()));
       p[b * bytesPerBlock + o] = h & 255;
       p[b * bytesPerBlock + o + 1] = h >> 8;
     }

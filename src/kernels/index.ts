@@ -20,7 +20,7 @@ export * from "./types.js";
 export * from "./program.js";
 export * from "./memory.js";
 export { actBytes } from "./reference/backend.js";
-export { groupedRow, groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRows, groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K, isGrouped, panelBlocks, PANEL_COLUMNS, PANEL_MIN_COLUMNS } from "./layout.js";
+export { groupedRow, groupedRowQ4_0, groupedRowQ4_K, groupedRowQ6_K, groupRows, groupRowsQ4_0, groupRowsQ4_K, groupRowsQ6_K, isGrouped, panelBlocks, PANEL_COLUMNS, PANEL_MIN_COLUMNS, releasePanelScratch } from "./layout.js";
 export { MATMUL_TYPES, activationKind, rowBytes } from "./reference/matmul.js";
 export { ropeFrequencies, ntkAlpha } from "./reference/rope.js";
 export type { RopeConfig, RopeScaling, RopeFrequencies } from "./reference/rope.js";

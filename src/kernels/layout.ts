@@ -53,6 +53,23 @@ export function panelBlocks(cols: number, blockSize: number): number {
 }
 
 /**
+ * `bytes` copied into a buffer kept for the next matrix: a fresh one per matrix (a 7B's 32
+ * ffn_down of 25 MB each) spent most of the time laying them out faulting its pages in.
+ */
+let aside = new Uint8Array(0);
+function copyAside(bytes: Uint8Array): Uint8Array {
+  if (aside.length < bytes.length) aside = new Uint8Array(bytes.length);
+  const copy = aside.subarray(0, bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
+/** Lets the buffer copyAside keeps go (after loading a model). */
+export function releasePanelScratch(): void {
+  aside = new Uint8Array(0);
+}
+
+/**
  * Lays out a matrix (`bytes`, whole rows of nb blocks) in panels: panel by panel, its rows'
  * blocks [b0, b0 + P) gathered as a matrix of its own, then `group` lays that out (`at`: where
  * the panel starts in `bytes`). Without panels, `group` lays out the whole matrix.
@@ -63,7 +80,7 @@ export function inPanels(bytes: Uint8Array, cols: number, blockSize: number, blo
   if (P >= nb) return group(bytes, cols, 0);
   const rowBytes = nb * blockBytes;
   const rows = bytes.length / rowBytes;
-  const src = bytes.slice();
+  const src = copyAside(bytes);
   let at = 0;
   for (let b0 = 0; b0 < nb; b0 += P) {
     const pb = Math.min(P, nb - b0);

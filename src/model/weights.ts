@@ -10,7 +10,7 @@ import { GGML_TYPES, GGMLType, ggmlTypeName } from "../formats/ggml-types.js";
 import type { GgufFile, GgufTensorInfo } from "../formats/gguf/index.js";
 import { formatPlanBytes, type MemoryPlan } from "./plan.js";
 import { dequantize, quantize } from "../formats/quants/index.js";
-import { MATMUL_TYPES, rowBytes, type KernelMemory, type Kernels, type MatmulType } from "../kernels/index.js";
+import { MATMUL_TYPES, releasePanelScratch, rowBytes, type KernelMemory, type Kernels, type MatmulType } from "../kernels/index.js";
 import { ModelError } from "./errors.js";
 import type { LlamaHParams } from "./hparams.js";
 
@@ -218,6 +218,8 @@ export async function loadWeights(
     const addr = type === embdInfo.type && plan.embeddingMemory === plan.outputMemory ? tokEmbd.addr : await load.placeMatrix(embdInfo, type, hp.nVocab);
     output = { addr, type, rows: hp.nVocab, cols: hp.nEmbd, rowBytes: rowBytes(type, hp.nEmbd) };
   }
+  // the buffer the panel layout kept for the next long-row matrix (kernels/layout.ts)
+  releasePanelScratch();
   return {
     tokEmbd, layers, outputNorm, output, conversions: load.conversions,
     layerMemory: plan.layerMemory, embeddingMemory: plan.embeddingMemory, outputMemory: plan.outputMemory,

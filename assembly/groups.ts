@@ -39,6 +39,17 @@ function panelBlocks(n: i32, blockSize: i32): i32 {
 }
 
 /**
+ * Where the kernels take row r's group in the panel of blocks [b0, b1): panels lie one after
+ * another (b0 ldy blocks before this one), the group's part at r (b1 - b0) blocks into it, moved
+ * back by b0 group blocks so that block b of the panel lies at g + 4 b blockBytes.
+ */
+// @ts-ignore: decorator
+@inline
+function groupAt(w: usize, r: i32, b0: i32, b1: i32, ldy: i32, blockBytes: usize): usize {
+  return w + <usize>b0 * <usize>ldy * blockBytes + <usize>r * <usize>(b1 - b0) * blockBytes - (<usize>b0 * blockBytes << 2);
+}
+
+/**
  * y[t][r] for rows [r0, r1) and tokens 0..nTok-1 (rows = ldy, a multiple of 4; blocks of
  * `blockSize` values in `blockBytes` bytes per row; `qs` one token's activation bytes). Panel by
  * panel, the thread's whole groups in memory order, each through the tile for tokens in fours
@@ -55,15 +66,12 @@ export function walkGroups(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i3
   const quads = nTok & ~3;
   const nb = n / blockSize;
   const P = panelBlocks(n, blockSize);
-  const groupBlock = blockBytes << 2;
   const zero = f32x4.splat(0);
   const g0 = (r0 + 3) & ~3, g1 = r1 & ~3;
   for (let b0 = 0; b0 < nb; b0 += P) {
     const b1 = min(nb, b0 + P);
-    const panel = w + <usize>b0 * <usize>ldy * blockBytes;
-    const pb = <usize>(b1 - b0);
     for (let r = g0; r < g1; r += 4) {
-      const g = panel + <usize>r * pb * blockBytes - <usize>b0 * groupBlock;
+      const g = groupAt(w, r, b0, b1, ldy, blockBytes);
       for (let t = 0; t < quads; t += 4) {
         const yp = y + <usize>t * ys + (<usize>r << 2);
         if (b0 == 0) {
@@ -88,7 +96,7 @@ export function walkGroups(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i3
       let acc = zero;
       for (let b0 = 0; b0 < nb; b0 += P) {
         const b1 = min(nb, b0 + P);
-        const g = w + <usize>b0 * <usize>ldy * blockBytes + <usize>r * <usize>(b1 - b0) * blockBytes - <usize>b0 * groupBlock;
+        const g = groupAt(w, r, b0, b1, ldy, blockBytes);
         acc = dot(g, q + <usize>t * qs, n, b0, b1, acc, fp);
       }
       storeGroupRows(yp, acc, r, r0, r1);

@@ -60,6 +60,12 @@ export function kvRotation(headDim: number, kvType: KvType): { k: number; v: num
   return { k, v: 64 };
 }
 
+/** The per-thread copies a one-token rounding into xq or xq2 may use (program.ts, quantize's own). */
+function ownCopies(s: Scratch, xq: number): { own?: number; ownStride?: number } {
+  if (xq === s.xq2) return { own: s.xqOwn2, ownStride: s.xqOwnStride };
+  return xq === s.xq ? { own: s.xqOwn, ownStride: s.xqOwnStride } : {};
+}
+
 /** Whether a product of m sums in another float order for one token than for several (F16). */
 const sumsPerBatch = (m: Matrix): boolean => m.type === GGMLType.F16;
 
@@ -99,11 +105,9 @@ export function forwardProgram(hp: LlamaHParams, w: LlamaWeights, state: RunStat
 
   /** y = W x for nTok rows (x rounded into xq first, as llama.cpp rounds matmul inputs). */
   const linear = (m: Matrix, x: number, y: number, ldy: number, rows = nTok, xq = s.xq, roundInput = true, sync = true) => {
-    if (roundInput) ops.push({ op: "quantize", type: m.type, x, xq, cols: m.cols, nTok: rows, ...own(xq) });
+    if (roundInput) ops.push({ op: "quantize", type: m.type, x, xq, cols: m.cols, nTok: rows, ...ownCopies(s, xq) });
     ops.push({ op: "matmul", type: m.type, w: m.addr, xq, y, cols: m.cols, rows: m.rows, nTok: rows, ldy, sync });
   };
-  /** The per-thread copies a one-token rounding into xq (or xq2) may use (program.ts, quantize). */
-  const own = (xq: number) => (xq === s.xq2 ? { own: s.xqOwn2, ownStride: s.xqOwnStride } : xq === s.xq ? { own: s.xqOwn, ownStride: s.xqOwnStride } : {});
   const rmsnorm = (x: number, weight: number, y: number, rows = nTok) => ops.push({ op: "rmsnorm", x, w: weight, y, n: nEmbd, eps: hp.rmsEps, nTok: rows });
   const rope = (x: number, heads: number, ld: number, sync = true) =>
     ops.push({ op: "rope", x, cs: s.cs, nHeads: heads, headDim, nDims: nRot, pos, invFreq: s.invFreq, mscale: state.mscale, neox: false, nTok, ld, sync });
@@ -222,14 +226,14 @@ function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeigh
   const { nEmbd, nFf, nExpert, nExpertUsed: k } = hp;
   const xb = s.xb + 4 * from * nEmbd;
   const xb2 = s.xb2 + 4 * from * nEmbd;
-  ops.push({ op: "quantize", type: moe.router.type, x: xb, xq: s.xq, cols: nEmbd, nTok, own: s.xqOwn, ownStride: s.xqOwnStride });
+  ops.push({ op: "quantize", type: moe.router.type, x: xb, xq: s.xq, cols: nEmbd, nTok, ...ownCopies(s, s.xq) });
   // An F32 router in llama.cpp's order where F16 experts follow (one ulp in a routing weight can flip their f16 inputs' rounding).
   ops.push({ op: "matmul", type: moe.router.type, w: moe.router.addr, xq: s.xq, y: m.logits, cols: nEmbd, rows: nExpert, nTok, ldy: nExpert, llamaOrder: moe.gate.type === GGMLType.F16 });
   for (let t = 0; t < nTok; t++) {
     ops.push({ op: "moeRoute", logits: m.logits + 4 * t * nExpert, probs: m.probs + 4 * t * nExpert, nExpert, k, norm: true, idx: m.idx + 4 * t * k, wt: m.wt + 4 * t * k, sync: false });
   }
   ops.push({ op: "copy", src: s.zeros, dst: xb2, bytes: 4 * nTok * nEmbd, sync: false });
-  ops.push({ op: "quantize", type: moe.gate.type, x: xb, xq: s.xq, cols: nEmbd, nTok, own: s.xqOwn, ownStride: s.xqOwnStride });
+  ops.push({ op: "quantize", type: moe.gate.type, x: xb, xq: s.xq, cols: nEmbd, nTok, ...ownCopies(s, s.xq) });
   const gateStride = actBytes(moe.gate.type, nEmbd);
   for (let t = 0; t < nTok; t++) {
     for (let j = 0; j < k; j++) {
@@ -238,7 +242,7 @@ function moeFeedForward(ops: Op[], hp: LlamaHParams, moe: NonNullable<LlamaWeigh
       ops.push({ op: "matmul", type: moe.gate.type, w: expert(moe.gate.addr, moe.gate.expertBytes), xq: xqT, y: s.hb, cols: nEmbd, rows: nFf, nTok: 1, ldy: nFf, sync: false });
       ops.push({ op: "matmul", type: moe.up.type, w: expert(moe.up.addr, moe.up.expertBytes), xq: xqT, y: s.hb2, cols: nEmbd, rows: nFf, nTok: 1, ldy: nFf });
       ops.push({ op: "swiglu", a: s.hb, b: s.hb2, out: s.hb, n: nFf });
-      ops.push({ op: "quantize", type: moe.down.type, x: s.hb, xq: s.xq2, cols: nFf, nTok: 1, own: s.xqOwn2, ownStride: s.xqOwnStride });
+      ops.push({ op: "quantize", type: moe.down.type, x: s.hb, xq: s.xq2, cols: nFf, nTok: 1, ...ownCopies(s, s.xq2) });
       ops.push({ op: "matmul", type: moe.down.type, w: expert(moe.down.addr, moe.down.expertBytes), xq: s.xq2, y: m.out, cols: nFf, rows: nEmbd, nTok: 1, ldy: nEmbd });
       ops.push({ op: "axpy", a: m.out, s: { f32At: m.wt + 4 * (t * k + j) }, out: xb2 + 4 * t * nEmbd, n: nEmbd });
     }

@@ -41,6 +41,11 @@ export function sharedRows(rows: number, n: number): { fixed: number; chunk: num
   return { fixed: rows - tail, chunk };
 }
 
+/** Thread t's fixed slice [r0, r1) of the first `fixed` rows (sharedRows), in whole groups of 8 but the last. */
+export function fixedSlice(fixed: number, t: number, n: number): [number, number] {
+  return [8 * sliceStart(fixed / 8, t, n), t === n - 1 ? fixed : 8 * sliceStart(fixed / 8, t + 1, n)];
+}
+
 /** Start of slice t of n over [0, total): contiguous, sizes differ by at most one unit. */
 export function sliceStart(total: number, t: number, n: number): number {
   return Math.floor((total * t) / n);
@@ -120,7 +125,7 @@ function matmulShared(k: Kernels, a: Float64Array, t: number, n: number, counter
   const { fixed, chunk } = sharedRows(rows, n);
   const run = (r0: number, r1: number) =>
     k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], r0, r1, a[MM.nTok], a[MM.ldy], a[MM.llamaOrder] !== 0);
-  const f0 = Math.floor((fixed / 8) * t / n) * 8, f1 = t === n - 1 ? fixed : Math.floor((fixed / 8) * (t + 1) / n) * 8;
+  const [f0, f1] = fixedSlice(fixed, t, n);
   if (f1 > f0) run(f0, f1);
   for (let r0 = fixed + Atomics.add(counters, op, chunk); r0 < rows; r0 = fixed + Atomics.add(counters, op, chunk)) run(r0, Math.min(rows, r0 + chunk));
 }
@@ -153,14 +158,9 @@ function runOp(k: Kernels, code: number, a: Float64Array, t: number, n: number, 
       k.matmul(a[MM.type] as MatmulType, a[MM.w], a[MM.xq], a[MM.y], a[MM.cols], lo(rows), hi(rows), a[MM.nTok], a[MM.ldy], a[MM.llamaOrder] !== 0);
       return;
     }
-    case OPCODES.rmsnorm: {
-      // Fewer rows than threads (decoding): every thread normalises them all, writing the same
-      // bits, rather than one working while the others wait at the barrier for it (and sleep,
-      // and take a wake-up: about a tenth of a two-thread decode step went to such waits).
-      const nTok = a[RN.nTok];
-      if (nTok < n && a[RN.x] !== a[RN.y]) return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], 0, nTok);
-      return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], lo(nTok), hi(nTok));
-    }
+    case OPCODES.rmsnorm:
+      // (one token with barriers: every thread normalises it itself, in execute)
+      return k.rmsnorm(a[RN.x], a[RN.w], a[RN.y], a[RN.n], a[RN.eps], lo(a[RN.nTok]), hi(a[RN.nTok]));
     case OPCODES.softmax:
       return k.softmax(a[SM.x], a[SM.y], a[SM.n], lo(a[SM.nRows]), hi(a[SM.nRows]));
     // swiglu, add and mul share one argument layout (a, b, out, n).

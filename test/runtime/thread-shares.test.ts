@@ -14,7 +14,7 @@ import { encodeGguf } from "../../src/formats/gguf/index.js";
 import { GGMLType } from "../../src/formats/ggml-types.js";
 import { LlamaModel } from "../../src/model/index.js";
 import { syntheticModel } from "../../src/convert/synthetic.js";
-import { execute, sharedRows } from "../../src/runtime/executor.js";
+import { execute, fixedSlice, sharedRows } from "../../src/runtime/executor.js";
 import { encodeProgram, type Op } from "../../src/kernels/program.js";
 import type { Kernels } from "../../src/kernels/types.js";
 import type { Barrier } from "../../src/runtime/barrier.js";
@@ -31,7 +31,7 @@ describe("sharedRows: a matmul's rows among n threads", () => {
         // the executor's fixed slices, then chunks handed out in counter order
         const seen = new Uint8Array(rows);
         for (let t = 0; t < n; t++) {
-          const f0 = Math.floor(((fixed / 8) * t) / n) * 8, f1 = t === n - 1 ? fixed : Math.floor(((fixed / 8) * (t + 1)) / n) * 8;
+          const [f0, f1] = fixedSlice(fixed, t, n);
           for (let r = f0; r < f1; r++) seen[r]!++;
         }
         for (let r0 = fixed; r0 < rows; r0 += chunk) for (let r = r0; r < Math.min(rows, r0 + chunk); r++) seen[r]!++;

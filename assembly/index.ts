@@ -11,6 +11,7 @@ export {
 export { round_f16 } from "./common";
 export { act_q4_0_bytes, forbid_relaxed_dot_add, quantize_q4_0 } from "./q4_0";
 import { relaxedDotAddOk } from "./q4_0";
+import { q8_0DotAddOk } from "./q8_0";
 import { fusedMaddOk } from "./fma";
 export { group_q4_0 } from "./q4_0_r4";
 export { panel_columns, panel_min_columns } from "./groups";
@@ -41,6 +42,14 @@ export function relaxed(): i32 {
  */
 export function relaxed_dot_add(): i32 {
   return relaxedDotAddOk() ? 1 : 0;
+}
+
+/**
+ * 1 where matmul_q8_0 takes i8 activation codes (quantize_q8_0) and runs on the i8 dot-add
+ * (q8_0.ts, q8_0DotAddOk); 0 where it takes quantize_q8_0_i16's widened ones.
+ */
+export function q8_0_act_i8(): i32 {
+  return q8_0DotAddOk() ? 1 : 0;
 }
 
 /** 1 where f32x4.relaxed_madd rounds once (fma.ts): the fma chains run on it instead of f64. */

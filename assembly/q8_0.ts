@@ -26,6 +26,7 @@ import { halfToFloat, highHalves4, hsumI32, HALF_TO_SINGLE, SCALES4_MASK, vconst
 import { column, pairSums, transposeSum } from "./q4_0";
 import { fma4, fusedMaddOk } from "./fma";
 import { act_q8_0_i16_bytes } from "./quantize";
+import { relaxedDotAddOk } from "./q4_0";
 
 /** Code vector k (0..3) of a block whose 32 code bytes are v0, v1, widened to i16 in Q8_0 order. */
 // @ts-ignore: decorator
@@ -94,6 +95,143 @@ function hsum8(lo: v128, hi: v128): f32 {
   const s = f32x4.add(lo, hi);
   const t = f32x4.add(s, f32x4.shuffle(s, s, 2, 3, 0, 1));
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
+}
+
+/*
+ * The i8 path (relaxed build where q8_0DotAddOk): activations as plain i8 codes (quantize_q8_0:
+ * codes at q + 32 b, d_x at q + n + 4 b) and one i32x4.relaxed_dot_i8x16_i7x16_add_s per 16
+ * bytes, whose i32 lane i is the sum of codes 4i..4i+3: llama.cpp's lanes as they come. Its
+ * second operand must be 0..127, and Q8_0 weights are signed, so it multiplies |w| by x with
+ * w's sign (x * sign(w), never out of i8: x is -127..127), llama.cpp's own AVX2 trick
+ * (_mm256_sign_epi8). A weight code of -128 (no quantizer writes one, but a file may hold it) has
+ * |w| = 0x80: right only where the runtime reads that byte as 128 (x86's vpdpbusd, pmaddubsw),
+ * which the probe checks; elsewhere this path is off and the i16 one runs.
+ */
+
+let q8DotAddState: i32 = -1;
+
+/** Whether Q8_0 runs on the i8 path: relaxedDotAddOk, a fused madd, and 0x80 read as +128 in the i7 operand (probed once). */
+export function q8_0DotAddOk(): bool {
+  if (!ASC_FEATURE_RELAXED_SIMD || !relaxedDotAddOk() || !fusedMaddOk()) return false;
+  if (q8DotAddState < 0) {
+    const x = <i32>memory.size();
+    const a = -1 - (x & 63); // -64..-1: inputs the optimizer cannot fold
+    const r = i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat(<i8>a), i8x16.splat(-128), i32x4.splat(x));
+    const e = 4 * 128 * a + x;
+    q8DotAddState = i32x4.extract_lane(r, 0) == e && i32x4.extract_lane(r, 3) == e ? 1 : 0;
+  }
+  return q8DotAddState == 1;
+}
+
+/** The i8 path: lane i = sum_{j=4i..4i+3} w_j x_j of 16 weight codes w and 16 activation codes x, plus acc. */
+// @ts-ignore: decorator
+@inline
+function signedDot(x: v128, w: v128, acc: v128): v128 {
+  return signedDotOf(x, i8x16.lt_s(w, i8x16.splat(0)), i8x16.abs(w), acc);
+}
+
+/** signedDot given w's sign mask `neg` (0xff where w < 0) and |w| `a`. */
+// @ts-ignore: decorator
+@inline
+function signedDotOf(x: v128, neg: v128, a: v128, acc: v128): v128 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return unreachable();
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.sub(v128.xor(x, neg), neg), a, acc);
+}
+
+/** The i8 path's dotRow (see dotRowFused for the order and the fences). q: i8 activation codes. */
+function dotRowI8(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
+  const nb = n >> 5;
+  const zero = i32x4.splat(0);
+  let lo = f32x4.splat(0);
+  let hi = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + <usize>n;
+  for (; b + 3 < nb; b += 4, wb += 136, qb += 128, dxp += 16) {
+    const d = f32x4.mul(blockScales4(wb, magic, mask), v128.load(dxp));
+    lo = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
+    hi = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 32), v128.load(wb, 36), zero)), lo, true);
+    hi = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 48), v128.load(wb, 52), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 64), v128.load(wb, 70), zero)), lo, true);
+    hi = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 80), v128.load(wb, 86), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 96), v128.load(wb, 104), zero)), lo, true);
+    hi = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 112), v128.load(wb, 120), zero)), hi, true);
+  }
+  for (; b < nb; b++, wb += 34, qb += 32, dxp += 4) {
+    const dk = f32x4.splat(halfToFloat(load<u16>(wb)) * load<f32>(dxp));
+    lo = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
+    hi = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
+  }
+  return hsum8(lo, hi);
+}
+
+/** The i8 path's dot1x4 (see dot1x4Fused): |w| and w's sign found once per 16 bytes for the four tokens. */
+function dot1x4I8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  const nb = n >> 5;
+  const qs2 = qs + qs;
+  const qs3 = qs2 + qs;
+  const zero = i32x4.splat(0);
+  let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0);
+  let lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
+  let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0);
+  let lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + <usize>n;
+  for (; b < nb; b++, wb += 34, qb += 32, dxp += 4) {
+    let dx = v128.load32_zero(dxp);
+    dx = v128.load32_lane(dxp + qs, dx, 1);
+    dx = v128.load32_lane(dxp + qs2, dx, 2);
+    dx = v128.load32_lane(dxp + qs3, dx, 3);
+    const d = f32x4.mul(f32x4.splat(halfToFloat(load<u16>(wb))), dx);
+    let v = v128.load(wb, 2);
+    let neg = i8x16.lt_s(v, i8x16.splat(0));
+    let a = i8x16.abs(v);
+    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb), neg, a, zero)), lo0, true);
+    v128.store32_lane(yp, lo0, 0);
+    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs), neg, a, zero)), lo1, true);
+    v128.store32_lane(yp, lo1, 0);
+    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs2), neg, a, zero)), lo2, true);
+    v128.store32_lane(yp, lo2, 0);
+    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs3), neg, a, zero)), lo3, true);
+    v128.store32_lane(yp, lo3, 0);
+    v = v128.load(wb, 18);
+    neg = i8x16.lt_s(v, i8x16.splat(0));
+    a = i8x16.abs(v);
+    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb, 16), neg, a, zero)), hi0, true);
+    v128.store32_lane(yp, hi0, 0);
+    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs, 16), neg, a, zero)), hi1, true);
+    v128.store32_lane(yp, hi1, 0);
+    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs2, 16), neg, a, zero)), hi2, true);
+    v128.store32_lane(yp, hi2, 0);
+    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs3, 16), neg, a, zero)), hi3, true);
+  }
+  store<f32>(yp, hsum8(lo0, hi0));
+  store<f32>(yp + ys, hsum8(lo1, hi1));
+  store<f32>(yp + 2 * ys, hsum8(lo2, hi2));
+  store<f32>(yp + 3 * ys, hsum8(lo3, hi3));
+}
+
+/** One row against one token on the i8 path (activations from quantize_q8_0); see q8_0DotAddOk. */
+// @ts-ignore: decorator
+@inline
+export function dotRowAdd(w: usize, q: usize, n: i32, yp: usize): f32 {
+  return dotRowI8(w, q, n, yp);
+}
+
+/** One row against four tokens on the i8 path. */
+// @ts-ignore: decorator
+@inline
+export function dot1x4Add(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  dot1x4I8(w, q, qs, n, yp, ys);
 }
 
 /**

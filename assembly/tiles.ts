@@ -11,7 +11,7 @@
  * on the benchmark machine (two at half): 0.6x on a model that does not fit the cache.
  */
 import { act_q4_0_bytes, dot1x4 as dot1x4Q4_0, dot1x8 as dot1x8Q4_0, dotRow as dotRowQ4_0, relaxedDotAddOk } from "./q4_0";
-import { dot1x4 as dot1x4Q8_0, dotRow as dotRowQ8_0 } from "./q8_0";
+import { dot1x4 as dot1x4Q8_0, dot1x4Add as dot1x4Q8_0Add, dotRow as dotRowQ8_0, dotRowAdd as dotRowQ8_0Add, q8_0DotAddOk } from "./q8_0";
 import { matmul_q4_0_r4 } from "./q4_0_r4";
 import { blockBytes, dot1x4 as dot1x4Nib, dotRow as dotRowNib, IQ4_NL, Q4_1, Q5_0, Q5_1 } from "./nibble_blocks";
 import { act_q8_0_i16_bytes } from "./quantize";
@@ -20,13 +20,16 @@ const Q4_0: i32 = 2;
 /** Q4_0 on i32x4.relaxed_dot_i8x16_i7x16_add_s (relaxed build, where the runtime gets it right). */
 const Q4_0_DOT_ADD: i32 = -2;
 const Q8_0: i32 = 8;
+/** Q8_0 on the i8 dot-add (q8_0.ts, q8_0DotAddOk): i8 activations (quantize_q8_0). */
+const Q8_0_DOT_ADD: i32 = -8;
 
 /** y[t][r] for rows r0..r1-1 and tokens 0..nTok-1 (output rows ldy floats apart); type is a constant. */
 // @ts-ignore: decorator
 @inline
 function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  const add = type == Q4_0_DOT_ADD;
-  if (add) type = Q4_0;
+  const add = type == Q4_0_DOT_ADD || type == Q8_0_DOT_ADD;
+  if (type == Q4_0_DOT_ADD) type = Q4_0;
+  if (type == Q8_0_DOT_ADD) type = Q8_0;
   const rowBytes = <usize>(n >> 5) * (type == Q4_0 ? 18 : type == Q8_0 ? 34 : blockBytes(type));
   const qStride = <usize>(type == Q4_0 ? act_q4_0_bytes(n) : act_q8_0_i16_bytes(n));
   const yStride = <usize>ldy << 2;
@@ -43,13 +46,14 @@ function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, 
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
       if (type == Q4_0) dot1x4Q4_0(wr, qt, qStride, n, yp, yStride, add);
+      else if (type == Q8_0 && add) dot1x4Q8_0Add(wr, qt, qStride, n, yp, yStride);
       else if (type == Q8_0) dot1x4Q8_0(wr, qt, qStride, n, yp, yStride);
       else dot1x4Nib(type, wr, qt, qStride, n, yp, yStride);
     }
     for (; t < nTok; t++) {
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
-      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp, add) : type == Q8_0 ? dotRowQ8_0(wr, qt, n, yp) : dotRowNib(type, wr, qt, n, yp));
+      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp, add) : type == Q8_0 ? (add ? dotRowQ8_0Add(wr, qt, n, yp) : dotRowQ8_0(wr, qt, n, yp)) : dotRowNib(type, wr, qt, n, yp));
     }
   }
 }
@@ -62,7 +66,8 @@ export function matmul_q4_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i
 }
 
 export function matmul_q8_0(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {
-  matmulBlocks(Q8_0, w, q, y, n, r0, r1, nTok, ldy);
+  if (ASC_FEATURE_RELAXED_SIMD && q8_0DotAddOk()) matmulBlocks(Q8_0_DOT_ADD, w, q, y, n, r0, r1, nTok, ldy);
+  else matmulBlocks(Q8_0, w, q, y, n, r0, r1, nTok, ldy);
 }
 
 export function matmul_q4_1(w: usize, q: usize, y: usize, n: i32, r0: i32, r1: i32, nTok: i32, ldy: i32): void {

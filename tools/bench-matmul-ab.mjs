@@ -117,7 +117,7 @@ const TYPES = {
     else if (relaxed[i]) b.quantize_q8_0(x, xq, cols, 0, nTok);
     else b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 4);
   }, actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols) },
-  q8_0: { block: 32, bytes: 34, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 8), actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols),
+  q8_0: { block: 32, bytes: 34, scales: [0], scale: () => (random() * 2 - 1) * 0.02, quantize: (b, i, x, xq, cols, nTok) => b.q8_0_act_i8?.() ? b.quantize_q8_0(x, xq, cols, 0, nTok) : b.quantize_q8_0_i16(x, xq, cols, 0, nTok, 8), actBytes: (b, cols) => b.act_q8_0_i16_bytes(cols),
     // ggml never writes a Q8_0 code of -128
     fix: (bytes, o) => { for (let j = 2; j < 34; j++) if (bytes[o + j] === 0x80) bytes[o + j] = 0x81; } },
   q4_k: { block: 256, bytes: 144, scales: [0, 2], scale: (k) => (0.5 + random()) * (k ? 0.0008 : 0.0001), quantize: (b, i, x, xq, cols, nTok) => b.quantize_q8_K_i16(x, xq, cols, 0, nTok), actBytes: (b, cols) => b.act_q8_K_i16_bytes(cols) },

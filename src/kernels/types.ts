@@ -11,6 +11,7 @@
 import type { GGMLType } from "../formats/ggml-types.js";
 import type { MatmulType } from "./reference/matmul.js";
 import type { KernelMemory } from "./memory.js";
+import type { ActLayout } from "./reference/backend.js";
 
 export type { MatmulType };
 
@@ -31,6 +32,12 @@ export interface Kernels {
    * or "relaxed SIMD (i16 dot)" where it did not (Node 20).
    */
   readonly path: string;
+  /**
+   * The layout quantize writes and matmul reads activations in (src/kernels/reference/backend.ts,
+   * ActLayout): the plain build's, the relaxed build's, or the relaxed build's with Q8_0 in i8
+   * codes (where Q8_0 runs on the i8 dot-add). The reference backend writes whichever it is given.
+   */
+  readonly actLayout: ActLayout;
   /**
    * Whether a multiply-add rounds once where llama.cpp's order needs it (relaxed_madd fused; the
    * reference computes it exactly). Without it the WASM Q8_0 product keeps a faster order a few

@@ -12,7 +12,7 @@ export const KERNEL_BUILDS = (await enableRelaxedSimd()) ? (["simd", "relaxed"] 
 export async function kernelPair(build: (typeof KERNEL_BUILDS)[number], initialBytes: number): Promise<{ mem: KernelMemory; wasm: Kernels; ref: Kernels }> {
   const mem = KernelMemory.create({ initialBytes });
   const wasm = await createWasmKernels(mem, build);
-  return { mem, wasm, ref: createReferenceKernels(mem, build) };
+  return { mem, wasm, ref: createReferenceKernels(mem, wasm.actLayout) };
 }
 
 /** Runs fn, then frees what it allocated in mem. */

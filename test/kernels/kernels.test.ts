@@ -127,6 +127,29 @@ describe.each(KERNEL_BUILDS)("wasm kernels (%s build) vs reference", (build) => 
     });
   }
 
+  it("matmul Q8_0 with weight codes of -128 (no quantizer writes one; a file may): the same bits as without the i8 path", () => {
+    // The i8 dot-add path multiplies |w| by x with w's sign; |-128| is the byte 0x80, right only
+    // where the runtime reads it as 128, which q8_0DotAddOk probes (assembly/q8_0.ts).
+    const r = rng(307);
+    for (const [rows, cols] of [[3, 160], [5, 288]] as const) {
+      for (const nTok of [1, 4, 5]) {
+        withMark(() => {
+          const wBytes = randomWeights(GGMLType.Q8_0, rows, cols, r);
+          for (let k = 0; k < wBytes.length; k += 34) for (let j = 2; j < 34; j += 3) wBytes[k + j] = 0x80;
+          const xs = randomF32(r, nTok * cols, 3);
+          const w = mem.put(wBytes);
+          const x = mem.put(xs);
+          const xq = mem.alloc(wasm.actBytes(GGMLType.Q8_0, cols) * nTok);
+          wasm.quantize(GGMLType.Q8_0, x, xq, cols, 0, nTok);
+          const order = wasm.fusedMadd ? referenceMatmul(GGMLType.Q8_0, wBytes, xs, rows, cols, nTok) : matmulKernelOrder(GGMLType.Q8_0, wBytes, xs, rows, cols, nTok);
+          const y = mem.alloc(4 * rows * nTok);
+          wasm.matmul(GGMLType.Q8_0, w, xq, y, cols, 0, rows, nTok, rows);
+          expect(Array.from(new Uint32Array(mem.f32(y, rows * nTok).slice().buffer)), `${rows}x${cols}, ${nTok} tokens`).toEqual(Array.from(new Uint32Array(order.buffer)));
+        });
+      }
+    }
+  });
+
   it("matmul Q4_0 of a multiple of 8 rows (grouped layout): every tile, tail and slice in llama.cpp's order, to the bit", () => {
     const r = rng(211);
     // Blocks per row 1, 3, 4, 5, 9, 13 (full groups of four blocks in the relaxed build's
@@ -460,5 +483,8 @@ describe("relaxed SIMD's i8 dot product with accumulate (assembly/q4_0.ts, relax
     if (build === "simd") expect(ex.relaxed_dot_add()).toBe(0);
     // Node 20's experimental relaxed SIMD returns twice the sum: the i16 form stays there.
     else if (!("bun" in process.versions) && !("deno" in process.versions)) expect(ex.relaxed_dot_add()).toBe(nodeMajor >= 22 ? 1 : 0);
+    // Q8_0's i8 path (assembly/q8_0.ts) also needs a fused madd and the byte 0x80 read as 128 in
+    // the i7 operand, as x86's vpdpbusd / pmaddubsw read it
+    expect(ex.q8_0_act_i8()).toBe(build === "relaxed" && ex.relaxed_dot_add() && ex.fused_madd() && process.arch === "x64" ? 1 : 0);
   });
 });

@@ -23,9 +23,10 @@ const f = Math.fround;
  * Which build's activation layout: they differ only for Q4_0 (and Q4_1, Q5_0, Q5_1:
  * nibble-blocks.ts), where the relaxed-SIMD build keeps plain i8 codes (i8 codes | f32 scales |
  * i32 block sums) within the same row stride; Q4_0's i8 codes with each group of four blocks
- * transposed (groupedQ4_0).
+ * transposed (groupedQ4_0). "relaxed-i8": the relaxed build where Q8_0 runs on the i8 dot-add
+ * (assembly/q8_0.ts, q8_0DotAddOk), so Q8_0 takes plain i8 codes too.
  */
-export type ActLayout = "simd" | "relaxed";
+export type ActLayout = "simd" | "relaxed" | "relaxed-i8";
 
 /**
  * Bytes of one token's rounded activations in the kernels' layout (assembly/quantize.ts):
@@ -83,11 +84,14 @@ export function groupedQ4_0(j: number, cols: number): number {
 export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "simd"): Kernels {
   const order = (type: MatmulType) => (type === GGMLType.Q4_0 ? ORDER_Q4_0 : ORDER_Q8_0);
   // Q6_K always, Q4_0 / Q4_K / Q5_K in the relaxed build (rows still act_q8_K_i16_bytes apart for the k-quants)
+  const relaxed = layout !== "simd";
+  const nibbleLayout = relaxed ? "relaxed" : "simd";
   const plainI8 = (type: MatmulType) =>
-    type === GGMLType.Q6_K || ((type === GGMLType.Q4_0 || type === GGMLType.Q4_K || type === GGMLType.Q5_K) && layout === "relaxed");
+    type === GGMLType.Q6_K || ((type === GGMLType.Q4_0 || type === GGMLType.Q4_K || type === GGMLType.Q5_K) && relaxed) ||
+    (type === GGMLType.Q8_0 && layout === "relaxed-i8");
   const q8Write = (type: MatmulType, p: number, cols: number, row: Q8Row): void => {
     if (K_LOW_TYPES.has(type)) return writeQ8_K_eo(mem, p, cols, row);
-    if (NIBBLE_TYPES.has(type)) return writeNibbleAct(mem, type, layout, p, cols, row);
+    if (NIBBLE_TYPES.has(type)) return writeNibbleAct(mem, type, nibbleLayout, p, cols, row);
     if (plainI8(type)) {
       const nd = activationKind(type) === "q8_K" ? cols / 256 : cols / 32;
       if (type === GGMLType.Q4_0) {
@@ -120,7 +124,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
   };
   const q8View = (type: MatmulType, p: number, cols: number): Q8Row => {
     if (K_LOW_TYPES.has(type)) return readQ8_K_eo(mem, p, cols);
-    if (NIBBLE_TYPES.has(type)) return readNibbleAct(mem, type, layout, p, cols);
+    if (NIBBLE_TYPES.has(type)) return readNibbleAct(mem, type, nibbleLayout, p, cols);
     if (plainI8(type)) {
       const nd = activationKind(type) === "q8_K" ? cols / 256 : cols / 32;
       const ns = activationKind(type) === "q8_K" ? cols / 16 : cols / 32;
@@ -149,6 +153,7 @@ export function createReferenceKernels(mem: KernelMemory, layout: ActLayout = "s
     backend: "reference",
     build: "ts",
     path: "TypeScript reference",
+    actLayout: layout,
     fusedMadd: true,
     memory: mem,
     actBytes,

@@ -33,6 +33,7 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
     backend: "wasm",
     build,
     path: build === "relaxed" ? (ex.relaxed_dot_add() ? "relaxed SIMD (i8 dot-add)" : "relaxed SIMD (i16 dot)") : "SIMD128",
+    actLayout: build === "simd" ? "simd" : ex.q8_0_act_i8() ? "relaxed-i8" : "relaxed",
     fusedMadd: ex.fused_madd() === 1,
     memory: mem,
     actBytes,
@@ -42,6 +43,9 @@ export function wasmKernelsFromExports(mem: KernelMemory, ex: KernelExports, bui
           // Each build writes the layout its kernel reads (assembly/q4_0.ts, quantize_q4_0).
           return ex.quantize_q4_0(x, xq, cols, t0, t1);
         case GGMLType.Q8_0:
+          // i8 codes where the Q8_0 kernel runs on the i8 dot-add (assembly/q8_0.ts, q8_0DotAddOk)
+          if (ex.q8_0_act_i8()) return ex.quantize_q8_0(x, xq, cols, t0, t1);
+          return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
         case GGMLType.IQ4_NL:
           return ex.quantize_q8_0_i16(x, xq, cols, t0, t1, 8);
         case GGMLType.Q5_0:

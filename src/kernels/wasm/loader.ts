@@ -75,6 +75,8 @@ export interface KernelExports {
   relaxed(): number;
   /** 1 where Q4_0 runs on i32x4.relaxed_dot_i8x16_i7x16_add_s (a start-up probe of known answer passed). */
   relaxed_dot_add(): number;
+  /** 1 where matmul_q8_0 takes quantize_q8_0's i8 codes (the i8 dot-add path: assembly/q8_0.ts), 0 where quantize_q8_0_i16's. */
+  q8_0_act_i8(): number;
 }
 
 export type KernelBuild = "simd" | "relaxed";

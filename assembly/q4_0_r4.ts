@@ -212,6 +212,40 @@ function tile4(g: usize, q: usize, qs: usize, n: i32, b0: i32, b1: i32, grouped:
     let s1 = i32x4.splat(0);
     let s2 = i32x4.splat(0);
     let s3 = i32x4.splat(0);
+    if (ASC_FEATURE_RELAXED_SIMD && add) {
+      // unrolled by hand: the loop's stack check and address arithmetic were a third of its instructions
+      let v = v128.load(wb, 8);
+      let lo = v128.and(v, m);
+      let hi = v128.and(i16x8.shr_u(v, 4), m);
+      s0 = relaxedPart(s0, lo, hi, qb, add);
+      s1 = relaxedPart(s1, lo, hi, qb + qs, add);
+      s2 = relaxedPart(s2, lo, hi, qb + qs2, add);
+      s3 = relaxedPart(s3, lo, hi, qb + qs3, add);
+      v128.store32_lane(yp, s3, 0); // ordering fence (scribbles on the output, rewritten at the end)
+      v = v128.load(wb, 24);
+      lo = v128.and(v, m);
+      hi = v128.and(i16x8.shr_u(v, 4), m);
+      s0 = relaxedPart(s0, lo, hi, qb + st, add);
+      s1 = relaxedPart(s1, lo, hi, qb + st + qs, add);
+      s2 = relaxedPart(s2, lo, hi, qb + st + qs2, add);
+      s3 = relaxedPart(s3, lo, hi, qb + st + qs3, add);
+      v128.store32_lane(yp, s3, 0); // ordering fence (scribbles on the output, rewritten at the end)
+      v = v128.load(wb, 40);
+      lo = v128.and(v, m);
+      hi = v128.and(i16x8.shr_u(v, 4), m);
+      s0 = relaxedPart(s0, lo, hi, qb + 2 * st, add);
+      s1 = relaxedPart(s1, lo, hi, qb + 2 * st + qs, add);
+      s2 = relaxedPart(s2, lo, hi, qb + 2 * st + qs2, add);
+      s3 = relaxedPart(s3, lo, hi, qb + 2 * st + qs3, add);
+      v128.store32_lane(yp, s3, 0); // ordering fence (scribbles on the output, rewritten at the end)
+      v = v128.load(wb, 56);
+      lo = v128.and(v, m);
+      hi = v128.and(i16x8.shr_u(v, 4), m);
+      s0 = relaxedPart(s0, lo, hi, qb + 3 * st, add);
+      s1 = relaxedPart(s1, lo, hi, qb + 3 * st + qs, add);
+      s2 = relaxedPart(s2, lo, hi, qb + 3 * st + qs2, add);
+      s3 = relaxedPart(s3, lo, hi, qb + 3 * st + qs3, add);
+    } else
     for (let i: usize = 0; i < 4; i++) {
       const v = v128.load(wb + 8 + 16 * i);
       const p = qb + st * i;

@@ -12,8 +12,9 @@
  *   | sum i32[n/32]     | q + n + n/8                | bsum i32[n/16]    | q + n + n/64
  *   +-------------------+                            +-------------------+
  *
- * For Q4_0 and Q8_0 weights the codes are stored widened to i16 and permuted so that the
- * weight side needs no byte shuffles (see q4_0.ts, q8_0.ts); per block of 32 codes c[0..31]:
+ * For Q4_0 and Q8_0 weights the plain build stores the codes widened to i16 and permuted so that
+ * the weight side needs no byte shuffles (see q4_0.ts, q8_0.ts; the relaxed build keeps i8 codes
+ * for Q4_0, and for Q8_0 where it runs on the i8 dot-add); per block of 32 codes c[0..31]:
  *   Q4_0 order: c0 c2 .. c14 | c16 c18 .. c30 | c1 c3 .. c15 | c17 c19 .. c31
  *   Q8_0 order: c0 c2 .. c14 | c1 c3 .. c15   | c16 c18 .. c30 | c17 c19 .. c31
  *   +-------------------+ q
@@ -50,7 +51,8 @@ export function act_q8_K_bytes(n: i32): i32 {
 
 /**
  * Quantize rows [r0, r1) of x (rows of n f32, contiguous) to Q8_0 activation rows at q (the
- * relaxed build's Q5_0 input; its Q4_0 input is this with groups transposed: q4_0.ts). Rows are spaced like the i16 layout (act_q8_0_i16_bytes), so the
+ * relaxed build's Q5_0 input, and its Q8_0 input on the i8 dot-add (q8_0.ts, q8_0DotAddOk); its
+ * Q4_0 input is this with groups transposed: q4_0.ts). Rows are spaced like the i16 layout (act_q8_0_i16_bytes), so the
  * row stride of a type's activations is the same in every build.
  */
 export function quantize_q8_0(x: usize, q: usize, n: i32, r0: i32, r1: i32): void {

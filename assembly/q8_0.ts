@@ -138,88 +138,6 @@ function signedDotOf(x: v128, neg: v128, a: v128, acc: v128): v128 {
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.sub(v128.xor(x, neg), neg), a, acc);
 }
 
-/** The i8 path's dotRow (see dotRowFused for the order and the fences). q: i8 activation codes. */
-function dotRowI8(w: usize, q: usize, n: i32, yp: usize): f32 {
-  const magic = vconst(V_HALF_TO_SINGLE);
-  const mask = vconst(V_SCALES4_MASK);
-  const nb = n >> 5;
-  const zero = i32x4.splat(0);
-  let lo = f32x4.splat(0);
-  let hi = f32x4.splat(0);
-  let b = 0;
-  let wb = w;
-  let qb = q;
-  let dxp = q + <usize>n;
-  for (; b + 3 < nb; b += 4, wb += 136, qb += 128, dxp += 16) {
-    const d = f32x4.mul(blockScales4(wb, magic, mask), v128.load(dxp));
-    lo = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
-    hi = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
-    v128.store32_lane(yp, hi, 0);
-    lo = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 32), v128.load(wb, 36), zero)), lo, true);
-    hi = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 48), v128.load(wb, 52), zero)), hi, true);
-    v128.store32_lane(yp, hi, 0);
-    lo = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 64), v128.load(wb, 70), zero)), lo, true);
-    hi = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 80), v128.load(wb, 86), zero)), hi, true);
-    v128.store32_lane(yp, hi, 0);
-    lo = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 96), v128.load(wb, 104), zero)), lo, true);
-    hi = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 112), v128.load(wb, 120), zero)), hi, true);
-  }
-  for (; b < nb; b++, wb += 34, qb += 32, dxp += 4) {
-    const dk = f32x4.splat(halfToFloat(load<u16>(wb)) * load<f32>(dxp));
-    lo = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
-    hi = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
-  }
-  return hsum8(lo, hi);
-}
-
-/** The i8 path's dot1x4 (see dot1x4Fused): |w| and w's sign found once per 16 bytes for the four tokens. */
-function dot1x4I8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
-  const nb = n >> 5;
-  const qs2 = qs + qs;
-  const qs3 = qs2 + qs;
-  const zero = i32x4.splat(0);
-  let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0);
-  let lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
-  let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0);
-  let lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
-  let b = 0;
-  let wb = w;
-  let qb = q;
-  let dxp = q + <usize>n;
-  for (; b < nb; b++, wb += 34, qb += 32, dxp += 4) {
-    let dx = v128.load32_zero(dxp);
-    dx = v128.load32_lane(dxp + qs, dx, 1);
-    dx = v128.load32_lane(dxp + qs2, dx, 2);
-    dx = v128.load32_lane(dxp + qs3, dx, 3);
-    const d = f32x4.mul(f32x4.splat(halfToFloat(load<u16>(wb))), dx);
-    let v = v128.load(wb, 2);
-    let neg = i8x16.lt_s(v, i8x16.splat(0));
-    let a = i8x16.abs(v);
-    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb), neg, a, zero)), lo0, true);
-    v128.store32_lane(yp, lo0, 0);
-    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs), neg, a, zero)), lo1, true);
-    v128.store32_lane(yp, lo1, 0);
-    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs2), neg, a, zero)), lo2, true);
-    v128.store32_lane(yp, lo2, 0);
-    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs3), neg, a, zero)), lo3, true);
-    v128.store32_lane(yp, lo3, 0);
-    v = v128.load(wb, 18);
-    neg = i8x16.lt_s(v, i8x16.splat(0));
-    a = i8x16.abs(v);
-    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb, 16), neg, a, zero)), hi0, true);
-    v128.store32_lane(yp, hi0, 0);
-    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs, 16), neg, a, zero)), hi1, true);
-    v128.store32_lane(yp, hi1, 0);
-    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs2, 16), neg, a, zero)), hi2, true);
-    v128.store32_lane(yp, hi2, 0);
-    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDotOf(v128.load(qb + qs3, 16), neg, a, zero)), hi3, true);
-  }
-  store<f32>(yp, hsum8(lo0, hi0));
-  store<f32>(yp + ys, hsum8(lo1, hi1));
-  store<f32>(yp + 2 * ys, hsum8(lo2, hi2));
-  store<f32>(yp + 3 * ys, hsum8(lo3, hi3));
-}
-
 /** One row against one token on the i8 path (activations from quantize_q8_0); see q8_0DotAddOk. */
 // @ts-ignore: decorator
 @inline
@@ -280,6 +198,43 @@ function dotRowFused(w: usize, q: usize, n: i32, yp: usize): f32 {
 }
 
 /**
+ * dotRowFused on the i8 path (q: quantize_q8_0's i8 codes, 32 bytes a block, d_x at q + n), its
+ * own function for the same reason; the block offsets written out, as memory-operand offsets.
+ */
+function dotRowI8(w: usize, q: usize, n: i32, yp: usize): f32 {
+  const magic = vconst(V_HALF_TO_SINGLE);
+  const mask = vconst(V_SCALES4_MASK);
+  const nb = n >> 5;
+  const zero = i32x4.splat(0);
+  let lo = f32x4.splat(0);
+  let hi = f32x4.splat(0);
+  let b = 0;
+  let wb = w;
+  let qb = q;
+  let dxp = q + <usize>n;
+  for (; b + 3 < nb; b += 4, wb += 136, qb += 128, dxp += 16) {
+    const d = f32x4.mul(blockScales4(wb, magic, mask), v128.load(dxp));
+    lo = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
+    hi = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 32), v128.load(wb, 36), zero)), lo, true);
+    hi = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 48), v128.load(wb, 52), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 64), v128.load(wb, 70), zero)), lo, true);
+    hi = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 80), v128.load(wb, 86), zero)), hi, true);
+    v128.store32_lane(yp, hi, 0);
+    lo = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 96), v128.load(wb, 104), zero)), lo, true);
+    hi = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(signedDot(v128.load(qb, 112), v128.load(wb, 120), zero)), hi, true);
+  }
+  for (; b < nb; b++, wb += 34, qb += 32, dxp += 4) {
+    const dk = f32x4.splat(halfToFloat(load<u16>(wb)) * load<f32>(dxp));
+    lo = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb), v128.load(wb, 2), zero)), lo, true);
+    hi = fma4(dk, f32x4.convert_i32x4_s(signedDot(v128.load(qb, 16), v128.load(wb, 18), zero)), hi, true);
+  }
+  return hsum8(lo, hi);
+}
+
+/**
  * One row (at w) against four tokens (activations at q + t qs): outputs at yp + t ys. Each
  * block is decoded once for the four tokens; each token keeps dotRow's eight lanes and steps.
  */
@@ -292,9 +247,34 @@ export function dot1x4(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usi
 
 /** dot1x4 with a fused madd, in a function of its own (as dotRowFused). */
 function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  dot1x4In(w, q, qs, n, yp, ys, false);
+}
+
+/** dot1x4Fused on the i8 path: |w| and w's sign found once per 16 codes for the four tokens. */
+function dot1x4I8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+  dot1x4In(w, q, qs, n, yp, ys, true);
+}
+
+/**
+ * One token's lanes 0..3 (hi: 4..7) of a block from the half's code vectors as prepared once for
+ * the four tokens (i8: w's sign mask and |w|; else its even and odd codes widened), codes at qb.
+ */
+// @ts-ignore: decorator
+@inline
+function halfSums(p0: v128, p1: v128, qb: usize, hi: bool, i8: bool, zero: v128): v128 {
+  if (i8) return signedDotOf(hi ? v128.load(qb, 16) : v128.load(qb), p0, p1, zero);
+  return hi ? laneSumsHi(p0, p1, qb) : laneSumsLo(p0, p1, qb);
+}
+
+/** dot1x4Fused's body (i8: as dotRowIn). */
+// @ts-ignore: decorator
+@inline
+function dot1x4In(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize, i8: bool): void {
   const nb = n >> 5;
   const qs2 = qs + qs;
   const qs3 = qs2 + qs;
+  const ab: usize = i8 ? 32 : 64;
+  const zero = i32x4.splat(0);
   let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0);
   let lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
   let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0);
@@ -302,8 +282,8 @@ function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
   let b = 0;
   let wb = w;
   let qb = q;
-  let dxp = q + (<usize>n << 1);
-  for (; b < nb; b++, wb += 34, qb += 64, dxp += 4) {
+  let dxp = q + (i8 ? <usize>n : <usize>n << 1);
+  for (; b < nb; b++, wb += 34, qb += ab, dxp += 4) {
     // The four tokens' d_x of this block, times d_w: f32(d_w * d_x) per token.
     let dx = v128.load32_zero(dxp);
     dx = v128.load32_lane(dxp + qs, dx, 1);
@@ -313,26 +293,26 @@ function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
     // Lanes 0..3 of the four tokens, then lanes 4..7: half the block's codes live at a time,
     // with a fence after each token (as dotRow's, against hoisted loads and spills).
     let v = v128.load(wb, 2);
-    let ce = codes(v, v, 0);
-    let co = codes(v, v, 1);
-    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb)), lo0, true);
+    let p0 = i8 ? i8x16.lt_s(v, i8x16.splat(0)) : codes(v, v, 0);
+    let p1 = i8 ? i8x16.abs(v) : codes(v, v, 1);
+    lo0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(halfSums(p0, p1, qb, false, i8, zero)), lo0, true);
     v128.store32_lane(yp, lo0, 0);
-    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs)), lo1, true);
+    lo1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs, false, i8, zero)), lo1, true);
     v128.store32_lane(yp, lo1, 0);
-    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs2)), lo2, true);
+    lo2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs2, false, i8, zero)), lo2, true);
     v128.store32_lane(yp, lo2, 0);
-    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsLo(ce, co, qb + qs3)), lo3, true);
+    lo3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs3, false, i8, zero)), lo3, true);
     v128.store32_lane(yp, lo3, 0);
     v = v128.load(wb, 18);
-    ce = codes(v, v, 2);
-    co = codes(v, v, 3);
-    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb)), hi0, true);
+    p0 = i8 ? i8x16.lt_s(v, i8x16.splat(0)) : codes(v, v, 2);
+    p1 = i8 ? i8x16.abs(v) : codes(v, v, 3);
+    hi0 = fma4(splatLane(d, 0), f32x4.convert_i32x4_s(halfSums(p0, p1, qb, true, i8, zero)), hi0, true);
     v128.store32_lane(yp, hi0, 0);
-    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs)), hi1, true);
+    hi1 = fma4(splatLane(d, 1), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs, true, i8, zero)), hi1, true);
     v128.store32_lane(yp, hi1, 0);
-    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs2)), hi2, true);
+    hi2 = fma4(splatLane(d, 2), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs2, true, i8, zero)), hi2, true);
     v128.store32_lane(yp, hi2, 0);
-    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(laneSumsHi(ce, co, qb + qs3)), hi3, true);
+    hi3 = fma4(splatLane(d, 3), f32x4.convert_i32x4_s(halfSums(p0, p1, qb + qs3, true, i8, zero)), hi3, true);
   }
   store<f32>(yp, hsum8(lo0, hi0));
   store<f32>(yp + ys, hsum8(lo1, hi1));

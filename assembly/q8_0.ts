@@ -138,20 +138,6 @@ function signedDotOf(x: v128, neg: v128, a: v128, acc: v128): v128 {
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.sub(v128.xor(x, neg), neg), a, acc);
 }
 
-/** One row against one token on the i8 path (activations from quantize_q8_0); see q8_0DotAddOk. */
-// @ts-ignore: decorator
-@inline
-export function dotRowAdd(w: usize, q: usize, n: i32, yp: usize): f32 {
-  return dotRowI8(w, q, n, yp);
-}
-
-/** One row against four tokens on the i8 path. */
-// @ts-ignore: decorator
-@inline
-export function dot1x4Add(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
-  dot1x4I8(w, q, qs, n, yp, ys);
-}
-
 /**
  * One row (at w) against one token (activations at q); yp: its output slot (see the fences).
  * acc = fma(d_b, S_b, acc) per block b in the eight lanes, d_b = f32(d_w(b) * d_x(b)).
@@ -201,7 +187,7 @@ function dotRowFused(w: usize, q: usize, n: i32, yp: usize): f32 {
  * dotRowFused on the i8 path (q: quantize_q8_0's i8 codes, 32 bytes a block, d_x at q + n), its
  * own function for the same reason; the block offsets written out, as memory-operand offsets.
  */
-function dotRowI8(w: usize, q: usize, n: i32, yp: usize): f32 {
+export function dotRowI8(w: usize, q: usize, n: i32, yp: usize): f32 {
   const magic = vconst(V_HALF_TO_SINGLE);
   const mask = vconst(V_SCALES4_MASK);
   const nb = n >> 5;
@@ -251,7 +237,7 @@ function dot1x4Fused(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize
 }
 
 /** dot1x4Fused on the i8 path: |w| and w's sign found once per 16 codes for the four tokens. */
-function dot1x4I8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
+export function dot1x4I8(w: usize, q: usize, qs: usize, n: i32, yp: usize, ys: usize): void {
   dot1x4In(w, q, qs, n, yp, ys, true);
 }
 

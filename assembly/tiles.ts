@@ -11,7 +11,7 @@
  * on the benchmark machine (two at half): 0.6x on a model that does not fit the cache.
  */
 import { act_q4_0_bytes, dot1x4 as dot1x4Q4_0, dot1x8 as dot1x8Q4_0, dotRow as dotRowQ4_0, relaxedDotAddOk } from "./q4_0";
-import { dot1x4 as dot1x4Q8_0, dot1x4Add as dot1x4Q8_0Add, dotRow as dotRowQ8_0, dotRowAdd as dotRowQ8_0Add, q8_0DotAddOk } from "./q8_0";
+import { dot1x4 as dot1x4Q8_0, dot1x4I8 as dot1x4Q8_0I8, dotRow as dotRowQ8_0, dotRowI8 as dotRowQ8_0I8, q8_0DotAddOk } from "./q8_0";
 import { matmul_q4_0_r4 } from "./q4_0_r4";
 import { blockBytes, dot1x4 as dot1x4Nib, dotRow as dotRowNib, IQ4_NL, Q4_1, Q5_0, Q5_1 } from "./nibble_blocks";
 import { act_q8_0_i16_bytes } from "./quantize";
@@ -46,14 +46,14 @@ function matmulBlocks(type: i32, w: usize, q: usize, y: usize, n: i32, r0: i32, 
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
       if (type == Q4_0) dot1x4Q4_0(wr, qt, qStride, n, yp, yStride, add);
-      else if (type == Q8_0 && add) dot1x4Q8_0Add(wr, qt, qStride, n, yp, yStride);
+      else if (type == Q8_0 && add) dot1x4Q8_0I8(wr, qt, qStride, n, yp, yStride);
       else if (type == Q8_0) dot1x4Q8_0(wr, qt, qStride, n, yp, yStride);
       else dot1x4Nib(type, wr, qt, qStride, n, yp, yStride);
     }
     for (; t < nTok; t++) {
       const qt = q + <usize>t * qStride;
       const yp = yr + <usize>t * yStride;
-      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp, add) : type == Q8_0 ? (add ? dotRowQ8_0Add(wr, qt, n, yp) : dotRowQ8_0(wr, qt, n, yp)) : dotRowNib(type, wr, qt, n, yp));
+      store<f32>(yp, type == Q4_0 ? dotRowQ4_0(wr, qt, n, yp, add) : type == Q8_0 ? (add ? dotRowQ8_0I8(wr, qt, n, yp) : dotRowQ8_0(wr, qt, n, yp)) : dotRowNib(type, wr, qt, n, yp));
     }
   }
 }
